@@ -1,0 +1,27 @@
+//! Storage: disks as sparse raw files, change tracking on the source side, and
+//! replicas with redo logs on the recovery side.
+//!
+//! - [`TrackedVm`] / [`TrackedDisk`]: the protected side's block path. Every
+//!   write marks its blocks; a freeze takes one consistency point across all
+//!   of a VM's disks and copy-before-write keeps it readable.
+//! - [`Replica`]: the recovery side. Incoming blocks go to a [`RedoLogWriter`];
+//!   a committed log is consolidated into the base disks, replayed after a
+//!   crash.
+//! - [`durable`]: fsync discipline (atomic replace, directory fsync, holes).
+
+pub mod bitmap;
+pub mod content;
+pub mod durable;
+pub mod geometry;
+pub mod redo_log;
+pub mod replica;
+pub mod tracked_disk;
+pub mod tracked_vm;
+
+pub use bitmap::Bitmap;
+pub use content::{BlockHash, hash_block, is_zero, zero_hash};
+pub use geometry::{DEFAULT_BLOCK_SIZE, Geometry};
+pub use redo_log::{RedoHeader, RedoLogWriter};
+pub use replica::{Replica, ReplicaState};
+pub use tracked_disk::{FrozenDisk, TrackedDisk};
+pub use tracked_vm::TrackedVm;

@@ -1,0 +1,325 @@
+//! The replica of one VM at the recovery site: its disks, the number of the
+//! complete instance they hold, and the redo log of the instance arriving.
+//!
+//! The base disks are only ever written by consolidation of a committed redo
+//! log, and [`Replica::open`] replays an interrupted consolidation before
+//! anything reads them, so every disk of the VM is always seen at the same
+//! complete instance.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::content::{BlockHash, hash_block, zero_hash};
+use super::durable;
+use super::geometry::Geometry;
+use super::redo_log::{self, CommittedLog, RedoHeader, RedoLogWriter};
+use crate::crash::crash_point;
+
+const STATE_FILE: &str = "replica.state";
+const REDO_FILE: &str = "redo.log";
+
+/// The complete instance the base disks hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicaState {
+    /// `None` until the first instance (the initial full sync) completes.
+    pub instance: Option<u64>,
+    /// The consistency point of that instance, ms since the Unix epoch.
+    pub point_time_ms: u64,
+    pub block_size: u32,
+    pub disk_sizes: Vec<u64>,
+}
+
+impl ReplicaState {
+    fn encode(&self) -> Vec<u8> {
+        let sizes: Vec<String> = self.disk_sizes.iter().map(u64::to_string).collect();
+        let body = format!(
+            "ferry-replica 1\ninstance {}\npoint_time_ms {}\nblock_size {}\ndisks {}\n",
+            self.instance.map_or("none".into(), |i| i.to_string()),
+            self.point_time_ms,
+            self.block_size,
+            sizes.join(" ")
+        );
+        format!("{body}checksum {:016x}\n", xxh3_64(body.as_bytes())).into_bytes()
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let (body, sum_line) = text.rsplit_once("checksum ")?;
+        if u64::from_str_radix(sum_line.trim(), 16).ok()? != xxh3_64(body.as_bytes()) {
+            return None;
+        }
+        let mut lines = body.lines();
+        if lines.next()? != "ferry-replica 1" {
+            return None;
+        }
+        let mut field = |name: &str| lines.next()?.strip_prefix(name)?.strip_prefix(' ');
+        let instance = match field("instance")? {
+            "none" => None,
+            n => Some(n.parse().ok()?),
+        };
+        Some(Self {
+            instance,
+            point_time_ms: field("point_time_ms")?.parse().ok()?,
+            block_size: field("block_size")?.parse().ok()?,
+            disk_sizes: field("disks")?
+                .split_whitespace()
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .ok()?,
+        })
+    }
+}
+
+/// One VM's replica directory.
+pub struct Replica {
+    dir: PathBuf,
+    state: ReplicaState,
+}
+
+impl Replica {
+    /// Opens (creating if needed) the replica in `dir`, finishing or
+    /// discarding whatever a crash left behind.
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let state = match fs::read_to_string(dir.join(STATE_FILE)) {
+            Ok(text) => ReplicaState::decode(&text).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} is corrupt", dir.join(STATE_FILE).display()),
+                )
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => ReplicaState::default(),
+            Err(e) => return Err(e),
+        };
+        let mut replica = Self {
+            dir: dir.to_path_buf(),
+            state,
+        };
+        durable::remove_durably(&dir.join(STATE_FILE).with_extension("tmp"))?;
+        replica.consolidate()?;
+        Ok(replica)
+    }
+
+    pub fn state(&self) -> &ReplicaState {
+        &self.state
+    }
+
+    pub fn disk_path(&self, disk: usize) -> PathBuf {
+        self.dir.join(format!("disk-{disk}.raw"))
+    }
+
+    fn redo_path(&self) -> PathBuf {
+        self.dir.join(REDO_FILE)
+    }
+
+    /// Starts receiving instance `header.instance` into a fresh redo log.
+    pub fn begin(&mut self, header: &RedoHeader) -> io::Result<RedoLogWriter> {
+        if self.state.instance.is_some_and(|i| header.instance <= i) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "instance {} is not newer than the replica's instance {}",
+                    header.instance,
+                    self.state.instance.unwrap_or(0)
+                ),
+            ));
+        }
+        RedoLogWriter::create(&self.redo_path(), header)
+    }
+
+    /// Applies a committed redo log to the base disks and removes it; removes
+    /// an uncommitted one. Idempotent: safe to run again after a crash at any
+    /// point inside it.
+    pub fn consolidate(&mut self) -> io::Result<()> {
+        let path = self.redo_path();
+        if !path.exists() {
+            return Ok(());
+        }
+        match redo_log::read_committed(&path)? {
+            Some(log) if self.state.instance.is_none_or(|i| log.header.instance > i) => {
+                self.apply(&log)?;
+            }
+            _ => {}
+        }
+        durable::remove_durably(&path)
+    }
+
+    fn apply(&mut self, log: &CommittedLog) -> io::Result<()> {
+        let header = &log.header;
+        let disks = header
+            .disk_sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(self.disk_path(i))?;
+                if file.metadata()?.len() != size {
+                    file.set_len(size)?;
+                }
+                Ok(file)
+            })
+            .collect::<io::Result<Vec<File>>>()?;
+        let half = log.records.len() / 2;
+        let mut buf = Vec::with_capacity(header.block_size as usize);
+        for (n, record) in log.records.iter().enumerate() {
+            let disk = &disks[usize::from(record.disk)];
+            let offset = record.block * u64::from(header.block_size);
+            if record.data_at.is_some() {
+                log.read_data(record, &mut buf)?;
+                disk.write_all_at(&buf, offset)?;
+            } else {
+                durable::punch_hole(disk, offset, u64::from(record.len))?;
+            }
+            if n == half {
+                crash_point("consolidate.mid");
+            }
+        }
+        for disk in &disks {
+            disk.sync_all()?;
+        }
+        if !disks.is_empty() {
+            durable::fsync_dir(&self.dir)?;
+        }
+        crash_point("consolidate.before-state");
+        let state = ReplicaState {
+            instance: Some(header.instance),
+            point_time_ms: header.point_time_ms,
+            block_size: header.block_size,
+            disk_sizes: header.disk_sizes.clone(),
+        };
+        durable::write_atomic(&self.dir.join(STATE_FILE), &state.encode())?;
+        self.state = state;
+        crash_point("consolidate.before-remove");
+        Ok(())
+    }
+
+    /// Hashes blocks `blocks` of `disk` as laid out by `geometry` (the
+    /// sender's), into `out`. Blocks past the end of the replica's disk, and
+    /// blocks in holes, hash as zeros without being read.
+    pub fn hash_blocks(
+        &self,
+        disk: usize,
+        geometry: Geometry,
+        blocks: std::ops::Range<u64>,
+        out: &mut Vec<BlockHash>,
+    ) -> io::Result<()> {
+        let file = match File::open(self.disk_path(disk)) {
+            Ok(file) if self.state.instance.is_some() => Some(file),
+            Ok(_) => None,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let size = self.state.disk_sizes.get(disk).copied().unwrap_or(0);
+        let span_start = geometry.block_offset(blocks.start);
+        let span_end = geometry.block_offset(blocks.end).min(geometry.disk_size);
+        let data = match &file {
+            Some(file) => durable::data_ranges(file, size.min(span_end))?,
+            None => Vec::new(),
+        };
+        let mut ranges = data.into_iter().filter(|r| r.end > span_start).peekable();
+        let mut buf = vec![0u8; geometry.block_size as usize];
+        for block in blocks {
+            let len = geometry.block_len(block);
+            let start = geometry.block_offset(block);
+            let end = start + len as u64;
+            while ranges.peek().is_some_and(|r| r.end <= start) {
+                ranges.next();
+            }
+            let has_data = ranges.peek().is_some_and(|r| r.start < end);
+            match (&file, has_data) {
+                (Some(file), true) => {
+                    let buf = &mut buf[..len];
+                    let readable = size.saturating_sub(start).min(len as u64) as usize;
+                    file.read_exact_at(&mut buf[..readable], start)?;
+                    buf[readable..].fill(0);
+                    out.push(hash_block(buf));
+                }
+                _ => out.push(zero_hash(len)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(instance: u64) -> RedoHeader {
+        RedoHeader {
+            instance,
+            point_time_ms: 1000 + instance,
+            block_size: 4096,
+            disk_sizes: vec![64 * 1024, 32 * 1024],
+        }
+    }
+
+    #[test]
+    fn commit_then_consolidate_moves_the_instance() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut replica = Replica::open(dir.path()).unwrap();
+        assert_eq!(replica.state().instance, None);
+        let mut log = replica.begin(&header(1)).unwrap();
+        log.append_data(1, 2, &[9; 4096]).unwrap();
+        log.commit().unwrap();
+        replica.consolidate().unwrap();
+        assert_eq!(replica.state().instance, Some(1));
+        let bytes = fs::read(replica.disk_path(1)).unwrap();
+        assert_eq!(bytes.len(), 32 * 1024);
+        assert!(bytes[8192..12288].iter().all(|&b| b == 9));
+        assert!(!dir.path().join(REDO_FILE).exists());
+        assert!(replica.begin(&header(1)).is_err(), "not newer");
+    }
+
+    #[test]
+    fn uncommitted_log_is_discarded_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut replica = Replica::open(dir.path()).unwrap();
+        let mut log = replica.begin(&header(1)).unwrap();
+        log.append_data(0, 0, &[9; 4096]).unwrap();
+        drop(log);
+        let replica = Replica::open(dir.path()).unwrap();
+        assert_eq!(replica.state().instance, None);
+        assert!(!dir.path().join(REDO_FILE).exists());
+    }
+
+    #[test]
+    fn state_survives_reopen_and_detects_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut replica = Replica::open(dir.path()).unwrap();
+        let log = replica.begin(&header(4)).unwrap();
+        log.commit().unwrap();
+        replica.consolidate().unwrap();
+        let reopened = Replica::open(dir.path()).unwrap();
+        assert_eq!(reopened.state(), replica.state());
+        let path = dir.path().join(STATE_FILE);
+        let text = fs::read_to_string(&path).unwrap().replace("instance 4", "instance 5");
+        fs::write(&path, text).unwrap();
+        assert!(Replica::open(dir.path()).is_err());
+    }
+
+    #[test]
+    fn hashes_treat_holes_and_missing_disks_as_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut replica = Replica::open(dir.path()).unwrap();
+        let mut log = replica.begin(&header(1)).unwrap();
+        log.append_data(0, 1, &[3; 4096]).unwrap();
+        log.commit().unwrap();
+        replica.consolidate().unwrap();
+        let g = Geometry::new(64 * 1024, 4096);
+        let mut hashes = Vec::new();
+        replica.hash_blocks(0, g, 0..16, &mut hashes).unwrap();
+        assert_eq!(hashes[0], zero_hash(4096));
+        assert_eq!(hashes[1], hash_block(&[3; 4096]));
+        let mut missing = Vec::new();
+        replica.hash_blocks(5, g, 0..2, &mut missing).unwrap();
+        assert_eq!(missing, vec![zero_hash(4096); 2]);
+    }
+}
