@@ -11,4 +11,5 @@
 //! - [`crash`]: named crash points, armed only by crash-consistency tests.
 
 pub mod crash;
+pub mod replication;
 pub mod storage;

@@ -1,1 +1,10 @@
+//! End-to-end tests of the replication engine: real files, real fsync, real
+//! TCP on 127.0.0.1, and real process kills for crash consistency.
 
+mod engine {
+    pub mod bad_frames;
+    pub mod crash;
+    pub mod racing;
+    pub mod restart;
+    pub mod support;
+}

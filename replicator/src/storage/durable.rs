@@ -104,7 +104,7 @@ pub fn data_ranges(file: &File, end: u64) -> io::Result<Vec<std::ops::Range<u64>
                     break; // no data after pos
                 }
                 if err.raw_os_error() == Some(libc::EINVAL) {
-                    return Ok(vec![0..end]); // file system without SEEK_DATA
+                    return Ok(std::iter::once(0..end).collect()); // no SEEK_DATA here
                 }
                 return Err(err);
             }
@@ -126,7 +126,7 @@ pub fn data_ranges(file: &File, end: u64) -> io::Result<Vec<std::ops::Range<u64>
     #[cfg(not(target_os = "linux"))]
     {
         let _ = file;
-        Ok(vec![0..end])
+        Ok(std::iter::once(0..end).collect())
     }
 }
 

@@ -110,7 +110,10 @@ impl RedoLogWriter {
         if usize::from(disk) >= self.disk_count {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("block for disk {disk}, but the instance has {} disks", self.disk_count),
+                format!(
+                    "block for disk {disk}, but the instance has {} disks",
+                    self.disk_count
+                ),
             ));
         }
         let mut head = [0u8; RECORD_HEADER];

@@ -300,7 +300,9 @@ mod tests {
         let reopened = Replica::open(dir.path()).unwrap();
         assert_eq!(reopened.state(), replica.state());
         let path = dir.path().join(STATE_FILE);
-        let text = fs::read_to_string(&path).unwrap().replace("instance 4", "instance 5");
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replace("instance 4", "instance 5");
         fs::write(&path, text).unwrap();
         assert!(Replica::open(dir.path()).is_err());
     }

@@ -1,0 +1,374 @@
+//! The recovery site's end of replication: accepts authenticated peers and
+//! turns their cycles into complete instances of each VM's replica.
+//!
+//! Per cycle: blocks go to the replica's redo log; at `End` the log is
+//! fsynced and committed (`Committed` tells the sender the instance is
+//! complete), then consolidated into the base disks (`Consolidated`). Any
+//! bad frame, bad value or failure closes the connection and leaves the
+//! redo log uncommitted, so the replica stays at its last instance.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+
+use super::connection::{self, Connection};
+use super::error::WireError;
+use super::frame::{FrameReader, FrameWriter};
+use super::handshake::{PairingSecret, unexpected};
+use super::message::Message;
+use crate::storage::tracked_disk::lock;
+use crate::storage::{Geometry, RedoHeader, RedoLogWriter, Replica};
+
+/// Sessions served at once; more connections are closed at once rather than
+/// queued, so a flood cannot starve the peers already replicating.
+const MAX_SESSIONS: usize = 256;
+/// Blocks hashed per `Hashes` frame during a full sync.
+const HASH_BATCH: u64 = 256;
+/// Disk and block limits a peer may ask for.
+const MAX_DISKS: usize = 64;
+const MAX_DISK_SIZE: u64 = 64 << 40;
+const MIN_BLOCK_SIZE: u32 = 4096;
+const MAX_BLOCK_SIZE: u32 = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    /// This site's name, sent to peers in the handshake.
+    pub site: String,
+    pub secret: PairingSecret,
+    /// Datastore name → directory. Replicas live in `<dir>/replicas/<vm>/`.
+    pub datastores: BTreeMap<String, PathBuf>,
+}
+
+pub struct Receiver {
+    config: ReceiverConfig,
+    /// VMs with a session in progress: one writer per replica at a time.
+    busy: Mutex<HashSet<String>>,
+}
+
+/// Releases a VM's replica when its session ends.
+struct ReplicaLease<'a> {
+    busy: &'a Mutex<HashSet<String>>,
+    key: String,
+}
+
+impl Drop for ReplicaLease<'_> {
+    fn drop(&mut self) {
+        lock(self.busy).remove(&self.key);
+    }
+}
+
+/// A name that is safe as a single path component: no separators, no `..`,
+/// nothing hidden.
+pub fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+impl Receiver {
+    pub fn new(config: ReceiverConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            busy: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Where the replica of `vm` in `datastore` lives.
+    pub fn replica_dir(&self, datastore: &str, vm: &str) -> Result<PathBuf, String> {
+        if !is_safe_name(vm) {
+            return Err(format!("VM id {vm:?} is not a valid name"));
+        }
+        let root = self
+            .config
+            .datastores
+            .get(datastore)
+            .ok_or_else(|| format!("no datastore {datastore:?} at this site"))?;
+        Ok(root.join("replicas").join(vm))
+    }
+
+    /// Serves one connection to its end, logging why it ended.
+    pub fn handle(&self, stream: TcpStream, addr: SocketAddr) {
+        match self.session(stream) {
+            Ok(()) => debug!(%addr, "replication session ended"),
+            Err(e) => warn!(%addr, "replication connection closed: {e}"),
+        }
+    }
+
+    fn session(&self, stream: TcpStream) -> Result<(), WireError> {
+        let mut conn = Connection::accept(stream, &self.config.secret, &self.config.site)?;
+        let (vm, datastore, block_size, disk_sizes) = match conn.recv() {
+            Err(WireError::Closed) => return Ok(()),
+            Ok(Message::Open {
+                vm,
+                datastore,
+                block_size,
+                disk_sizes,
+            }) => (
+                vm.to_string(),
+                datastore.to_string(),
+                block_size,
+                disk_sizes,
+            ),
+            Ok(other) => return Err(unexpected("Open", &other)),
+            Err(e) => return Err(e),
+        };
+        let geometries = match check_layout(block_size, &disk_sizes) {
+            Ok(g) => g,
+            Err(reason) => return Err(refuse(&mut conn, reason)),
+        };
+        let dir = match self.replica_dir(&datastore, &vm) {
+            Ok(dir) => dir,
+            Err(reason) => return Err(refuse(&mut conn, reason)),
+        };
+        let key = format!("{datastore}/{vm}");
+        if !lock(&self.busy).insert(key.clone()) {
+            return Err(refuse(
+                &mut conn,
+                format!("VM {vm} is already receiving a cycle on another connection"),
+            ));
+        }
+        let _lease = ReplicaLease {
+            busy: &self.busy,
+            key,
+        };
+        let mut replica = Replica::open(&dir)?;
+        conn.send_now(&Message::Opened {
+            instance: replica.state().instance,
+            point_time_ms: replica.state().point_time_ms,
+        })?;
+        info!(peer = %conn.peer, %vm, "replication session opened");
+        loop {
+            let (instance, point_time_ms, full) = match conn.recv() {
+                Err(WireError::Closed) => return Ok(()),
+                Ok(Message::Begin {
+                    instance,
+                    point_time_ms,
+                    full,
+                }) => (instance, point_time_ms, full),
+                Ok(other) => return Err(unexpected("Begin", &other)),
+                Err(e) => return Err(e),
+            };
+            if let Err(reason) = check_begin(&replica, instance, full, block_size, &disk_sizes) {
+                return Err(refuse(&mut conn, reason));
+            }
+            let header = RedoHeader {
+                instance,
+                point_time_ms,
+                block_size,
+                disk_sizes: disk_sizes.clone(),
+            };
+            let log = replica.begin(&header)?;
+            let log = receive_blocks(&mut conn, &replica, &geometries, instance, full, log)?;
+            log.commit()?;
+            conn.send_now(&Message::Committed { instance })?;
+            replica.consolidate()?;
+            conn.send_now(&Message::Consolidated { instance })?;
+            debug!(%vm, instance, full, "instance consolidated");
+        }
+    }
+}
+
+fn refuse(conn: &mut Connection, reason: String) -> WireError {
+    conn.refuse(&reason);
+    WireError::Refused(reason)
+}
+
+fn check_layout(block_size: u32, disk_sizes: &[u64]) -> Result<Vec<Geometry>, String> {
+    if !block_size.is_power_of_two() || !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block_size) {
+        return Err(format!(
+            "block size {block_size} is not a power of two from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}"
+        ));
+    }
+    if disk_sizes.is_empty() || disk_sizes.len() > MAX_DISKS {
+        return Err(format!(
+            "{} disks; a VM has 1 to {MAX_DISKS}",
+            disk_sizes.len()
+        ));
+    }
+    if let Some(size) = disk_sizes.iter().find(|&&s| s == 0 || s > MAX_DISK_SIZE) {
+        return Err(format!("disk size {size} is not from 1 byte to 64 TiB"));
+    }
+    Ok(disk_sizes
+        .iter()
+        .map(|&size| Geometry::new(size, block_size))
+        .collect())
+}
+
+fn check_begin(
+    replica: &Replica,
+    instance: u64,
+    full: bool,
+    block_size: u32,
+    disk_sizes: &[u64],
+) -> Result<(), String> {
+    let state = replica.state();
+    let expected = state.instance.map_or(1, |i| i + 1);
+    if instance != expected {
+        return Err(format!(
+            "instance {instance} does not follow the replica's instance ({expected} expected)"
+        ));
+    }
+    if !full && (state.block_size != block_size || state.disk_sizes != disk_sizes) {
+        return Err("a delta must have the replica's disk layout; send a full sync".into());
+    }
+    Ok(())
+}
+
+/// Receives the cycle's blocks into `log`, streaming our hashes alongside
+/// when it is a full sync. Returns the log once `End` checks out.
+fn receive_blocks(
+    conn: &mut Connection,
+    replica: &Replica,
+    geometries: &[Geometry],
+    instance: u64,
+    full: bool,
+    mut log: RedoLogWriter,
+) -> Result<RedoLogWriter, WireError> {
+    let Connection { reader, writer, .. } = conn;
+    std::thread::scope(|scope| {
+        let hashing = full.then(|| scope.spawn(|| send_hashes(writer, replica, geometries)));
+        let received = append_blocks(reader, geometries, instance, &mut log);
+        if received.is_err() {
+            // Unblock the hashing thread if it waits on a full socket.
+            let _ = reader.get_ref().shutdown(std::net::Shutdown::Both);
+        }
+        let hashed = match hashing.map(|h| h.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(WireError::malformed("hashing thread panicked")),
+            None => Ok(()),
+        };
+        received?;
+        hashed
+    })?;
+    Ok(log)
+}
+
+fn append_blocks(
+    reader: &mut FrameReader<TcpStream>,
+    geometries: &[Geometry],
+    instance: u64,
+    log: &mut RedoLogWriter,
+) -> Result<(), WireError> {
+    loop {
+        match connection::recv(reader)? {
+            Message::Blocks { disk, entries } => {
+                let g = geometries.get(usize::from(disk)).ok_or_else(|| {
+                    WireError::malformed(format!("block for disk {disk} of {}", geometries.len()))
+                })?;
+                for entry in entries {
+                    if entry.block >= g.block_count()
+                        || entry.len as usize != g.block_len(entry.block)
+                    {
+                        return Err(WireError::malformed(format!(
+                            "block {} of {} bytes does not fit disk {disk} ({} blocks)",
+                            entry.block,
+                            entry.len,
+                            g.block_count()
+                        )));
+                    }
+                    match entry.data {
+                        Some(data) => log.append_data(disk, entry.block, data)?,
+                        None => log.append_zero(disk, entry.block, entry.len)?,
+                    }
+                }
+            }
+            Message::End {
+                instance: ended,
+                blocks,
+            } => {
+                if ended != instance || blocks != log.records() {
+                    return Err(WireError::malformed(format!(
+                        "End of instance {ended} with {blocks} blocks, but received instance {instance} with {}",
+                        log.records()
+                    )));
+                }
+                return Ok(());
+            }
+            other => return Err(unexpected("Blocks or End", &other)),
+        }
+    }
+}
+
+fn send_hashes(
+    writer: &mut FrameWriter<TcpStream>,
+    replica: &Replica,
+    geometries: &[Geometry],
+) -> Result<(), WireError> {
+    let mut hashes = Vec::with_capacity(HASH_BATCH as usize);
+    let mut payload = Vec::new();
+    for (disk, g) in geometries.iter().enumerate() {
+        let mut first = 0;
+        while first < g.block_count() {
+            let end = (first + HASH_BATCH).min(g.block_count());
+            hashes.clear();
+            replica.hash_blocks(disk, *g, first..end, &mut hashes)?;
+            let message = Message::Hashes {
+                disk: disk as u16,
+                first_block: first,
+                hashes: std::mem::take(&mut hashes),
+            };
+            payload.clear();
+            message.encode(&mut payload);
+            writer.write(message.kind(), &payload)?;
+            if let Message::Hashes { hashes: back, .. } = message {
+                hashes = back;
+            }
+            first = end;
+        }
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// Accepts replication connections until `shutdown` completes. Each session
+/// runs on a blocking thread: its work is file and socket I/O end to end.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    receiver: Arc<Receiver>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let sessions = Arc::new(Semaphore::new(MAX_SESSIONS));
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, addr) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors and the like: back off, do not spin.
+                warn!("accepting a replication connection failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = sessions.clone().try_acquire_owned() else {
+            warn!(%addr, "refusing replication connection: {MAX_SESSIONS} sessions already");
+            continue;
+        };
+        let stream = match stream.into_std().and_then(|s| {
+            s.set_nonblocking(false)?;
+            Ok(s)
+        }) {
+            Ok(stream) => stream,
+            Err(e) => {
+                warn!(%addr, "replication connection unusable: {e}");
+                continue;
+            }
+        };
+        let receiver = receiver.clone();
+        tokio::task::spawn_blocking(move || {
+            receiver.handle(stream, addr);
+            drop(permit);
+        });
+    }
+}

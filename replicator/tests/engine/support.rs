@@ -1,0 +1,164 @@
+//! Shared helpers: an in-process receiver on port 0, VMs in temp dirs,
+//! a deterministic random source, and replica comparison.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferry_replicator::replication::{
+    CycleProgress, CycleReport, PairingSecret, Receiver, ReceiverConfig, SyncTarget, WireError,
+    receiver, run_cycle,
+};
+use ferry_replicator::storage::{Geometry, Replica, TrackedVm};
+
+pub const SECRET: &str = "test pairing secret 0123456789";
+pub const VM: &str = "vm-1";
+
+/// A small deterministic PRNG (xorshift64*), so failures replay by seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// A receiver serving in a background runtime; stops when dropped.
+pub struct TestReceiver {
+    pub addr: String,
+    pub datastore: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestReceiver {
+    pub fn start(datastore: &Path) -> Self {
+        let config = ReceiverConfig {
+            site: "site-b".into(),
+            secret: PairingSecret::new(SECRET).unwrap(),
+            datastores: BTreeMap::from([("ds".to_string(), datastore.to_path_buf())]),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                receiver::serve(listener, Receiver::new(config), async {
+                    let _ = stopped.await;
+                })
+                .await;
+            });
+        });
+        Self {
+            addr: addr_rx.recv().unwrap().to_string(),
+            datastore: datastore.to_path_buf(),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn replica_dir(&self) -> PathBuf {
+        replica_dir(&self.datastore)
+    }
+}
+
+impl Drop for TestReceiver {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub fn replica_dir(datastore: &Path) -> PathBuf {
+    datastore.join("replicas").join(VM)
+}
+
+pub fn target(addr: &str) -> SyncTarget {
+    SyncTarget {
+        addr: addr.to_string(),
+        secret: PairingSecret::new(SECRET).unwrap(),
+        site: "site-a".into(),
+        datastore: "ds".into(),
+        compress: false,
+    }
+}
+
+/// Opens a VM with `disks` disks of `size` bytes and 4 KiB blocks in `dir`.
+pub fn open_vm(dir: &Path, disks: usize, size: u64) -> TrackedVm {
+    let layout: Vec<_> = (0..disks)
+        .map(|i| (dir.join(format!("disk-{i}.raw")), Geometry::new(size, 4096)))
+        .collect();
+    TrackedVm::open(dir, &layout).unwrap()
+}
+
+pub fn cycle(vm: &TrackedVm, addr: &str) -> Result<CycleReport, WireError> {
+    run_cycle(VM, vm, &target(addr), false, &CycleProgress::default())
+}
+
+/// The full contents of every disk of the replica (after recovery).
+pub fn replica_contents(dir: &Path) -> (Option<u64>, Vec<Vec<u8>>) {
+    let replica = Replica::open(dir).unwrap();
+    let disks = (0..replica.state().disk_sizes.len())
+        .map(|i| std::fs::read(replica.disk_path(i)).unwrap())
+        .collect();
+    (replica.state().instance, disks)
+}
+
+/// The full contents of every source disk.
+pub fn source_contents(vm: &TrackedVm) -> Vec<Vec<u8>> {
+    vm.disks()
+        .iter()
+        .map(|d| {
+            let mut buf = vec![0; d.geometry().disk_size as usize];
+            d.read_at(&mut buf, 0).unwrap();
+            buf
+        })
+        .collect()
+}
+
+/// Polls `check` until it holds or `deadline` passes.
+pub fn wait_for(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn assert_same(what: &str, got: &[Vec<u8>], want: &[Vec<u8>]) {
+    assert_eq!(got.len(), want.len(), "{what}: disk count");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        if g != w {
+            let first = g.iter().zip(w).position(|(a, b)| a != b);
+            panic!("{what}: disk {i} differs (first difference at byte {first:?})");
+        }
+    }
+}
+
+pub type Shared<T> = Arc<std::sync::Mutex<T>>;
