@@ -6,5 +6,6 @@ mod engine {
     pub mod crash;
     pub mod racing;
     pub mod restart;
+    pub mod scheduler;
     pub mod support;
 }

@@ -21,3 +21,6 @@ pub mod sender;
 
 pub use receiver::{Receiver, ReceiverConfig};
 pub use sender::{CycleProgress, CycleReport, SyncTarget, run_cycle};
+pub mod schedule;
+pub mod scheduler;
+pub mod status;

@@ -1,0 +1,165 @@
+//! When to run the next cycle, and whether a VM is inside its RPO. Pure
+//! functions of time, so every rule here is tested without sleeping.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// RPO bounds: 5 seconds to 24 hours.
+pub const MIN_RPO: Duration = Duration::from_secs(5);
+pub const MAX_RPO: Duration = Duration::from_secs(24 * 3600);
+
+/// Checks an RPO, saying what is allowed when it is out of range.
+pub fn check_rpo(rpo: Duration) -> Result<Duration, String> {
+    if (MIN_RPO..=MAX_RPO).contains(&rpo) {
+        Ok(rpo)
+    } else {
+        Err(format!(
+            "RPO of {} s is outside {} s to {} s",
+            rpo.as_secs(),
+            MIN_RPO.as_secs(),
+            MAX_RPO.as_secs()
+        ))
+    }
+}
+
+/// Estimates how long a cycle of a given size will take from recent cycles.
+#[derive(Debug, Clone, Default)]
+pub struct TransferEstimate {
+    /// (bytes scanned, duration) of the last few cycles.
+    recent: VecDeque<(u64, Duration)>,
+}
+
+const KEEP: usize = 8;
+/// Until a VM has history: a cautious guess for a loopback or LAN link.
+const COLD_RATE: f64 = 50e6;
+const COLD_OVERHEAD: Duration = Duration::from_millis(500);
+
+impl TransferEstimate {
+    pub fn record(&mut self, bytes: u64, duration: Duration) {
+        if self.recent.len() == KEEP {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((bytes, duration));
+    }
+
+    /// Fixed cost per cycle (connect, commit fsync): the quickest recent cycle.
+    fn overhead(&self) -> Duration {
+        self.recent
+            .iter()
+            .map(|&(_, d)| d)
+            .min()
+            .unwrap_or(COLD_OVERHEAD)
+    }
+
+    /// Bytes per second over recent cycles, after the fixed cost; the slowest
+    /// of them, so an estimate errs towards starting early.
+    fn rate(&self) -> f64 {
+        let overhead = self.overhead();
+        self.recent
+            .iter()
+            .filter(|&&(bytes, d)| bytes >= 1 << 20 && d > overhead)
+            .map(|&(bytes, d)| bytes as f64 / (d - overhead).as_secs_f64())
+            .fold(None, |slowest: Option<f64>, r| {
+                Some(slowest.map_or(r, |s| s.min(r)))
+            })
+            .unwrap_or(COLD_RATE)
+    }
+
+    pub fn estimate(&self, bytes: u64) -> Duration {
+        self.overhead() + Duration::from_secs_f64(bytes as f64 / self.rate())
+    }
+}
+
+/// How long after the newest complete instance's consistency point the next
+/// cycle should start, so that its own point is committed before the RPO
+/// runs out: the RPO, less twice the estimated transfer, less a margin of a
+/// fifth of the RPO (at least a second).
+pub fn start_after_point(rpo: Duration, estimate: Duration) -> Duration {
+    let margin = (rpo / 5).max(Duration::from_secs(1));
+    rpo.saturating_sub(estimate * 2 + margin)
+}
+
+/// Raises an RPO violation only after the lag has stayed over the RPO for a
+/// grace period, and clears it only once the lag is back under 90% of the
+/// RPO, so a VM hovering at its RPO does not flap.
+#[derive(Debug, Clone, Default)]
+pub struct ViolationTracker {
+    /// How long the lag has been over the RPO, as of the last update.
+    over_for: Option<Duration>,
+    violated: bool,
+}
+
+/// The grace period before a violation is raised: a tenth of the RPO, from 2
+/// seconds to 5 minutes.
+pub fn grace(rpo: Duration) -> Duration {
+    (rpo / 10).clamp(Duration::from_secs(2), Duration::from_secs(300))
+}
+
+impl ViolationTracker {
+    /// Updates with the current lag; `over_since_lag` is lag − RPO, the time
+    /// the lag has been over the RPO (lag grows with the clock). Returns
+    /// whether the VM is in violation.
+    pub fn update(&mut self, lag: Duration, rpo: Duration) -> bool {
+        self.over_for = lag.checked_sub(rpo).filter(|d| !d.is_zero());
+        if self.violated {
+            if lag * 10 < rpo * 9 {
+                self.violated = false;
+            }
+        } else if self.over_for.is_some_and(|over| over >= grace(rpo)) {
+            self.violated = true;
+        }
+        self.violated
+    }
+
+    pub fn violated(&self) -> bool {
+        self.violated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(secs: f64) -> Duration {
+        Duration::from_secs_f64(secs)
+    }
+
+    #[test]
+    fn rpo_bounds() {
+        assert!(check_rpo(s(5.0)).is_ok());
+        assert!(check_rpo(s(86400.0)).is_ok());
+        assert!(check_rpo(s(4.0)).unwrap_err().contains("5 s to 86400 s"));
+        assert!(check_rpo(s(86401.0)).is_err());
+    }
+
+    #[test]
+    fn estimate_learns_rate_and_overhead() {
+        let mut e = TransferEstimate::default();
+        assert_eq!(e.estimate(0), COLD_OVERHEAD);
+        e.record(0, s(0.1));
+        e.record(100 << 20, s(1.1));
+        e.record(200 << 20, s(2.1));
+        let est = e.estimate(50 << 20).as_secs_f64();
+        assert!((est - 0.6).abs() < 0.01, "{est}");
+    }
+
+    #[test]
+    fn start_leaves_room_for_the_transfer() {
+        assert_eq!(start_after_point(s(5.0), s(0.1)), s(3.8));
+        assert_eq!(start_after_point(s(60.0), s(1.0)), s(46.0));
+        // A transfer longer than the RPO: start at once.
+        assert_eq!(start_after_point(s(5.0), s(10.0)), Duration::ZERO);
+    }
+
+    #[test]
+    fn violation_needs_grace_and_clears_with_hysteresis() {
+        let rpo = s(60.0);
+        let mut t = ViolationTracker::default();
+        assert!(!t.update(s(61.0), rpo), "within grace");
+        assert!(!t.update(s(65.9), rpo));
+        assert!(t.update(s(66.0), rpo), "grace of 6 s passed");
+        assert!(t.update(s(55.0), rpo), "still above 90% of the RPO");
+        assert!(!t.update(s(53.9), rpo), "cleared below 90%");
+        assert!(!t.update(s(61.0), rpo), "a new excursion needs grace again");
+    }
+}
