@@ -21,8 +21,9 @@ use super::error::WireError;
 use super::frame::{FrameReader, FrameWriter};
 use super::handshake::{PairingSecret, unexpected};
 use super::message::Message;
+use crate::storage::replica::InstanceWriter;
 use crate::storage::tracked_disk::lock;
-use crate::storage::{Geometry, RedoHeader, RedoLogWriter, Replica};
+use crate::storage::{Geometry, RedoHeader, Replica};
 
 /// Sessions served at once; more connections are closed at once rather than
 /// queued, so a flood cannot starve the peers already replicating.
@@ -167,7 +168,7 @@ impl Receiver {
             };
             let log = replica.begin(&header)?;
             let log = receive_blocks(&mut conn, &replica, &geometries, instance, full, log)?;
-            log.commit()?;
+            replica.commit(log)?;
             conn.send_now(&Message::Committed { instance })?;
             replica.consolidate()?;
             conn.send_now(&Message::Consolidated { instance })?;
@@ -230,8 +231,8 @@ fn receive_blocks(
     geometries: &[Geometry],
     instance: u64,
     full: bool,
-    mut log: RedoLogWriter,
-) -> Result<RedoLogWriter, WireError> {
+    mut log: InstanceWriter,
+) -> Result<InstanceWriter, WireError> {
     let Connection { reader, writer, .. } = conn;
     std::thread::scope(|scope| {
         let hashing = full.then(|| scope.spawn(|| send_hashes(writer, replica, geometries)));
@@ -255,7 +256,7 @@ fn append_blocks(
     reader: &mut FrameReader<TcpStream>,
     geometries: &[Geometry],
     instance: u64,
-    log: &mut RedoLogWriter,
+    log: &mut InstanceWriter,
 ) -> Result<(), WireError> {
     loop {
         match connection::recv(reader)? {

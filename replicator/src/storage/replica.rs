@@ -73,6 +73,85 @@ impl ReplicaState {
     }
 }
 
+/// Start kernel writeback every this many bytes so the final fsync is short.
+const WRITEBACK_CHUNK: u64 = 8 << 20;
+
+/// Receives one instance: through a redo log, or straight into the disks of
+/// a replica that has no instance yet.
+pub enum InstanceWriter {
+    Redo(RedoLogWriter),
+    Seed(SeedWriter),
+}
+
+/// Writes an initial sync straight into the replica's disks.
+pub struct SeedWriter {
+    disks: Vec<File>,
+    header: RedoHeader,
+    records: u64,
+    unsynced: u64,
+}
+
+impl SeedWriter {
+    fn disk(&self, disk: u16) -> io::Result<&File> {
+        self.disks.get(usize::from(disk)).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "block for disk {disk}, but the instance has {} disks",
+                    self.disks.len()
+                ),
+            )
+        })
+    }
+
+    fn offset(&self, block: u64) -> u64 {
+        block * u64::from(self.header.block_size)
+    }
+}
+
+impl InstanceWriter {
+    pub fn append_data(&mut self, disk: u16, block: u64, data: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Redo(log) => log.append_data(disk, block, data),
+            Self::Seed(seed) => {
+                let offset = seed.offset(block);
+                let file = seed.disk(disk)?;
+                file.write_all_at(data, offset)?;
+                let writeback = seed.unsynced + data.len() as u64 >= WRITEBACK_CHUNK;
+                if writeback {
+                    durable::start_writeback(file, 0, 0);
+                }
+                seed.records += 1;
+                seed.unsynced = if writeback {
+                    0
+                } else {
+                    seed.unsynced + data.len() as u64
+                };
+                crash_point("seed.append");
+                Ok(())
+            }
+        }
+    }
+
+    pub fn append_zero(&mut self, disk: u16, block: u64, len: u32) -> io::Result<()> {
+        match self {
+            Self::Redo(log) => log.append_zero(disk, block, len),
+            Self::Seed(seed) => {
+                durable::punch_hole(seed.disk(disk)?, seed.offset(block), u64::from(len))?;
+                seed.records += 1;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn records(&self) -> u64 {
+        match self {
+            Self::Redo(log) => log.records(),
+            Self::Seed(seed) => seed.records,
+        }
+    }
+}
+
 /// One VM's replica directory.
 pub struct Replica {
     dir: PathBuf,
@@ -115,8 +194,12 @@ impl Replica {
         self.dir.join(REDO_FILE)
     }
 
-    /// Starts receiving instance `header.instance` into a fresh redo log.
-    pub fn begin(&mut self, header: &RedoHeader) -> io::Result<RedoLogWriter> {
+    /// Starts receiving instance `header.instance`: into a fresh redo log
+    /// when the replica holds a complete instance to protect; straight into
+    /// the disks when it holds none yet (the initial sync), which writes each
+    /// byte once and lets an interrupted initial sync resume where it was,
+    /// since the next full sync only sends the blocks that still differ.
+    pub fn begin(&mut self, header: &RedoHeader) -> io::Result<InstanceWriter> {
         if self.state.instance.is_some_and(|i| header.instance <= i) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -127,7 +210,62 @@ impl Replica {
                 ),
             ));
         }
-        RedoLogWriter::create(&self.redo_path(), header)
+        if self.state.instance.is_none() {
+            return Ok(InstanceWriter::Seed(SeedWriter {
+                disks: self.open_disks(&header.disk_sizes)?,
+                header: header.clone(),
+                records: 0,
+                unsynced: 0,
+            }));
+        }
+        RedoLogWriter::create(&self.redo_path(), header).map(InstanceWriter::Redo)
+    }
+
+    /// Makes the received instance complete: commits the redo log, or for an
+    /// initial sync syncs the disks and records the instance.
+    pub fn commit(&mut self, writer: InstanceWriter) -> io::Result<()> {
+        match writer {
+            InstanceWriter::Redo(log) => log.commit(),
+            InstanceWriter::Seed(seed) => {
+                for disk in &seed.disks {
+                    disk.sync_all()?;
+                }
+                durable::fsync_dir(&self.dir)?;
+                crash_point("seed.before-state");
+                self.record_instance(&seed.header)
+            }
+        }
+    }
+
+    fn record_instance(&mut self, header: &RedoHeader) -> io::Result<()> {
+        let state = ReplicaState {
+            instance: Some(header.instance),
+            point_time_ms: header.point_time_ms,
+            block_size: header.block_size,
+            disk_sizes: header.disk_sizes.clone(),
+        };
+        durable::write_atomic(&self.dir.join(STATE_FILE), &state.encode())?;
+        self.state = state;
+        Ok(())
+    }
+
+    fn open_disks(&self, sizes: &[u64]) -> io::Result<Vec<File>> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(self.disk_path(i))?;
+                if file.metadata()?.len() != size {
+                    file.set_len(size)?;
+                }
+                Ok(file)
+            })
+            .collect()
     }
 
     /// Applies a committed redo log to the base disks and removes it; removes
@@ -149,31 +287,22 @@ impl Replica {
 
     fn apply(&mut self, log: &CommittedLog) -> io::Result<()> {
         let header = &log.header;
-        let disks = header
-            .disk_sizes
-            .iter()
-            .enumerate()
-            .map(|(i, &size)| {
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(self.disk_path(i))?;
-                if file.metadata()?.len() != size {
-                    file.set_len(size)?;
-                }
-                Ok(file)
-            })
-            .collect::<io::Result<Vec<File>>>()?;
+        let disks = self.open_disks(&header.disk_sizes)?;
         let half = log.records.len() / 2;
         let mut buf = Vec::with_capacity(header.block_size as usize);
+        let mut unsynced = 0u64;
         for (n, record) in log.records.iter().enumerate() {
             let disk = &disks[usize::from(record.disk)];
             let offset = record.block * u64::from(header.block_size);
             if record.data_at.is_some() {
                 log.read_data(record, &mut buf)?;
                 disk.write_all_at(&buf, offset)?;
+                unsynced += buf.len() as u64;
+                if unsynced >= WRITEBACK_CHUNK {
+                    // Overlap writeback with the rest of the apply.
+                    durable::start_writeback(disk, 0, 0);
+                    unsynced = 0;
+                }
             } else {
                 durable::punch_hole(disk, offset, u64::from(record.len))?;
             }
@@ -188,14 +317,7 @@ impl Replica {
             durable::fsync_dir(&self.dir)?;
         }
         crash_point("consolidate.before-state");
-        let state = ReplicaState {
-            instance: Some(header.instance),
-            point_time_ms: header.point_time_ms,
-            block_size: header.block_size,
-            disk_sizes: header.disk_sizes.clone(),
-        };
-        durable::write_atomic(&self.dir.join(STATE_FILE), &state.encode())?;
-        self.state = state;
+        self.record_instance(header)?;
         crash_point("consolidate.before-remove");
         Ok(())
     }
@@ -210,13 +332,17 @@ impl Replica {
         blocks: std::ops::Range<u64>,
         out: &mut Vec<BlockHash>,
     ) -> io::Result<()> {
+        // Without an instance the disks may still hold a seed, or what an
+        // interrupted initial sync wrote: hashed all the same.
         let file = match File::open(self.disk_path(disk)) {
-            Ok(file) if self.state.instance.is_some() => Some(file),
-            Ok(_) => None,
+            Ok(file) => Some(file),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
-        let size = self.state.disk_sizes.get(disk).copied().unwrap_or(0);
+        let size = match &file {
+            Some(file) => file.metadata()?.len(),
+            None => 0,
+        };
         let span_start = geometry.block_offset(blocks.start);
         let span_end = geometry.block_offset(blocks.end).min(geometry.disk_size);
         let data = match &file {
@@ -266,27 +392,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut replica = Replica::open(dir.path()).unwrap();
         assert_eq!(replica.state().instance, None);
-        let mut log = replica.begin(&header(1)).unwrap();
+        let log = replica.begin(&header(1)).unwrap();
+        assert!(
+            matches!(log, InstanceWriter::Seed(_)),
+            "no instance to protect yet"
+        );
+        replica.commit(log).unwrap();
+        let mut log = replica.begin(&header(2)).unwrap();
+        assert!(matches!(log, InstanceWriter::Redo(_)));
         log.append_data(1, 2, &[9; 4096]).unwrap();
-        log.commit().unwrap();
+        replica.commit(log).unwrap();
         replica.consolidate().unwrap();
-        assert_eq!(replica.state().instance, Some(1));
+        assert_eq!(replica.state().instance, Some(2));
         let bytes = fs::read(replica.disk_path(1)).unwrap();
         assert_eq!(bytes.len(), 32 * 1024);
         assert!(bytes[8192..12288].iter().all(|&b| b == 9));
         assert!(!dir.path().join(REDO_FILE).exists());
-        assert!(replica.begin(&header(1)).is_err(), "not newer");
+        assert!(replica.begin(&header(2)).is_err(), "not newer");
     }
 
     #[test]
     fn uncommitted_log_is_discarded_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let mut replica = Replica::open(dir.path()).unwrap();
-        let mut log = replica.begin(&header(1)).unwrap();
+        let log = replica.begin(&header(1)).unwrap();
+        replica.commit(log).unwrap();
+        let mut log = replica.begin(&header(2)).unwrap();
         log.append_data(0, 0, &[9; 4096]).unwrap();
         drop(log);
         let replica = Replica::open(dir.path()).unwrap();
-        assert_eq!(replica.state().instance, None);
+        assert_eq!(replica.state().instance, Some(1));
+        assert!(
+            fs::read(replica.disk_path(0))
+                .unwrap()
+                .iter()
+                .all(|&b| b == 0)
+        );
         assert!(!dir.path().join(REDO_FILE).exists());
     }
 
@@ -295,8 +436,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut replica = Replica::open(dir.path()).unwrap();
         let log = replica.begin(&header(4)).unwrap();
-        log.commit().unwrap();
-        replica.consolidate().unwrap();
+        replica.commit(log).unwrap();
         let reopened = Replica::open(dir.path()).unwrap();
         assert_eq!(reopened.state(), replica.state());
         let path = dir.path().join(STATE_FILE);
@@ -313,8 +453,7 @@ mod tests {
         let mut replica = Replica::open(dir.path()).unwrap();
         let mut log = replica.begin(&header(1)).unwrap();
         log.append_data(0, 1, &[3; 4096]).unwrap();
-        log.commit().unwrap();
-        replica.consolidate().unwrap();
+        replica.commit(log).unwrap();
         let g = Geometry::new(64 * 1024, 4096);
         let mut hashes = Vec::new();
         replica.hash_blocks(0, g, 0..16, &mut hashes).unwrap();

@@ -142,3 +142,38 @@ fn a_receiver_crash_anywhere_leaves_a_complete_instance() {
         }
     }
 }
+
+#[test]
+fn an_interrupted_initial_sync_resumes_with_only_the_missing_blocks() {
+    let work = tempfile::tempdir().unwrap();
+    let secret_file = work.path().join("secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let datastore = work.path().join("ds");
+    let vm = open_vm(&work.path().join("source"), 2, 1 << 20);
+    let mut rng = Rng::new(11);
+    for disk in vm.disks() {
+        let mut data = vec![0u8; 1 << 20];
+        rng.fill(&mut data);
+        disk.write_at(&data, 0).unwrap();
+    }
+    let mut receiver = ReceiverProcess::start(&datastore, &secret_file, Some("seed.append:100"));
+    assert!(cycle(&vm, &receiver.addr).is_err());
+    receiver.wait_crashed();
+    drop(receiver);
+    let (instance, _) = replica_contents(&replica_dir(&datastore));
+    assert_eq!(instance, None, "an unfinished initial sync is no instance");
+
+    let receiver = ReceiverProcess::start(&datastore, &secret_file, None);
+    let report = cycle(&vm, &receiver.addr).unwrap();
+    assert!(report.full);
+    // 512 blocks in all; 99 or so landed before the crash and are not resent.
+    assert!(
+        report.blocks_sent <= 512 - 90,
+        "sent {} blocks, expected the ones that landed to be skipped",
+        report.blocks_sent
+    );
+    drop(receiver);
+    let (instance, disks) = replica_contents(&replica_dir(&datastore));
+    assert_eq!(instance, Some(1));
+    assert_same("resumed initial sync", &disks, &source_contents(&vm));
+}
