@@ -79,7 +79,7 @@ const WRITEBACK_CHUNK: u64 = 8 << 20;
 /// Receives one instance: through a redo log, or straight into the disks of
 /// a replica that has no instance yet.
 pub enum InstanceWriter {
-    Redo(RedoLogWriter),
+    Redo(Box<RedoLogWriter>),
     Seed(SeedWriter),
 }
 
@@ -218,14 +218,15 @@ impl Replica {
                 unsynced: 0,
             }));
         }
-        RedoLogWriter::create(&self.redo_path(), header).map(InstanceWriter::Redo)
+        RedoLogWriter::create(&self.redo_path(), header)
+            .map(|log| InstanceWriter::Redo(Box::new(log)))
     }
 
     /// Makes the received instance complete: commits the redo log, or for an
     /// initial sync syncs the disks and records the instance.
     pub fn commit(&mut self, writer: InstanceWriter) -> io::Result<()> {
         match writer {
-            InstanceWriter::Redo(log) => log.commit(),
+            InstanceWriter::Redo(log) => (*log).commit(),
             InstanceWriter::Seed(seed) => {
                 for disk in &seed.disks {
                     disk.sync_all()?;
