@@ -65,7 +65,8 @@ fn begun(addr: &str, instance: u64) -> Connection {
 
 fn send_raw(conn: &mut Connection, bytes: &[u8]) {
     conn.flush().unwrap();
-    let _ = (&*conn.reader.get_ref()).write_all(bytes);
+    let mut stream: &TcpStream = conn.reader.get_ref();
+    let _ = stream.write_all(bytes);
 }
 
 fn blocks_payload(block: u64, len: u32, data: &[u8]) -> Vec<u8> {
@@ -97,7 +98,8 @@ fn bad_frames_close_the_connection_and_change_nothing() {
     let mut bomb_payload = 4096u32.to_be_bytes().to_vec();
     bomb_payload.extend_from_slice(&bomb);
 
-    let cases: Vec<(&str, Box<dyn Fn() -> TcpStream>)> = vec![
+    type Case<'a> = (&'a str, Box<dyn Fn() -> TcpStream + 'a>);
+    let cases: Vec<Case> = vec![
         ("garbage", Box::new(|| raw(&receiver.addr, &garbage))),
         (
             "oversized before auth",
