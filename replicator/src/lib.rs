@@ -10,6 +10,11 @@
 //!   receiver of a sync cycle (delta or full), and the RPO scheduler.
 //! - [`crash`]: named crash points, armed only by crash-consistency tests.
 
+pub mod access;
+pub mod config;
 pub mod crash;
+pub mod guest;
+pub mod inventory;
 pub mod replication;
 pub mod storage;
+pub mod store;

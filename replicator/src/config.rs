@@ -1,0 +1,426 @@
+//! `site.toml`: what a site is. Parsed first (serde rejects unknown keys and
+//! wrong types, naming them), then checked as a whole (names, ranges,
+//! references), so a bad file stops the site with the file, the key and the
+//! reason, before anything is touched.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::access::TokenEntry;
+use crate::replication::handshake::MIN_SECRET_LEN;
+use crate::replication::receiver::is_safe_name;
+use crate::replication::schedule::check_rpo;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub name: String,
+    pub listen: Listen,
+    pub datastores: Vec<DatastoreConfig>,
+    #[serde(default)]
+    pub networks: Vec<NetworkConfig>,
+    #[serde(default)]
+    pub folders: Vec<String>,
+    #[serde(default)]
+    pub resource_pools: Vec<String>,
+    pub peer: Option<PeerConfig>,
+    #[serde(default)]
+    pub tokens: Vec<TokenEntry>,
+    /// VMs created on the site's first start (an empty database).
+    #[serde(default)]
+    pub vms: Vec<VmSeed>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// The HTTP API, e.g. `127.0.0.1:47800`; port 0 picks a free port.
+    pub api: String,
+    /// The replication listener the peer sends to.
+    pub replication: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatastoreConfig {
+    pub name: String,
+    /// Relative paths are relative to the directory of site.toml.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    pub name: String,
+    /// An isolated network used only by test recoveries.
+    #[serde(default)]
+    pub test: bool,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub name: String,
+    /// The peer's HTTP API.
+    pub url: String,
+    /// The peer's replication listener, `host:port`.
+    pub replication: String,
+    /// The pairing secret both sites hold.
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VmSeed {
+    pub name: String,
+    pub folder: String,
+    pub resource_pool: String,
+    #[serde(default)]
+    pub power_on: bool,
+    pub disks: Vec<DiskSeed>,
+    #[serde(default)]
+    pub nics: Vec<NicSeed>,
+    #[serde(default)]
+    pub guest: GuestSeed,
+    pub replication: Option<ReplicationSeed>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSeed {
+    pub datastore: String,
+    pub size_mib: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NicSeed {
+    pub network: String,
+    /// IPv4 or IPv6 with prefix, e.g. `10.0.1.11/24`.
+    pub ip: Option<String>,
+    pub gateway: Option<String>,
+    #[serde(default)]
+    pub dns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GuestSeed {
+    pub records_per_second: f64,
+    pub overwrite_kib_per_second: u64,
+}
+
+impl Default for GuestSeed {
+    fn default() -> Self {
+        Self {
+            records_per_second: 5.0,
+            overwrite_kib_per_second: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationSeed {
+    pub rpo_seconds: u64,
+    /// Target datastore at the peer; default: the peer's first.
+    pub datastore: Option<String>,
+    #[serde(default)]
+    pub compress: bool,
+}
+
+/// A config that failed to load: which file, which key, what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", file.display())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+/// A loaded, checked config and where it lives.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub site: SiteConfig,
+    /// The directory of site.toml: site.db lives here too.
+    pub dir: PathBuf,
+    pub file: PathBuf,
+}
+
+impl LoadedConfig {
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let fail = |message: String| ConfigError {
+            file: file.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(file).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let site: SiteConfig = toml::from_str(&text).map_err(|e| fail(describe_toml_error(&e)))?;
+        validate(&site).map_err(fail)?;
+        let dir = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        Ok(Self {
+            site,
+            dir,
+            file: file.to_path_buf(),
+        })
+    }
+
+    pub fn datastore_path(&self, name: &str) -> Option<PathBuf> {
+        self.site
+            .datastores
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| self.dir.join(&d.path))
+    }
+}
+
+fn describe_toml_error(e: &toml::de::Error) -> String {
+    // toml's message names the key and the line; keep it on one line.
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn key_err(key: &str, why: impl std::fmt::Display) -> String {
+    format!("key `{key}`: {why}")
+}
+
+fn check_name(key: &str, name: &str) -> Result<(), String> {
+    if is_safe_name(name) {
+        Ok(())
+    } else {
+        Err(key_err(
+            key,
+            format!(
+                "{name:?} must be 1-128 letters, digits, '-', '_' or '.', not starting with '.'"
+            ),
+        ))
+    }
+}
+
+fn unique<'a>(
+    key: &str,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<BTreeSet<&'a str>, String> {
+    let mut seen = BTreeSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            return Err(key_err(key, format!("{name:?} appears twice")));
+        }
+    }
+    Ok(seen)
+}
+
+/// Checks a parsed config as a whole.
+pub fn validate(c: &SiteConfig) -> Result<(), String> {
+    check_name("name", &c.name)?;
+    for (key, addr) in [
+        ("listen.api", &c.listen.api),
+        ("listen.replication", &c.listen.replication),
+    ] {
+        addr.parse::<SocketAddr>().map_err(|_| {
+            key_err(
+                key,
+                format!("{addr:?} is not an address like 127.0.0.1:47800"),
+            )
+        })?;
+    }
+    if c.datastores.is_empty() {
+        return Err(key_err("datastores", "a site needs at least one datastore"));
+    }
+    for (i, d) in c.datastores.iter().enumerate() {
+        check_name(&format!("datastores[{i}].name"), &d.name)?;
+    }
+    let datastores = unique("datastores", c.datastores.iter().map(|d| d.name.as_str()))?;
+    let networks = unique("networks", c.networks.iter().map(|n| n.name.as_str()))?;
+    let folders = unique("folders", c.folders.iter().map(String::as_str))?;
+    let pools = unique(
+        "resource_pools",
+        c.resource_pools.iter().map(String::as_str),
+    )?;
+    if let Some(peer) = &c.peer {
+        check_peer(peer)?;
+    }
+    for (i, t) in c.tokens.iter().enumerate() {
+        if blake3::Hash::from_hex(&t.hash).is_err() {
+            return Err(key_err(
+                &format!("tokens[{i}].hash"),
+                "must be the 64-hex-digit BLAKE3 hash of the token, not the token",
+            ));
+        }
+    }
+    unique("tokens", c.tokens.iter().map(|t| t.name.as_str()))?;
+    unique("vms", c.vms.iter().map(|v| v.name.as_str()))?;
+    for (i, vm) in c.vms.iter().enumerate() {
+        let key = |field: &str| format!("vms[{i}].{field}");
+        check_name(&key("name"), &vm.name)?;
+        if !folders.contains(vm.folder.as_str()) {
+            return Err(key_err(
+                &key("folder"),
+                format!("no folder {:?} in `folders`", vm.folder),
+            ));
+        }
+        if !pools.contains(vm.resource_pool.as_str()) {
+            return Err(key_err(
+                &key("resource_pool"),
+                format!(
+                    "no resource pool {:?} in `resource_pools`",
+                    vm.resource_pool
+                ),
+            ));
+        }
+        if vm.disks.is_empty() || vm.disks.len() > 16 {
+            return Err(key_err(&key("disks"), "a VM has 1 to 16 disks"));
+        }
+        for (d, disk) in vm.disks.iter().enumerate() {
+            if !datastores.contains(disk.datastore.as_str()) {
+                return Err(key_err(
+                    &key(&format!("disks[{d}].datastore")),
+                    format!("no datastore {:?}", disk.datastore),
+                ));
+            }
+            if !(1..=1 << 20).contains(&disk.size_mib) {
+                return Err(key_err(
+                    &key(&format!("disks[{d}].size_mib")),
+                    "must be 1 to 1048576",
+                ));
+            }
+        }
+        for (n, nic) in vm.nics.iter().enumerate() {
+            if !networks.contains(nic.network.as_str()) {
+                return Err(key_err(
+                    &key(&format!("nics[{n}].network")),
+                    format!("no network {:?}", nic.network),
+                ));
+            }
+        }
+        if !(0.0..=1000.0).contains(&vm.guest.records_per_second) {
+            return Err(key_err(
+                &key("guest.records_per_second"),
+                "must be 0 to 1000",
+            ));
+        }
+        if vm.guest.overwrite_kib_per_second > 1 << 20 {
+            return Err(key_err(
+                &key("guest.overwrite_kib_per_second"),
+                "must be 0 to 1048576",
+            ));
+        }
+        if let Some(r) = &vm.replication {
+            check_rpo(Duration::from_secs(r.rpo_seconds))
+                .map_err(|e| key_err(&key("replication.rpo_seconds"), e))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn check_peer(peer: &PeerConfig) -> Result<(), String> {
+    check_name("peer.name", &peer.name)?;
+    if !(peer.url.starts_with("http://") || peer.url.starts_with("https://")) {
+        return Err(key_err(
+            "peer.url",
+            format!("{:?} is not an http(s) URL", peer.url),
+        ));
+    }
+    if peer
+        .replication
+        .rsplit_once(':')
+        .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+    {
+        return Err(key_err(
+            "peer.replication",
+            format!("{:?} is not host:port", peer.replication),
+        ));
+    }
+    if peer.secret.len() < MIN_SECRET_LEN {
+        return Err(key_err(
+            "peer.secret",
+            format!("must be at least {MIN_SECRET_LEN} characters"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "site-a"
+folders = ["db"]
+resource_pools = ["gold"]
+[listen]
+api = "127.0.0.1:0"
+replication = "127.0.0.1:0"
+[[datastores]]
+name = "ds1"
+path = "ds1"
+[[networks]]
+name = "prod"
+[[vms]]
+name = "db-01"
+folder = "db"
+resource_pool = "gold"
+disks = [{ datastore = "ds1", size_mib = 64 }]
+nics = [{ network = "prod", ip = "10.0.0.5/24" }]
+replication = { rpo_seconds = 15 }
+"#;
+
+    fn load(text: &str) -> Result<LoadedConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("site.toml");
+        std::fs::write(&file, text).unwrap();
+        LoadedConfig::load(&file)
+    }
+
+    #[test]
+    fn good_config_loads() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.site.vms[0].guest, GuestSeed::default());
+        assert!(c.datastore_path("ds1").unwrap().ends_with("ds1"));
+    }
+
+    #[test]
+    fn bad_configs_name_file_key_and_reason() {
+        let cases = [
+            (
+                GOOD.replace("rpo_seconds = 15", "rpo_seconds = 3"),
+                "vms[0].replication.rpo_seconds",
+            ),
+            (
+                GOOD.replace("folder = \"db\"", "folder = \"nope\""),
+                "vms[0].folder",
+            ),
+            (
+                GOOD.replace("api = \"127.0.0.1:0\"", "api = \"nowhere\""),
+                "listen.api",
+            ),
+            (
+                GOOD.replace("size_mib = 64", "size_mib = \"big\""),
+                "size_mib",
+            ),
+            (
+                GOOD.replace("name = \"site-a\"", "name = \"site-a\"\ncolour = 1"),
+                "colour",
+            ),
+            (
+                GOOD.replace("name = \"ds1\"", "name = \"../ds\""),
+                "datastores[0].name",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = load(&text).unwrap_err().to_string();
+            assert!(err.contains("site.toml"), "{err}");
+            assert!(err.contains(key), "{key} not in {err}");
+        }
+    }
+}
