@@ -1,29 +1,47 @@
-//! `ferry`: the operator's program. The terminal UI and the demo arrive with
-//! the site service; for now this says so plainly.
+//! `ferry`: the operator's program. `ferry site` runs a site (the same code
+//! as `ferry-replicator`), `ferry demo` starts a demo pair of sites.
 
+mod demo;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "ferry: disaster recovery for paired sites, run from the keyboard"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the demo: two sites, site-a (protected) and site-b (recovery),
+    /// with a dozen VMs replicating between them.
+    Demo(demo::DemoArgs),
+    /// Run one site from its site.toml, as `ferry-replicator --config` does.
+    Site {
+        /// The site's configuration file; site.db lives beside it.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        None | Some("-h" | "--help" | "help") => {
-            println!(
-                "ferry: disaster recovery for paired sites\n\n\
-                 The replication engine is built (see `ferry-replicator --help`);\n\
-                 the demo and the terminal UI are not built yet."
-            );
-            ExitCode::SUCCESS
-        }
-        Some("demo") => {
-            eprintln!(
-                "ferry demo: not built yet. The replication engine is ready;\n\
-                 try replicator/benches/replication.sh to see it run."
-            );
-            ExitCode::from(2)
-        }
-        Some(other) => {
-            eprintln!("ferry: unknown command {other:?}; see ferry --help");
-            ExitCode::from(2)
+    ferry_replicator::site::init_logging();
+    let result = match Cli::parse().command {
+        Command::Demo(args) => demo::run(args),
+        Command::Site { config } => ferry_replicator::site::serve_config_file(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("ferry: {message}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -316,6 +316,12 @@ pub fn validate(c: &SiteConfig) -> Result<(), String> {
             ));
         }
         if let Some(r) = &vm.replication {
+            if c.peer.is_none() {
+                return Err(key_err(
+                    &key("replication"),
+                    "replication needs a [peer] to replicate to",
+                ));
+            }
             check_rpo(Duration::from_secs(r.rpo_seconds))
                 .map_err(|e| key_err(&key("replication.rpo_seconds"), e))?;
         }

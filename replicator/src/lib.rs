@@ -11,10 +11,12 @@
 //! - [`crash`]: named crash points, armed only by crash-consistency tests.
 
 pub mod access;
+pub mod api;
 pub mod config;
 pub mod crash;
 pub mod guest;
 pub mod inventory;
 pub mod replication;
+pub mod site;
 pub mod storage;
 pub mod store;

@@ -6,12 +6,22 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ferry_replicator::replication::{PairingSecret, Receiver, ReceiverConfig, receiver};
+use ferry_replicator::site;
 
 #[derive(Parser)]
-#[command(version, about = "ferry's per-site replication service")]
+#[command(
+    version,
+    about = "ferry's per-site replication service",
+    long_about = "ferry's per-site replication service.\n\nRun a site with `ferry-replicator --config site.toml`: it serves the HTTP API, \
+                  replicates its protected VMs to the paired site and receives the peer's replicas. \
+                  SIGINT or SIGTERM stops it cleanly, keeping change tracking."
+)]
 struct Cli {
+    /// The site's configuration file (site.toml); site.db lives beside it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -47,14 +57,22 @@ fn parse_datastore(arg: &str) -> Result<(String, PathBuf), String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    match run(Cli::parse()) {
+    site::init_logging();
+    let cli = Cli::parse();
+    let result = match (cli.command, cli.config) {
+        (
+            Some(Command::Receive {
+                listen,
+                site,
+                secret_file,
+                datastores,
+            }),
+            _,
+        ) => receive(listen, site, secret_file, datastores),
+        (None, Some(config)) => site::serve_config_file(&config),
+        (None, None) => Err("nothing to do: give --config site.toml (see --help)".into()),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("ferry-replicator: {message}");
@@ -63,36 +81,32 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    match cli.command {
-        Command::Receive {
-            listen,
-            site,
-            secret_file,
-            datastores,
-        } => {
-            let secret = std::fs::read_to_string(&secret_file)
-                .map_err(|e| format!("cannot read {}: {e}", secret_file.display()))?;
-            let secret = PairingSecret::new(secret.trim())
-                .map_err(|e| format!("{}: {e}", secret_file.display()))?;
-            let config = ReceiverConfig {
-                site,
-                secret,
-                datastores: datastores.into_iter().collect::<BTreeMap<_, _>>(),
-            };
-            let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-            runtime.block_on(async {
-                let listener = tokio::net::TcpListener::bind(&listen)
-                    .await
-                    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-                let addr = listener.local_addr().map_err(|e| e.to_string())?;
-                println!("listening on {addr}");
-                let shutdown = async {
-                    let _ = tokio::signal::ctrl_c().await;
-                };
-                receiver::serve(listener, Receiver::new(config), shutdown).await;
-                Ok(())
-            })
-        }
-    }
+fn receive(
+    listen: String,
+    site: String,
+    secret_file: PathBuf,
+    datastores: Vec<(String, PathBuf)>,
+) -> Result<(), String> {
+    let secret = std::fs::read_to_string(&secret_file)
+        .map_err(|e| format!("cannot read {}: {e}", secret_file.display()))?;
+    let secret =
+        PairingSecret::new(secret.trim()).map_err(|e| format!("{}: {e}", secret_file.display()))?;
+    let config = ReceiverConfig {
+        site,
+        secret,
+        datastores: datastores.into_iter().collect::<BTreeMap<_, _>>(),
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("listening on {addr}");
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        receiver::serve(listener, Receiver::new(config), shutdown).await;
+        Ok(())
+    })
 }

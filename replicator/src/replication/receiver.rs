@@ -47,6 +47,8 @@ pub struct ReceiverConfig {
 
 pub struct Receiver {
     config: ReceiverConfig,
+    /// The pairing secret in force; replaced when the site is paired anew.
+    secret: std::sync::RwLock<PairingSecret>,
     /// VMs with a session in progress: one writer per replica at a time.
     busy: Mutex<HashSet<String>>,
 }
@@ -77,9 +79,15 @@ pub fn is_safe_name(name: &str) -> bool {
 impl Receiver {
     pub fn new(config: ReceiverConfig) -> Arc<Self> {
         Arc::new(Self {
+            secret: std::sync::RwLock::new(config.secret.clone()),
             config,
             busy: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Pairs with a new peer secret; sessions already running keep theirs.
+    pub fn set_secret(&self, secret: PairingSecret) {
+        *self.secret.write().unwrap_or_else(|e| e.into_inner()) = secret;
     }
 
     /// Where the replica of `vm` in `datastore` lives.
@@ -104,7 +112,12 @@ impl Receiver {
     }
 
     fn session(&self, stream: TcpStream) -> Result<(), WireError> {
-        let mut conn = Connection::accept(stream, &self.config.secret, &self.config.site)?;
+        let secret = self
+            .secret
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut conn = Connection::accept(stream, &secret, &self.config.site)?;
         let (vm, datastore, block_size, disk_sizes) = match conn.recv() {
             Err(WireError::Closed) => return Ok(()),
             Ok(Message::Open {

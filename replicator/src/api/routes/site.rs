@@ -1,0 +1,36 @@
+//! `GET /site`, `PUT /site/peer`.
+
+use axum::extract::State;
+use axum::routing::{get, put};
+use axum::{Extension, Json, Router};
+
+use super::AppState;
+use crate::access::Role;
+use crate::api::auth::{ApiJson, Caller};
+use crate::api::error::ApiError;
+use crate::api::types::{PeerInfo, PeerRequest, SiteInfo};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/site", get(show))
+        .route("/site/peer", put(pair))
+}
+
+async fn show(State(site): State<AppState>) -> Json<SiteInfo> {
+    let (vm_count, replicated_count) = site.counts();
+    Json(SiteInfo {
+        name: site.name.clone(),
+        peer: site.peer_info(),
+        vm_count,
+        replicated_count,
+    })
+}
+
+async fn pair(
+    State(site): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(request): ApiJson<PeerRequest>,
+) -> Result<Json<PeerInfo>, ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(Json(site.pair(request).await?))
+}

@@ -1,0 +1,39 @@
+//! `GET /vms`, `GET /vms/{id}`, `POST /vms/{id}/power`.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+
+use super::AppState;
+use crate::access::Role;
+use crate::api::auth::{ApiJson, Caller};
+use crate::api::error::ApiError;
+use crate::api::types::{PowerRequest, VmInfo};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/vms", get(list))
+        .route("/vms/{id}", get(show))
+        .route("/vms/{id}/power", post(power))
+}
+
+async fn list(State(site): State<AppState>) -> Json<Vec<VmInfo>> {
+    Json(site.vms())
+}
+
+async fn show(
+    State(site): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<VmInfo>, ApiError> {
+    Ok(Json(site.vm(&id)?))
+}
+
+async fn power(
+    State(site): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<PowerRequest>,
+) -> Result<Json<VmInfo>, ApiError> {
+    caller.require(Role::Operator)?;
+    Ok(Json(site.set_power(&id, request.state).await?))
+}

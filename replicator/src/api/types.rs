@@ -1,0 +1,184 @@
+//! Request and response bodies of the HTTP API, shared with the `ferry`
+//! client so both ends agree on every field.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::NicSeed;
+use crate::guest::Verification;
+use crate::store::{AuditEntry, EventRow};
+
+/// `{"error": "<code>", "message": "<what and why>"}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteInfo {
+    pub name: String,
+    pub peer: Option<PeerInfo>,
+    /// VMs at this site, and how many of them replicate.
+    pub vm_count: usize,
+    pub replicated_count: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerStatus {
+    /// Not checked yet since this site started.
+    Unknown,
+    Connected,
+    Unreachable,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub name: String,
+    pub url: String,
+    pub status: PeerStatus,
+    /// Last successful contact, ms since the Unix epoch.
+    pub last_contact_ms: Option<u64>,
+    /// Why the last contact failed, while unreachable.
+    pub error: Option<String>,
+}
+
+/// `PUT /api/v1/site/peer`: pairs this site with its peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerRequest {
+    pub name: String,
+    pub url: String,
+    pub replication: String,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerState {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerRequest {
+    pub state: PowerState,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiskInfo {
+    pub datastore: String,
+    pub size_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestInfo {
+    pub heartbeat_ms: u64,
+    pub last_seq: u64,
+    pub last_record_ms: Option<u64>,
+    /// `network=ip/prefix` as the guest sees its NICs.
+    pub ips: Vec<String>,
+    pub boot_verification: Option<Verification>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmInfo {
+    pub id: String,
+    pub name: String,
+    pub folder: String,
+    pub resource_pool: String,
+    pub power_state: PowerState,
+    pub nics: Vec<NicSeed>,
+    pub disks: Vec<DiskInfo>,
+    pub guest: Option<GuestInfo>,
+    pub replicated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressInfo {
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastSyncInfo {
+    pub finished_at: u64,
+    pub duration_ms: u64,
+    pub bytes: u64,
+    pub full: bool,
+    pub instance: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationInfo {
+    pub vm: String,
+    pub vm_id: String,
+    pub source_site: String,
+    pub target_site: Option<String>,
+    /// ok, syncing, initial_full_sync, full_sync, rpo_violation, paused,
+    /// not_active, error.
+    pub state: String,
+    pub rpo_seconds: u64,
+    pub lag_seconds: Option<f64>,
+    pub rpo_violated: bool,
+    pub progress: Option<ProgressInfo>,
+    pub last_sync: Option<LastSyncInfo>,
+    /// Consistency point of the newest complete instance at the peer.
+    pub point_time_ms: Option<u64>,
+    pub datastore: String,
+    pub compress: bool,
+    pub paused: bool,
+    pub last_error: Option<String>,
+}
+
+/// `PUT /api/v1/replications/{vm_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationRequest {
+    pub rpo_seconds: u64,
+    /// The datastore at the peer that holds the replica.
+    pub datastore: Option<String>,
+    pub compress: Option<bool>,
+}
+
+/// Everything the event stream carries, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SiteEvent {
+    Replication(ReplicationInfo),
+    ReplicationRemoved {
+        vm_id: String,
+    },
+    VmPower {
+        vm_id: String,
+        vm: String,
+        power_state: PowerState,
+    },
+    VmHeartbeat {
+        vm_id: String,
+        vm: String,
+        heartbeat_ms: u64,
+        last_seq: u64,
+    },
+    Peer(PeerInfo),
+    Alarm(EventRow),
+    Audit(AuditEntry),
+    /// The stream fell behind and dropped events: refetch everything.
+    Resync,
+}
+
+impl SiteEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Replication(_) => "replication",
+            Self::ReplicationRemoved { .. } => "replication_removed",
+            Self::VmPower { .. } => "vm_power",
+            Self::VmHeartbeat { .. } => "vm_heartbeat",
+            Self::Peer(_) => "peer",
+            Self::Alarm(_) => "alarm",
+            Self::Audit(_) => "audit",
+            Self::Resync => "resync",
+        }
+    }
+}

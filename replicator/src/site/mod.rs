@@ -1,0 +1,332 @@
+//! A running site: the composition root of one `ferry-replicator` process.
+//! It owns the config, the database, the VMs with their disks and guests, the
+//! replication tasks, the receiver for the peer's replicas and the event bus
+//! the API streams from.
+//!
+//! - [`vms`]: power and inventory views.
+//! - [`replications`]: configure, pause, resume, sync, stop.
+//! - [`peer`]: pairing and the peer's liveness.
+//! - [`notify`]: events, alarms and the audit log.
+
+pub mod notify;
+pub mod peer;
+pub mod replications;
+pub mod vms;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tracing::{info, warn};
+
+use crate::access::TokenEntry;
+use crate::api;
+use crate::config::{LoadedConfig, PeerConfig};
+use crate::guest::Guest;
+use crate::inventory::VmRecord;
+use crate::replication::handshake::PairingSecret;
+use crate::replication::receiver::{self, Receiver, ReceiverConfig};
+use crate::replication::scheduler::Scheduler;
+use crate::storage::tracked_disk::lock;
+use crate::storage::{DEFAULT_BLOCK_SIZE, Geometry, TrackedVm};
+use crate::store::{self, Store, StoreError};
+use notify::EventBus;
+use peer::PeerState;
+use replications::Replicated;
+
+/// Cycles running at once across the site.
+const MAX_CONCURRENT_CYCLES: usize = 16;
+
+/// Why a site operation failed; the API maps each to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error("{0}")]
+    NotFound(String),
+    /// A value out of range or inconsistent: names the field.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl SiteError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One VM while the site runs.
+pub(crate) struct VmRuntime {
+    pub record: VmRecord,
+    pub disks: Arc<TrackedVm>,
+    pub guest: Option<Guest>,
+    pub replication: Option<Replicated>,
+}
+
+pub struct Site {
+    pub name: String,
+    pub config: LoadedConfig,
+    pub store: Store,
+    pub events: EventBus,
+    pub tokens: Vec<TokenEntry>,
+    scheduler: Scheduler,
+    receiver: Arc<Receiver>,
+    vms: Mutex<BTreeMap<String, VmRuntime>>,
+    peer: Mutex<PeerState>,
+    /// Set once when the site starts stopping; long-lived streams end on it.
+    pub stopping: tokio::sync::watch::Sender<bool>,
+}
+
+/// The bound listeners of a started site.
+pub struct Listeners {
+    pub api: tokio::net::TcpListener,
+    pub replication: tokio::net::TcpListener,
+}
+
+impl Site {
+    /// Opens the database, creates the seed inventory on a first start,
+    /// binds the listeners, opens every VM's disks and starts guests and
+    /// replication as they were.
+    pub async fn start(config: LoadedConfig) -> Result<(Arc<Self>, Listeners), SiteError> {
+        let store = Store::open(&config.dir.join("site.db"))?;
+        let name = config.site.name.clone();
+        let seeded = store.now(|c| store::list_vms(c))?.is_empty();
+        if seeded {
+            replications::seed(&store, &config)?;
+        }
+        let peer_config = match store.now(|c| store::get_peer(c))? {
+            Some(peer) => Some(peer),
+            None => config.site.peer.clone(),
+        };
+        let secret = match &peer_config {
+            Some(peer) => PairingSecret::new(&peer.secret)
+                .map_err(|e| SiteError::invalid("peer.secret", e))?,
+            // Unpaired: a secret nobody holds, so nobody can replicate here.
+            None => PairingSecret::new(&crate::access::new_token())
+                .map_err(|e| SiteError::invalid("peer.secret", e))?,
+        };
+        let datastores = config
+            .site
+            .datastores
+            .iter()
+            .map(|d| (d.name.clone(), config.dir.join(&d.path)))
+            .collect::<BTreeMap<_, _>>();
+        for dir in datastores.values() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let receiver = Receiver::new(ReceiverConfig {
+            site: name.clone(),
+            secret,
+            datastores,
+        });
+        let api = bind(&config.site.listen.api).await?;
+        let replication = bind(&config.site.listen.replication).await?;
+        let site = Arc::new(Self {
+            name,
+            tokens: config.site.tokens.clone(),
+            config,
+            store,
+            events: EventBus::new(),
+            scheduler: Scheduler::new(MAX_CONCURRENT_CYCLES),
+            receiver,
+            vms: Mutex::new(BTreeMap::new()),
+            peer: Mutex::new(PeerState::new(peer_config)),
+            stopping: tokio::sync::watch::Sender::new(false),
+        });
+        site.open_vms().await?;
+        Ok((site, Listeners { api, replication }))
+    }
+
+    async fn open_vms(self: &Arc<Self>) -> Result<(), SiteError> {
+        let records = self.store.call(|c| store::list_vms(c)).await?;
+        let rows = self.store.call(|c| store::list_replications(c)).await?;
+        for record in records {
+            let disks = Arc::new(self.open_disks(&record)?);
+            let guest = if record.power_on {
+                Some(Guest::boot(
+                    disks.clone(),
+                    &record.nics,
+                    record.guest.clone(),
+                )?)
+            } else {
+                None
+            };
+            let id = record.id.clone();
+            lock(&self.vms).insert(
+                id.clone(),
+                VmRuntime {
+                    record,
+                    disks,
+                    guest,
+                    replication: None,
+                },
+            );
+            if let Some(row) = rows.iter().find(|r| r.vm_id == id) {
+                self.start_replication(row.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn vm_dir(&self, datastore: &str, vm_id: &str) -> Result<PathBuf, SiteError> {
+        let root = self
+            .config
+            .datastore_path(datastore)
+            .ok_or_else(|| SiteError::NotFound(format!("no datastore {datastore:?}")))?;
+        Ok(root.join("vms").join(vm_id))
+    }
+
+    fn open_disks(&self, record: &VmRecord) -> Result<TrackedVm, SiteError> {
+        let first = record
+            .disks
+            .first()
+            .ok_or_else(|| SiteError::invalid("disks", "a VM needs a disk"))?;
+        let home = self.vm_dir(&first.datastore, &record.id)?;
+        let layout = record
+            .disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let dir = self.vm_dir(&d.datastore, &record.id)?;
+                std::fs::create_dir_all(&dir)?;
+                Ok((
+                    dir.join(format!("disk-{i}.raw")),
+                    Geometry::new(d.size_bytes, DEFAULT_BLOCK_SIZE),
+                ))
+            })
+            .collect::<Result<Vec<_>, SiteError>>()?;
+        Ok(TrackedVm::open(&home, &layout)?)
+    }
+
+    /// Stops guests and replication (letting cycles in flight finish) and
+    /// saves change tracking, so the next start resumes without a full sync.
+    pub async fn shut_down(&self) {
+        let vms = std::mem::take(&mut *lock(&self.vms));
+        for (id, vm) in vms {
+            if let Some(guest) = vm.guest {
+                guest.shut_down().await;
+            }
+            if let Some(replicated) = vm.replication {
+                replicated.stop().await;
+            }
+            match Arc::try_unwrap(vm.disks) {
+                Ok(disks) => {
+                    if let Err(e) = disks.close() {
+                        warn!(vm = %id, "saving change tracking failed: {e}");
+                    }
+                }
+                Err(_) => warn!(vm = %id, "disks still in use at shutdown; tracking not saved"),
+            }
+        }
+        info!(site = %self.name, "site stopped");
+    }
+}
+
+async fn bind(addr: &str) -> Result<tokio::net::TcpListener, SiteError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        SiteError::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {addr}: {e}"),
+        ))
+    })
+}
+
+/// Runs a site until `shutdown` completes, then stops it cleanly. Prints the
+/// bound addresses on stdout, one per line, for scripts and tests.
+pub async fn run(
+    config: LoadedConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), SiteError> {
+    let (site, listeners) = Site::start(config).await?;
+    let api_addr: SocketAddr = listeners.api.local_addr()?;
+    let repl_addr: SocketAddr = listeners.replication.local_addr()?;
+    println!("api listening on http://{api_addr}");
+    println!("replication listening on {repl_addr}");
+    info!(site = %site.name, %api_addr, %repl_addr, "site started");
+    let stopped = {
+        let site = site.clone();
+        move || {
+            let mut rx = site.stopping.subscribe();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        }
+    };
+    let receiving = tokio::spawn(receiver::serve(
+        listeners.replication,
+        site.receiver.clone(),
+        stopped(),
+    ));
+    let monitoring = tokio::spawn(peer::monitor(Arc::downgrade(&site), stopped()));
+    let heartbeats = tokio::spawn(vms::heartbeats(Arc::downgrade(&site), stopped()));
+    let app = api::router(site.clone());
+    let stopping = site.clone();
+    let served = axum::serve(listeners.api, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            info!("stopping");
+            stopping.stopping.send_replace(true);
+        })
+        .await;
+    let _ = tokio::join!(receiving, monitoring, heartbeats);
+    site.shut_down().await;
+    served.map_err(SiteError::Io)
+}
+
+/// The peer as configured now, if paired.
+impl Site {
+    pub fn peer_config(&self) -> Option<PeerConfig> {
+        lock(&self.peer).config.clone()
+    }
+}
+
+/// Runs the site described by `file` until SIGINT or SIGTERM, on a runtime
+/// of its own: the body of `ferry-replicator --config` and `ferry site`.
+pub fn serve_config_file(file: &std::path::Path) -> Result<(), String> {
+    let config = LoadedConfig::load(file).map_err(|e| e.to_string())?;
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let shutdown = async {
+            use tokio::signal::unix::{SignalKind, signal};
+            match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        };
+        run(config, shutdown)
+            .await
+            .map_err(|e| format!("{}: {e}", file.display()))
+    })
+}
+
+/// Sends logs to stderr, filtered by `FERRY_LOG` (default `info`).
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+}

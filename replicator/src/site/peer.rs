@@ -1,0 +1,162 @@
+//! The paired site: pairing, and a watch on whether it answers. Liveness is
+//! an authenticated handshake on the peer's replication listener every two
+//! seconds: it proves the peer is up, holds the pairing secret and can take
+//! replication traffic, which is what an operator means by "connected".
+
+use std::future::Future;
+use std::sync::Weak;
+use std::time::Duration;
+
+use super::notify::Severity;
+use super::{Site, SiteError};
+use crate::api::types::{PeerInfo, PeerRequest, PeerStatus, SiteEvent};
+use crate::config::{PeerConfig, check_peer};
+use crate::replication::connection::Connection;
+use crate::replication::handshake::PairingSecret;
+use crate::replication::sender::now_ms;
+use crate::storage::tracked_disk::lock;
+use crate::store;
+
+const CHECK_EVERY: Duration = Duration::from_secs(2);
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct PeerState {
+    pub config: Option<PeerConfig>,
+    status: PeerStatus,
+    last_contact_ms: Option<u64>,
+    error: Option<String>,
+}
+
+impl PeerState {
+    pub fn new(config: Option<PeerConfig>) -> Self {
+        Self {
+            config,
+            status: PeerStatus::Unknown,
+            last_contact_ms: None,
+            error: None,
+        }
+    }
+
+    fn info(&self) -> Option<PeerInfo> {
+        self.config.as_ref().map(|c| PeerInfo {
+            name: c.name.clone(),
+            url: c.url.clone(),
+            status: self.status,
+            last_contact_ms: self.last_contact_ms,
+            error: self.error.clone(),
+        })
+    }
+}
+
+impl Site {
+    pub fn peer_info(&self) -> Option<PeerInfo> {
+        lock(&self.peer).info()
+    }
+
+    /// Pairs with a (new) peer: persisted, the receiver takes the new secret,
+    /// and every replication is pointed at the peer.
+    pub async fn pair(&self, request: PeerRequest) -> Result<PeerInfo, SiteError> {
+        let peer = PeerConfig {
+            name: request.name,
+            url: request.url,
+            replication: request.replication,
+            secret: request.secret,
+        };
+        check_peer(&peer).map_err(|e| {
+            let (field, message) = e.split_once(": ").unwrap_or(("peer", &e));
+            let field = field.trim_start_matches("key `").trim_end_matches('`');
+            SiteError::invalid(field.trim_start_matches("peer."), message)
+        })?;
+        let secret =
+            PairingSecret::new(&peer.secret).map_err(|e| SiteError::invalid("secret", e))?;
+        let stored = peer.clone();
+        self.store
+            .call(move |c| store::set_peer(c, &stored))
+            .await?;
+        self.receiver.set_secret(secret);
+        *lock(&self.peer) = PeerState::new(Some(peer));
+        self.retarget_replications();
+        let info = self
+            .peer_info()
+            .ok_or_else(|| SiteError::Conflict("pairing lost".into()))?;
+        self.events.publish(SiteEvent::Peer(info.clone()));
+        Ok(info)
+    }
+
+    async fn check_peer(&self) {
+        let Some(peer) = self.peer_config() else {
+            return;
+        };
+        let name = self.name.clone();
+        let outcome = tokio::time::timeout(
+            CHECK_TIMEOUT,
+            tokio::task::spawn_blocking(move || {
+                let secret = PairingSecret::new(&peer.secret).map_err(|e| e.to_string())?;
+                Connection::connect(&peer.replication, &secret, &name)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }),
+        )
+        .await;
+        let result = match outcome {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
+        };
+        let (changed, info) = {
+            let mut state = lock(&self.peer);
+            let before = state.status;
+            match &result {
+                Ok(()) => {
+                    state.status = PeerStatus::Connected;
+                    state.last_contact_ms = Some(now_ms());
+                    state.error = None;
+                }
+                Err(e) => {
+                    state.status = PeerStatus::Unreachable;
+                    state.error = Some(e.clone());
+                }
+            }
+            (before != state.status, state.info())
+        };
+        let Some(info) = info else { return };
+        if changed {
+            match info.status {
+                PeerStatus::Connected => {
+                    self.alarm(
+                        "peer_connected",
+                        Severity::Info,
+                        None,
+                        format!("peer site {} is reachable", info.name),
+                    )
+                    .await;
+                }
+                _ => {
+                    let why = info.error.clone().unwrap_or_default();
+                    self.alarm(
+                        "peer_unreachable",
+                        Severity::Critical,
+                        None,
+                        format!("peer site {} is unreachable: {why}", info.name),
+                    )
+                    .await;
+                }
+            }
+        }
+        self.events.publish(SiteEvent::Peer(info));
+    }
+}
+
+/// Checks the peer every two seconds until `stopped` completes.
+pub async fn monitor(site: Weak<Site>, stopped: impl Future<Output = ()>) {
+    tokio::pin!(stopped);
+    loop {
+        let Some(strong) = site.upgrade() else { return };
+        strong.check_peer().await;
+        drop(strong);
+        tokio::select! {
+            () = &mut stopped => return,
+            () = tokio::time::sleep(CHECK_EVERY) => {}
+        }
+    }
+}
