@@ -1,0 +1,9 @@
+//! End-to-end tests: real `ferry` processes on loopback port 0 with temp
+//! dirs, driven through the HTTP API only.
+
+mod e2e {
+    pub mod api_errors;
+    pub mod demo;
+    pub mod sites;
+    pub mod support;
+}

@@ -1,0 +1,115 @@
+//! `ferry demo --no-tui`: two sites as children, demo.json, every demo VM
+//! replicating, and a clean stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_two_sites_and_stops_them_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port_base = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let port_base = port_base.min(u16::MAX - 8);
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "demo",
+            "--no-tui",
+            "--port-base",
+            &port_base.to_string(),
+            "--data-dir",
+        ])
+        .arg(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut json = String::new();
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let end = line == "}";
+        json.push_str(&line);
+        if end {
+            break;
+        }
+    }
+    let printed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("demo.json")).unwrap())
+            .unwrap();
+    assert_eq!(printed, written, "demo.json holds what was printed");
+    let sites = printed["sites"].as_array().unwrap();
+    assert_eq!(sites.len(), 2);
+    assert_eq!(sites[0]["name"], "site-a");
+
+    let client = reqwest::Client::new();
+    let site_a = &sites[0];
+    let url = format!("{}/api/v1/replications", site_a["url"].as_str().unwrap());
+    let token = site_a["tokens"]["viewer"].as_str().unwrap().to_string();
+    let count = eventually(
+        "every demo VM replicated and ok",
+        Duration::from_secs(90),
+        || async {
+            let reps: Vec<serde_json::Value> = client
+                .get(&url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (reps.len() >= 10 && reps.iter().all(|r| r["state"] == "ok")).then_some(reps.len())
+        },
+    )
+    .await;
+    assert_eq!(count, 12);
+    let rpos: std::collections::BTreeSet<u64> = {
+        let reps: Vec<serde_json::Value> = client
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        reps.iter()
+            .filter_map(|r| r["rpo_seconds"].as_u64())
+            .collect()
+    };
+    assert_eq!(
+        rpos.into_iter().collect::<Vec<_>>(),
+        vec![15, 60, 300],
+        "mixed RPOs"
+    );
+
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(demo.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = demo.wait().unwrap();
+    assert!(status.success(), "demo exits cleanly on SIGTERM: {status}");
+    for site in sites {
+        let pid = site["pid"].as_i64().unwrap() as libc::pid_t;
+        // SAFETY: signal 0 only checks whether the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        assert!(
+            !alive,
+            "{} still running after the demo stopped",
+            site["name"]
+        );
+    }
+    assert!(
+        tmp.path()
+            .join("site-a/ds1/vms/site-a.db-01/tracking.ctk")
+            .exists(),
+        "change tracking saved"
+    );
+}

@@ -1,0 +1,214 @@
+//! Two real sites: replication through the API reaches `ok` inside the RPO,
+//! survives a clean restart without a full sync and a kill -9 with a full
+//! sync of only the changed blocks, and a dead peer shows as unreachable.
+
+use std::time::Duration;
+
+use ferry_replicator::api::types::PeerStatus;
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::json;
+
+use super::support::*;
+
+const VMS: [&str; 3] = ["site-a.vm-0", "site-a.vm-1", "site-a.vm-2"];
+
+/// Waits until every VM has a new instance past `after` that is a delta
+/// (`full == false`) or a full sync (`full == true`); returns the instances.
+async fn next_instances(
+    api: &Api,
+    after: &[u64],
+    full: bool,
+    deadline: Duration,
+) -> Vec<(u64, u64)> {
+    eventually("a new instance of every VM", deadline, || async {
+        let reps = api.replications().await;
+        let mut out = Vec::new();
+        for (vm, min) in VMS.iter().zip(after) {
+            let r = reps.iter().find(|r| r.vm_id == *vm)?;
+            let last = r.last_sync?;
+            if last.instance <= *min {
+                return None;
+            }
+            assert_eq!(last.full, full, "{vm}: {r:?}");
+            out.push((last.instance, last.bytes));
+        }
+        Some(out)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_through_the_api_survives_restarts_and_outages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = SiteProcess::create(&tmp.path().join("a"), "site-a", 3);
+    let mut b = SiteProcess::create(&tmp.path().join("b"), "site-b", 0);
+    a.pin_ports();
+    b.pin_ports();
+    pair(&a, "site-a", &b, "site-b").await;
+    let api = Api::new(&a);
+
+    // Live events: collect the names of what streams by.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stream = api
+        .client
+        .get(format!("{}/events", api.base))
+        .bearer_auth(VIEWER)
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let collector = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let mut body = stream.bytes_stream();
+            while let Some(Ok(chunk)) = body.next().await {
+                for line in String::from_utf8_lossy(&chunk).lines() {
+                    if let Some(name) = line.strip_prefix("event: ") {
+                        seen.lock().unwrap().push(name.to_string());
+                    }
+                }
+            }
+        })
+    };
+
+    for vm in VMS {
+        api.admin(
+            Method::PUT,
+            &format!("/replications/{vm}"),
+            Some(json!({"rpo_seconds": 5})),
+        )
+        .await;
+    }
+    eventually(
+        "every VM ok inside its RPO",
+        Duration::from_secs(60),
+        || async {
+            let reps = api.replications().await;
+            (reps.len() == 3
+                && reps.iter().all(|r| {
+                    r.state == "ok"
+                        && r.last_sync.is_some()
+                        && r.lag_seconds.is_some_and(|l| l < 5.0)
+                }))
+            .then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "replication events on the stream",
+        Duration::from_secs(10),
+        || async {
+            seen.lock()
+                .unwrap()
+                .iter()
+                .any(|e| e == "replication")
+                .then_some(())
+        },
+    )
+    .await;
+    collector.abort();
+    let info = eventually("peer connected", Duration::from_secs(10), || async {
+        let info = api.site().await;
+        (info.peer.as_ref().map(|p| p.status) == Some(PeerStatus::Connected)).then_some(info)
+    })
+    .await;
+    assert_eq!((info.vm_count, info.replicated_count), (3, 3));
+
+    // A clean stop and start: replication resumes with deltas.
+    let reps = api.replications().await;
+    let initial: Vec<u64> = VMS
+        .iter()
+        .map(|vm| {
+            let r = reps.iter().find(|r| r.vm_id == *vm).unwrap();
+            r.last_sync.unwrap().instance
+        })
+        .collect();
+    let instances: Vec<u64> = next_instances(&api, &initial, false, Duration::from_secs(30))
+        .await
+        .iter()
+        .map(|i| i.0)
+        .collect();
+    assert!(
+        a.terminate().success(),
+        "SIGTERM should stop the site cleanly"
+    );
+    a = SiteProcess::start(&tmp.path().join("a"));
+    let reps = api.replications().await;
+    assert_eq!(reps.len(), 3, "replication settings survive the restart");
+    assert!(reps.iter().all(|r| r.rpo_seconds == 5));
+    let after_clean = next_instances(&api, &instances, false, Duration::from_secs(30)).await;
+
+    // kill -9: the next cycle is a full sync that sends only changed blocks.
+    a.kill9();
+    a = SiteProcess::start(&tmp.path().join("a"));
+    let after: Vec<u64> = after_clean.iter().map(|i| i.0).collect();
+    let full = next_instances(&api, &after, true, Duration::from_secs(30)).await;
+    for (instance, bytes) in full {
+        assert!(instance > 0);
+        assert!(
+            bytes < 4 << 20,
+            "a full sync after kill -9 sent {bytes} bytes of an 8 MiB disk; only changed blocks should go"
+        );
+    }
+
+    // The peer dies: unreachable within 10 s, and back when it returns.
+    b.kill9();
+    eventually("peer unreachable", Duration::from_secs(10), || async {
+        let peer = api.site().await.peer?;
+        (peer.status == PeerStatus::Unreachable).then_some(())
+    })
+    .await;
+    let _b = SiteProcess::start(&tmp.path().join("b"));
+    eventually(
+        "peer back and replication ok",
+        Duration::from_secs(30),
+        || async {
+            let peer = api.site().await.peer?;
+            let reps = api.replications().await;
+            (peer.status == PeerStatus::Connected && reps.iter().all(|r| r.state == "ok"))
+                .then_some(())
+        },
+    )
+    .await;
+    drop(a);
+}
+
+#[test]
+fn a_bad_config_names_the_file_and_key_and_exits_non_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            site_toml("a", "127.0.0.1:0", "127.0.0.1:0", 1).replace("size_mib = 8", "size_mib = 0"),
+            "vms[0].disks[0].size_mib",
+        ),
+        (
+            site_toml("a", "127.0.0.1:0", "127.0.0.1:0", 0)
+                .replace("name = \"ds1\"", "name = \"../up\""),
+            "datastores[0].name",
+        ),
+        (
+            site_toml("a", "not an address", "127.0.0.1:0", 0),
+            "listen.api",
+        ),
+        ("name = [".to_string(), "site.toml"),
+    ];
+    for (text, key) in cases {
+        let file = tmp.path().join("site.toml");
+        std::fs::write(&file, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["site", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{key}: should fail");
+        assert!(stderr.contains("site.toml"), "{key}: {stderr}");
+        assert!(stderr.contains(key), "{key} not named in: {stderr}");
+        assert!(
+            !tmp.path().join("site.db").exists(),
+            "{key}: nothing may be created"
+        );
+    }
+}
