@@ -20,7 +20,10 @@ const TOKEN: &str = "soak-viewer-token";
 const SECRET: &str = "soak pairing secret 0123456789";
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn free_port() -> u16 {
@@ -111,7 +114,8 @@ impl Site {
 
     /// CPU seconds used so far (user + system).
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
         let fields: Vec<&str> = after.split_whitespace().collect();
         let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
@@ -121,7 +125,8 @@ impl Site {
     }
 
     fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -151,9 +156,18 @@ fn replications(client: &reqwest::blocking::Client, port: u16) -> Vec<serde_json
 }
 
 fn soak(work: &Path, count: u64, secs: u64, rpo: u64) {
-    let a = Ports { api: free_port(), repl: free_port() };
-    let b = Ports { api: free_port(), repl: free_port() };
-    let site_b = Site::start(&work.join("soak-b"), &config("site-b", &b, ("site-a", &a), ""));
+    let a = Ports {
+        api: free_port(),
+        repl: free_port(),
+    };
+    let b = Ports {
+        api: free_port(),
+        repl: free_port(),
+    };
+    let site_b = Site::start(
+        &work.join("soak-b"),
+        &config("site-b", &b, ("site-a", &a), ""),
+    );
     let site_a = Site::start(
         &work.join("soak-a"),
         &config("site-a", &a, ("site-b", &b), &vms(count, 64, true, 62, rpo)),
@@ -168,7 +182,10 @@ fn soak(work: &Path, count: u64, secs: u64, rpo: u64) {
         if reps.len() as u64 == count && reps.iter().all(|r| r["last_sync"].is_object()) {
             break;
         }
-        assert!(warm.elapsed() < Duration::from_secs(600), "initial syncs did not finish");
+        assert!(
+            warm.elapsed() < Duration::from_secs(600),
+            "initial syncs did not finish"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     println!(
@@ -205,17 +222,34 @@ fn soak(work: &Path, count: u64, secs: u64, rpo: u64) {
 }
 
 fn api_latency(work: &Path, count: u64) {
-    let a = Ports { api: free_port(), repl: free_port() };
-    let b = Ports { api: free_port(), repl: free_port() };
-    let _site_b = Site::start(&work.join("api-b"), &config("site-b", &b, ("site-a", &a), ""));
+    let a = Ports {
+        api: free_port(),
+        repl: free_port(),
+    };
+    let b = Ports {
+        api: free_port(),
+        repl: free_port(),
+    };
+    let _site_b = Site::start(
+        &work.join("api-b"),
+        &config("site-b", &b, ("site-a", &a), ""),
+    );
     let _site_a = Site::start(
         &work.join("api-a"),
         &config("site-a", &a, ("site-b", &b), &vms(count, 1, false, 0, 300)),
     );
     let client = reqwest::blocking::Client::new();
     let warm = Instant::now();
-    while replications(&client, a.api).iter().filter(|r| r["last_sync"].is_object()).count() < count as usize {
-        assert!(warm.elapsed() < Duration::from_secs(600), "initial syncs did not finish");
+    while replications(&client, a.api)
+        .iter()
+        .filter(|r| r["last_sync"].is_object())
+        .count()
+        < count as usize
+    {
+        assert!(
+            warm.elapsed() < Duration::from_secs(600),
+            "initial syncs did not finish"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     let mut times = Vec::new();
