@@ -241,28 +241,10 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
                 dir.join("demo.json").display()
             );
         }
-        wait_for_signal().await;
+        ferry_replicator::site::shutdown_signal().await;
         stop_all(children).await;
         Ok(())
     })
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 /// SIGTERM to every site still running, then a wait; a site that does not

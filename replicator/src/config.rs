@@ -372,6 +372,11 @@ name = "ds1"
 path = "ds1"
 [[networks]]
 name = "prod"
+[peer]
+name = "site-b"
+url = "http://127.0.0.1:47802"
+replication = "127.0.0.1:47803"
+secret = "a pairing secret of some length"
 [[vms]]
 name = "db-01"
 folder = "db"

@@ -280,19 +280,13 @@ fn ship_delta(
         let g = disk.geometry();
         let per_run = (BATCH_BYTES / g.block_size as usize).max(1) as u64;
         for (first, count) in runs(disk.frozen_blocks().iter(), per_run) {
-            let len = run_len(g, first, count);
-            disk.read_frozen(first, count, &mut buf[..len])?;
-            push_run(
-                conn,
-                &mut batch,
-                index as u16,
-                g,
+            let run = Run {
+                disk,
+                index: index as u16,
                 first,
                 count,
-                &buf[..len],
-                |_, _| true,
-            )?;
-            progress.add(len as u64);
+            };
+            ship_run(conn, &mut batch, &mut buf, run, progress, |_| true)?;
         }
     }
     batch.flush(conn)?;
@@ -303,27 +297,37 @@ fn run_len(g: Geometry, first: u64, count: u64) -> usize {
     (g.block_offset(first + count).min(g.disk_size) - g.block_offset(first)) as usize
 }
 
-/// Pushes the blocks of a run that `differs` says must travel.
-#[allow(clippy::too_many_arguments)]
-fn push_run(
-    conn: &mut FrameWriter<TcpStream>,
-    batch: &mut Batcher,
-    disk: u16,
-    g: Geometry,
+/// A run of consecutive frozen blocks of one disk.
+struct Run<'a> {
+    disk: &'a TrackedDisk,
+    index: u16,
     first: u64,
     count: u64,
-    data: &[u8],
-    mut differs: impl FnMut(u64, &[u8]) -> bool,
+}
+
+/// Reads a run as it was at the point and ships the blocks that `differs`
+/// says must travel (each block's bytes in order).
+fn ship_run(
+    conn: &mut FrameWriter<TcpStream>,
+    batch: &mut Batcher,
+    buf: &mut [u8],
+    run: Run<'_>,
+    progress: &CycleProgress,
+    mut differs: impl FnMut(&[u8]) -> bool,
 ) -> Result<(), WireError> {
+    let g = run.disk.geometry();
+    let len = run_len(g, run.first, run.count);
+    run.disk
+        .read_frozen(run.first, run.count, &mut buf[..len])?;
     let mut at = 0;
-    for block in first..first + count {
-        let len = g.block_len(block);
-        let bytes = &data[at..at + len];
-        if differs(block, bytes) {
-            batch.push(conn, disk, block, bytes)?;
+    for block in run.first..run.first + run.count {
+        let bytes = &buf[at..at + g.block_len(block)];
+        if differs(bytes) {
+            batch.push(conn, run.index, block, bytes)?;
         }
-        at += len;
+        at += bytes.len();
     }
+    progress.add(len as u64);
     Ok(())
 }
 
@@ -411,19 +415,15 @@ fn compare_and_ship(
                 }
                 theirs.extend(hashes);
             }
-            let len = run_len(g, first, count);
-            disk.read_frozen(first, count, &mut buf[..len])?;
-            push_run(
-                conn,
-                &mut batch,
-                index as u16,
-                g,
+            let run = Run {
+                disk,
+                index: index as u16,
                 first,
                 count,
-                &buf[..len],
-                |_, data| theirs.pop_front() != Some(hash_block(data)),
-            )?;
-            progress.add(len as u64);
+            };
+            ship_run(conn, &mut batch, &mut buf, run, progress, |data| {
+                theirs.pop_front() != Some(hash_block(data))
+            })?;
         }
     }
     batch.flush(conn)?;

@@ -335,12 +335,38 @@ mod tests {
                 instance: 9,
             }),
         };
+        let vm = VmRecord::from_seed(
+            "a",
+            &crate::config::VmSeed {
+                name: "db-01".into(),
+                folder: "f".into(),
+                resource_pool: "p".into(),
+                power_on: true,
+                disks: vec![crate::config::DiskSeed {
+                    datastore: "ds".into(),
+                    size_mib: 8,
+                }],
+                nics: Vec::new(),
+                guest: Default::default(),
+                replication: None,
+            },
+        );
         {
             let store = Store::open(&path).unwrap();
+            store.now(|c| insert_vm(c, &vm)).unwrap();
             store.now(|c| upsert_replication(c, &row)).unwrap();
+            let unknown = ReplicationRow {
+                vm_id: "nope".into(),
+                ..row.clone()
+            };
+            assert!(
+                store.now(|c| upsert_replication(c, &unknown)).is_err(),
+                "a replication needs its VM"
+            );
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(store.now(|c| list_replications(c)).unwrap(), vec![row]);
+        assert_eq!(store.now(|c| list_vms(c)).unwrap(), vec![vm]);
         let version: i64 = store
             .now(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
             .unwrap();
