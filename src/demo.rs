@@ -25,7 +25,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct DemoArgs {
     /// Run only the sites and print their URLs and tokens (no terminal UI).
     #[arg(long)]
-    no_tui: bool,
+    pub no_tui: bool,
     /// Where the demo keeps its sites; reused when it exists.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -190,7 +190,11 @@ async fn start_site(exe: &Path, dir: &Path) -> Result<(Child, String), String> {
     Ok((child, url))
 }
 
-pub fn run(args: DemoArgs) -> Result<(), String> {
+pub fn run(
+    args: DemoArgs,
+    ui: &crate::UiArgs,
+    paths: &crate::settings::Paths,
+) -> Result<(), String> {
     let dir = args.data_dir.unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let inventory: Inventory =
@@ -233,17 +237,32 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
         let file = DemoFile { sites };
         let json = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
         std::fs::write(dir.join("demo.json"), &json).map_err(|e| e.to_string())?;
-        println!("{json}");
-        if !args.no_tui {
-            eprintln!(
-                "ferry demo: the terminal UI is not built yet; the sites run until Ctrl-C.\n\
-                 Their API is described in {}",
-                dir.join("demo.json").display()
-            );
-        }
-        ferry_replicator::site::shutdown_signal().await;
+        let outcome = if args.no_tui {
+            println!("{json}");
+            ferry_replicator::site::shutdown_signal().await;
+            Ok(())
+        } else {
+            let endpoints = file
+                .sites
+                .iter()
+                .map(|s| crate::feed::Endpoint {
+                    name: s.name.clone(),
+                    url: s.url.clone(),
+                    token: if ui.read_only || ui.noc {
+                        s.tokens.viewer.clone()
+                    } else {
+                        s.tokens.admin.clone()
+                    },
+                })
+                .collect();
+            let theme = crate::theme::Theme::load(
+                &crate::theme::choose(ui.theme.as_deref(), None),
+                &paths.themes_dir,
+            )?;
+            crate::tui::run(endpoints, theme, ui.read_only || ui.noc, ui.noc).await
+        };
         stop_all(children).await;
-        Ok(())
+        outcome
     })
 }
 

@@ -1,41 +1,98 @@
-//! `ferry`: the operator's program. `ferry site` runs a site (the same code
-//! as `ferry-replicator`), `ferry demo` starts a demo pair of sites.
+//! `ferry`: the operator's program. With no command it opens the terminal
+//! UI on the sites in its config file (or given with `--site/--token`);
+//! `ferry demo` starts a demo pair of sites and opens the UI on them;
+//! `ferry site` runs a site; `ferry info` says where ferry keeps its files.
 
+mod app;
 mod demo;
+mod feed;
+mod keys;
+mod model;
+mod settings;
+mod theme;
+mod tui;
+mod ui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "ferry: disaster recovery for paired sites, run from the keyboard"
+    about = "ferry: disaster recovery for paired sites, run from the keyboard",
+    long_about = "ferry: disaster recovery for paired sites, run from the keyboard.\n\n\
+                  With no command, opens the terminal UI on both sites of a pair: the sites \
+                  listed in the config file (see `ferry info`), or given as --site URL --token T, twice."
 )]
 struct Cli {
+    #[command(flatten)]
+    ui: UiArgs,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+}
+
+/// How the terminal UI looks and what it may do.
+#[derive(Args, Clone)]
+pub struct UiArgs {
+    /// A site's API URL; repeat for the second site (each followed by --token).
+    #[arg(long = "site", value_name = "URL")]
+    sites: Vec<String>,
+    /// The API token for the --site before it.
+    #[arg(long = "token", value_name = "TOKEN")]
+    tokens: Vec<String>,
+    /// The config file (default: the platform config directory's config.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Colour theme: dark, light, high-contrast, monochrome, or one of yours.
+    #[arg(long, global = true)]
+    theme: Option<String>,
+    /// Offer no actions at all (for shared screens); the badge says so.
+    #[arg(long, global = true)]
+    read_only: bool,
+    /// Kiosk mode for wall screens: rotates views, needs no input, implies --read-only.
+    #[arg(long, global = true)]
+    noc: bool,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Start the demo: two sites, site-a (protected) and site-b (recovery),
-    /// with a dozen VMs replicating between them.
+    /// with a dozen VMs replicating between them, and open the UI on them.
+    /// Quitting the UI stops the sites.
     Demo(demo::DemoArgs),
     /// Run one site from its site.toml, as `ferry-replicator --config` does.
     Site {
         /// The site's configuration file; site.db lives beside it.
-        #[arg(long)]
-        config: PathBuf,
+        #[arg(long = "config", value_name = "FILE")]
+        site_config: PathBuf,
     },
+    /// Print where ferry keeps its config, themes and log.
+    Info,
 }
 
 fn main() -> ExitCode {
-    ferry_replicator::site::init_logging();
-    let result = match Cli::parse().command {
-        Command::Demo(args) => demo::run(args),
-        Command::Site { config } => ferry_replicator::site::serve_config_file(&config),
+    let cli = Cli::parse();
+    let paths = settings::Paths::discover();
+    let tui_mode = match &cli.command {
+        None => true,
+        Some(Command::Demo(args)) => !args.no_tui,
+        _ => false,
+    };
+    if tui_mode {
+        log_to_file(&paths.log_file);
+    } else {
+        ferry_replicator::site::init_logging();
+    }
+    let _ = color_eyre::install();
+    let result = match cli.command {
+        None => open_ui(&cli.ui, &paths, None),
+        Some(Command::Demo(args)) => demo::run(args, &cli.ui, &paths),
+        Some(Command::Site { site_config }) => {
+            ferry_replicator::site::serve_config_file(&site_config)
+        }
+        Some(Command::Info) => info(&cli.ui, &paths),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,4 +101,71 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs go to a file, never to the screen the UI draws on.
+fn log_to_file(path: &std::path::Path) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .try_init();
+    }
+}
+
+fn info(ui: &UiArgs, paths: &settings::Paths) -> Result<(), String> {
+    let config_file = ui
+        .config
+        .clone()
+        .unwrap_or_else(|| paths.config_file.clone());
+    let config = settings::load(&config_file)?;
+    let theme = theme::choose(ui.theme.as_deref(), config.theme.as_deref());
+    println!(
+        "config file  {}{}",
+        config_file.display(),
+        if config_file.exists() {
+            ""
+        } else {
+            " (not there yet)"
+        }
+    );
+    println!("themes dir   {}", paths.themes_dir.display());
+    println!("theme        {theme}");
+    println!("log file     {}", paths.log_file.display());
+    println!("sites        {}", config.sites.len());
+    Ok(())
+}
+
+/// Opens the UI on `endpoints`, or on the configured sites when `None`.
+pub fn open_ui(
+    ui: &UiArgs,
+    paths: &settings::Paths,
+    endpoints: Option<Vec<feed::Endpoint>>,
+) -> Result<(), String> {
+    let config_file = ui
+        .config
+        .clone()
+        .unwrap_or_else(|| paths.config_file.clone());
+    let config = settings::load(&config_file)?;
+    let endpoints = match endpoints {
+        Some(endpoints) => endpoints,
+        None => settings::endpoints(&config, &ui.sites, &ui.tokens)?,
+    };
+    let theme = theme::Theme::load(
+        &theme::choose(ui.theme.as_deref(), config.theme.as_deref()),
+        &paths.themes_dir,
+    )?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(tui::run(endpoints, theme, ui.read_only || ui.noc, ui.noc))
 }

@@ -43,5 +43,5 @@ async fn events(
             });
         Some((Ok(sse), (rx, stop)))
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(2)))
 }

@@ -1,0 +1,536 @@
+//! The TUI's state machine: terminal input becomes an [`Action`],
+//! [`App::update`] changes state and may return an [`Effect`] for a task to
+//! run; rendering only reads. Read-only mode is enforced here, in the one
+//! place actions are dispatched.
+
+use std::cmp::Ordering;
+use std::time::Instant;
+
+use ferry_replicator::api::types::ReplicationInfo;
+
+use crate::model::{FeedUpdate, Model, compliance, lag_seconds};
+use crate::theme::Theme;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Dashboard,
+    Replication,
+    Events,
+}
+
+impl View {
+    pub const ALL: [View; 3] = [View::Dashboard, View::Replication, View::Events];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Dashboard => "Dashboard",
+            Self::Replication => "Replication",
+            Self::Events => "Events",
+        }
+    }
+
+    fn step(self, by: isize) -> Self {
+        let i = Self::ALL.iter().position(|v| *v == self).unwrap_or(0) as isize;
+        Self::ALL[(i + by).rem_euclid(Self::ALL.len() as isize) as usize]
+    }
+}
+
+/// Columns of the replication view, in display order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Vm,
+    Direction,
+    State,
+    Rpo,
+    Lag,
+    Progress,
+    LastSync,
+}
+
+impl Column {
+    pub const ALL: [Column; 7] = [
+        Column::Vm,
+        Column::Direction,
+        Column::State,
+        Column::Rpo,
+        Column::Lag,
+        Column::Progress,
+        Column::LastSync,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Vm => "VM",
+            Self::Direction => "Direction",
+            Self::State => "State",
+            Self::Rpo => "RPO",
+            Self::Lag => "Lag",
+            Self::Progress => "Sync",
+            Self::LastSync => "Last sync",
+        }
+    }
+}
+
+/// What sits on top of the current view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overlay {
+    None,
+    Help,
+    /// The `:` command palette and what has been typed.
+    Palette(String),
+    /// Typing a `/` filter.
+    Filter,
+    /// The detail pane of one replication.
+    Detail(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    NextView,
+    PrevView,
+    Show(View),
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    OpenFilter,
+    OpenPalette,
+    OpenHelp,
+    /// Esc: close what is open, else clear the filter.
+    Back,
+    /// Enter.
+    Open,
+    Type(char),
+    Erase,
+    Complete,
+    SortNext,
+    SortReverse,
+    SyncNow,
+    TogglePause,
+    /// A second passed: ages and the NOC rotation move on.
+    Tick,
+}
+
+/// Work for a task outside the UI loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// POST to a site's API, e.g. `/replications/{id}/sync`.
+    Post { site: usize, path: String },
+}
+
+/// `:` commands and what they do.
+pub const COMMANDS: [(&str, &str); 7] = [
+    ("dash", "the dashboard"),
+    ("vms", "the replication view"),
+    ("replication", "the replication view"),
+    ("events", "alarms, newest first"),
+    ("help", "the keys"),
+    ("quit", "leave ferry"),
+    ("q", "leave ferry"),
+];
+
+/// Seconds per view on a NOC screen.
+const NOC_ROTATE_TICKS: u32 = 10;
+
+pub struct App {
+    pub model: Model,
+    pub theme: Theme,
+    pub view: View,
+    pub overlay: Overlay,
+    pub selected: usize,
+    pub sort: Column,
+    pub descending: bool,
+    pub filter: String,
+    pub read_only: bool,
+    pub noc: bool,
+    pub quit: bool,
+    /// A one-line note for the operator (results, refusals).
+    pub status: Option<String>,
+    /// Wall clock and monotonic clock of the last tick: renders use these,
+    /// never the live clocks, so a frame is a pure function of state.
+    pub now_ms: u64,
+    pub now: Instant,
+    ticks: u32,
+}
+
+impl App {
+    pub fn new(model: Model, theme: Theme, read_only: bool, noc: bool) -> Self {
+        Self {
+            model,
+            theme,
+            view: if noc {
+                View::Dashboard
+            } else {
+                View::Replication
+            },
+            overlay: Overlay::None,
+            selected: 0,
+            sort: Column::Vm,
+            descending: false,
+            filter: String::new(),
+            read_only,
+            noc,
+            quit: false,
+            status: None,
+            now_ms: ferry_replicator::replication::sender::now_ms(),
+            now: Instant::now(),
+            ticks: 0,
+        }
+    }
+
+    pub fn feed(&mut self, update: FeedUpdate) -> bool {
+        let changed = self.model.apply(update, self.now);
+        self.clamp_selection();
+        changed
+    }
+
+    /// The replication rows as shown: filtered, then sorted.
+    pub fn rows(&self) -> Vec<(usize, &ReplicationInfo)> {
+        let needle = self.filter.to_lowercase();
+        let mut rows: Vec<(usize, &ReplicationInfo)> = self
+            .model
+            .replications()
+            .filter(|(_, r)| {
+                needle.is_empty()
+                    || r.vm.to_lowercase().contains(&needle)
+                    || r.state.contains(&needle)
+                    || r.source_site.contains(&needle)
+                    || r.target_site
+                        .as_deref()
+                        .is_some_and(|t| t.contains(&needle))
+                    || compliance(r, self.now_ms).word().contains(&needle)
+            })
+            .collect();
+        let now = self.now_ms;
+        rows.sort_by(|(_, a), (_, b)| {
+            let order = match self.sort {
+                Column::Vm => a.vm.cmp(&b.vm),
+                Column::Direction => a.source_site.cmp(&b.source_site),
+                Column::State => a.state.cmp(&b.state),
+                Column::Rpo => a.rpo_seconds.cmp(&b.rpo_seconds),
+                Column::Lag => cmp_f64(lag_seconds(a, now), lag_seconds(b, now)),
+                Column::Progress => progress(a)
+                    .partial_cmp(&progress(b))
+                    .unwrap_or(Ordering::Equal),
+                Column::LastSync => a
+                    .last_sync
+                    .map(|l| l.finished_at)
+                    .cmp(&b.last_sync.map(|l| l.finished_at)),
+            }
+            .then_with(|| a.vm.cmp(&b.vm));
+            if self.descending {
+                order.reverse()
+            } else {
+                order
+            }
+        });
+        rows
+    }
+
+    fn row_count(&self) -> usize {
+        match self.view {
+            View::Replication => self.rows().len(),
+            View::Events => self.model.alarms.len(),
+            View::Dashboard => 0,
+        }
+    }
+
+    fn clamp_selection(&mut self) {
+        let count = self.row_count();
+        self.selected = self.selected.min(count.saturating_sub(1));
+    }
+
+    fn selected_replication(&self) -> Option<(usize, ReplicationInfo)> {
+        self.rows()
+            .get(self.selected)
+            .map(|(site, r)| (*site, (*r).clone()))
+    }
+
+    /// The actions the current mode accepts: what `?` and the bottom bar show.
+    pub fn keys(&self) -> Vec<(&'static str, &'static str)> {
+        match &self.overlay {
+            Overlay::Help => vec![("Esc/?", "close help"), ("q", "quit")],
+            Overlay::Palette(_) => vec![("Tab", "complete"), ("Enter", "run"), ("Esc", "cancel")],
+            Overlay::Filter => vec![("type", "filter rows"), ("Enter", "keep"), ("Esc", "clear")],
+            Overlay::Detail(_) => vec![("Esc", "back"), ("q", "quit")],
+            Overlay::None => {
+                let mut keys = vec![("Tab", "next view"), (":", "command"), ("?", "help")];
+                if self.view == View::Replication {
+                    keys.extend([
+                        ("↑↓/jk", "move"),
+                        ("/", "filter"),
+                        ("s/S", "sort/reverse"),
+                        ("Enter", "details"),
+                    ]);
+                    if !self.read_only {
+                        keys.extend([("n", "sync now"), ("p", "pause/resume")]);
+                    }
+                }
+                if self.view == View::Events {
+                    keys.push(("↑↓/jk", "move"));
+                }
+                if !self.filter.is_empty() {
+                    keys.push(("Esc", "clear filter"));
+                }
+                keys.push(("q", "quit"));
+                keys
+            }
+        }
+    }
+
+    /// Applies one action.
+    pub fn update(&mut self, action: Action) -> Option<Effect> {
+        if action != Action::Tick {
+            self.status = None;
+        }
+        match (&mut self.overlay, action) {
+            (_, Action::Tick) => {
+                self.now_ms = ferry_replicator::replication::sender::now_ms();
+                self.now = Instant::now();
+                self.ticks += 1;
+                if self.noc && self.ticks.is_multiple_of(NOC_ROTATE_TICKS) {
+                    self.view = self.view.step(1);
+                    self.selected = 0;
+                }
+            }
+            (Overlay::Palette(input), Action::Type(c)) => input.push(c),
+            (Overlay::Palette(input), Action::Erase) => {
+                input.pop();
+            }
+            (Overlay::Palette(input), Action::Complete) => {
+                if let Some((cmd, _)) = COMMANDS.iter().find(|(c, _)| c.starts_with(input.as_str()))
+                {
+                    *input = cmd.to_string();
+                }
+            }
+            (Overlay::Palette(input), Action::Open) => {
+                let command = input.trim().to_string();
+                self.overlay = Overlay::None;
+                self.run_command(&command);
+            }
+            (Overlay::Filter, Action::Type(c)) => {
+                self.filter.push(c);
+                self.selected = 0;
+            }
+            (Overlay::Filter, Action::Erase) => {
+                self.filter.pop();
+            }
+            (Overlay::Filter, Action::Open) => self.overlay = Overlay::None,
+            (Overlay::Filter, Action::Back) => {
+                self.filter.clear();
+                self.overlay = Overlay::None;
+            }
+            (Overlay::None, Action::Back) => self.filter.clear(),
+            (_, Action::Back) => self.overlay = Overlay::None,
+            (Overlay::Palette(_) | Overlay::Filter, _) => {}
+            (_, Action::Quit) => self.quit = true,
+            (Overlay::Help, Action::OpenHelp) => self.overlay = Overlay::None,
+            (_, Action::OpenHelp) => self.overlay = Overlay::Help,
+            (Overlay::Help | Overlay::Detail(_), _) => {}
+            (Overlay::None, action) => return self.normal(action),
+        }
+        self.clamp_selection();
+        None
+    }
+
+    fn normal(&mut self, action: Action) -> Option<Effect> {
+        let count = self.row_count();
+        match action {
+            Action::NextView => self.show(self.view.step(1)),
+            Action::PrevView => self.show(self.view.step(-1)),
+            Action::Show(view) => self.show(view),
+            Action::Up => self.selected = self.selected.saturating_sub(1),
+            Action::Down => self.selected = (self.selected + 1).min(count.saturating_sub(1)),
+            Action::PageUp => self.selected = self.selected.saturating_sub(10),
+            Action::PageDown => self.selected = (self.selected + 10).min(count.saturating_sub(1)),
+            Action::Top => self.selected = 0,
+            Action::Bottom => self.selected = count.saturating_sub(1),
+            Action::OpenFilter if self.view == View::Replication => self.overlay = Overlay::Filter,
+            Action::OpenPalette => self.overlay = Overlay::Palette(String::new()),
+            Action::Open if self.view == View::Replication => {
+                if let Some((_, r)) = self.selected_replication() {
+                    self.overlay = Overlay::Detail(r.vm_id);
+                }
+            }
+            Action::SortNext if self.view == View::Replication => {
+                let i = Column::ALL
+                    .iter()
+                    .position(|c| *c == self.sort)
+                    .unwrap_or(0);
+                self.sort = Column::ALL[(i + 1) % Column::ALL.len()];
+            }
+            Action::SortReverse if self.view == View::Replication => {
+                self.descending = !self.descending
+            }
+            Action::SyncNow | Action::TogglePause if self.view == View::Replication => {
+                return self.act(action);
+            }
+            _ => {}
+        }
+        self.clamp_selection();
+        None
+    }
+
+    fn act(&mut self, action: Action) -> Option<Effect> {
+        if self.read_only {
+            self.status = Some("read-only: no actions here".into());
+            return None;
+        }
+        let (site, r) = self.selected_replication()?;
+        let (verb, what) = match action {
+            Action::SyncNow => ("sync", "sync requested"),
+            _ if r.paused => ("resume", "resume requested"),
+            _ => ("pause", "pause requested"),
+        };
+        self.status = Some(format!("{}: {what}", r.vm));
+        Some(Effect::Post {
+            site,
+            path: format!("/replications/{}/{verb}", r.vm_id),
+        })
+    }
+
+    fn show(&mut self, view: View) {
+        if self.view != view {
+            self.view = view;
+            self.selected = 0;
+        }
+    }
+
+    fn run_command(&mut self, command: &str) {
+        match command {
+            "dash" | "dashboard" => self.show(View::Dashboard),
+            "vms" | "replication" | "repl" => self.show(View::Replication),
+            "events" | "alarms" => self.show(View::Events),
+            "help" => self.overlay = Overlay::Help,
+            "quit" | "q" => self.quit = true,
+            "" => {}
+            other => {
+                self.status = Some(format!(
+                    "no command :{other}; try :dash, :vms, :events, :help, :quit"
+                ))
+            }
+        }
+    }
+}
+
+fn progress(r: &ReplicationInfo) -> f64 {
+    r.progress
+        .map_or(-1.0, |p| p.bytes_done as f64 / p.bytes_total.max(1) as f64)
+}
+
+fn cmp_f64(a: Option<f64>, b: Option<f64>) -> Ordering {
+    a.unwrap_or(-1.0)
+        .partial_cmp(&b.unwrap_or(-1.0))
+        .unwrap_or(Ordering::Equal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SiteState;
+    use crate::model::tests::replication;
+    use ferry_replicator::api::types::SiteInfo;
+
+    fn app(read_only: bool) -> App {
+        let mut model = Model::new(vec![SiteState::new("a", "http://a")]);
+        let now = 1_000_000;
+        model.apply(
+            FeedUpdate::Snapshot {
+                site: 0,
+                info: SiteInfo {
+                    name: "site-a".into(),
+                    peer: None,
+                    vm_count: 3,
+                    replicated_count: 3,
+                },
+                replications: vec![
+                    replication("web-01", 300, Some(10_000), now),
+                    replication("db-01", 15, Some(20_000), now),
+                    replication("app-01", 60, Some(50_000), now),
+                ],
+                alarms: vec![],
+            },
+            Instant::now(),
+        );
+        let theme = crate::theme::Theme::load("dark", std::path::Path::new("/none")).unwrap();
+        let mut app = App::new(model, theme, read_only, false);
+        app.now_ms = now;
+        app
+    }
+
+    fn names(app: &App) -> Vec<String> {
+        app.rows().iter().map(|(_, r)| r.vm.clone()).collect()
+    }
+
+    #[test]
+    fn filter_sort_and_select() {
+        let mut app = app(false);
+        assert_eq!(names(&app), ["app-01", "db-01", "web-01"]);
+        app.update(Action::OpenFilter);
+        for c in "viol".chars() {
+            app.update(Action::Type(c));
+        }
+        assert_eq!(names(&app), ["db-01"], "filter by compliance word");
+        app.update(Action::Back);
+        assert_eq!(app.rows().len(), 3);
+        for _ in 0..4 {
+            app.update(Action::SortNext); // Vm → Direction → State → Rpo → Lag
+        }
+        assert_eq!(app.sort, Column::Lag);
+        app.update(Action::SortReverse);
+        assert_eq!(names(&app), ["app-01", "db-01", "web-01"]);
+        app.update(Action::Bottom);
+        assert_eq!(app.selected, 2);
+        app.update(Action::Down);
+        assert_eq!(app.selected, 2, "stays on the last row");
+    }
+
+    #[test]
+    fn palette_completes_and_switches_views() {
+        let mut app = app(false);
+        app.update(Action::OpenPalette);
+        app.update(Action::Type('e'));
+        app.update(Action::Complete);
+        assert_eq!(app.overlay, Overlay::Palette("events".into()));
+        app.update(Action::Open);
+        assert_eq!((app.view, &app.overlay), (View::Events, &Overlay::None));
+        app.update(Action::OpenPalette);
+        app.update(Action::Type('x'));
+        app.update(Action::Open);
+        assert!(
+            app.status
+                .as_deref()
+                .unwrap_or("")
+                .contains("no command :x")
+        );
+        app.update(Action::Quit);
+        assert!(app.quit);
+    }
+
+    #[test]
+    fn read_only_refuses_actions_in_one_place() {
+        let mut app = app(true);
+        assert_eq!(app.update(Action::SyncNow), None);
+        assert!(app.status.as_deref().unwrap_or("").contains("read-only"));
+        assert!(!app.keys().iter().any(|(_, what)| *what == "sync now"));
+        let mut app = self::app(false);
+        assert_eq!(
+            app.update(Action::SyncNow),
+            Some(Effect::Post {
+                site: 0,
+                path: "/replications/site-a.app-01/sync".into()
+            })
+        );
+    }
+
+    #[test]
+    fn keys_while_typing_are_text_not_commands() {
+        let mut app = app(false);
+        app.update(Action::OpenFilter);
+        app.update(Action::Quit);
+        assert!(!app.quit, "q while filtering is not quit");
+    }
+}

@@ -1,0 +1,393 @@
+//! What the TUI knows of both sites, fed by their live feeds. Pure state:
+//! no I/O, no terminal, so every rule is testable and renders from `&self`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use ferry_replicator::api::types::{PeerInfo, ReplicationInfo, SiteEvent, SiteInfo};
+use ferry_replicator::store::EventRow;
+
+/// Alarms kept in memory across both sites.
+const MAX_ALARMS: usize = 500;
+/// Throughput history: one bucket per this long, this many buckets.
+pub const BUCKET: Duration = Duration::from_secs(5);
+const BUCKETS: usize = 60;
+
+/// How the TUI's link to a site stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Connecting,
+    Connected,
+    Unreachable,
+}
+
+/// What a feed tells the model.
+#[derive(Debug, Clone)]
+pub enum FeedUpdate {
+    /// A fresh full picture, after (re)connecting.
+    Snapshot {
+        site: usize,
+        info: SiteInfo,
+        replications: Vec<ReplicationInfo>,
+        alarms: Vec<EventRow>,
+    },
+    Event {
+        site: usize,
+        event: SiteEvent,
+    },
+    /// The site stopped answering.
+    Down {
+        site: usize,
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct SiteState {
+    /// The name from the config until the site says its own.
+    pub name: String,
+    pub url: String,
+    pub link: Link,
+    pub last_contact: Option<Instant>,
+    pub error: Option<String>,
+    pub peer: Option<PeerInfo>,
+    pub replications: BTreeMap<String, ReplicationInfo>,
+    /// Bytes of completed cycles per [`BUCKET`], newest last.
+    pub throughput: VecDeque<u64>,
+    bucket_started: Option<Instant>,
+}
+
+impl SiteState {
+    pub fn new(name: &str, url: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            url: url.to_string(),
+            link: Link::Connecting,
+            last_contact: None,
+            error: None,
+            peer: None,
+            replications: BTreeMap::new(),
+            throughput: VecDeque::from(vec![0; BUCKETS]),
+            bucket_started: None,
+        }
+    }
+
+    /// How old this site's data is, when it is not live.
+    pub fn stale_for(&self, now: Instant) -> Option<Duration> {
+        match self.link {
+            Link::Connected => None,
+            _ => Some(self.last_contact.map_or(Duration::ZERO, |t| now - t)),
+        }
+    }
+
+    fn add_throughput(&mut self, bytes: u64, now: Instant) {
+        let started = *self.bucket_started.get_or_insert(now);
+        let elapsed = (now - started).as_secs() / BUCKET.as_secs();
+        for _ in 0..elapsed.min(BUCKETS as u64) {
+            self.throughput.pop_front();
+            self.throughput.push_back(0);
+        }
+        if elapsed > 0 {
+            self.bucket_started = Some(started + BUCKET * elapsed as u32);
+        }
+        if let Some(last) = self.throughput.back_mut() {
+            *last += bytes;
+        }
+    }
+}
+
+/// An alarm and the site that raised it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alarm {
+    pub site: String,
+    pub row: EventRow,
+}
+
+/// RPO compliance of one replication, as the operator reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Compliance {
+    Ok,
+    /// Lag past 80% of the RPO.
+    AtRisk,
+    Violated,
+    /// Never synced yet.
+    Unknown,
+}
+
+impl Compliance {
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::AtRisk => "at risk",
+            Self::Violated => "violated",
+            Self::Unknown => "pending",
+        }
+    }
+
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Self::Ok => "✔",
+            Self::AtRisk => "▲",
+            Self::Violated => "✖",
+            Self::Unknown => "…",
+        }
+    }
+}
+
+/// The lag now: from the consistency point when known (so it ages between
+/// events), else as last reported.
+pub fn lag_seconds(r: &ReplicationInfo, now_ms: u64) -> Option<f64> {
+    match r.point_time_ms {
+        Some(point) => Some(now_ms.saturating_sub(point) as f64 / 1000.0),
+        None => r.lag_seconds,
+    }
+}
+
+pub fn compliance(r: &ReplicationInfo, now_ms: u64) -> Compliance {
+    match lag_seconds(r, now_ms) {
+        None => Compliance::Unknown,
+        Some(_) if r.rpo_violated => Compliance::Violated,
+        Some(lag) if lag > r.rpo_seconds as f64 => Compliance::Violated,
+        Some(lag) if lag > 0.8 * r.rpo_seconds as f64 => Compliance::AtRisk,
+        Some(_) => Compliance::Ok,
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    pub sites: Vec<SiteState>,
+    /// Newest first.
+    pub alarms: VecDeque<Alarm>,
+}
+
+impl Model {
+    pub fn new(sites: Vec<SiteState>) -> Self {
+        Self {
+            sites,
+            alarms: VecDeque::new(),
+        }
+    }
+
+    /// Applies a feed update; returns whether anything visible changed.
+    pub fn apply(&mut self, update: FeedUpdate, now: Instant) -> bool {
+        match update {
+            FeedUpdate::Snapshot {
+                site,
+                info,
+                replications,
+                alarms,
+            } => {
+                let Some(s) = self.sites.get_mut(site) else {
+                    return false;
+                };
+                s.name = info.name;
+                s.peer = info.peer;
+                s.link = Link::Connected;
+                s.last_contact = Some(now);
+                s.error = None;
+                s.replications = replications
+                    .into_iter()
+                    .map(|r| (r.vm_id.clone(), r))
+                    .collect();
+                let name = s.name.clone();
+                self.alarms.retain(|a| a.site != name);
+                for row in alarms {
+                    self.alarms.push_back(Alarm {
+                        site: name.clone(),
+                        row,
+                    });
+                }
+                self.sort_alarms();
+                true
+            }
+            FeedUpdate::Event { site, event } => self.apply_event(site, event, now),
+            FeedUpdate::Down { site, error } => {
+                let Some(s) = self.sites.get_mut(site) else {
+                    return false;
+                };
+                let changed = s.link != Link::Unreachable || s.error.as_deref() != Some(&error);
+                s.link = Link::Unreachable;
+                s.error = Some(error);
+                changed
+            }
+        }
+    }
+
+    fn apply_event(&mut self, site: usize, event: SiteEvent, now: Instant) -> bool {
+        let Some(s) = self.sites.get_mut(site) else {
+            return false;
+        };
+        s.last_contact = Some(now);
+        s.link = Link::Connected;
+        match event {
+            SiteEvent::Replication(r) => {
+                let finished = s
+                    .replications
+                    .get(&r.vm_id)
+                    .is_none_or(|old| old.last_sync != r.last_sync);
+                if finished && let Some(last) = r.last_sync {
+                    s.add_throughput(last.bytes, now);
+                }
+                s.replications.insert(r.vm_id.clone(), r);
+                true
+            }
+            SiteEvent::ReplicationRemoved { vm_id } => s.replications.remove(&vm_id).is_some(),
+            SiteEvent::Peer(peer) => {
+                let changed = s.peer.as_ref().map(|p| p.status) != Some(peer.status);
+                s.peer = Some(peer);
+                changed
+            }
+            SiteEvent::Alarm(row) => {
+                let name = s.name.clone();
+                self.alarms.push_front(Alarm { site: name, row });
+                self.alarms.truncate(MAX_ALARMS);
+                true
+            }
+            SiteEvent::VmPower { .. } | SiteEvent::VmHeartbeat { .. } | SiteEvent::Audit(_) => {
+                false
+            }
+            // The feed refetches on resync; nothing to apply here.
+            SiteEvent::Resync => false,
+        }
+    }
+
+    fn sort_alarms(&mut self) {
+        let mut all: Vec<Alarm> = self.alarms.drain(..).collect();
+        all.sort_by(|a, b| b.row.at_ms.cmp(&a.row.at_ms).then(b.row.id.cmp(&a.row.id)));
+        all.truncate(MAX_ALARMS);
+        self.alarms = all.into();
+    }
+
+    /// Every replication across both sites with the index of its site.
+    pub fn replications(&self) -> impl Iterator<Item = (usize, &ReplicationInfo)> {
+        self.sites
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.replications.values().map(move |r| (i, r)))
+    }
+
+    /// (ok, at risk, violated, pending) counts for one site.
+    pub fn compliance_counts(&self, site: usize, now_ms: u64) -> [usize; 4] {
+        let mut counts = [0; 4];
+        if let Some(s) = self.sites.get(site) {
+            for r in s.replications.values() {
+                counts[compliance(r, now_ms) as usize] += 1;
+            }
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use ferry_replicator::api::types::LastSyncInfo;
+
+    pub fn replication(
+        vm: &str,
+        rpo: u64,
+        point_age_ms: Option<u64>,
+        now_ms: u64,
+    ) -> ReplicationInfo {
+        ReplicationInfo {
+            vm: vm.to_string(),
+            vm_id: format!("site-a.{vm}"),
+            source_site: "site-a".into(),
+            target_site: Some("site-b".into()),
+            state: "ok".into(),
+            rpo_seconds: rpo,
+            lag_seconds: point_age_ms.map(|a| a as f64 / 1000.0),
+            rpo_violated: false,
+            progress: None,
+            last_sync: point_age_ms.map(|_| LastSyncInfo {
+                finished_at: now_ms,
+                duration_ms: 20,
+                bytes: 1 << 20,
+                full: false,
+                instance: 3,
+            }),
+            point_time_ms: point_age_ms.map(|a| now_ms - a),
+            datastore: "ds1".into(),
+            compress: false,
+            paused: false,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn compliance_bands() {
+        let now = 1_000_000;
+        assert_eq!(
+            compliance(&replication("a", 60, Some(10_000), now), now),
+            Compliance::Ok
+        );
+        assert_eq!(
+            compliance(&replication("a", 60, Some(50_000), now), now),
+            Compliance::AtRisk
+        );
+        assert_eq!(
+            compliance(&replication("a", 60, Some(61_000), now), now),
+            Compliance::Violated
+        );
+        assert_eq!(
+            compliance(&replication("a", 60, None, now), now),
+            Compliance::Unknown
+        );
+    }
+
+    #[test]
+    fn a_site_going_down_keeps_its_rows_and_marks_them_stale() {
+        let t0 = Instant::now();
+        let mut model = Model::new(vec![
+            SiteState::new("a", "http://a"),
+            SiteState::new("b", "http://b"),
+        ]);
+        let info = SiteInfo {
+            name: "site-a".into(),
+            peer: None,
+            vm_count: 1,
+            replicated_count: 1,
+        };
+        assert!(model.apply(
+            FeedUpdate::Snapshot {
+                site: 0,
+                info,
+                replications: vec![replication("db", 15, Some(1000), 5000)],
+                alarms: vec![],
+            },
+            t0
+        ));
+        assert_eq!(model.sites[0].stale_for(t0), None);
+        model.apply(
+            FeedUpdate::Down {
+                site: 0,
+                error: "connection refused".into(),
+            },
+            t0 + Duration::from_secs(1),
+        );
+        assert_eq!(model.sites[0].replications.len(), 1, "last-known rows stay");
+        assert_eq!(
+            model.sites[0].stale_for(t0 + Duration::from_secs(7)),
+            Some(Duration::from_secs(7))
+        );
+    }
+
+    #[test]
+    fn throughput_buckets_roll() {
+        let t0 = Instant::now();
+        let mut s = SiteState::new("a", "u");
+        s.add_throughput(100, t0);
+        s.add_throughput(50, t0 + Duration::from_secs(1));
+        assert_eq!(*s.throughput.back().unwrap(), 150);
+        s.add_throughput(7, t0 + BUCKET * 2);
+        assert_eq!(
+            s.throughput
+                .iter()
+                .rev()
+                .take(3)
+                .copied()
+                .collect::<Vec<_>>(),
+            vec![7, 0, 150]
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! The terminal program: one owner of the terminal (entered here, restored
+//! on quit, on error and on panic), one loop that turns keys, feed updates
+//! and ticks into actions, and redraws only when something changed, at most
+//! ten times a second, so it stays light over SSH.
+
+use std::time::Duration;
+
+use ratatui::crossterm::event::{self, Event};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::app::{Action, App, Effect};
+use crate::feed::{self, Endpoint};
+use crate::model::{Model, SiteState};
+use crate::theme::Theme;
+use crate::{keys, ui};
+
+const MIN_FRAME: Duration = Duration::from_millis(100);
+const TICK: Duration = Duration::from_secs(1);
+
+/// Runs the TUI on `endpoints` until the operator quits.
+pub async fn run(
+    endpoints: Vec<Endpoint>,
+    theme: Theme,
+    read_only: bool,
+    noc: bool,
+) -> Result<(), String> {
+    let model = Model::new(
+        endpoints
+            .iter()
+            .map(|e| SiteState::new(&e.name, &e.url))
+            .collect(),
+    );
+    let mut app = App::new(model, theme, read_only, noc);
+    let (feed_tx, mut feed_rx) = mpsc::unbounded_channel();
+    let feeds: Vec<_> = endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, e)| tokio::spawn(feed::run(i, e.clone(), feed_tx.clone())))
+        .collect();
+    drop(feed_tx);
+    let (key_tx, mut key_rx) = mpsc::unbounded_channel();
+    let reading = std::thread::spawn(move || read_terminal(key_tx));
+    let (notice_tx, mut notice_rx) = mpsc::unbounded_channel::<String>();
+
+    let mut terminal = ratatui::init();
+    let mut ticker = tokio::time::interval(TICK);
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - MIN_FRAME;
+    let result = loop {
+        if dirty && last_draw.elapsed() >= MIN_FRAME {
+            if let Err(e) = terminal.draw(|frame| ui::render(&app, frame)) {
+                break Err(format!("cannot draw: {e}"));
+            }
+            dirty = false;
+            last_draw = Instant::now();
+        }
+        let redraw_at = last_draw + MIN_FRAME;
+        tokio::select! {
+            Some(event) = key_rx.recv() => {
+                match event {
+                    Event::Key(key) => {
+                        if let Some(action) = keys::action(key, &app.overlay) {
+                            if let Some(effect) = app.update(action) {
+                                run_effect(effect, &endpoints, notice_tx.clone());
+                            }
+                            dirty = true;
+                        }
+                    }
+                    Event::Resize(..) => dirty = true,
+                    _ => {}
+                }
+            }
+            Some(update) = feed_rx.recv() => dirty |= app.feed(update),
+            Some(notice) = notice_rx.recv() => {
+                app.status = Some(notice);
+                dirty = true;
+            }
+            _ = ticker.tick() => {
+                app.update(Action::Tick);
+                dirty = true;
+            }
+            () = tokio::time::sleep_until(redraw_at), if dirty => {}
+        }
+        if app.quit {
+            break Ok(());
+        }
+    };
+    ratatui::restore();
+    for feed in feeds {
+        feed.abort();
+    }
+    drop(key_rx);
+    let _ = reading.join();
+    result
+}
+
+/// Reads terminal events on a thread of its own (crossterm's read blocks),
+/// until the UI loop goes away.
+fn read_terminal(tx: mpsc::UnboundedSender<Event>) {
+    while !tx.is_closed() {
+        match event::poll(Duration::from_millis(200)) {
+            Ok(true) => match event::read() {
+                Ok(event) => {
+                    if tx.send(event).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            },
+            Ok(false) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn run_effect(effect: Effect, endpoints: &[Endpoint], notices: mpsc::UnboundedSender<String>) {
+    let Effect::Post { site, path } = effect;
+    let Some(endpoint) = endpoints.get(site).cloned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let outcome = client
+            .post(format!("{}/api/v1{path}", endpoint.url))
+            .bearer_auth(&endpoint.token)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        let notice = match outcome {
+            Ok(r) if r.status().is_success() => format!("{path}: done"),
+            Ok(r) => {
+                let status = r.status();
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                format!(
+                    "{path}: {status}: {}",
+                    body["message"].as_str().unwrap_or("")
+                )
+            }
+            Err(e) => format!("{path}: {e}"),
+        };
+        let _ = notices.send(notice);
+    });
+}

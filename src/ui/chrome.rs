@@ -1,0 +1,74 @@
+//! The header (sites and their link, badges) and the bottom key bar.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::age;
+use crate::app::{App, View};
+use crate::model::Link;
+
+pub fn header_height(_app: &App) -> u16 {
+    2
+}
+
+pub fn header(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let mut top = vec![Span::styled(" ferry ", t.get("title"))];
+    for view in View::ALL {
+        let style = if view == app.view {
+            t.get("selected")
+        } else {
+            t.get("dim")
+        };
+        top.push(Span::styled(format!(" {} ", view.title()), style));
+        top.push(Span::raw(" "));
+    }
+    if app.read_only {
+        top.push(Span::styled(" READ-ONLY ", t.get("badge")));
+        top.push(Span::raw(" "));
+    }
+    if app.noc {
+        top.push(Span::styled(" NOC ", t.get("badge")));
+    }
+    let mut sites = vec![Span::raw(" ")];
+    for site in &app.model.sites {
+        let (symbol, word, style) = match site.link {
+            Link::Connected => ("●", "connected".to_string(), t.get("ok")),
+            Link::Connecting => ("○", "connecting".to_string(), t.get("dim")),
+            Link::Unreachable => (
+                "✖",
+                format!(
+                    "UNREACHABLE, data {} old",
+                    age(site.stale_for(app.now).unwrap_or_default().as_secs_f64())
+                ),
+                t.get("crit"),
+            ),
+        };
+        sites.push(Span::styled(site.name.clone(), t.get("accent")));
+        sites.push(Span::styled(format!(" {symbol} {word}"), style));
+        sites.push(Span::raw("   "));
+    }
+    frame.render_widget(
+        Paragraph::new(vec![Line::from(top), Line::from(sites)]),
+        area,
+    );
+}
+
+pub fn footer(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let mut spans = Vec::new();
+    if let Some(status) = &app.status {
+        spans.push(Span::styled(format!(" {status} "), t.get("badge")));
+        spans.push(Span::raw(" "));
+    }
+    if !app.filter.is_empty() {
+        spans.push(Span::styled(format!("/{} ", app.filter), t.get("accent")));
+    }
+    for (key, what) in app.keys() {
+        spans.push(Span::styled(format!(" {key}"), t.get("key")));
+        spans.push(Span::styled(format!(" {what} "), t.get("dim")));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}

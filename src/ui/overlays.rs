@@ -1,0 +1,215 @@
+//! What opens on top of a view: help, the command palette, the filter
+//! prompt and the detail pane.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::{age, bytes, clock};
+use crate::app::{App, COMMANDS, Overlay};
+use crate::model::{compliance, lag_seconds};
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    match &app.overlay {
+        Overlay::None => {}
+        Overlay::Help => help(app, frame, area),
+        Overlay::Palette(input) => palette(app, frame, area, input),
+        Overlay::Filter => prompt(app, frame, area, &format!("/{}", app.filter)),
+        Overlay::Detail(vm_id) => detail(app, frame, area, vm_id),
+    }
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [cell] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(row);
+    cell
+}
+
+fn boxed<'a>(app: &App, title: &'a str) -> Block<'a> {
+    Block::new()
+        .borders(Borders::ALL)
+        .border_style(app.theme.get("accent"))
+        .title(Span::styled(title, app.theme.get("title")))
+        .style(app.theme.get("base"))
+}
+
+fn help(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let mut lines = vec![Line::from(Span::styled(
+        "Keys in this view",
+        t.get("title"),
+    ))];
+    let keys = app_keys_under_help(app);
+    for (key, what) in keys {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{key:>10}  "), t.get("key")),
+            Span::raw(what),
+        ]));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled("Commands (:)", t.get("title"))));
+    for (cmd, what) in COMMANDS {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:>10}  ", format!(":{cmd}")), t.get("key")),
+            Span::raw(what),
+        ]));
+    }
+    lines.push(Line::from(vec![
+        Span::styled(format!("{:>10}  ", "1 2 3"), t.get("key")),
+        Span::raw("dashboard, replication, events"),
+    ]));
+    let height = lines.len() as u16 + 2;
+    let popup = centered(area, 56, height);
+    frame.render_widget(Clear, popup);
+    let title = format!(" Help ({} theme): ? or Esc closes ", app.theme.name);
+    frame.render_widget(Paragraph::new(lines).block(boxed(app, &title)), popup);
+}
+
+/// The keys the view offers with nothing open on top of it.
+fn app_keys_under_help(app: &App) -> Vec<(&'static str, &'static str)> {
+    let mut keys = vec![
+        ("Tab/S-Tab", "next / previous view"),
+        ("h l ← →", "previous / next view"),
+        (":", "command palette"),
+        ("?", "this help"),
+        ("q", "quit"),
+    ];
+    if app.view == crate::app::View::Replication {
+        keys.extend([
+            ("↑ ↓ j k", "move"),
+            ("g G", "first / last row"),
+            ("/", "filter rows"),
+            ("s", "sort by the next column"),
+            ("S", "reverse the sort"),
+            ("Enter", "details of the VM"),
+            ("Esc", "back; clear the filter"),
+        ]);
+        if !app.read_only {
+            keys.extend([("n", "sync the VM now"), ("p", "pause or resume it")]);
+        }
+    }
+    if app.view == crate::app::View::Events {
+        keys.push(("↑ ↓ j k", "move"));
+    }
+    keys
+}
+
+fn palette(app: &App, frame: &mut Frame, area: Rect, input: &str) {
+    let t = &app.theme;
+    let matches: Vec<Line> = COMMANDS
+        .iter()
+        .filter(|(c, _)| c.starts_with(input))
+        .map(|(c, what)| {
+            Line::from(vec![
+                Span::styled(format!(":{c:<12}"), t.get("key")),
+                Span::raw(*what),
+            ])
+        })
+        .collect();
+    let mut lines = vec![Line::from(Span::styled(
+        format!(":{input}█"),
+        t.get("accent"),
+    ))];
+    lines.extend(matches);
+    let popup = centered(area, 48, lines.len() as u16 + 2);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(Paragraph::new(lines).block(boxed(app, " Command ")), popup);
+}
+
+fn prompt(app: &App, frame: &mut Frame, area: Rect, text: &str) {
+    let [line] = Layout::vertical([Constraint::Length(1)])
+        .flex(Flex::End)
+        .areas(area);
+    frame.render_widget(Clear, line);
+    frame.render_widget(
+        Paragraph::new(Span::styled(format!("{text}█"), app.theme.get("accent"))),
+        line,
+    );
+}
+
+fn detail(app: &App, frame: &mut Frame, area: Rect, vm_id: &str) {
+    let t = &app.theme;
+    let Some((site, r)) = app.model.replications().find(|(_, r)| r.vm_id == vm_id) else {
+        return;
+    };
+    let c = compliance(r, app.now_ms);
+    let lag = lag_seconds(r, app.now_ms).map_or("-".into(), age);
+    let mut lines = vec![
+        Line::from(format!(
+            "{} → {}",
+            r.source_site,
+            r.target_site.as_deref().unwrap_or("?")
+        )),
+        Line::from(format!(
+            "state {}   RPO {}   lag {lag} {} {}",
+            r.state,
+            age(r.rpo_seconds as f64),
+            c.symbol(),
+            c.word()
+        )),
+        Line::from(format!(
+            "target datastore {}   compression {}   paused {}",
+            r.datastore, r.compress, r.paused
+        )),
+    ];
+    if let Some(p) = r.progress {
+        lines.push(Line::from(format!(
+            "syncing {} of {}",
+            bytes(p.bytes_done),
+            bytes(p.bytes_total)
+        )));
+    }
+    if let Some(l) = r.last_sync {
+        lines.push(Line::from(format!(
+            "last cycle: instance {} at {} took {} ms, {} sent{}",
+            l.instance,
+            clock(l.finished_at),
+            l.duration_ms,
+            bytes(l.bytes),
+            if l.full { " (full sync)" } else { "" }
+        )));
+    }
+    if let Some(e) = &r.last_error {
+        lines.push(Line::from(Span::styled(
+            format!("error: {e}"),
+            t.get("crit"),
+        )));
+    }
+    if let Some(old) = app.model.sites.get(site).and_then(|s| s.stale_for(app.now)) {
+        lines.push(Line::from(Span::styled(
+            format!("STALE: site data {} old", age(old.as_secs_f64())),
+            t.get("stale"),
+        )));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        "Events for this VM",
+        t.get("title"),
+    )));
+    let events: Vec<Line> = app
+        .model
+        .alarms
+        .iter()
+        .filter(|a| a.row.vm_id.as_deref() == Some(vm_id))
+        .take(8)
+        .map(|a| Line::from(format!("{} {}", clock(a.row.at_ms), a.row.message)))
+        .collect();
+    if events.is_empty() {
+        lines.push(Line::from(Span::styled("none", t.get("dim"))));
+    }
+    lines.extend(events);
+    let title = format!(" {} ", r.vm);
+    let popup = centered(area, 76, lines.len() as u16 + 2);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(boxed(app, &title)),
+        popup,
+    );
+}

@@ -1,0 +1,133 @@
+//! The replication view: one row per VM, only the visible rows built.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
+
+use super::{age, bytes};
+use crate::app::{App, Column};
+use crate::model::{Compliance, compliance, lag_seconds};
+use ferry_replicator::api::types::ReplicationInfo;
+
+const WIDTHS: [Constraint; 7] = [
+    Constraint::Min(10),
+    Constraint::Length(17),
+    Constraint::Length(14),
+    Constraint::Length(6),
+    Constraint::Length(17),
+    Constraint::Min(18),
+    Constraint::Length(16),
+];
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let rows = app.rows();
+    let title = format!(
+        " Replication: {} of {} VMs, sorted by {}{} ",
+        rows.len(),
+        app.model.replications().count(),
+        app.sort.title(),
+        if app.descending { " ↓" } else { " ↑" }
+    );
+    let block = Block::new()
+        .borders(Borders::TOP)
+        .border_style(t.get("border"))
+        .title(Span::styled(title, t.get("title")));
+    let inner_height = area.height.saturating_sub(2) as usize; // border + header row
+    let offset = app.selected.saturating_sub(inner_height.saturating_sub(1));
+    let visible = rows.iter().skip(offset).take(inner_height.max(1));
+    let table_rows: Vec<Row> = visible.map(|(site, r)| row(app, *site, r)).collect();
+    let header = Row::new(Column::ALL.map(|c| {
+        let marker = if c == app.sort {
+            if app.descending { "↓" } else { "↑" }
+        } else {
+            ""
+        };
+        Cell::from(format!("{}{marker}", c.title()))
+    }))
+    .style(t.get("title"));
+    let table = Table::new(table_rows, WIDTHS)
+        .header(header)
+        .block(block)
+        .row_highlight_style(t.get("selected"))
+        .highlight_symbol("▶ ");
+    let mut state = TableState::default().with_selected(Some(app.selected - offset));
+    if rows.is_empty() {
+        state.select(None);
+    }
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+fn row<'a>(app: &'a App, site: usize, r: &'a ReplicationInfo) -> Row<'a> {
+    let t = &app.theme;
+    let stale = app.model.sites.get(site).and_then(|s| s.stale_for(app.now));
+    let c = compliance(r, app.now_ms);
+    let lag_style = match c {
+        Compliance::Ok => t.get("ok"),
+        Compliance::AtRisk => t.get("warn"),
+        Compliance::Violated => t.get("crit"),
+        Compliance::Unknown => t.get("dim"),
+    };
+    let lag = lag_seconds(r, app.now_ms).map_or("-".to_string(), age);
+    let state = Line::from(state_text(r));
+    let cells = vec![
+        Cell::from(r.vm.clone()),
+        Cell::from(format!(
+            "{} → {}",
+            r.source_site,
+            r.target_site.as_deref().unwrap_or("?")
+        )),
+        Cell::from(state),
+        Cell::from(age(r.rpo_seconds as f64)),
+        Cell::from(Span::styled(
+            format!("{} {lag} {}", c.symbol(), c.word()),
+            lag_style,
+        )),
+        Cell::from(progress_text(r)),
+        Cell::from(match stale {
+            Some(old) => format!("STALE {}", age(old.as_secs_f64())),
+            None => r.last_sync.map_or("never".into(), |l| {
+                format!(
+                    "{} ago {}",
+                    age(app.now_ms.saturating_sub(l.finished_at) as f64 / 1000.0),
+                    bytes(l.bytes)
+                )
+            }),
+        }),
+    ];
+    let row = Row::new(cells);
+    if stale.is_some() {
+        row.style(t.get("stale"))
+    } else {
+        row
+    }
+}
+
+fn state_text(r: &ReplicationInfo) -> String {
+    let symbol = match r.state.as_str() {
+        "ok" => "✔",
+        "syncing" | "full_sync" | "initial_full_sync" => "⟳",
+        "rpo_violation" | "error" => "✖",
+        "paused" => "⏸",
+        "not_active" => "⚠",
+        _ => "·",
+    };
+    format!("{symbol} {}", r.state.replace('_', " "))
+}
+
+/// `████░░░░ 45% 12.0 MiB/27.0 MiB ETA 3s` while syncing.
+fn progress_text(r: &ReplicationInfo) -> String {
+    let Some(p) = r.progress else {
+        return String::new();
+    };
+    let ratio = p.bytes_done as f64 / p.bytes_total.max(1) as f64;
+    let filled = (ratio * 8.0).round() as usize;
+    let bar: String = "█".repeat(filled) + &"░".repeat(8 - filled.min(8));
+    format!(
+        "{bar} {:>3.0}% {}/{}",
+        ratio * 100.0,
+        bytes(p.bytes_done),
+        bytes(p.bytes_total)
+    )
+}
