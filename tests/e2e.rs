@@ -6,4 +6,5 @@ mod e2e {
     pub mod demo;
     pub mod sites;
     pub mod support;
+    pub mod tui;
 }

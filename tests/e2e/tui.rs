@@ -1,0 +1,167 @@
+//! The real `ferry demo` in a real terminal (tmux): every demo VM appears,
+//! keys filter, open help and switch views, killing site-a raises the
+//! unreachable banner, and quitting restores the terminal and stops the sites.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux is installed (.ci/run installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            self.run(&["send-keys", "-t", "t", key]);
+        }
+    }
+
+    fn wait_for(&self, what: &str, deadline: Duration, check: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if check(&screen) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < deadline,
+                "timed out waiting for {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+fn demo_pid(dir: &Path, site: usize) -> i32 {
+    let text = std::fs::read_to_string(dir.join("demo.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["sites"][site]["pid"].as_i64().unwrap() as i32
+}
+
+#[test]
+fn the_demo_in_a_real_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("demo");
+    let port_base = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let port_base = port_base.min(u16::MAX - 8);
+    let tmux = Tmux {
+        socket: format!("ferry-test-{}", std::process::id()),
+    };
+    let command = format!(
+        "env XDG_CONFIG_HOME={home}/config XDG_DATA_HOME={home}/data {exe} demo --data-dir {data} --port-base {port_base}; echo FERRY-EXITED $?; sleep 120",
+        home = tmp.path().display(),
+        exe = env!("CARGO_BIN_EXE_ferry"),
+        data = data.display(),
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        &command,
+    ]);
+
+    let screen = tmux.wait_for("all twelve demo VMs", Duration::from_secs(60), |s| {
+        s.contains("12 of 12 VMs") && s.contains("web-06") && s.contains("db-02")
+    });
+    for vm in ["db-01", "db-02", "app-01", "app-04", "web-01", "web-06"] {
+        assert!(screen.contains(vm), "{vm} missing:\n{screen}");
+    }
+    assert!(screen.contains("site-a ● connected") && screen.contains("site-b ● connected"));
+
+    tmux.keys(&["/", "d", "b", "Enter"]);
+    tmux.wait_for("the filter", Duration::from_secs(5), |s| {
+        s.contains("2 of 12 VMs") && !s.contains("web-01")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the filter cleared", Duration::from_secs(5), |s| {
+        s.contains("12 of 12 VMs")
+    });
+    tmux.keys(&["?"]);
+    tmux.wait_for("help", Duration::from_secs(5), |s| {
+        s.contains("Help") && s.contains("filter rows")
+    });
+    tmux.keys(&["Escape", "Tab"]);
+    tmux.wait_for("the events view", Duration::from_secs(5), |s| {
+        s.contains("Events: alarms")
+    });
+    tmux.keys(&[":", "d", "a", "Tab", "Enter"]);
+    tmux.wait_for(
+        "the dashboard via the palette",
+        Duration::from_secs(5),
+        |s| s.contains("protected VMs 12"),
+    );
+    tmux.keys(&["2"]);
+    tmux.wait_for("the replication view", Duration::from_secs(5), |s| {
+        s.contains("12 of 12 VMs")
+    });
+
+    // A disaster: site-a dies; its header and rows say so within 5 s.
+    // SAFETY: kill(2) on the demo's child, by the pid it published.
+    unsafe {
+        libc::kill(demo_pid(&data, 0), libc::SIGKILL);
+    }
+    let screen = tmux.wait_for("the unreachable banner", Duration::from_secs(5), |s| {
+        s.contains("site-a ✖ UNREACHABLE") && s.contains("STALE")
+    });
+    assert!(
+        screen.contains("site-b ● connected"),
+        "the other site stays live:\n{screen}"
+    );
+
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("ferry to exit", Duration::from_secs(40), |s| {
+        s.contains("FERRY-EXITED")
+    });
+    assert!(screen.contains("FERRY-EXITED 0"), "exit status:\n{screen}");
+    assert!(
+        !screen.contains("Replication:"),
+        "the UI left the screen:\n{screen}"
+    );
+    let modes = tmux.run(&[
+        "display-message",
+        "-p",
+        "-t",
+        "t",
+        "#{alternate_on} #{cursor_flag}",
+    ]);
+    assert_eq!(
+        modes.trim(),
+        "0 1",
+        "alternate screen left and cursor shown again"
+    );
+    // SAFETY: signal 0 only checks whether the process exists.
+    assert!(
+        unsafe { libc::kill(demo_pid(&data, 1), 0) } != 0,
+        "site-b stopped with the UI"
+    );
+}
