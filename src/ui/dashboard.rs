@@ -52,16 +52,22 @@ fn site(app: &App, index: usize, frame: &mut Frame, area: Rect) {
     let rate = recent as f64 / (12 * BUCKET.as_secs()) as f64;
     let lines = vec![
         Line::from(vec![Span::styled(link, style)]),
-        Line::from(format!("{}  last contact {contact}", s.url)),
+        Line::from(format!(
+            "{}, contact {contact}",
+            s.url.trim_start_matches("http://")
+        )),
         Line::from(format!("peer {peer}")),
-        Line::from(format!("protected VMs {}", s.replications.len())),
+        Line::from(format!(
+            "protected VMs {}, {}/s",
+            s.replications.len(),
+            bytes(rate as u64)
+        )),
         Line::from(vec![
-            Span::styled(format!("✔ ok {ok}  "), t.get("ok")),
-            Span::styled(format!("▲ at risk {risk}  "), t.get("warn")),
-            Span::styled(format!("✖ violated {violated}  "), t.get("crit")),
-            Span::styled(format!("… pending {pending}"), t.get("dim")),
+            Span::styled(format!("✔ {ok} ok  "), t.get("ok")),
+            Span::styled(format!("▲ {risk} at risk  "), t.get("warn")),
+            Span::styled(format!("✖ {violated} violated  "), t.get("crit")),
+            Span::styled(format!("… {pending}"), t.get("dim")),
         ]),
-        Line::from(format!("throughput {}/s (last minute)", bytes(rate as u64))),
     ];
     let stale = s.stale_for(app.now).is_some();
     let block = Block::new()
@@ -74,7 +80,7 @@ fn site(app: &App, index: usize, frame: &mut Frame, area: Rect) {
         .title(Span::styled(format!(" {} ", s.name), t.get("title")));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let [text, spark] = Layout::vertical([Constraint::Length(6), Constraint::Min(1)]).areas(inner);
+    let [text, spark] = Layout::vertical([Constraint::Length(5), Constraint::Min(1)]).areas(inner);
     let paragraph = Paragraph::new(lines).style(if stale { t.get("stale") } else { t.get("base") });
     frame.render_widget(paragraph, text);
     let data: Vec<u64> = s.throughput.iter().copied().collect();

@@ -7,6 +7,8 @@ mod dashboard;
 mod events;
 mod overlays;
 mod replication;
+#[cfg(test)]
+mod snapshots;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};

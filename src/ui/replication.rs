@@ -10,14 +10,26 @@ use crate::app::{App, Column};
 use crate::model::{Compliance, compliance, lag_seconds};
 use ferry_replicator::api::types::ReplicationInfo;
 
-const WIDTHS: [Constraint; 7] = [
+/// Widths for wide terminals: every column.
+const WIDE: [Constraint; 7] = [
     Constraint::Min(10),
     Constraint::Length(17),
     Constraint::Length(14),
     Constraint::Length(6),
     Constraint::Length(17),
-    Constraint::Min(18),
+    Constraint::Min(30),
+    Constraint::Length(18),
+];
+/// Below this width the direction goes (it is in the detail pane) and the
+/// sync gauge shrinks to a bar and a percentage.
+const COMPACT_BELOW: u16 = 120;
+const COMPACT: [Constraint; 6] = [
+    Constraint::Min(8),
+    Constraint::Length(12),
+    Constraint::Length(6),
     Constraint::Length(16),
+    Constraint::Length(10),
+    Constraint::Length(14),
 ];
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
@@ -37,17 +49,26 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let inner_height = area.height.saturating_sub(2) as usize; // border + header row
     let offset = app.selected.saturating_sub(inner_height.saturating_sub(1));
     let visible = rows.iter().skip(offset).take(inner_height.max(1));
-    let table_rows: Vec<Row> = visible.map(|(site, r)| row(app, *site, r)).collect();
-    let header = Row::new(Column::ALL.map(|c| {
-        let marker = if c == app.sort {
-            if app.descending { "↓" } else { "↑" }
-        } else {
-            ""
-        };
-        Cell::from(format!("{}{marker}", c.title()))
-    }))
+    let compact = area.width < COMPACT_BELOW;
+    let table_rows: Vec<Row> = visible
+        .map(|(site, r)| row(app, *site, r, compact))
+        .collect();
+    let header = Row::new(
+        Column::ALL
+            .into_iter()
+            .filter(|c| !(compact && *c == Column::Direction))
+            .map(|c| {
+                let marker = match (c == app.sort, app.descending) {
+                    (false, _) => "",
+                    (true, true) => "↓",
+                    (true, false) => "↑",
+                };
+                Cell::from(format!("{}{marker}", c.title()))
+            }),
+    )
     .style(t.get("title"));
-    let table = Table::new(table_rows, WIDTHS)
+    let widths: &[Constraint] = if compact { &COMPACT } else { &WIDE };
+    let table = Table::new(table_rows, widths.iter().copied())
         .header(header)
         .block(block)
         .row_highlight_style(t.get("selected"))
@@ -59,7 +80,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_stateful_widget(table, area, &mut state);
 }
 
-fn row<'a>(app: &'a App, site: usize, r: &'a ReplicationInfo) -> Row<'a> {
+fn row<'a>(app: &'a App, site: usize, r: &'a ReplicationInfo, compact: bool) -> Row<'a> {
     let t = &app.theme;
     let stale = app.model.sites.get(site).and_then(|s| s.stale_for(app.now));
     let c = compliance(r, app.now_ms);
@@ -71,31 +92,35 @@ fn row<'a>(app: &'a App, site: usize, r: &'a ReplicationInfo) -> Row<'a> {
     };
     let lag = lag_seconds(r, app.now_ms).map_or("-".to_string(), age);
     let state = Line::from(state_text(r));
-    let cells = vec![
-        Cell::from(r.vm.clone()),
-        Cell::from(format!(
+    let last = match stale {
+        Some(old) => format!("STALE {}", age(old.as_secs_f64())),
+        None => r.last_sync.map_or("never".into(), |l| {
+            let ago = age(app.now_ms.saturating_sub(l.finished_at) as f64 / 1000.0);
+            if compact {
+                format!("{ago} ago")
+            } else {
+                format!("{ago} ago {}", bytes(l.bytes))
+            }
+        }),
+    };
+    let mut cells = vec![Cell::from(r.vm.clone())];
+    if !compact {
+        cells.push(Cell::from(format!(
             "{} → {}",
             r.source_site,
             r.target_site.as_deref().unwrap_or("?")
-        )),
+        )));
+    }
+    cells.extend([
         Cell::from(state),
         Cell::from(age(r.rpo_seconds as f64)),
         Cell::from(Span::styled(
             format!("{} {lag} {}", c.symbol(), c.word()),
             lag_style,
         )),
-        Cell::from(progress_text(r)),
-        Cell::from(match stale {
-            Some(old) => format!("STALE {}", age(old.as_secs_f64())),
-            None => r.last_sync.map_or("never".into(), |l| {
-                format!(
-                    "{} ago {}",
-                    age(app.now_ms.saturating_sub(l.finished_at) as f64 / 1000.0),
-                    bytes(l.bytes)
-                )
-            }),
-        }),
-    ];
+        Cell::from(progress_text(r, compact)),
+        Cell::from(last),
+    ]);
     let row = Row::new(cells);
     if stale.is_some() {
         row.style(t.get("stale"))
@@ -116,14 +141,18 @@ fn state_text(r: &ReplicationInfo) -> String {
     format!("{symbol} {}", r.state.replace('_', " "))
 }
 
-/// `████░░░░ 45% 12.0 MiB/27.0 MiB ETA 3s` while syncing.
-fn progress_text(r: &ReplicationInfo) -> String {
+/// `████░░░░ 45% 12.0 MiB/27.0 MiB` while syncing (`███░ 45%` compact).
+fn progress_text(r: &ReplicationInfo, compact: bool) -> String {
     let Some(p) = r.progress else {
         return String::new();
     };
     let ratio = p.bytes_done as f64 / p.bytes_total.max(1) as f64;
-    let filled = (ratio * 8.0).round() as usize;
-    let bar: String = "█".repeat(filled) + &"░".repeat(8 - filled.min(8));
+    let cells = if compact { 4 } else { 8 };
+    let filled = ((ratio * cells as f64).round() as usize).min(cells);
+    let bar: String = "█".repeat(filled) + &"░".repeat(cells - filled);
+    if compact {
+        return format!("{bar} {:>3.0}%", ratio * 100.0);
+    }
     format!(
         "{bar} {:>3.0}% {}/{}",
         ratio * 100.0,

@@ -252,6 +252,16 @@ pub async fn run(
     println!("api listening on http://{api_addr}");
     println!("replication listening on {repl_addr}");
     info!(site = %site.name, %api_addr, %repl_addr, "site started");
+    serve(site, listeners, shutdown).await
+}
+
+/// Serves a started site (API, replication, peer watch, heartbeats) until
+/// `shutdown` completes, then stops it cleanly.
+pub async fn serve(
+    site: Arc<Site>,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), SiteError> {
     let stopped = {
         let site = site.clone();
         move || {
