@@ -181,10 +181,10 @@ impl App {
         }
     }
 
+    /// Applies a feed update. The selection is not clamped here (that would
+    /// filter and sort every row per event); renders clamp what they show.
     pub fn feed(&mut self, update: FeedUpdate) -> bool {
-        let changed = self.model.apply(update, self.now);
-        self.clamp_selection();
-        changed
+        self.model.apply(update, self.now)
     }
 
     /// The replication rows as shown: filtered, then sorted.
@@ -205,7 +205,7 @@ impl App {
             })
             .collect();
         let now = self.now_ms;
-        rows.sort_by(|(_, a), (_, b)| {
+        rows.sort_unstable_by(|(_, a), (_, b)| {
             let order = match self.sort {
                 Column::Vm => a.vm.cmp(&b.vm),
                 Column::Direction => a.source_site.cmp(&b.source_site),

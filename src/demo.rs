@@ -192,7 +192,7 @@ async fn start_site(exe: &Path, dir: &Path) -> Result<(Child, String), String> {
 
 pub fn run(
     args: DemoArgs,
-    ui: &crate::UiArgs,
+    ui: &crate::UiOptions,
     paths: &crate::settings::Paths,
 ) -> Result<(), String> {
     let dir = args.data_dir.unwrap_or_else(default_data_dir);
@@ -248,7 +248,7 @@ pub fn run(
                 .map(|s| crate::feed::Endpoint {
                     name: s.name.clone(),
                     url: s.url.clone(),
-                    token: if ui.read_only || ui.noc {
+                    token: if ui.read_only {
                         s.tokens.viewer.clone()
                     } else {
                         s.tokens.admin.clone()
@@ -259,7 +259,7 @@ pub fn run(
                 &crate::theme::choose(ui.theme.as_deref(), None),
                 &paths.themes_dir,
             )?;
-            crate::tui::run(endpoints, theme, ui.read_only || ui.noc, ui.noc).await
+            crate::tui::run(endpoints, theme, ui.read_only, ui.noc).await
         };
         stop_all(children).await;
         outcome

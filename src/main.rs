@@ -3,15 +3,7 @@
 //! `ferry demo` starts a demo pair of sites and opens the UI on them;
 //! `ferry site` runs a site; `ferry info` says where ferry keeps its files.
 
-mod app;
-mod demo;
-mod feed;
-mod keys;
-mod model;
-mod settings;
-mod theme;
-mod tui;
-mod ui;
+use ferry::{demo, feed, settings, theme, tui};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,7 +27,7 @@ struct Cli {
 
 /// How the terminal UI looks and what it may do.
 #[derive(Args, Clone)]
-pub struct UiArgs {
+struct UiArgs {
     /// A site's API URL; repeat for the second site (each followed by --token).
     #[arg(long = "site", value_name = "URL")]
     sites: Vec<String>,
@@ -88,7 +80,7 @@ fn main() -> ExitCode {
     let _ = color_eyre::install();
     let result = match cli.command {
         None => open_ui(&cli.ui, &paths, None),
-        Some(Command::Demo(args)) => demo::run(args, &cli.ui, &paths),
+        Some(Command::Demo(args)) => demo::run(args, &cli.ui.options(), &paths),
         Some(Command::Site { site_config }) => {
             ferry_replicator::site::serve_config_file(&site_config)
         }
@@ -147,8 +139,18 @@ fn info(ui: &UiArgs, paths: &settings::Paths) -> Result<(), String> {
     Ok(())
 }
 
+impl UiArgs {
+    fn options(&self) -> ferry::UiOptions {
+        ferry::UiOptions {
+            theme: self.theme.clone(),
+            read_only: self.read_only || self.noc,
+            noc: self.noc,
+        }
+    }
+}
+
 /// Opens the UI on `endpoints`, or on the configured sites when `None`.
-pub fn open_ui(
+fn open_ui(
     ui: &UiArgs,
     paths: &settings::Paths,
     endpoints: Option<Vec<feed::Endpoint>>,

@@ -278,7 +278,8 @@ impl Model {
     }
 }
 
-#[cfg(test)]
+/// Test and benchmark fixtures.
+#[doc(hidden)]
 pub mod tests {
     use super::*;
     use ferry_replicator::api::types::LastSyncInfo;
@@ -314,6 +315,7 @@ pub mod tests {
         }
     }
 
+    #[cfg(test)]
     #[test]
     fn compliance_bands() {
         let now = 1_000_000;

@@ -17,8 +17,9 @@ pub fn list(app: &App, frame: &mut Frame, area: Rect, title: &str) {
     let t = &app.theme;
     let height = area.height.saturating_sub(1) as usize;
     let selecting = app.view == crate::app::View::Events;
+    let selected = app.selected.min(app.model.alarms.len().saturating_sub(1));
     let offset = if selecting {
-        app.selected.saturating_sub(height.saturating_sub(1))
+        selected.saturating_sub(height.saturating_sub(1))
     } else {
         0
     };
@@ -56,7 +57,7 @@ pub fn list(app: &App, frame: &mut Frame, area: Rect, title: &str) {
     .highlight_style(t.get("selected"));
     let mut state = ListState::default();
     if selecting && !empty {
-        state.select(Some(app.selected - offset));
+        state.select(Some(selected - offset));
     }
     frame.render_stateful_widget(list, area, &mut state);
 }

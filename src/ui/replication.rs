@@ -47,7 +47,8 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         .border_style(t.get("border"))
         .title(Span::styled(title, t.get("title")));
     let inner_height = area.height.saturating_sub(2) as usize; // border + header row
-    let offset = app.selected.saturating_sub(inner_height.saturating_sub(1));
+    let selected = app.selected.min(rows.len().saturating_sub(1));
+    let offset = selected.saturating_sub(inner_height.saturating_sub(1));
     let visible = rows.iter().skip(offset).take(inner_height.max(1));
     let compact = area.width < COMPACT_BELOW;
     let table_rows: Vec<Row> = visible
@@ -73,7 +74,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         .block(block)
         .row_highlight_style(t.get("selected"))
         .highlight_symbol("▶ ");
-    let mut state = TableState::default().with_selected(Some(app.selected - offset));
+    let mut state = TableState::default().with_selected(Some(selected - offset));
     if rows.is_empty() {
         state.select(None);
     }

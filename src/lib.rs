@@ -1,0 +1,26 @@
+//! ferry, the operator's program, as a library: the thin `ferry` binary
+//! parses the command line and calls into these modules.
+//!
+//! - [`feed`]: one live feed per site (fetch, then server-sent events).
+//! - [`model`]: what is known of both sites; [`app`]: the UI state machine.
+//! - [`ui`]: rendering, pure functions of the app; [`theme`]: styles by role.
+//! - [`tui`]: the terminal's owner and the event loop; [`keys`]: key map.
+//! - [`demo`]: the two-site demo; [`settings`]: config file and paths.
+
+pub mod app;
+pub mod demo;
+pub mod feed;
+pub mod keys;
+pub mod model;
+pub mod settings;
+pub mod theme;
+pub mod tui;
+pub mod ui;
+
+/// UI choices that come from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct UiOptions {
+    pub theme: Option<String>,
+    pub read_only: bool,
+    pub noc: bool,
+}
