@@ -452,6 +452,7 @@ mod tests {
                     replication("app-01", 60, Some(50_000), now),
                 ],
                 alarms: vec![],
+                vms: vec![],
             },
             Instant::now(),
         );

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ferry_replicator::api::types::{ReplicationInfo, SiteEvent, SiteInfo};
+use ferry_replicator::api::types::{ReplicationInfo, SiteEvent, SiteInfo, VmInfo};
 use ferry_replicator::store::EventRow;
 use futures_util::StreamExt;
 use tokio::sync::mpsc::UnboundedSender;
@@ -98,6 +98,7 @@ async fn session(
     let info: SiteInfo = get(client, endpoint, "/site").await?;
     let replications: Vec<ReplicationInfo> = get(client, endpoint, "/replications").await?;
     let alarms: Vec<EventRow> = get(client, endpoint, "/alarms?limit=200").await?;
+    let vms: Vec<VmInfo> = get(client, endpoint, "/vms").await?;
     let response = client
         .get(format!("{}/api/v1/events", endpoint.url))
         .bearer_auth(&endpoint.token)
@@ -112,6 +113,7 @@ async fn session(
         info,
         replications,
         alarms,
+        vms,
     })
     .map_err(|_| "UI gone".to_string())?;
     *backoff = Duration::from_millis(500);

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use ferry_replicator::api::types::{PeerInfo, ReplicationInfo, SiteEvent, SiteInfo};
+use ferry_replicator::api::types::{PeerInfo, ReplicationInfo, SiteEvent, SiteInfo, VmInfo};
 use ferry_replicator::store::EventRow;
 
 /// Alarms kept in memory across both sites.
@@ -12,6 +12,19 @@ const MAX_ALARMS: usize = 500;
 /// Throughput history: one bucket per this long, this many buckets.
 pub const BUCKET: Duration = Duration::from_secs(5);
 const BUCKETS: usize = 60;
+/// Cycles remembered per VM for the detail pane.
+const CYCLES: usize = 30;
+
+/// One completed cycle, as the detail pane shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cycle {
+    pub finished_at_ms: u64,
+    pub duration_ms: u64,
+    pub bytes: u64,
+    pub full: bool,
+    /// The lag just before this cycle landed: the peak of the sawtooth.
+    pub peak_lag_s: f64,
+}
 
 /// How the TUI's link to a site stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +43,7 @@ pub enum FeedUpdate {
         info: SiteInfo,
         replications: Vec<ReplicationInfo>,
         alarms: Vec<EventRow>,
+        vms: Vec<VmInfo>,
     },
     Event {
         site: usize,
@@ -55,6 +69,11 @@ pub struct SiteState {
     /// Bytes of completed cycles per [`BUCKET`], newest last.
     pub throughput: VecDeque<u64>,
     bucket_started: Option<Instant>,
+    pub vms: BTreeMap<String, VmInfo>,
+    /// Recent cycles per VM, newest last.
+    pub cycles: BTreeMap<String, VecDeque<Cycle>>,
+    /// Where the running cycle of a VM was first seen: (when, bytes done).
+    progress_start: BTreeMap<String, (Instant, u64)>,
 }
 
 impl SiteState {
@@ -69,7 +88,55 @@ impl SiteState {
             replications: BTreeMap::new(),
             throughput: VecDeque::from(vec![0; BUCKETS]),
             bucket_started: None,
+            vms: BTreeMap::new(),
+            cycles: BTreeMap::new(),
+            progress_start: BTreeMap::new(),
         }
+    }
+
+    /// Transfer rate (bytes/s) and time left of a VM's running cycle, once
+    /// it has been seen for a moment.
+    pub fn rate_and_eta(&self, r: &ReplicationInfo, now: Instant) -> Option<(f64, Duration)> {
+        let p = r.progress?;
+        let (since, first) = self.progress_start.get(&r.vm_id)?;
+        let elapsed = (now - *since).as_secs_f64();
+        if elapsed < 0.5 || p.bytes_done <= *first {
+            return None;
+        }
+        let rate = (p.bytes_done - first) as f64 / elapsed;
+        let left = p.bytes_total.saturating_sub(p.bytes_done) as f64 / rate;
+        Some((rate, Duration::from_secs_f64(left)))
+    }
+
+    fn record(&mut self, old: Option<&ReplicationInfo>, new: &ReplicationInfo, now: Instant) {
+        match new.progress {
+            Some(p) => {
+                self.progress_start
+                    .entry(new.vm_id.clone())
+                    .or_insert((now, p.bytes_done));
+            }
+            None => {
+                self.progress_start.remove(&new.vm_id);
+            }
+        }
+        let Some(last) = new.last_sync else { return };
+        if old.is_some_and(|o| o.last_sync == new.last_sync) {
+            return;
+        }
+        let previous_point = old.and_then(|o| o.point_time_ms);
+        let cycles = self.cycles.entry(new.vm_id.clone()).or_default();
+        cycles.push_back(Cycle {
+            finished_at_ms: last.finished_at,
+            duration_ms: last.duration_ms,
+            bytes: last.bytes,
+            full: last.full,
+            peak_lag_s: previous_point
+                .map_or(0.0, |p| last.finished_at.saturating_sub(p) as f64 / 1000.0),
+        });
+        if cycles.len() > CYCLES {
+            cycles.pop_front();
+        }
+        self.add_throughput(last.bytes, now);
     }
 
     /// How old this site's data is, when it is not live.
@@ -176,10 +243,12 @@ impl Model {
                 info,
                 replications,
                 alarms,
+                vms,
             } => {
                 let Some(s) = self.sites.get_mut(site) else {
                     return false;
                 };
+                s.vms = vms.into_iter().map(|vm| (vm.id.clone(), vm)).collect();
                 s.name = info.name;
                 s.peer = info.peer;
                 s.link = Link::Connected;
@@ -221,13 +290,8 @@ impl Model {
         s.link = Link::Connected;
         match event {
             SiteEvent::Replication(r) => {
-                let finished = s
-                    .replications
-                    .get(&r.vm_id)
-                    .is_none_or(|old| old.last_sync != r.last_sync);
-                if finished && let Some(last) = r.last_sync {
-                    s.add_throughput(last.bytes, now);
-                }
+                let old = s.replications.get(&r.vm_id).cloned();
+                s.record(old.as_ref(), &r, now);
                 s.replications.insert(r.vm_id.clone(), r);
                 true
             }
@@ -356,6 +420,7 @@ pub mod tests {
                 info,
                 replications: vec![replication("db", 15, Some(1000), 5000)],
                 alarms: vec![],
+                vms: vec![],
             },
             t0
         ));
@@ -372,6 +437,41 @@ pub mod tests {
             model.sites[0].stale_for(t0 + Duration::from_secs(7)),
             Some(Duration::from_secs(7))
         );
+    }
+
+    #[test]
+    fn progress_rate_eta_and_cycle_history() {
+        use ferry_replicator::api::types::ProgressInfo;
+        let t0 = Instant::now();
+        let mut s = SiteState::new("a", "u");
+        let mut r = replication("db", 15, Some(1000), 10_000);
+        r.progress = Some(ProgressInfo {
+            bytes_done: 0,
+            bytes_total: 4_000_000,
+        });
+        s.record(None, &r, t0);
+        let mut later = r.clone();
+        later.progress = Some(ProgressInfo {
+            bytes_done: 1_000_000,
+            bytes_total: 4_000_000,
+        });
+        s.record(Some(&r), &later, t0 + Duration::from_secs(1));
+        let (rate, eta) = s.rate_and_eta(&later, t0 + Duration::from_secs(1)).unwrap();
+        assert!(
+            (rate - 1e6).abs() < 1.0 && eta == Duration::from_secs(3),
+            "{rate} {eta:?}"
+        );
+        // The cycle lands 6 s after the previous point: a peak lag of 6 s.
+        let mut done = later.clone();
+        done.progress = None;
+        if let Some(l) = done.last_sync.as_mut() {
+            l.finished_at = 10_000 - 1000 + 6_000;
+            l.instance = 4;
+        }
+        s.record(Some(&later), &done, t0 + Duration::from_secs(2));
+        let cycle = s.cycles["site-a.db"].back().copied().unwrap();
+        assert_eq!(cycle.peak_lag_s, 6.0);
+        assert!(s.rate_and_eta(&done, t0 + Duration::from_secs(2)).is_none());
     }
 
     #[test]

@@ -53,6 +53,7 @@ fn main() {
                 },
                 replications,
                 alarms: vec![],
+                vms: vec![],
             },
             Instant::now(),
         );

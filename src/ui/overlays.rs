@@ -132,6 +132,16 @@ fn prompt(app: &App, frame: &mut Frame, area: Rect, text: &str) {
     );
 }
 
+/// A one-line sparkline of `values` in block characters.
+fn sparkline(values: &[u64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = values.iter().copied().max().unwrap_or(0).max(1);
+    values
+        .iter()
+        .map(|&v| BARS[((v * 7) / max) as usize])
+        .collect()
+}
+
 fn detail(app: &App, frame: &mut Frame, area: Rect, vm_id: &str) {
     let t = &app.theme;
     let Some((site, r)) = app.model.replications().find(|(_, r)| r.vm_id == vm_id) else {
@@ -157,9 +167,33 @@ fn detail(app: &App, frame: &mut Frame, area: Rect, vm_id: &str) {
             r.datastore, r.compress, r.paused
         )),
     ];
-    if let Some(p) = r.progress {
+    let state = app.model.sites.get(site);
+    if let Some(vm) = state.and_then(|s| s.vms.get(vm_id)) {
+        let disks: Vec<String> = vm
+            .disks
+            .iter()
+            .map(|d| format!("{} {}", d.datastore, bytes(d.size_bytes)))
+            .collect();
         lines.push(Line::from(format!(
-            "syncing {} of {}",
+            "disks {}   folder {}   pool {}",
+            disks.join(", "),
+            vm.folder,
+            vm.resource_pool
+        )));
+    }
+    if let Some(p) = r.progress {
+        let speed =
+            state
+                .and_then(|s| s.rate_and_eta(r, app.now))
+                .map_or(String::new(), |(rate, eta)| {
+                    format!(
+                        " at {}/s, ETA {}",
+                        bytes(rate as u64),
+                        age(eta.as_secs_f64())
+                    )
+                });
+        lines.push(Line::from(format!(
+            "syncing {} of {}{speed}",
             bytes(p.bytes_done),
             bytes(p.bytes_total)
         )));
@@ -185,6 +219,34 @@ fn detail(app: &App, frame: &mut Frame, area: Rect, vm_id: &str) {
             format!("STALE: site data {} old", age(old.as_secs_f64())),
             t.get("stale"),
         )));
+    }
+    if let Some(cycles) = state
+        .and_then(|s| s.cycles.get(vm_id))
+        .filter(|c| c.len() > 1)
+    {
+        let peaks: Vec<u64> = cycles
+            .iter()
+            .map(|c| (c.peak_lag_s * 10.0) as u64)
+            .collect();
+        let worst = cycles.iter().map(|c| c.peak_lag_s).fold(0.0, f64::max);
+        lines.push(Line::from(format!(
+            "lag before each cycle, last {}: {} (worst {})",
+            cycles.len(),
+            sparkline(&peaks),
+            age(worst)
+        )));
+        for c in cycles.iter().rev().take(4) {
+            lines.push(Line::from(Span::styled(
+                format!(
+                    "  {} {} ms {}{}",
+                    clock(c.finished_at_ms),
+                    c.duration_ms,
+                    bytes(c.bytes),
+                    if c.full { " full" } else { "" }
+                ),
+                t.get("dim"),
+            )));
+        }
     }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(

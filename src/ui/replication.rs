@@ -1,5 +1,7 @@
 //! The replication view: one row per VM, only the visible rows built.
 
+use std::time::Duration;
+
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
@@ -17,7 +19,7 @@ const WIDE: [Constraint; 7] = [
     Constraint::Length(14),
     Constraint::Length(6),
     Constraint::Length(17),
-    Constraint::Min(30),
+    Constraint::Min(44),
     Constraint::Length(18),
 ];
 /// Below this width the direction goes (it is in the detail pane) and the
@@ -119,7 +121,14 @@ fn row<'a>(app: &'a App, site: usize, r: &'a ReplicationInfo, compact: bool) -> 
             format!("{} {lag} {}", c.symbol(), c.word()),
             lag_style,
         )),
-        Cell::from(progress_text(r, compact)),
+        Cell::from(progress_text(
+            r,
+            compact,
+            app.model
+                .sites
+                .get(site)
+                .and_then(|s| s.rate_and_eta(r, app.now)),
+        )),
         Cell::from(last),
     ]);
     let row = Row::new(cells);
@@ -142,8 +151,9 @@ fn state_text(r: &ReplicationInfo) -> String {
     format!("{symbol} {}", r.state.replace('_', " "))
 }
 
-/// `████░░░░ 45% 12.0 MiB/27.0 MiB` while syncing (`███░ 45%` compact).
-fn progress_text(r: &ReplicationInfo, compact: bool) -> String {
+/// `████░░░░ 45% 12.0 MiB/27.0 MiB 80.0 MiB/s ETA 3s` while syncing
+/// (`███░ 45%` compact).
+fn progress_text(r: &ReplicationInfo, compact: bool, rate: Option<(f64, Duration)>) -> String {
     let Some(p) = r.progress else {
         return String::new();
     };
@@ -154,8 +164,11 @@ fn progress_text(r: &ReplicationInfo, compact: bool) -> String {
     if compact {
         return format!("{bar} {:>3.0}%", ratio * 100.0);
     }
+    let speed = rate.map_or(String::new(), |(rate, eta)| {
+        format!(" {}/s ETA {}", bytes(rate as u64), age(eta.as_secs_f64()))
+    });
     format!(
-        "{bar} {:>3.0}% {}/{}",
+        "{bar} {:>3.0}% {}/{}{speed}",
         ratio * 100.0,
         bytes(p.bytes_done),
         bytes(p.bytes_total)

@@ -166,6 +166,20 @@ async fn every_view_at_both_sizes() {
     // the one alarm every run has is the connection being made.
     alarms.retain(|a| a.kind == "peer_connected");
     assert_eq!(alarms.len(), 1, "{alarms:?}");
+    let vms_a: Vec<ferry_replicator::api::types::VmInfo> = api(
+        &client,
+        reqwest::Method::GET,
+        format!("{}/api/v1/vms", a.url),
+        None,
+    )
+    .await;
+    let vms_a: Vec<_> = vms_a
+        .into_iter()
+        .map(|mut vm| {
+            vm.guest = None; // heartbeats and sequence numbers move
+            vm
+        })
+        .collect();
     let info_b: SiteInfo = api(
         &client,
         reqwest::Method::GET,
@@ -210,6 +224,7 @@ async fn every_view_at_both_sizes() {
             info: info_a,
             replications: reps_a,
             alarms,
+            vms: vms_a,
         },
         now,
     );
@@ -219,6 +234,7 @@ async fn every_view_at_both_sizes() {
             info: info_b,
             replications: vec![],
             alarms: vec![],
+            vms: vec![],
         },
         now,
     );
