@@ -155,7 +155,9 @@ fn replications(client: &reqwest::blocking::Client, port: u16) -> Vec<serde_json
         .unwrap_or_default()
 }
 
-fn soak(work: &Path, count: u64, secs: u64, rpo: u64) {
+/// A paired site-a (with `vms`) and an empty site-b on free ports; returns
+/// both and site-a's ports.
+fn start_pair(work: &Path, name: &str, vms: &str) -> (Site, Site, Ports) {
     let a = Ports {
         api: free_port(),
         repl: free_port(),
@@ -165,13 +167,18 @@ fn soak(work: &Path, count: u64, secs: u64, rpo: u64) {
         repl: free_port(),
     };
     let site_b = Site::start(
-        &work.join("soak-b"),
+        &work.join(format!("{name}-b")),
         &config("site-b", &b, ("site-a", &a), ""),
     );
     let site_a = Site::start(
-        &work.join("soak-a"),
-        &config("site-a", &a, ("site-b", &b), &vms(count, 64, true, 62, rpo)),
+        &work.join(format!("{name}-a")),
+        &config("site-a", &a, ("site-b", &b), vms),
     );
+    (site_a, site_b, a)
+}
+
+fn soak(work: &Path, count: u64, secs: u64, rpo: u64) {
+    let (site_a, site_b, a) = start_pair(work, "soak", &vms(count, 64, true, 62, rpo));
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -222,22 +229,7 @@ fn soak(work: &Path, count: u64, secs: u64, rpo: u64) {
 }
 
 fn api_latency(work: &Path, count: u64) {
-    let a = Ports {
-        api: free_port(),
-        repl: free_port(),
-    };
-    let b = Ports {
-        api: free_port(),
-        repl: free_port(),
-    };
-    let _site_b = Site::start(
-        &work.join("api-b"),
-        &config("site-b", &b, ("site-a", &a), ""),
-    );
-    let _site_a = Site::start(
-        &work.join("api-a"),
-        &config("site-a", &a, ("site-b", &b), &vms(count, 1, false, 0, 300)),
-    );
+    let (_site_a, _site_b, a) = start_pair(work, "api", &vms(count, 1, false, 0, 300));
     let client = reqwest::blocking::Client::new();
     let warm = Instant::now();
     while replications(&client, a.api)

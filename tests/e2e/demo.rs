@@ -10,12 +10,7 @@ use super::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_two_sites_and_stops_them_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
-    let port_base = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let port_base = port_base.min(u16::MAX - 8);
+    let port_base = super::support::free_port_base();
     let mut demo = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args([
             "demo",

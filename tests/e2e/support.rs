@@ -254,3 +254,13 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The first of a run of free loopback ports (for the demo's --port-base).
+pub fn free_port_base() -> u16 {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    port.min(u16::MAX - 8)
+}

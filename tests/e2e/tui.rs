@@ -63,12 +63,7 @@ fn demo_pid(dir: &Path, site: usize) -> i32 {
 fn the_demo_in_a_real_terminal() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("demo");
-    let port_base = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let port_base = port_base.min(u16::MAX - 8);
+    let port_base = super::support::free_port_base();
     let tmux = Tmux {
         socket: format!("ferry-test-{}", std::process::id()),
     };
