@@ -155,7 +155,19 @@ fn site_config(
 
 async fn start_site(exe: &Path, dir: &Path) -> Result<(Child, String), String> {
     let log = std::fs::File::create(dir.join("site.log")).map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    // If the demo dies without stopping its sites (an SSH hangup, kill -9),
+    // the kernel sends them SIGTERM so they stop cleanly, not live on. The
+    // fork happens on the runtime's main thread, which lives as long as the
+    // demo, so the parent-death signal fires when the demo goes.
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child = command
         .arg("site")
         .arg("--config")
         .arg(dir.join("site.toml"))
