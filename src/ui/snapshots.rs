@@ -180,13 +180,29 @@ async fn every_view_at_both_sizes() {
             vm
         })
         .collect();
-    let info_b: SiteInfo = api(
-        &client,
-        reqwest::Method::GET,
-        format!("{}/api/v1/site", b.url),
-        None,
-    )
-    .await;
+    // The dashboard shows each site's view of its peer: wait for site-b's
+    // too, not only site-a's, so the snapshot does not race its check.
+    let info_b: SiteInfo = loop {
+        let info: SiteInfo = api(
+            &client,
+            reqwest::Method::GET,
+            format!("{}/api/v1/site", b.url),
+            None,
+        )
+        .await;
+        let connected = info
+            .peer
+            .as_ref()
+            .is_some_and(|p| p.status == ferry_replicator::api::types::PeerStatus::Connected);
+        if connected {
+            break info;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "site-b never saw site-a: {info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
 
     // Pin what changes from run to run (times, sizes, ports), keeping all
     // that the sites really said: names, states, peers, alarms.

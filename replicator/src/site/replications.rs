@@ -391,15 +391,7 @@ impl Site {
             let (id, point, last) = (vm_id.to_string(), now.point_time_ms, now.last_sync);
             let result = self
                 .store
-                .call(move |c| {
-                    let rows = store::list_replications(c)?;
-                    if let Some(mut row) = rows.into_iter().find(|r| r.vm_id == id) {
-                        row.point_time_ms = point;
-                        row.last_sync = last;
-                        store::upsert_replication(c, &row)?;
-                    }
-                    Ok(())
-                })
+                .call(move |c| store::set_replication_progress(c, &id, point, last.as_ref()))
                 .await;
             if let Err(e) = result {
                 tracing::warn!(vm = %vm_id, "could not save replication progress: {e}");

@@ -158,6 +158,24 @@ pub fn upsert_replication(conn: &Connection, r: &ReplicationRow) -> Result<(), S
     Ok(())
 }
 
+/// Records a completed cycle: the newest instance's point and the cycle.
+pub fn set_replication_progress(
+    conn: &Connection,
+    vm_id: &str,
+    point_time_ms: Option<u64>,
+    last_sync: Option<&LastSync>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE replications SET point_time_ms = ?2, last_sync = ?3 WHERE vm_id = ?1",
+        params![
+            vm_id,
+            point_time_ms.map(|p| p as i64),
+            last_sync.map(last_sync_json)
+        ],
+    )?;
+    Ok(())
+}
+
 pub fn delete_replication(conn: &Connection, vm_id: &str) -> Result<(), StoreError> {
     conn.execute("DELETE FROM replications WHERE vm_id = ?1", params![vm_id])?;
     Ok(())
@@ -365,7 +383,22 @@ mod tests {
             );
         }
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.now(|c| list_replications(c)).unwrap(), vec![row]);
+        assert_eq!(
+            store.now(|c| list_replications(c)).unwrap(),
+            vec![row.clone()]
+        );
+        let moved = LastSync {
+            instance: 10,
+            ..row.last_sync.unwrap()
+        };
+        store
+            .now(|c| set_replication_progress(c, &row.vm_id, Some(99), Some(&moved)))
+            .unwrap();
+        let after = store.now(|c| list_replications(c)).unwrap();
+        assert_eq!(
+            (after[0].point_time_ms, after[0].last_sync),
+            (Some(99), Some(moved))
+        );
         assert_eq!(store.now(|c| list_vms(c)).unwrap(), vec![vm]);
         let version: i64 = store
             .now(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))

@@ -63,8 +63,7 @@ async fn pause(
     Extension(caller): Extension<Caller>,
     Path(vm_id): Path<String>,
 ) -> Result<Json<ReplicationInfo>, ApiError> {
-    caller.require(Role::Admin)?;
-    Ok(Json(site.set_paused(&vm_id, true).await?))
+    set_paused(site, caller, vm_id, true).await
 }
 
 async fn resume(
@@ -72,8 +71,17 @@ async fn resume(
     Extension(caller): Extension<Caller>,
     Path(vm_id): Path<String>,
 ) -> Result<Json<ReplicationInfo>, ApiError> {
+    set_paused(site, caller, vm_id, false).await
+}
+
+async fn set_paused(
+    site: AppState,
+    caller: Caller,
+    vm_id: String,
+    paused: bool,
+) -> Result<Json<ReplicationInfo>, ApiError> {
     caller.require(Role::Admin)?;
-    Ok(Json(site.set_paused(&vm_id, false).await?))
+    Ok(Json(site.set_paused(&vm_id, paused).await?))
 }
 
 async fn sync(
