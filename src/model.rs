@@ -312,6 +312,14 @@ impl Model {
             }
             // The feed refetches on resync; nothing to apply here.
             SiteEvent::Resync => false,
+            // Protection objects and runs: their views are not built yet.
+            SiteEvent::Mappings(_)
+            | SiteEvent::MappingsRemoved { .. }
+            | SiteEvent::Group(_)
+            | SiteEvent::GroupRemoved { .. }
+            | SiteEvent::Plan(_)
+            | SiteEvent::PlanRemoved { .. }
+            | SiteEvent::Run(_) => false,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod config;
 pub mod crash;
 pub mod guest;
 pub mod inventory;
+pub mod recovery;
 pub mod replication;
 pub mod site;
 pub mod storage;

@@ -13,6 +13,7 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    pub field: Option<String>,
 }
 
 /// What a mutating call came to, for the audit log (set on error responses).
@@ -25,6 +26,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
         }
     }
 
@@ -46,6 +48,7 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: self.code.to_string(),
             message: self.message.clone(),
+            field: self.field.clone(),
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         response
@@ -59,11 +62,14 @@ impl From<SiteError> for ApiError {
     fn from(e: SiteError) -> Self {
         match e {
             SiteError::NotFound(m) => Self::not_found(m),
-            SiteError::Invalid { field, message } => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_value",
-                format!("{field}: {message}"),
-            ),
+            SiteError::Invalid { field, message } => Self {
+                field: Some(field.clone()),
+                ..Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_value",
+                    format!("{field}: {message}"),
+                )
+            },
             SiteError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             other => {
                 tracing::error!("request failed: {other}");

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::NicSeed;
 use crate::guest::Verification;
+pub use crate::recovery::model::*;
 use crate::store::{AuditEntry, EventRow};
 
 /// `{"error": "<code>", "message": "<what and why>"}`
@@ -12,6 +13,9 @@ use crate::store::{AuditEntry, EventRow};
 pub struct ErrorBody {
     pub error: String,
     pub message: String,
+    /// The field at fault, for `invalid_value`: `networks[0].target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +166,19 @@ pub enum SiteEvent {
         last_seq: u64,
     },
     Peer(PeerInfo),
+    Mappings(Mappings),
+    MappingsRemoved {
+        id: String,
+    },
+    Group(ProtectionGroup),
+    GroupRemoved {
+        id: String,
+    },
+    Plan(Plan),
+    PlanRemoved {
+        id: String,
+    },
+    Run(Run),
     Alarm(EventRow),
     Audit(AuditEntry),
     /// The stream fell behind and dropped events: refetch everything.
@@ -176,6 +193,13 @@ impl SiteEvent {
             Self::VmPower { .. } => "vm_power",
             Self::VmHeartbeat { .. } => "vm_heartbeat",
             Self::Peer(_) => "peer",
+            Self::Mappings(_) => "mappings",
+            Self::MappingsRemoved { .. } => "mappings_removed",
+            Self::Group(_) => "group",
+            Self::GroupRemoved { .. } => "group_removed",
+            Self::Plan(_) => "plan",
+            Self::PlanRemoved { .. } => "plan_removed",
+            Self::Run(_) => "run",
             Self::Alarm(_) => "alarm",
             Self::Audit(_) => "audit",
             Self::Resync => "resync",
