@@ -4,6 +4,9 @@
 mod e2e {
     pub mod api_errors;
     pub mod demo;
+    pub mod protection;
+    pub mod protection_tui;
+    pub mod runs;
     pub mod sites;
     pub mod support;
     pub mod tui;
