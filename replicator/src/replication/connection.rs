@@ -102,6 +102,17 @@ impl Connection {
         let _ = self.send_now(&Message::Refused { reason });
     }
 
+    /// A site-to-site call: sends `body` and waits up to `timeout` for the
+    /// reply's body.
+    pub fn call(&mut self, body: &[u8], timeout: Duration) -> Result<Vec<u8>, WireError> {
+        self.send_now(&Message::Control { body })?;
+        self.set_read_timeout(timeout)?;
+        match self.recv()? {
+            Message::ControlReply { body } => Ok(body.to_vec()),
+            other => Err(unexpected("ControlReply", &other)),
+        }
+    }
+
     /// Bytes both ways so far, frame headers included.
     pub fn wire_bytes(&self) -> u64 {
         self.reader.bytes() + self.writer.bytes()

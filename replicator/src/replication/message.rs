@@ -5,7 +5,9 @@
 //! (see [`super::handshake`]); then per VM `Open` → `Opened`, and per cycle
 //! `Begin`, (for a full sync the receiver streams `Hashes`), `Blocks`…,
 //! `End` → `Committed` → `Consolidated`. Either side may send `Refused` and
-//! close.
+//! close. Instead of `Open`, a session may carry site-to-site calls:
+//! `Control` → `ControlReply`, each body a JSON document the site layer
+//! defines.
 
 use super::error::WireError;
 use crate::storage::BlockHash;
@@ -74,9 +76,15 @@ pub enum Message<'a> {
     Refused {
         reason: &'a str,
     },
+    Control {
+        body: &'a [u8],
+    },
+    ControlReply {
+        body: &'a [u8],
+    },
 }
 
-const KINDS: [&str; 13] = [
+const KINDS: [&str; 15] = [
     "ClientHello",
     "ServerHello",
     "ClientProof",
@@ -90,6 +98,8 @@ const KINDS: [&str; 13] = [
     "Committed",
     "Consolidated",
     "Refused",
+    "Control",
+    "ControlReply",
 ];
 
 /// The human name of a frame kind, for errors.
@@ -115,6 +125,8 @@ impl Message<'_> {
             Self::Committed { .. } => 10,
             Self::Consolidated { .. } => 11,
             Self::Refused { .. } => 12,
+            Self::Control { .. } => 13,
+            Self::ControlReply { .. } => 14,
         }
     }
 
@@ -203,6 +215,7 @@ impl Message<'_> {
             }
             Self::Committed { instance } | Self::Consolidated { instance } => w.u64(*instance),
             Self::Refused { reason } => w.str(reason),
+            Self::Control { body } | Self::ControlReply { body } => w.bytes(body),
         }
     }
 }
@@ -296,6 +309,12 @@ pub fn decode(kind: u8, payload: &[u8]) -> Result<Message<'_>, WireError> {
         11 => Message::Committed { instance: r.u64()? },
         12 => Message::Consolidated { instance: r.u64()? },
         13 => Message::Refused { reason: r.str()? },
+        14 => Message::Control {
+            body: std::mem::take(&mut r.0),
+        },
+        15 => Message::ControlReply {
+            body: std::mem::take(&mut r.0),
+        },
         other => {
             return Err(WireError::malformed(format!(
                 "unknown message kind {other}"

@@ -45,8 +45,14 @@ pub struct ReceiverConfig {
     pub datastores: BTreeMap<String, PathBuf>,
 }
 
+/// Answers a site-to-site call: the authenticated peer's name and the
+/// request body in, the reply body out.
+pub type ControlHandler = dyn Fn(&str, &[u8]) -> Vec<u8> + Send + Sync;
+
 pub struct Receiver {
     config: ReceiverConfig,
+    /// The site's answer to `Control` calls, set once the site exists.
+    control: std::sync::OnceLock<Arc<ControlHandler>>,
     /// The pairing secret in force; replaced when the site is paired anew.
     secret: std::sync::RwLock<PairingSecret>,
     /// VMs with a session in progress: one writer per replica at a time.
@@ -81,8 +87,15 @@ impl Receiver {
         Arc::new(Self {
             secret: std::sync::RwLock::new(config.secret.clone()),
             config,
+            control: std::sync::OnceLock::new(),
             busy: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Installs the answer to site-to-site calls (once; later calls are
+    /// ignored).
+    pub fn set_control(&self, handler: Arc<ControlHandler>) {
+        let _ = self.control.set(handler);
     }
 
     /// Pairs with a new peer secret; sessions already running keep theirs.
@@ -120,6 +133,10 @@ impl Receiver {
         let mut conn = Connection::accept(stream, &secret, &self.config.site)?;
         let (vm, datastore, block_size, disk_sizes) = match conn.recv() {
             Err(WireError::Closed) => return Ok(()),
+            Ok(Message::Control { body }) => {
+                let body = body.to_vec();
+                return self.control_session(conn, body);
+            }
             Ok(Message::Open {
                 vm,
                 datastore,
@@ -186,6 +203,25 @@ impl Receiver {
             replica.consolidate()?;
             conn.send_now(&Message::Consolidated { instance })?;
             debug!(%vm, instance, full, "instance consolidated");
+        }
+    }
+}
+
+impl Receiver {
+    /// Answers site-to-site calls until the peer closes the connection.
+    fn control_session(&self, mut conn: Connection, mut body: Vec<u8>) -> Result<(), WireError> {
+        let Some(handler) = self.control.get().cloned() else {
+            return Err(refuse(&mut conn, "this site takes no calls yet".into()));
+        };
+        loop {
+            let reply = handler(&conn.peer, &body);
+            conn.send_now(&Message::ControlReply { body: &reply })?;
+            body = match conn.recv() {
+                Err(WireError::Closed) => return Ok(()),
+                Ok(Message::Control { body }) => body.to_vec(),
+                Ok(other) => return Err(unexpected("Control", &other)),
+                Err(e) => return Err(e),
+            };
         }
     }
 }
