@@ -29,6 +29,9 @@ name = "ds1"
 path = "ds1"
 [[networks]]
 name = "net"
+[[networks]]
+name = "bubble"
+test = true
 [[tokens]]
 name = "admin"
 role = "admin"

@@ -71,6 +71,9 @@ impl From<SiteError> for ApiError {
                 )
             },
             SiteError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            SiteError::WrongSite { message, .. } => {
+                Self::new(StatusCode::CONFLICT, "wrong_site", message)
+            }
             other => {
                 tracing::error!("request failed: {other}");
                 Self::new(

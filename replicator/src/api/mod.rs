@@ -29,6 +29,7 @@ pub fn router(site: Arc<Site>) -> Router {
         .merge(routes::vms::router())
         .merge(routes::replications::router())
         .merge(routes::events::router())
+        .merge(routes::protection::router())
         .merge(routes::audit::router())
         .layer(axum::middleware::from_fn_with_state(
             site.clone(),

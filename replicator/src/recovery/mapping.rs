@@ -481,7 +481,8 @@ mod tests {
 
     #[test]
     fn each_rule_names_its_field() {
-        let cases: Vec<(fn(&mut MappingSpec), &str)> = vec![
+        type Break = fn(&mut MappingSpec);
+        let cases: Vec<(Break, &str)> = vec![
             (
                 |m| m.networks[0].target = "nope".into(),
                 "networks[0].target",
@@ -602,12 +603,24 @@ mod tests {
         assert_eq!(p.networks, vec!["b-prod".to_string()]);
         m.networks.clear();
         assert_eq!(
-            place(Some(&m), "a-apps", "a-pool", &[nic.clone()], "b-ds"),
+            place(
+                Some(&m),
+                "a-apps",
+                "a-pool",
+                std::slice::from_ref(&nic),
+                "b-ds"
+            ),
             Err("network")
         );
         m.resource_pools.clear();
         assert_eq!(
-            place(Some(&m), "a-apps", "a-pool", &[nic.clone()], "b-ds"),
+            place(
+                Some(&m),
+                "a-apps",
+                "a-pool",
+                std::slice::from_ref(&nic),
+                "b-ds"
+            ),
             Err("resource pool")
         );
         assert_eq!(

@@ -7,9 +7,13 @@
 //! - [`replications`]: configure, pause, resume, sync, stop.
 //! - [`peer`]: pairing and the peer's liveness.
 //! - [`notify`]: events, alarms and the audit log.
+//! - [`protection`]: mappings, protection groups and recovery plans.
+//! - [`control`]: calls between the paired sites.
 
+pub mod control;
 pub mod notify;
 pub mod peer;
+pub mod protection;
 pub mod replications;
 pub mod vms;
 
@@ -49,6 +53,9 @@ pub enum SiteError {
     Invalid { field: String, message: String },
     #[error("{0}")]
     Conflict(String),
+    /// The object belongs to the other site.
+    #[error("{message}")]
+    WrongSite { owner: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("i/o: {0}")]
@@ -82,6 +89,9 @@ pub struct Site {
     receiver: Arc<Receiver>,
     vms: Mutex<BTreeMap<String, VmRuntime>>,
     peer: Mutex<PeerState>,
+    /// The peer as it last described itself.
+    peer_view: Mutex<Option<control::SiteView>>,
+    protection: Mutex<protection::Protection>,
     /// Set once when the site starts stopping; long-lived streams end on it.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -140,8 +150,13 @@ impl Site {
             receiver,
             vms: Mutex::new(BTreeMap::new()),
             peer: Mutex::new(PeerState::new(peer_config)),
+            peer_view: Mutex::new(None),
+            protection: Mutex::new(protection::Protection::default()),
             stopping: tokio::sync::watch::Sender::new(false),
         });
+        site.load_protection()?;
+        site.receiver
+            .set_control(control::handler(Arc::downgrade(&site)));
         site.open_vms().await?;
         Ok((site, Listeners { api, replication }))
     }

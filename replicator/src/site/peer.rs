@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Weak;
 use std::time::Duration;
 
+use super::control::{ControlCall, ControlReply, SiteView};
 use super::notify::Severity;
 use super::{Site, SiteError};
 use crate::api::types::{PeerInfo, PeerRequest, PeerStatus, SiteEvent};
@@ -15,7 +16,7 @@ use crate::replication::connection::Connection;
 use crate::replication::handshake::PairingSecret;
 use crate::replication::sender::now_ms;
 use crate::storage::tracked_disk::lock;
-use crate::store;
+use crate::store::{self, DocKind};
 
 const CHECK_EVERY: Duration = Duration::from_secs(2);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -25,6 +26,8 @@ pub struct PeerState {
     status: PeerStatus,
     last_contact_ms: Option<u64>,
     error: Option<String>,
+    /// When the peer's view was last saved.
+    saved_view_ms: u64,
 }
 
 impl PeerState {
@@ -34,6 +37,7 @@ impl PeerState {
             status: PeerStatus::Unknown,
             last_contact_ms: None,
             error: None,
+            saved_view_ms: 0,
         }
     }
 
@@ -92,14 +96,30 @@ impl Site {
             CHECK_TIMEOUT,
             tokio::task::spawn_blocking(move || {
                 let secret = PairingSecret::new(&peer.secret).map_err(|e| e.to_string())?;
-                Connection::connect(&peer.replication, &secret, &name)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                let mut conn = Connection::connect(&peer.replication, &secret, &name)
+                    .map_err(|e| e.to_string())?;
+                // Connected; the view is a bonus that must not fail the check.
+                let call = serde_json::to_vec(&ControlCall::View).unwrap_or_default();
+                let view = conn
+                    .call(&call, CHECK_TIMEOUT)
+                    .ok()
+                    .and_then(|body| serde_json::from_slice::<ControlReply>(&body).ok())
+                    .and_then(|reply| match reply {
+                        ControlReply::View(view) => Some(*view),
+                        _ => None,
+                    });
+                Ok::<_, String>(view)
             }),
         )
         .await;
         let result = match outcome {
-            Ok(Ok(result)) => result,
+            Ok(Ok(Ok(view))) => {
+                if let Some(view) = view {
+                    self.take_peer_view(view).await;
+                }
+                Ok(())
+            }
+            Ok(Ok(Err(e))) => Err(e),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
         };
@@ -144,6 +164,28 @@ impl Site {
             }
         }
         self.events.publish(SiteEvent::Peer(info));
+    }
+
+    /// Takes the peer's fresh view: kept in memory, saved when its shape
+    /// changed (or a minute passed), and this site's groups re-derived.
+    async fn take_peer_view(&self, view: SiteView) {
+        let save = self.peer_view().is_none_or(|old| {
+            !old.same_shape(&view)
+                || view.at_ms.saturating_sub(lock(&self.peer).saved_view_ms) > 60_000
+        });
+        if save {
+            let stored = view.clone();
+            match self
+                .store
+                .call(move |c| store::put_doc(c, DocKind::PeerView, "peer", &stored))
+                .await
+            {
+                Ok(()) => lock(&self.peer).saved_view_ms = view.at_ms,
+                Err(e) => tracing::warn!("saving the peer's view failed: {e}"),
+            }
+        }
+        self.set_peer_view(view);
+        self.refresh_protection().await;
     }
 }
 

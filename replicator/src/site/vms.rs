@@ -14,7 +14,7 @@ use crate::store;
 /// How often each running guest's heartbeat is streamed.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
-fn describe(vm: &VmRuntime) -> VmInfo {
+pub(super) fn describe(vm: &VmRuntime) -> VmInfo {
     let r = &vm.record;
     VmInfo {
         id: r.id.clone(),

@@ -406,3 +406,74 @@ mod tests {
         assert_eq!(version, schema::VERSION);
     }
 }
+
+/// The kinds of JSON document the site keeps (see [`put_doc`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    Mappings,
+    Group,
+    Placeholder,
+    Plan,
+    Run,
+    PeerView,
+}
+
+impl DocKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Mappings => "mappings",
+            Self::Group => "group",
+            Self::Placeholder => "placeholder",
+            Self::Plan => "plan",
+            Self::Run => "run",
+            Self::PeerView => "peer_view",
+        }
+    }
+}
+
+/// Stores (or replaces) one document.
+pub fn put_doc<T: serde::Serialize>(
+    conn: &Connection,
+    kind: DocKind,
+    id: &str,
+    doc: &T,
+) -> Result<(), StoreError> {
+    let text = serde_json::to_string(doc)
+        .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", kind.name())))?;
+    conn.execute(
+        "INSERT INTO documents (kind, id, doc, updated_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (kind, id) DO UPDATE SET doc = ?3, updated_ms = ?4",
+        params![
+            kind.name(),
+            id,
+            text,
+            crate::replication::sender::now_ms() as i64
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn delete_doc(conn: &Connection, kind: DocKind, id: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM documents WHERE kind = ?1 AND id = ?2",
+        params![kind.name(), id],
+    )?;
+    Ok(())
+}
+
+/// Every document of a kind, by id.
+pub fn list_docs<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    kind: DocKind,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare("SELECT id, doc FROM documents WHERE kind = ?1 ORDER BY id")?;
+    let rows = stmt.query_map(params![kind.name()], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    rows.map(|row| {
+        let (id, text) = row?;
+        serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", kind.name())))
+    })
+    .collect()
+}

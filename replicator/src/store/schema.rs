@@ -55,6 +55,15 @@ const MIGRATIONS: &[&str] = &[
         replication TEXT NOT NULL,
         secret TEXT NOT NULL
     );",
+    // 2: protection and recovery. Mappings, groups, placeholders, plans,
+    // runs and the last view of the peer, each a JSON document by kind.
+    "CREATE TABLE documents (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (kind, id)
+    );",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod events;
+pub mod protection;
 pub mod replications;
 pub mod site;
 pub mod vms;

@@ -1,0 +1,157 @@
+//! Calls between paired sites over the authenticated replication port:
+//! each site's view of itself (inventory, VMs, replications and the
+//! protection objects it owns), fetched by the peer watch every two seconds,
+//! and the commands a recovery run sends to the protected site.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Site;
+use crate::api::types::{Inventory, Mappings, Plan, ProtectionGroup, ReplicationInfo, VmInfo};
+use crate::replication::connection::Connection;
+use crate::replication::handshake::PairingSecret;
+use crate::replication::receiver::ControlHandler;
+use crate::replication::sender::now_ms;
+use crate::storage::tracked_disk::lock;
+
+/// A site as its peer sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteView {
+    pub site: String,
+    pub inventory: Inventory,
+    pub vms: Vec<VmInfo>,
+    pub replications: Vec<ReplicationInfo>,
+    pub mappings: Vec<Mappings>,
+    pub groups: Vec<ProtectionGroup>,
+    pub plans: Vec<Plan>,
+    pub at_ms: u64,
+}
+
+impl SiteView {
+    /// What is worth keeping across a restart: everything but the live
+    /// numbers (heartbeats, lag, progress).
+    pub fn same_shape(&self, other: &Self) -> bool {
+        let vms = |v: &Self| {
+            v.vms
+                .iter()
+                .map(|x| {
+                    (
+                        x.id.clone(),
+                        x.folder.clone(),
+                        x.resource_pool.clone(),
+                        x.nics.clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let reps = |v: &Self| {
+            v.replications
+                .iter()
+                .map(|r| (r.vm_id.clone(), r.target_site.clone(), r.datastore.clone()))
+                .collect::<Vec<_>>()
+        };
+        self.inventory == other.inventory
+            && self.mappings == other.mappings
+            && self.groups == other.groups
+            && self.plans == other.plans
+            && vms(self) == vms(other)
+            && reps(self) == reps(other)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum ControlCall {
+    View,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ControlReply {
+    View(Box<SiteView>),
+    Error { message: String },
+}
+
+impl Site {
+    /// This site as the peer should see it.
+    pub fn view(&self) -> SiteView {
+        // One lock at a time: a guard in a struct literal would live to its end.
+        let mappings: Vec<Mappings> = lock(&self.protection).mappings.values().cloned().collect();
+        let plans: Vec<_> = lock(&self.protection).plans.values().cloned().collect();
+        SiteView {
+            site: self.name.clone(),
+            inventory: self.inventory(),
+            vms: self.vms(),
+            replications: self.replications(),
+            mappings,
+            groups: self.own_groups(),
+            plans: plans.iter().map(|p| self.plan_view(p)).collect(),
+            at_ms: now_ms(),
+        }
+    }
+
+    /// The peer as last seen (kept across restarts).
+    pub fn peer_view(&self) -> Option<SiteView> {
+        lock(&self.peer_view).clone()
+    }
+
+    pub(crate) fn set_peer_view(&self, view: SiteView) {
+        *lock(&self.peer_view) = Some(view);
+    }
+
+    /// Answers one call from the peer (on a blocking thread).
+    fn answer(&self, _peer: &str, body: &[u8]) -> ControlReply {
+        match serde_json::from_slice::<ControlCall>(body) {
+            Ok(ControlCall::View) => ControlReply::View(Box::new(self.view())),
+            Err(e) => ControlReply::Error {
+                message: format!("this site does not understand the call: {e}"),
+            },
+        }
+    }
+
+    /// Calls the peer, waiting up to `timeout` for its answer.
+    pub async fn call_peer(
+        &self,
+        call: &ControlCall,
+        timeout: Duration,
+    ) -> Result<ControlReply, String> {
+        let peer = self
+            .peer_config()
+            .ok_or_else(|| "this site is not paired".to_string())?;
+        let name = self.name.clone();
+        let body = serde_json::to_vec(call).map_err(|e| e.to_string())?;
+        let outcome = tokio::time::timeout(
+            timeout + Duration::from_secs(1),
+            tokio::task::spawn_blocking(move || {
+                let secret = PairingSecret::new(&peer.secret)?;
+                let mut conn = Connection::connect(&peer.replication, &secret, &name)
+                    .map_err(|e| e.to_string())?;
+                let reply = conn.call(&body, timeout).map_err(|e| e.to_string())?;
+                serde_json::from_slice::<ControlReply>(&reply)
+                    .map_err(|e| format!("the peer's answer is not understood: {e}"))
+            }),
+        )
+        .await;
+        match outcome {
+            Ok(Ok(Ok(ControlReply::Error { message }))) => Err(message),
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+        }
+    }
+}
+
+/// The handler the receiver runs for the peer's calls.
+pub fn handler(site: Weak<Site>) -> Arc<ControlHandler> {
+    Arc::new(move |peer: &str, body: &[u8]| {
+        let reply = match site.upgrade() {
+            Some(site) => site.answer(peer, body),
+            None => ControlReply::Error {
+                message: "the site is stopping".into(),
+            },
+        };
+        serde_json::to_vec(&reply).unwrap_or_default()
+    })
+}
