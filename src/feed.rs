@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
-use ferry_replicator::api::types::{ReplicationInfo, SiteEvent, SiteInfo, VmInfo};
+use ferry_replicator::api::types::{
+    Mappings, Plan, ProtectionGroup, ReplicationInfo, SiteEvent, SiteInfo, VmInfo,
+};
 use ferry_replicator::store::EventRow;
 use futures_util::StreamExt;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::model::FeedUpdate;
+use crate::model::{FeedUpdate, Protection};
 
 /// The server sends a keep-alive every 2 s; silence this long means the site
 /// (or the path to it) is gone even when no connection error says so.
@@ -77,6 +79,43 @@ async fn get<T: serde::de::DeserializeOwned>(
     response.json().await.map_err(|e| format!("{path}: {e}"))
 }
 
+/// Like [`get`], but a site that does not serve `path` (404) gives `None`.
+async fn get_optional<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    endpoint: &Endpoint,
+    path: &str,
+) -> Result<Option<T>, String> {
+    match get(client, endpoint, path).await {
+        Ok(value) => Ok(Some(value)),
+        Err(e)
+            if e.starts_with(&format!("{path}: 404")) || e.starts_with(&format!("{path}: 403")) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The site's inventory and protection objects.
+async fn protection(client: &reqwest::Client, endpoint: &Endpoint) -> Result<Protection, String> {
+    let inventory = get_optional(client, endpoint, "/inventory").await?;
+    let mappings: Vec<Mappings> = get_optional(client, endpoint, "/mappings")
+        .await?
+        .unwrap_or_default();
+    let groups: Vec<ProtectionGroup> = get_optional(client, endpoint, "/protection-groups")
+        .await?
+        .unwrap_or_default();
+    let plans: Vec<Plan> = get_optional(client, endpoint, "/plans")
+        .await?
+        .unwrap_or_default();
+    Ok(Protection {
+        inventory,
+        mappings: mappings.into_iter().map(|m| (m.id.clone(), m)).collect(),
+        groups: groups.into_iter().map(|g| (g.id.clone(), g)).collect(),
+        plans: plans.into_iter().map(|p| (p.id.clone(), p)).collect(),
+    })
+}
+
 fn describe(e: &reqwest::Error) -> String {
     if e.is_connect() {
         "connection refused".into()
@@ -99,6 +138,7 @@ async fn session(
     let replications: Vec<ReplicationInfo> = get(client, endpoint, "/replications").await?;
     let alarms: Vec<EventRow> = get(client, endpoint, "/alarms?limit=200").await?;
     let vms: Vec<VmInfo> = get(client, endpoint, "/vms").await?;
+    let protection = protection(client, endpoint).await?;
     let response = client
         .get(format!("{}/api/v1/events", endpoint.url))
         .bearer_auth(&endpoint.token)
@@ -114,6 +154,11 @@ async fn session(
         replications,
         alarms,
         vms,
+    })
+    .map_err(|_| "UI gone".to_string())?;
+    tx.send(FeedUpdate::Protection {
+        site: index,
+        protection,
     })
     .map_err(|_| "UI gone".to_string())?;
     *backoff = Duration::from_millis(500);

@@ -1,24 +1,77 @@
 //! Keys to actions, in the style of k9s. While text is being typed (filter,
-//! palette) letters are text; otherwise they are commands.
+//! palette, a form) letters are text; in the callout text area every key
+//! goes to it; otherwise letters are commands, which depend on the view
+//! or editor ([`Scope`]).
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use crate::app::{Action, Overlay};
+use crate::app::{Action, Scope, View};
 
-pub fn action(key: KeyEvent, overlay: &Overlay) -> Option<Action> {
+pub fn action(key: KeyEvent, scope: Scope) -> Option<Action> {
     if key.kind == KeyEventKind::Release {
         return None;
     }
-    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if ctrl && key.code == KeyCode::Char('c') {
         return Some(Action::Quit);
     }
-    let typing = matches!(overlay, Overlay::Palette(_) | Overlay::Filter);
+    match scope {
+        Scope::TextArea => {
+            return Some(match key.code {
+                KeyCode::Esc => Action::Back,
+                _ => Action::Input(key),
+            });
+        }
+        Scope::Text => return text(key),
+        _ => {}
+    }
+    if ctrl && key.code == KeyCode::Char('s') {
+        return Some(Action::Save);
+    }
+    let shift = key.modifiers.contains(KeyModifiers::SHIFT);
+    let scoped = match (scope, key.code) {
+        (Scope::Confirm, KeyCode::Char('s')) => Some(Action::Save),
+        (Scope::Confirm, KeyCode::Char('d')) => Some(Action::Discard),
+        (Scope::Confirm, KeyCode::Char('y')) => Some(Action::Yes),
+        (Scope::Confirm, KeyCode::Char('n')) => Some(Action::Back),
+        (Scope::Confirm, KeyCode::Char('q')) => Some(Action::Quit),
+        (Scope::Confirm, _) => None,
+        (Scope::Picker | Scope::GroupEditor, KeyCode::Char(' ')) => Some(Action::Toggle),
+        (Scope::Picker, KeyCode::Char('q')) => None,
+        (Scope::View(View::Replication), KeyCode::Char('/')) => Some(Action::OpenFilter),
+        (Scope::View(View::Replication), KeyCode::Char('s')) => Some(Action::SortNext),
+        (Scope::View(View::Replication), KeyCode::Char('S')) => Some(Action::SortReverse),
+        (Scope::View(View::Replication), KeyCode::Char('n')) => Some(Action::SyncNow),
+        (Scope::View(View::Replication), KeyCode::Char('p')) => Some(Action::TogglePause),
+        (Scope::View(View::Mappings), KeyCode::Left | KeyCode::Char('h')) => Some(Action::Left),
+        (Scope::View(View::Mappings), KeyCode::Right | KeyCode::Char('l')) => Some(Action::Right),
+        (Scope::View(View::Mappings), KeyCode::Char('a')) => Some(Action::New),
+        (Scope::View(View::Groups | View::Plans), KeyCode::Char('n')) => Some(Action::New),
+        (Scope::View(v), KeyCode::Char('x') | KeyCode::Delete) if v.edits() => Some(Action::Delete),
+        (
+            Scope::View(View::Mappings) | Scope::GroupEditor | Scope::PlanEditor,
+            KeyCode::Char('w'),
+        ) => Some(Action::Save),
+        (Scope::GroupEditor | Scope::PlanEditor, KeyCode::Char('r')) => Some(Action::Rename),
+        (Scope::PlanEditor, KeyCode::Char('K')) => Some(Action::Raise),
+        (Scope::PlanEditor, KeyCode::Char('J')) => Some(Action::Lower),
+        (Scope::PlanEditor, KeyCode::Up) if shift => Some(Action::Raise),
+        (Scope::PlanEditor, KeyCode::Down) if shift => Some(Action::Lower),
+        (Scope::PlanEditor, KeyCode::Char('d')) => Some(Action::Depends),
+        (Scope::PlanEditor, KeyCode::Char('p')) => Some(Action::TogglePower),
+        (Scope::PlanEditor, KeyCode::Char('t')) => Some(Action::Timeout),
+        (Scope::PlanEditor, KeyCode::Char('i')) => Some(Action::IpMode),
+        (Scope::PlanEditor, KeyCode::Char('c')) => Some(Action::Callouts),
+        (Scope::PlanEditor, KeyCode::Char('C')) => Some(Action::PlanCallouts),
+        (Scope::PlanEditor, KeyCode::Char('a')) => Some(Action::PickGroups),
+        _ => None,
+    };
+    if scoped.is_some() {
+        return scoped;
+    }
     Some(match key.code {
         KeyCode::Esc => Action::Back,
         KeyCode::Enter => Action::Open,
-        KeyCode::Backspace if typing => Action::Erase,
-        KeyCode::Tab if typing => Action::Complete,
-        KeyCode::Char(c) if typing => Action::Type(c),
         KeyCode::Tab => Action::NextView,
         KeyCode::BackTab => Action::PrevView,
         KeyCode::Up | KeyCode::Char('k') => Action::Up,
@@ -32,14 +85,74 @@ pub fn action(key: KeyEvent, overlay: &Overlay) -> Option<Action> {
         KeyCode::Char('q') => Action::Quit,
         KeyCode::Char('?') => Action::OpenHelp,
         KeyCode::Char(':') => Action::OpenPalette,
-        KeyCode::Char('/') => Action::OpenFilter,
-        KeyCode::Char('s') => Action::SortNext,
-        KeyCode::Char('S') => Action::SortReverse,
-        KeyCode::Char('n') => Action::SyncNow,
-        KeyCode::Char('p') => Action::TogglePause,
-        KeyCode::Char('1') => Action::Show(crate::app::View::Dashboard),
-        KeyCode::Char('2') => Action::Show(crate::app::View::Replication),
-        KeyCode::Char('3') => Action::Show(crate::app::View::Events),
+        KeyCode::Char(c @ '1'..='6') => Action::Show(View::ALL[c as usize - '1' as usize]),
         _ => return None,
     })
+}
+
+/// Keys while typing into the palette, the filter or a form.
+fn text(key: KeyEvent) -> Option<Action> {
+    Some(match key.code {
+        KeyCode::Esc => Action::Back,
+        KeyCode::Enter => Action::Open,
+        KeyCode::Backspace => Action::Erase,
+        KeyCode::Tab => Action::Complete,
+        KeyCode::BackTab => Action::PrevView,
+        KeyCode::Up => Action::Up,
+        KeyCode::Down => Action::Down,
+        KeyCode::Left => Action::Left,
+        KeyCode::Right => Action::Right,
+        KeyCode::Char(c) => Action::Type(c),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn letters_mean_what_the_scope_says() {
+        let n = key(KeyCode::Char('n'));
+        assert_eq!(
+            action(n, Scope::View(View::Replication)),
+            Some(Action::SyncNow)
+        );
+        assert_eq!(action(n, Scope::View(View::Plans)), Some(Action::New));
+        assert_eq!(action(n, Scope::Text), Some(Action::Type('n')));
+        assert_eq!(
+            action(key(KeyCode::Char('q')), Scope::TextArea),
+            Some(Action::Input(key(KeyCode::Char('q'))))
+        );
+        assert_eq!(
+            action(key(KeyCode::Esc), Scope::TextArea),
+            Some(Action::Back)
+        );
+        assert_eq!(
+            action(key(KeyCode::Char('K')), Scope::PlanEditor),
+            Some(Action::Raise)
+        );
+        assert_eq!(
+            action(key(KeyCode::Char('l')), Scope::View(View::Mappings)),
+            Some(Action::Right)
+        );
+        assert_eq!(
+            action(key(KeyCode::Char('l')), Scope::View(View::Events)),
+            Some(Action::NextView)
+        );
+        assert_eq!(
+            action(key(KeyCode::Char('6')), Scope::View(View::Events)),
+            Some(Action::Show(View::Plans))
+        );
+        let save = KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL);
+        assert_eq!(action(save, Scope::PlanEditor), Some(Action::Save));
+        assert_eq!(
+            action(key(KeyCode::Char('d')), Scope::Confirm),
+            Some(Action::Discard)
+        );
+    }
 }

@@ -3,12 +3,14 @@
 //!
 //! - [`feed`]: one live feed per site (fetch, then server-sent events).
 //! - [`model`]: what is known of both sites; [`app`]: the UI state machine.
+//! - [`editor`]: mappings, protection group and recovery plan editors.
 //! - [`ui`]: rendering, pure functions of the app; [`theme`]: styles by role.
 //! - [`tui`]: the terminal's owner and the event loop; [`keys`]: key map.
 //! - [`demo`]: the two-site demo; [`settings`]: config file and paths.
 
 pub mod app;
 pub mod demo;
+pub mod editor;
 pub mod feed;
 pub mod keys;
 pub mod model;

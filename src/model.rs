@@ -4,7 +4,10 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use ferry_replicator::api::types::{PeerInfo, ReplicationInfo, SiteEvent, SiteInfo, VmInfo};
+use ferry_replicator::api::types::{
+    Inventory, Mappings, PeerInfo, Plan, ProtectionGroup, ReplicationInfo, SiteEvent, SiteInfo,
+    VmInfo,
+};
 use ferry_replicator::store::EventRow;
 
 /// Alarms kept in memory across both sites.
@@ -49,11 +52,27 @@ pub enum FeedUpdate {
         site: usize,
         event: SiteEvent,
     },
+    /// The site's inventory and protection objects, fetched after a
+    /// snapshot (empty from a site that does not serve them).
+    Protection {
+        site: usize,
+        protection: Protection,
+    },
     /// The site stopped answering.
     Down {
         site: usize,
         error: String,
     },
+}
+
+/// What a site says about protection: its own inventory, and the mappings,
+/// groups and plans it holds (its own and its peer's mirrored copies).
+#[derive(Debug, Clone, Default)]
+pub struct Protection {
+    pub inventory: Option<Inventory>,
+    pub mappings: BTreeMap<String, Mappings>,
+    pub groups: BTreeMap<String, ProtectionGroup>,
+    pub plans: BTreeMap<String, Plan>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +93,7 @@ pub struct SiteState {
     pub cycles: BTreeMap<String, VecDeque<Cycle>>,
     /// Where the running cycle of a VM was first seen: (when, bytes done).
     progress_start: BTreeMap<String, (Instant, u64)>,
+    pub protection: Protection,
 }
 
 impl SiteState {
@@ -91,6 +111,7 @@ impl SiteState {
             vms: BTreeMap::new(),
             cycles: BTreeMap::new(),
             progress_start: BTreeMap::new(),
+            protection: Protection::default(),
         }
     }
 
@@ -270,6 +291,13 @@ impl Model {
                 true
             }
             FeedUpdate::Event { site, event } => self.apply_event(site, event, now),
+            FeedUpdate::Protection { site, protection } => {
+                let Some(s) = self.sites.get_mut(site) else {
+                    return false;
+                };
+                s.protection = protection;
+                true
+            }
             FeedUpdate::Down { site, error } => {
                 let Some(s) = self.sites.get_mut(site) else {
                     return false;
@@ -312,14 +340,23 @@ impl Model {
             }
             // The feed refetches on resync; nothing to apply here.
             SiteEvent::Resync => false,
-            // Protection objects and runs: their views are not built yet.
-            SiteEvent::Mappings(_)
-            | SiteEvent::MappingsRemoved { .. }
-            | SiteEvent::Group(_)
-            | SiteEvent::GroupRemoved { .. }
-            | SiteEvent::Plan(_)
-            | SiteEvent::PlanRemoved { .. }
-            | SiteEvent::Run(_) => false,
+            SiteEvent::Mappings(m) => {
+                s.protection.mappings.insert(m.id.clone(), m);
+                true
+            }
+            SiteEvent::MappingsRemoved { id } => s.protection.mappings.remove(&id).is_some(),
+            SiteEvent::Group(g) => {
+                s.protection.groups.insert(g.id.clone(), g);
+                true
+            }
+            SiteEvent::GroupRemoved { id } => s.protection.groups.remove(&id).is_some(),
+            SiteEvent::Plan(p) => {
+                s.protection.plans.insert(p.id.clone(), p);
+                true
+            }
+            SiteEvent::PlanRemoved { id } => s.protection.plans.remove(&id).is_some(),
+            // Runs: their view is not built yet.
+            SiteEvent::Run(_) => false,
         }
     }
 
@@ -338,6 +375,111 @@ impl Model {
             .flat_map(|(i, s)| s.replications.values().map(move |r| (i, r)))
     }
 
+    /// The index of the site called `name`.
+    pub fn site_index(&self, name: &str) -> Option<usize> {
+        self.sites.iter().position(|s| s.name == name)
+    }
+
+    /// The inventory site `name` reported of itself.
+    pub fn inventory(&self, name: &str) -> Option<&Inventory> {
+        let site = self.sites.get(self.site_index(name)?)?;
+        site.protection.inventory.as_ref()
+    }
+
+    /// The mappings from `from` to `to`: the owner's copy when it is known,
+    /// else the peer's mirror.
+    pub fn mappings(&self, from: &str, to: &str) -> Option<&Mappings> {
+        let id = format!("{from}-to-{to}");
+        let holders = self.sites.iter().filter_map(|s| {
+            let m = s.protection.mappings.get(&id)?;
+            Some((s.name == m.owner, m))
+        });
+        holders
+            .max_by_key(|(owned, m)| (*owned, m.updated_ms))
+            .map(|(_, m)| m)
+    }
+
+    /// Every protection group once, by name: the recovery site's copy when
+    /// it is known.
+    pub fn groups(&self) -> Vec<&ProtectionGroup> {
+        let mut groups = merged(
+            &self.sites,
+            |s| &s.protection.groups,
+            |g| &g.recovery_site,
+            |g| g.updated_ms,
+        );
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        groups
+    }
+
+    /// Every recovery plan once, by name, as [`Model::groups`].
+    pub fn plans(&self) -> Vec<&Plan> {
+        let mut plans = merged(
+            &self.sites,
+            |s| &s.protection.plans,
+            |p| &p.recovery_site,
+            |p| p.updated_ms,
+        );
+        plans.sort_by(|a, b| a.name.cmp(&b.name));
+        plans
+    }
+
+    pub fn group(&self, id: &str) -> Option<&ProtectionGroup> {
+        self.groups().into_iter().find(|g| g.id == id)
+    }
+
+    pub fn plan(&self, id: &str) -> Option<&Plan> {
+        self.plans().into_iter().find(|p| p.id == id)
+    }
+
+    /// Records what a site answered to a save, before its event arrives.
+    pub fn saved_group(&mut self, group: ProtectionGroup) {
+        if let Some(i) = self.site_index(&group.recovery_site) {
+            self.sites[i]
+                .protection
+                .groups
+                .insert(group.id.clone(), group);
+        }
+    }
+
+    pub fn saved_plan(&mut self, plan: Plan) {
+        if let Some(i) = self.site_index(&plan.recovery_site) {
+            self.sites[i].protection.plans.insert(plan.id.clone(), plan);
+        }
+    }
+
+    pub fn saved_mappings(&mut self, mappings: Mappings) {
+        if let Some(i) = self.site_index(&mappings.owner) {
+            let held = &mut self.sites[i].protection.mappings;
+            held.insert(mappings.id.clone(), mappings);
+        }
+    }
+
+    /// Forgets a deleted group or plan (`/protection-groups/{id}`,
+    /// `/plans/{id}`) before its event arrives.
+    pub fn removed(&mut self, path: &str) {
+        for s in &mut self.sites {
+            if let Some(id) = path.strip_prefix("/protection-groups/") {
+                s.protection.groups.remove(id);
+            } else if let Some(id) = path.strip_prefix("/plans/") {
+                s.protection.plans.remove(id);
+            }
+        }
+    }
+
+    /// The name of a VM by id, from whichever site knows it.
+    pub fn vm_name(&self, vm_id: &str) -> String {
+        for s in &self.sites {
+            if let Some(vm) = s.vms.get(vm_id) {
+                return vm.name.clone();
+            }
+            if let Some(r) = s.replications.get(vm_id) {
+                return r.vm.clone();
+            }
+        }
+        vm_id.rsplit_once('.').map_or(vm_id, |(_, n)| n).to_string()
+    }
+
     /// (ok, at risk, violated, pending) counts for one site.
     pub fn compliance_counts(&self, site: usize, now_ms: u64) -> [usize; 4] {
         let mut counts = [0; 4];
@@ -348,6 +490,29 @@ impl Model {
         }
         counts
     }
+}
+
+/// Objects both sites hold, once each: the copy at the owning site wins,
+/// else the newest.
+fn merged<'a, T>(
+    sites: &'a [SiteState],
+    held: impl Fn(&'a SiteState) -> &'a BTreeMap<String, T>,
+    owner: impl Fn(&T) -> &String,
+    updated: impl Fn(&T) -> u64,
+) -> Vec<&'a T> {
+    let mut best: BTreeMap<&String, (bool, u64, &T)> = BTreeMap::new();
+    for s in sites {
+        for (id, object) in held(s) {
+            let rank = (*owner(object) == s.name, updated(object));
+            match best.get(id) {
+                Some((owned, at, _)) if (*owned, *at) >= rank => {}
+                _ => {
+                    best.insert(id, (rank.0, rank.1, object));
+                }
+            }
+        }
+    }
+    best.into_values().map(|(_, _, o)| o).collect()
 }
 
 /// Test and benchmark fixtures.

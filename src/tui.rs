@@ -5,11 +5,13 @@
 
 use std::time::Duration;
 
+use ferry_replicator::api::types::ErrorBody;
 use ratatui::crossterm::event::{self, Event};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::app::{Action, App, Effect};
+use crate::editor::{Method, Reply, Request};
 use crate::feed::{self, Endpoint};
 use crate::model::{Model, SiteState};
 use crate::theme::Theme;
@@ -42,6 +44,7 @@ pub async fn run(
     let (key_tx, mut key_rx) = mpsc::unbounded_channel();
     let reading = std::thread::spawn(move || read_terminal(key_tx));
     let (notice_tx, mut notice_rx) = mpsc::unbounded_channel::<String>();
+    let (reply_tx, mut reply_rx) = mpsc::unbounded_channel::<Reply>();
 
     let mut terminal = ratatui::init();
     let mut ticker = tokio::time::interval(TICK);
@@ -60,9 +63,9 @@ pub async fn run(
             Some(event) = key_rx.recv() => {
                 match event {
                     Event::Key(key) => {
-                        if let Some(action) = keys::action(key, &app.overlay) {
+                        if let Some(action) = keys::action(key, app.scope()) {
                             if let Some(effect) = app.update(action) {
-                                run_effect(effect, &endpoints, notice_tx.clone());
+                                run_effect(effect, &endpoints, &notice_tx, &reply_tx);
                             }
                             dirty = true;
                         }
@@ -72,6 +75,10 @@ pub async fn run(
                 }
             }
             Some(update) = feed_rx.recv() => dirty |= app.feed(update),
+            Some(reply) = reply_rx.recv() => {
+                app.reply(reply);
+                dirty = true;
+            }
             Some(notice) = notice_rx.recv() => {
                 app.status = Some(notice);
                 dirty = true;
@@ -114,31 +121,95 @@ fn read_terminal(tx: mpsc::UnboundedSender<Event>) {
     }
 }
 
-fn run_effect(effect: Effect, endpoints: &[Endpoint], notices: mpsc::UnboundedSender<String>) {
-    let Effect::Post { site, path } = effect;
-    let Some(endpoint) = endpoints.get(site).cloned() else {
-        return;
-    };
-    tokio::spawn(async move {
-        let client = reqwest::Client::new();
-        let outcome = client
-            .post(format!("{}/api/v1{path}", endpoint.url))
-            .bearer_auth(&endpoint.token)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await;
-        let notice = match outcome {
-            Ok(r) if r.status().is_success() => format!("{path}: done"),
-            Ok(r) => {
-                let status = r.status();
-                let body: serde_json::Value = r.json().await.unwrap_or_default();
-                format!(
-                    "{path}: {status}: {}",
-                    body["message"].as_str().unwrap_or("")
-                )
+fn run_effect(
+    effect: Effect,
+    endpoints: &[Endpoint],
+    notices: &mpsc::UnboundedSender<String>,
+    replies: &mpsc::UnboundedSender<Reply>,
+) {
+    match effect {
+        Effect::Post { site, path } => {
+            if let Some(endpoint) = endpoints.get(site).cloned() {
+                tokio::spawn(post(endpoint, path, notices.clone()));
             }
-            Err(e) => format!("{path}: {e}"),
-        };
-        let _ = notices.send(notice);
+        }
+        Effect::Send(requests) => {
+            for request in requests {
+                let endpoint = endpoints.get(request.site).cloned();
+                tokio::spawn(send(endpoint, request, replies.clone()));
+            }
+        }
+    }
+}
+
+async fn post(endpoint: Endpoint, path: String, notices: mpsc::UnboundedSender<String>) {
+    let client = reqwest::Client::new();
+    let outcome = client
+        .post(format!("{}/api/v1{path}", endpoint.url))
+        .bearer_auth(&endpoint.token)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    let notice = match outcome {
+        Ok(r) if r.status().is_success() => format!("{path}: done"),
+        Ok(r) => {
+            let status = r.status();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            format!(
+                "{path}: {status}: {}",
+                body["message"].as_str().unwrap_or("")
+            )
+        }
+        Err(e) => format!("{path}: {e}"),
+    };
+    let _ = notices.send(notice);
+}
+
+/// Sends one change to the site that owns the object; whatever happens, a
+/// reply goes back, so the editor never waits forever.
+async fn send(endpoint: Option<Endpoint>, request: Request, replies: mpsc::UnboundedSender<Reply>) {
+    let outcome = match endpoint {
+        Some(endpoint) => exchange(&endpoint, &request).await,
+        None => Err(ErrorBody {
+            error: "no_site".into(),
+            message: format!("no site number {}", request.site),
+            field: None,
+        }),
+    };
+    let _ = replies.send(Reply {
+        purpose: request.purpose,
+        outcome,
     });
+}
+
+async fn exchange(endpoint: &Endpoint, request: &Request) -> Result<serde_json::Value, ErrorBody> {
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1{}", endpoint.url, request.path);
+    let builder = match request.method {
+        Method::Post => client.post(url),
+        Method::Put => client.put(url),
+        Method::Delete => client.delete(url),
+    };
+    let mut builder = builder
+        .bearer_auth(&endpoint.token)
+        .timeout(Duration::from_secs(10));
+    if let Some(body) = &request.body {
+        builder = builder.json(body);
+    }
+    let unreachable = |e: reqwest::Error| ErrorBody {
+        error: "unreachable".into(),
+        message: format!("{}: {e}", endpoint.name),
+        field: None,
+    };
+    let response = builder.send().await.map_err(unreachable)?;
+    let status = response.status();
+    let text = response.text().await.map_err(unreachable)?;
+    if status.is_success() {
+        return Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null));
+    }
+    Err(serde_json::from_str(&text).unwrap_or_else(|_| ErrorBody {
+        error: status.as_str().into(),
+        message: format!("{}: {status}: {text}", endpoint.name),
+        field: None,
+    }))
 }

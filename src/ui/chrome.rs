@@ -16,13 +16,18 @@ pub fn header_height(_app: &App) -> u16 {
 pub fn header(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let mut top = vec![Span::styled(" ferry ", t.get("title"))];
+    // Full titles when they fit beside the badges, short ones when not.
+    let badges = 12 * usize::from(app.read_only) + 6 * usize::from(app.noc);
+    let full: usize = View::ALL.iter().map(|v| v.title().len() + 3).sum();
+    let narrow = 7 + full + badges > usize::from(area.width);
     for view in View::ALL {
         let style = if view == app.view {
             t.get("selected")
         } else {
             t.get("dim")
         };
-        top.push(Span::styled(format!(" {} ", view.title()), style));
+        let title = if narrow { view.short() } else { view.title() };
+        top.push(Span::styled(format!(" {title} "), style));
         top.push(Span::raw(" "));
     }
     if app.read_only {

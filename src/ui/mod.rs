@@ -4,8 +4,12 @@
 
 mod chrome;
 mod dashboard;
+mod dialogs;
 mod events;
+mod groups;
+mod mappings;
 mod overlays;
+mod plans;
 mod replication;
 #[cfg(test)]
 mod snapshots;
@@ -14,7 +18,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::widgets::Block;
 
-use crate::app::{App, View};
+use crate::app::{App, Editor, View};
 
 pub fn render(app: &App, frame: &mut Frame) {
     let area = frame.area();
@@ -26,13 +30,19 @@ pub fn render(app: &App, frame: &mut Frame) {
     ])
     .areas(area);
     chrome::header(app, frame, header);
-    match app.view {
-        View::Dashboard => dashboard::render(app, frame, body),
-        View::Replication => replication::render(app, frame, body),
-        View::Events => events::render(app, frame, body),
+    match (&app.editor, app.view) {
+        (Some(Editor::Group(g)), _) => groups::editor(app, frame, body, g),
+        (Some(Editor::Plan(p)), _) => plans::editor(app, frame, body, p),
+        (None, View::Dashboard) => dashboard::render(app, frame, body),
+        (None, View::Replication) => replication::render(app, frame, body),
+        (None, View::Events) => events::render(app, frame, body),
+        (None, View::Mappings) => mappings::render(app, frame, body),
+        (None, View::Groups) => groups::render(app, frame, body),
+        (None, View::Plans) => plans::render(app, frame, body),
     }
     chrome::footer(app, frame, footer);
     overlays::render(app, frame, body);
+    dialogs::render(app, frame, body);
 }
 
 /// `1.5 MiB`, `812 KiB`, `37 B`.

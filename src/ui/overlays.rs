@@ -20,7 +20,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     }
 }
 
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
         .flex(Flex::Center)
         .areas(area);
@@ -30,7 +30,7 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     cell
 }
 
-fn boxed<'a>(app: &App, title: &'a str) -> Block<'a> {
+pub fn boxed<'a>(app: &App, title: &'a str) -> Block<'a> {
     Block::new()
         .borders(Borders::ALL)
         .border_style(app.theme.get("accent"))
@@ -60,8 +60,8 @@ fn help(app: &App, frame: &mut Frame, area: Rect) {
         ]));
     }
     lines.push(Line::from(vec![
-        Span::styled(format!("{:>10}  ", "1 2 3"), t.get("key")),
-        Span::raw("dashboard, replication, events"),
+        Span::styled(format!("{:>10}  ", "1 … 6"), t.get("key")),
+        Span::raw("the views, in the header's order"),
     ]));
     let height = lines.len() as u16 + 2;
     let popup = centered(area, 56, height);
@@ -95,6 +95,9 @@ fn app_keys_under_help(app: &App) -> Vec<(&'static str, &'static str)> {
     }
     if app.view == crate::app::View::Events {
         keys.push(("↑ ↓ j k", "move"));
+    }
+    if app.view.edits() {
+        keys.extend(app.help_keys());
     }
     keys
 }

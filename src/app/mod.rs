@@ -1,32 +1,73 @@
 //! The TUI's state machine: terminal input becomes an [`Action`],
 //! [`App::update`] changes state and may return an [`Effect`] for a task to
 //! run; rendering only reads. Read-only mode is enforced here, in the one
-//! place actions are dispatched.
+//! place actions are dispatched ([`App::act`]).
+//!
+//! [`protection`] holds the editing half: the mappings, groups and plans
+//! views, their editors and dialogs, and the replies to their saves.
+
+mod dialogs;
+mod protection;
+#[cfg(test)]
+mod tests;
 
 use std::cmp::Ordering;
 use std::time::Instant;
 
 use ferry_replicator::api::types::ReplicationInfo;
+use ratatui::crossterm::event::KeyEvent;
 
+use crate::editor::Request;
+use crate::editor::mappings::MappingsEditor;
 use crate::model::{FeedUpdate, Model, compliance, lag_seconds};
 use crate::theme::Theme;
+
+pub use protection::{Editor, FormFor, Leave, PickFor, Popup};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
     Dashboard,
     Replication,
     Events,
+    Mappings,
+    Groups,
+    Plans,
 }
 
 impl View {
-    pub const ALL: [View; 3] = [View::Dashboard, View::Replication, View::Events];
+    pub const ALL: [View; 6] = [
+        View::Dashboard,
+        View::Replication,
+        View::Events,
+        View::Mappings,
+        View::Groups,
+        View::Plans,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
             Self::Dashboard => "Dashboard",
             Self::Replication => "Replication",
             Self::Events => "Events",
+            Self::Mappings => "Mappings",
+            Self::Groups => "Groups",
+            Self::Plans => "Plans",
         }
+    }
+
+    /// The title on narrow terminals.
+    pub fn short(self) -> &'static str {
+        match self {
+            Self::Dashboard => "Dash",
+            Self::Replication => "Repl",
+            Self::Mappings => "Maps",
+            other => other.title(),
+        }
+    }
+
+    /// The views that edit protection objects.
+    pub fn edits(self) -> bool {
+        matches!(self, Self::Mappings | Self::Groups | Self::Plans)
     }
 
     fn step(self, by: isize) -> Self {
@@ -110,8 +151,62 @@ pub enum Action {
     SortReverse,
     SyncNow,
     TogglePause,
+    /// ← and → where they move within a view, a form or a choice.
+    Left,
+    Right,
+    /// Saves the open editor (Ctrl-S, `w`).
+    Save,
+    /// Leaves without saving, when asked.
+    Discard,
+    /// Confirms a deletion.
+    Yes,
+    New,
+    Delete,
+    /// Space: add or remove the item under the cursor.
+    Toggle,
+    /// Moves a plan's VM to an earlier priority.
+    Raise,
+    /// Moves it to a later priority.
+    Lower,
+    Depends,
+    TogglePower,
+    Timeout,
+    IpMode,
+    /// The selected VM's callouts in a text area.
+    Callouts,
+    /// The plan's own callouts in a text area.
+    PlanCallouts,
+    PickGroups,
+    Rename,
+    /// A key for the text area, as it came.
+    Input(KeyEvent),
     /// A second passed: ages and the NOC rotation move on.
     Tick,
+}
+
+impl Action {
+    /// Whether this action changes a site's objects or opens an editor to:
+    /// what read-only mode refuses.
+    fn edits(&self) -> bool {
+        matches!(
+            self,
+            Self::Save
+                | Self::New
+                | Self::Delete
+                | Self::Toggle
+                | Self::Raise
+                | Self::Lower
+                | Self::Depends
+                | Self::TogglePower
+                | Self::Timeout
+                | Self::IpMode
+                | Self::Callouts
+                | Self::PlanCallouts
+                | Self::PickGroups
+                | Self::Rename
+                | Self::Open
+        )
+    }
 }
 
 /// Work for a task outside the UI loop.
@@ -119,14 +214,39 @@ pub enum Action {
 pub enum Effect {
     /// POST to a site's API, e.g. `/replications/{id}/sync`.
     Post { site: usize, path: String },
+    /// Changes to sites' objects; each reply comes back to [`App::reply`].
+    Send(Vec<Request>),
+}
+
+/// Which keys mean what now: letters are text while typing, commands
+/// otherwise, and commands differ by view and editor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The palette, the filter, a form.
+    Text,
+    /// The callout text area: keys go to it as they are.
+    TextArea,
+    Picker,
+    /// Save / discard / stay, or a deletion to confirm.
+    Confirm,
+    /// Help or the detail pane.
+    Overlay,
+    View(View),
+    GroupEditor,
+    PlanEditor,
 }
 
 /// `:` commands and what they do.
-pub const COMMANDS: [(&str, &str); 7] = [
+pub const COMMANDS: [(&str, &str); 12] = [
     ("dash", "the dashboard"),
     ("vms", "the replication view"),
     ("replication", "the replication view"),
     ("events", "alarms, newest first"),
+    ("mappings", "inventory mappings, both directions"),
+    ("groups", "protection groups"),
+    ("plans", "recovery plans"),
+    ("new", "a new group or plan (in their views)"),
+    ("save", "save the open editor"),
     ("help", "the keys"),
     ("quit", "leave ferry"),
     ("q", "leave ferry"),
@@ -154,6 +274,17 @@ pub struct App {
     pub now_ms: u64,
     pub now: Instant,
     ticks: u32,
+    /// The mappings view and its drafts, per direction.
+    pub mappings: MappingsEditor,
+    /// A group or plan editor, over its view.
+    pub editor: Option<Editor>,
+    /// A dialog of an editor, over everything.
+    pub popup: Option<Popup>,
+    /// Saves sent and not answered yet.
+    pub saving: usize,
+    /// Where to go once the saves in flight succeed.
+    after_save: Option<Leave>,
+    save_failed: bool,
 }
 
 impl App {
@@ -178,6 +309,27 @@ impl App {
             now_ms: ferry_replicator::replication::sender::now_ms(),
             now: Instant::now(),
             ticks: 0,
+            mappings: MappingsEditor::default(),
+            editor: None,
+            popup: None,
+            saving: 0,
+            after_save: None,
+            save_failed: false,
+        }
+    }
+
+    /// What keys mean now.
+    pub fn scope(&self) -> Scope {
+        match (&self.popup, &self.overlay, &self.editor) {
+            (Some(Popup::Form(_)), ..) => Scope::Text,
+            (Some(Popup::Callouts { .. }), ..) => Scope::TextArea,
+            (Some(Popup::Picker(_)), ..) => Scope::Picker,
+            (Some(_), ..) => Scope::Confirm,
+            (None, Overlay::Palette(_) | Overlay::Filter, _) => Scope::Text,
+            (None, Overlay::Help | Overlay::Detail(_), _) => Scope::Overlay,
+            (None, Overlay::None, Some(Editor::Group(_))) => Scope::GroupEditor,
+            (None, Overlay::None, Some(Editor::Plan(_))) => Scope::PlanEditor,
+            (None, Overlay::None, None) => Scope::View(self.view),
         }
     }
 
@@ -234,7 +386,9 @@ impl App {
         match self.view {
             View::Replication => self.rows().len(),
             View::Events => self.model.alarms.len(),
-            View::Dashboard => 0,
+            View::Groups => self.model.groups().len(),
+            View::Plans => self.model.plans().len(),
+            View::Dashboard | View::Mappings => 0,
         }
     }
 
@@ -251,6 +405,9 @@ impl App {
 
     /// The actions the current mode accepts: what `?` and the bottom bar show.
     pub fn keys(&self) -> Vec<(&'static str, &'static str)> {
+        if self.popup.is_some() || self.editor.is_some() {
+            return self.editing_keys();
+        }
         match &self.overlay {
             Overlay::Help => vec![("Esc/?", "close help"), ("q", "quit")],
             Overlay::Palette(_) => vec![("Tab", "complete"), ("Enter", "run"), ("Esc", "cancel")],
@@ -272,6 +429,9 @@ impl App {
                 if self.view == View::Events {
                     keys.push(("↑↓/jk", "move"));
                 }
+                if self.view.edits() {
+                    keys.extend(self.editing_keys());
+                }
                 if !self.filter.is_empty() {
                     keys.push(("Esc", "clear filter"));
                 }
@@ -285,6 +445,9 @@ impl App {
     pub fn update(&mut self, action: Action) -> Option<Effect> {
         if action != Action::Tick {
             self.status = None;
+        }
+        if self.popup.is_some() && action != Action::Tick {
+            return self.on_popup(action);
         }
         match (&mut self.overlay, action) {
             (_, Action::Tick) => {
@@ -309,7 +472,7 @@ impl App {
             (Overlay::Palette(input), Action::Open) => {
                 let command = input.trim().to_string();
                 self.overlay = Overlay::None;
-                self.run_command(&command);
+                return self.run_command(&command);
             }
             (Overlay::Filter, Action::Type(c)) => {
                 self.filter.push(c);
@@ -323,10 +486,11 @@ impl App {
                 self.filter.clear();
                 self.overlay = Overlay::None;
             }
+            (Overlay::None, Action::Back) if self.view.edits() => return self.normal(Action::Back),
             (Overlay::None, Action::Back) => self.filter.clear(),
             (_, Action::Back) => self.overlay = Overlay::None,
             (Overlay::Palette(_) | Overlay::Filter, _) => {}
-            (_, Action::Quit) => self.quit = true,
+            (_, Action::Quit) => return self.leave(Leave::Quit),
             (Overlay::Help, Action::OpenHelp) => self.overlay = Overlay::None,
             (_, Action::OpenHelp) => self.overlay = Overlay::Help,
             (Overlay::Help | Overlay::Detail(_), _) => {}
@@ -337,11 +501,21 @@ impl App {
     }
 
     fn normal(&mut self, action: Action) -> Option<Effect> {
+        match action {
+            Action::NextView => return self.leave(Leave::Show(self.view.step(1))),
+            Action::PrevView => return self.leave(Leave::Show(self.view.step(-1))),
+            Action::Show(view) => return self.leave(Leave::Show(view)),
+            Action::OpenPalette => {
+                self.overlay = Overlay::Palette(String::new());
+                return None;
+            }
+            _ => {}
+        }
+        if self.view.edits() {
+            return self.protection(action);
+        }
         let count = self.row_count();
         match action {
-            Action::NextView => self.show(self.view.step(1)),
-            Action::PrevView => self.show(self.view.step(-1)),
-            Action::Show(view) => self.show(view),
             Action::Up => self.selected = self.selected.saturating_sub(1),
             Action::Down => self.selected = (self.selected + 1).min(count.saturating_sub(1)),
             Action::PageUp => self.selected = self.selected.saturating_sub(10),
@@ -349,7 +523,6 @@ impl App {
             Action::Top => self.selected = 0,
             Action::Bottom => self.selected = count.saturating_sub(1),
             Action::OpenFilter if self.view == View::Replication => self.overlay = Overlay::Filter,
-            Action::OpenPalette => self.overlay = Overlay::Palette(String::new()),
             Action::Open if self.view == View::Replication => {
                 if let Some((_, r)) = self.selected_replication() {
                     self.overlay = Overlay::Detail(r.vm_id);
@@ -374,10 +547,15 @@ impl App {
         None
     }
 
+    /// The one gate for everything that changes a site: read-only mode
+    /// refuses it here, so no view or editor has to.
     fn act(&mut self, action: Action) -> Option<Effect> {
         if self.read_only {
             self.status = Some("read-only: no actions here".into());
             return None;
+        }
+        if self.view.edits() {
+            return self.edit(action);
         }
         let (site, r) = self.selected_replication()?;
         let (verb, what) = match action {
@@ -399,20 +577,28 @@ impl App {
         }
     }
 
-    fn run_command(&mut self, command: &str) {
+    fn run_command(&mut self, command: &str) -> Option<Effect> {
         match command {
-            "dash" | "dashboard" => self.show(View::Dashboard),
-            "vms" | "replication" | "repl" => self.show(View::Replication),
-            "events" | "alarms" => self.show(View::Events),
+            "dash" | "dashboard" => return self.leave(Leave::Show(View::Dashboard)),
+            "vms" | "replication" | "repl" => return self.leave(Leave::Show(View::Replication)),
+            "events" | "alarms" => return self.leave(Leave::Show(View::Events)),
+            "mappings" | "map" => return self.leave(Leave::Show(View::Mappings)),
+            "groups" | "pg" => return self.leave(Leave::Show(View::Groups)),
+            "plans" | "plan" => return self.leave(Leave::Show(View::Plans)),
+            "new" if matches!(self.view, View::Groups | View::Plans) && self.editor.is_none() => {
+                return self.act(Action::New);
+            }
+            "save" | "w" if self.view.edits() => return self.act(Action::Save),
             "help" => self.overlay = Overlay::Help,
-            "quit" | "q" => self.quit = true,
+            "quit" | "q" => return self.leave(Leave::Quit),
             "" => {}
             other => {
                 self.status = Some(format!(
-                    "no command :{other}; try :dash, :vms, :events, :help, :quit"
+                    "no command :{other}; try :dash, :vms, :events, :mappings, :groups, :plans, :help, :quit"
                 ))
             }
         }
+        None
     }
 }
 
@@ -428,7 +614,7 @@ fn cmp_f64(a: Option<f64>, b: Option<f64>) -> Ordering {
 }
 
 #[cfg(test)]
-mod tests {
+mod replication_tests {
     use super::*;
     use crate::model::SiteState;
     use crate::model::tests::replication;

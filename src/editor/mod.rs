@@ -1,0 +1,105 @@
+//! Editing protection objects: mappings, protection groups and recovery
+//! plans. Pure state like the rest of the app: an editor holds a draft and
+//! what was last saved, checks edits with the site's own rules
+//! (`ferry_replicator::recovery`), and builds the [`Request`] that saves
+//! it; a task sends it and the [`Reply`] comes back to the app.
+//!
+//! - [`form`]: forms and pickers, the dialogs every editor uses.
+//! - [`mappings`], [`groups`], [`plans`]: one editor each.
+//! - [`callouts`]: callouts as lines of text; [`check`]: reading fields.
+
+pub mod callouts;
+pub mod check;
+#[cfg(test)]
+pub mod fixture;
+pub mod form;
+pub mod groups;
+pub mod mappings;
+pub mod plans;
+
+use ferry_replicator::api::types::ErrorBody;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Post,
+    Put,
+    Delete,
+}
+
+/// What a request is for; its reply comes back with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purpose {
+    SaveMappings {
+        id: String,
+    },
+    SaveGroup,
+    SavePlan,
+    /// `what` names the object for the operator (`group db-tier`), `path`
+    /// is where it lives (`/protection-groups/{id}`).
+    Delete {
+        what: String,
+        path: String,
+    },
+}
+
+/// A change for a site's API, sent to the site that owns the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub site: usize,
+    pub method: Method,
+    /// Under `/api/v1`: `/plans/{id}`.
+    pub path: String,
+    pub body: Option<serde_json::Value>,
+    pub purpose: Purpose,
+}
+
+/// A site's answer: the object it stored (or nothing), or its error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub purpose: Purpose,
+    pub outcome: Result<serde_json::Value, ErrorBody>,
+}
+
+/// A field path as the site names it, split: `ip_rules[1].to_gateway` is
+/// `[("ip_rules", Some(1)), ("to_gateway", None)]`.
+pub fn path(field: &str) -> Vec<(&str, Option<usize>)> {
+    field
+        .split('.')
+        .map(|part| match part.split_once('[') {
+            Some((name, index)) => (name, index.trim_end_matches(']').parse().ok()),
+            None => (part, None),
+        })
+        .collect()
+}
+
+/// The last name in a field path, which is what a form's field is called.
+pub fn leaf(field: &str) -> &str {
+    path(field).last().map_or("", |(name, _)| name)
+}
+
+/// `error: message` for a status line, with the field when there is one.
+pub fn describe(e: &ErrorBody) -> String {
+    match &e.field {
+        Some(field) => format!("{field}: {}", e.message),
+        None => e.message.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_paths() {
+        assert_eq!(
+            path("ip_overrides[0].nics[12].ipv4"),
+            [
+                ("ip_overrides", Some(0)),
+                ("nics", Some(12)),
+                ("ipv4", None)
+            ]
+        );
+        assert_eq!(leaf("vms[2].depends_on"), "depends_on");
+        assert_eq!(path("name"), [("name", None)]);
+    }
+}
