@@ -270,7 +270,7 @@ impl App {
                     " New recovery plan ",
                     vec![
                         Field::text("name", "name", "", "e.g. Tier-1 apps"),
-                        Field::text("description", "description", "", "optional"),
+                        Field::text("description", "description", "", "(optional)"),
                     ],
                     FormFor::NewPlan,
                 )));

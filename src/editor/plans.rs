@@ -297,7 +297,7 @@ impl PlanEditor {
                     "description",
                     "description",
                     &self.spec.description,
-                    "optional",
+                    "(optional)",
                 ),
             ],
             FormFor::Props,

@@ -4,22 +4,32 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::widgets::{Clear, HighlightSpacing, List, ListItem, ListState, Paragraph, Wrap};
 
 use super::mappings::fit;
 use super::overlays::{boxed, centered};
 use crate::app::{App, Editor, FormFor, Leave, PickFor, Popup};
 use crate::editor::form::{Form, Picker};
+use crate::editor::plans::CalloutsFor;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     match &app.popup {
         None => {}
         Some(Popup::Form(form)) => self::form(app, frame, area, form),
         Some(Popup::Picker(picker)) => self::picker(app, frame, area, picker),
-        Some(Popup::Callouts { text, error, .. }) => {
+        Some(Popup::Callouts {
+            text,
+            error,
+            target,
+        }) => {
+            let whose = match target {
+                CalloutsFor::Plan => "the plan's".to_string(),
+                CalloutsFor::Vm(id) => format!("{}'s", app.model.vm_name(id)),
+            };
+            let title = format!(" Callouts, {whose}: Esc keeps them ");
             let popup = centered(area, 84, area.height.saturating_sub(2).max(8));
             frame.render_widget(Clear, popup);
-            let block = boxed(app, " Callouts: Esc keeps them ");
+            let block = boxed(app, &title);
             let inner = block.inner(popup);
             frame.render_widget(block, popup);
             let [help, editor, status] = Layout::vertical([
@@ -114,7 +124,12 @@ fn form(app: &App, frame: &mut Frame, area: Rect, form: &Form<FormFor>) {
                 t.get(if focused { "selected" } else { "base" }),
             )
         } else if field.value.is_empty() && !focused {
-            Span::styled(fit(field.hint, value_width), t.get("dim"))
+            let hint = if field.hint.starts_with('(') {
+                field.hint.to_string()
+            } else {
+                format!("e.g. {}", field.hint)
+            };
+            Span::styled(fit(&hint, value_width), t.get("dim"))
         } else if focused {
             let shown = tail(&field.value, value_width.saturating_sub(1));
             Span::styled(format!("{shown}█"), t.get("base"))
@@ -152,7 +167,7 @@ fn tail(text: &str, width: usize) -> String {
 
 fn picker(app: &App, frame: &mut Frame, area: Rect, picker: &Picker<PickFor>) {
     let t = &app.theme;
-    let width = 64u16.min(area.width);
+    let width = 76u16.min(area.width);
     let items: Vec<ListItem> = picker
         .items
         .iter()
@@ -183,7 +198,8 @@ fn picker(app: &App, frame: &mut Frame, area: Rect, picker: &Picker<PickFor>) {
     let list = List::new(items)
         .block(block)
         .highlight_style(t.get("selected"))
-        .highlight_symbol("▶");
+        .highlight_symbol("▶")
+        .highlight_spacing(HighlightSpacing::Always);
     let mut state = ListState::default().with_selected(Some(picker.selected));
     frame.render_stateful_widget(list, popup, &mut state);
 }

@@ -6,7 +6,8 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{
-    Block, Borders, Cell, List, ListItem, ListState, Paragraph, Row, Table, TableState,
+    Block, Borders, Cell, HighlightSpacing, List, ListItem, ListState, Paragraph, Row, Table,
+    TableState,
 };
 
 use super::mappings::fit;
@@ -232,7 +233,8 @@ pub fn editor(app: &App, frame: &mut Frame, area: Rect, g: &GroupEditor) {
     let list = List::new(items)
         .block(Block::new())
         .highlight_style(t.get("selected"))
-        .highlight_symbol("▶");
+        .highlight_symbol("▶")
+        .highlight_spacing(HighlightSpacing::Always);
     let mut state = ListState::default().with_selected((!empty).then_some(g.selected));
     frame.render_stateful_widget(list, body, &mut state);
     if empty {

@@ -5,7 +5,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span, Text};
-use ratatui::widgets::{Block, Borders, List, ListItem, ListState};
+use ratatui::widgets::{Block, Borders, HighlightSpacing, List, ListItem, ListState};
 
 use super::clock;
 use crate::app::App;
@@ -63,7 +63,7 @@ fn pane(app: &App, frame: &mut Frame, area: Rect, pane: usize, dir: &Direction) 
     }
     let offset = items.len();
     for row in &rows {
-        let mut text = Text::from(row_line(app, dir, &spec, row, width));
+        let mut text = Text::from(row_line(app, &spec, row, width));
         for (_, why) in errors.iter().filter(|(r, _)| r == row) {
             text.push_line(Span::styled(format!("  ✖ {why}"), t.get("crit")));
         }
@@ -74,17 +74,12 @@ fn pane(app: &App, frame: &mut Frame, area: Rect, pane: usize, dir: &Direction) 
     let list = List::new(items)
         .block(block)
         .highlight_style(t.get("selected"))
-        .highlight_symbol("▶");
+        .highlight_symbol("▶")
+        .highlight_spacing(HighlightSpacing::Always);
     frame.render_stateful_widget(list, area, &mut state);
 }
 
-fn row_line<'a>(
-    app: &App,
-    dir: &Direction,
-    spec: &MappingSpec,
-    row: &Row,
-    width: usize,
-) -> Line<'a> {
+fn row_line<'a>(app: &App, spec: &MappingSpec, row: &Row, width: usize) -> Line<'a> {
     let t = &app.theme;
     let kind = |label: &str| Span::styled(format!("{label:<9} "), t.get("dim"));
     let half = width.saturating_sub(13) / 2;
@@ -140,17 +135,10 @@ fn row_line<'a>(
         }
         Row::AddNic => Line::from(vec![
             kind("VM NIC"),
-            Span::styled(
-                format!("+ add a per-VM address ({} VMs)", vm_count(app, dir)),
-                t.get("dim"),
-            ),
+            Span::styled("+ add a per-VM NIC address", t.get("dim")),
         ]),
         Row::Whole => Line::from(""),
     }
-}
-
-fn vm_count(app: &App, dir: &Direction) -> usize {
-    mappings::source_vms(&app.model, dir).len()
 }
 
 /// `10.10.1.0/24 → 10.20.1.0/24 gw 10.20.1.1 dns 10.20.0.53`

@@ -7,7 +7,8 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{
-    Block, Borders, Cell, List, ListItem, ListState, Paragraph, Row, Table, TableState, Wrap,
+    Block, Borders, Cell, HighlightSpacing, List, ListItem, ListState, Paragraph, Row, Table,
+    TableState, Wrap,
 };
 
 use super::mappings::fit;
@@ -263,7 +264,8 @@ fn vm_list(app: &App, frame: &mut Frame, area: Rect, p: &PlanEditor) {
                 .title(Span::styled(" VMs by priority ", t.get("title"))),
         )
         .highlight_style(t.get("selected"))
-        .highlight_symbol("▶");
+        .highlight_symbol("▶")
+        .highlight_spacing(HighlightSpacing::Always);
     let mut state = ListState::default().with_selected(selected_item);
     frame.render_stateful_widget(list, area, &mut state);
 }

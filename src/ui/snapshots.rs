@@ -296,3 +296,99 @@ async fn every_view_at_both_sizes() {
         let _ = running.task.await;
     }
 }
+
+/// Each editor and its dialogs on the pinned pair of `editor::fixture`
+/// (no sites needed: every value is fixed).
+#[test]
+fn every_editor_at_both_sizes() {
+    use crate::app::View;
+    use crate::editor::fixture;
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    let typed = |text: &str| text.chars().map(Action::Type).collect::<Vec<_>>();
+    let key = |c: char| Action::Input(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    let mut bad_rule = vec![
+        Action::Show(View::Mappings),
+        Action::Bottom,
+        Action::Up,
+        Action::Open,
+    ];
+    bad_rule.extend(typed("10.10.2.0/24"));
+    bad_rule.extend([Action::Complete, Action::Complete]);
+    bad_rule.extend(typed("10.20.2.0/24"));
+    bad_rule.push(Action::Complete);
+    bad_rule.extend(typed("10.99.9.1"));
+    bad_rule.push(Action::Open);
+    let mut callouts = vec![Action::Show(View::Plans), Action::Open, Action::Callouts];
+    callouts.extend("pre command 120s: /opt/dr/check-db".chars().map(key));
+    let steps: Vec<(&str, Vec<Action>)> = vec![
+        (
+            "mappings",
+            vec![Action::Show(View::Mappings), Action::Down, Action::Down],
+        ),
+        (
+            "mappings_target",
+            vec![
+                Action::Show(View::Mappings),
+                Action::Down,
+                Action::Down,
+                Action::Open,
+            ],
+        ),
+        ("mappings_rule_error", bad_rule),
+        ("groups", vec![Action::Show(View::Groups)]),
+        (
+            "group_editor",
+            vec![
+                Action::Show(View::Groups),
+                Action::Open,
+                Action::Down,
+                Action::Down,
+                Action::Toggle,
+            ],
+        ),
+        ("plans", vec![Action::Show(View::Plans)]),
+        (
+            "plan_editor",
+            vec![
+                Action::Show(View::Plans),
+                Action::Open,
+                Action::Down,
+                Action::Lower,
+            ],
+        ),
+        (
+            "plan_depends",
+            vec![Action::Show(View::Plans), Action::Open, Action::Depends],
+        ),
+        ("plan_callouts", callouts),
+        (
+            "plan_leave",
+            vec![
+                Action::Show(View::Plans),
+                Action::Open,
+                Action::TogglePower,
+                Action::Back,
+            ],
+        ),
+        (
+            "editor_help",
+            vec![Action::Show(View::Plans), Action::Open, Action::OpenHelp],
+        ),
+    ];
+    for (width, height) in [(80u16, 24u16), (160, 48)] {
+        for (name, actions) in &steps {
+            let mut app = fixture::app(false);
+            for action in actions {
+                app.update(action.clone());
+            }
+            insta::assert_snapshot!(
+                format!("{name}_{width}x{height}"),
+                render(&app, width, height)
+            );
+        }
+    }
+    let mut app = fixture::app(true);
+    app.update(Action::Show(View::Plans));
+    insta::assert_snapshot!("plans_read_only_80x24", render(&app, 80, 24));
+}
