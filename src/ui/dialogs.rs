@@ -76,7 +76,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 frame,
                 area,
                 " Unsaved changes ",
-                &format!("{what} has unsaved changes {going}."),
+                &format!("{what}: unsaved changes. Save them {going}?"),
                 "s save   d discard   Esc stay",
             );
         }
