@@ -459,7 +459,9 @@ impl App {
 
     /// A site answered a request.
     pub fn reply(&mut self, reply: Reply) {
-        self.saving = self.saving.saturating_sub(1);
+        if !matches!(reply.purpose, Purpose::Delete { .. }) {
+            self.saving = self.saving.saturating_sub(1);
+        }
         match (reply.purpose, reply.outcome) {
             (Purpose::SaveMappings { id }, Ok(body)) => {
                 if let Ok(m) = serde_json::from_value::<Mappings>(body) {

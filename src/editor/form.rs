@@ -87,6 +87,21 @@ impl<P> Form<P> {
             field.error = None;
         } else if c == ' ' {
             self.cycle(1);
+        } else {
+            // A letter jumps to the next choice that starts with it.
+            let at = field
+                .choices
+                .iter()
+                .position(|v| *v == field.value)
+                .unwrap_or(0);
+            let n = field.choices.len();
+            let next = (1..=n)
+                .map(|i| &field.choices[(at + i) % n])
+                .find(|v| v.to_lowercase().starts_with(c.to_ascii_lowercase()));
+            if let Some(next) = next {
+                field.value = next.clone();
+                field.error = None;
+            }
         }
     }
 
@@ -239,6 +254,8 @@ mod tests {
         assert_eq!((form.value("a"), form.value("b")), ("1", "y"));
         form.cycle(1);
         assert_eq!(form.value("b"), "x");
+        form.type_char('y');
+        assert_eq!(form.value("b"), "y", "a letter picks the choice");
         form.set_errors(vec![("a", "bad".into())]);
         assert_eq!(
             (form.focus, form.fields[0].error.as_deref()),
