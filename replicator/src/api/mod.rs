@@ -30,6 +30,7 @@ pub fn router(site: Arc<Site>) -> Router {
         .merge(routes::replications::router())
         .merge(routes::events::router())
         .merge(routes::protection::router())
+        .merge(routes::runs::router())
         .merge(routes::audit::router())
         .layer(axum::middleware::from_fn_with_state(
             site.clone(),

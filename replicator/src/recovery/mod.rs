@@ -4,10 +4,12 @@
 //! - [`model`]: the objects and the API bodies that carry them.
 //! - [`mapping`]: checking mapping sets, placing VMs, rewriting addresses.
 //! - [`plan`]: checking plans, resolving VM settings, the start order.
+//! - [`run`]: a run's record, its outcome, RTO and data loss.
 
 pub mod mapping;
 pub mod model;
 pub mod plan;
+pub mod run;
 
 /// A value out of range or inconsistent, with the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -57,6 +57,21 @@ pub struct Receiver {
     secret: std::sync::RwLock<PairingSecret>,
     /// VMs with a session in progress: one writer per replica at a time.
     busy: Mutex<HashSet<String>>,
+    /// VMs recovered at this site: their replicas take no more cycles.
+    fenced: Mutex<HashSet<String>>,
+}
+
+/// A replica held still (no session may write it) until dropped.
+pub struct ReplicaHold {
+    receiver: Arc<Receiver>,
+    key: String,
+    pub dir: PathBuf,
+}
+
+impl Drop for ReplicaHold {
+    fn drop(&mut self) {
+        lock(&self.receiver.busy).remove(&self.key);
+    }
 }
 
 /// Releases a VM's replica when its session ends.
@@ -89,7 +104,49 @@ impl Receiver {
             config,
             control: std::sync::OnceLock::new(),
             busy: Mutex::new(HashSet::new()),
+            fenced: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Refuses (`true`) or again accepts cycles into `vm`'s replica.
+    pub fn fence(&self, vm: &str, fenced: bool) {
+        let mut set = lock(&self.fenced);
+        if fenced {
+            set.insert(vm.to_string());
+        } else {
+            set.remove(vm);
+        }
+    }
+
+    /// Holds `vm`'s replica in `datastore` still, waiting up to `timeout`
+    /// for a cycle in progress to finish. While held, the sender's next
+    /// session is refused and retried later; the replica stays at its last
+    /// complete instance.
+    pub async fn hold(
+        self: &Arc<Self>,
+        datastore: &str,
+        vm: &str,
+        timeout: std::time::Duration,
+    ) -> Result<ReplicaHold, String> {
+        let dir = self.replica_dir(datastore, vm)?;
+        let key = format!("{datastore}/{vm}");
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if lock(&self.busy).insert(key.clone()) {
+                return Ok(ReplicaHold {
+                    receiver: self.clone(),
+                    key,
+                    dir,
+                });
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the replica of {vm} is still receiving a cycle after {} s",
+                    timeout.as_secs()
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// Installs the answer to site-to-site calls (once; later calls are
@@ -159,6 +216,15 @@ impl Receiver {
             Ok(dir) => dir,
             Err(reason) => return Err(refuse(&mut conn, reason)),
         };
+        if lock(&self.fenced).contains(&vm) {
+            return Err(refuse(
+                &mut conn,
+                format!(
+                    "VM {vm} was recovered at site {}; its replica takes no more cycles until it is reprotected",
+                    self.config.site
+                ),
+            ));
+        }
         let key = format!("{datastore}/{vm}");
         if !lock(&self.busy).insert(key.clone()) {
             return Err(refuse(

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Site;
+use super::protection::{StoredGroup, StoredPlan};
 use crate::api::types::{Inventory, Mappings, Plan, ProtectionGroup, ReplicationInfo, VmInfo};
 use crate::replication::connection::Connection;
 use crate::replication::handshake::PairingSecret;
@@ -65,12 +66,42 @@ impl SiteView {
 #[serde(tag = "call", rename_all = "snake_case")]
 pub enum ControlCall {
     View,
+    /// Synchronize now and wait for an instance newer than the call.
+    Sync {
+        vm_ids: Vec<String>,
+        timeout_seconds: u64,
+    },
+    /// Shut the VMs down cleanly.
+    ShutDown {
+        vm_ids: Vec<String>,
+    },
+    /// Reprotect: the VMs leave this site and their disks become seeds.
+    Demote {
+        vm_ids: Vec<String>,
+    },
+    /// Reprotect: this site becomes the recovery site of the plan.
+    Adopt {
+        plan: Box<StoredPlan>,
+        groups: Vec<StoredGroup>,
+    },
+}
+
+/// What a call did to one VM.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VmOutcome {
+    pub vm_id: String,
+    pub error: Option<String>,
+    pub point_time_ms: Option<u64>,
+    pub last_write_ms: Option<u64>,
+    pub datastore: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum ControlReply {
     View(Box<SiteView>),
+    Vms { vms: Vec<VmOutcome> },
+    Done,
     Error { message: String },
 }
 
@@ -101,12 +132,75 @@ impl Site {
         *lock(&self.peer_view) = Some(view);
     }
 
-    /// Answers one call from the peer (on a blocking thread).
-    fn answer(&self, _peer: &str, body: &[u8]) -> ControlReply {
-        match serde_json::from_slice::<ControlCall>(body) {
-            Ok(ControlCall::View) => ControlReply::View(Box::new(self.view())),
-            Err(e) => ControlReply::Error {
-                message: format!("this site does not understand the call: {e}"),
+    /// Answers one call from the peer.
+    async fn answer(self: Arc<Self>, body: &[u8]) -> ControlReply {
+        let call = match serde_json::from_slice::<ControlCall>(body) {
+            Ok(call) => call,
+            Err(e) => {
+                return ControlReply::Error {
+                    message: format!("this site does not understand the call: {e}"),
+                };
+            }
+        };
+        let each = |vm_ids: Vec<String>| vm_ids.into_iter();
+        match call {
+            ControlCall::View => ControlReply::View(Box::new(self.view())),
+            ControlCall::Sync {
+                vm_ids,
+                timeout_seconds,
+            } => {
+                let timeout = Duration::from_secs(timeout_seconds);
+                let waits = each(vm_ids).map(|id| {
+                    let site = self.clone();
+                    async move {
+                        let result = site.sync_and_wait(&id, timeout).await;
+                        VmOutcome {
+                            point_time_ms: result.as_ref().ok().copied(),
+                            error: result.err(),
+                            vm_id: id,
+                            ..VmOutcome::default()
+                        }
+                    }
+                });
+                ControlReply::Vms {
+                    vms: futures_util::future::join_all(waits).await,
+                }
+            }
+            ControlCall::ShutDown { vm_ids } => {
+                let stops = each(vm_ids).map(|id| {
+                    let site = self.clone();
+                    async move {
+                        let result = site.shut_down_vm(&id).await;
+                        VmOutcome {
+                            last_write_ms: result.as_ref().ok().copied().flatten(),
+                            error: result.err(),
+                            vm_id: id,
+                            ..VmOutcome::default()
+                        }
+                    }
+                });
+                ControlReply::Vms {
+                    vms: futures_util::future::join_all(stops).await,
+                }
+            }
+            ControlCall::Demote { vm_ids } => {
+                let mut vms = Vec::new();
+                for id in vm_ids {
+                    let result = self.demote(&id).await;
+                    vms.push(VmOutcome {
+                        datastore: result.as_ref().ok().cloned(),
+                        error: result.err(),
+                        vm_id: id,
+                        ..VmOutcome::default()
+                    });
+                }
+                ControlReply::Vms { vms }
+            }
+            ControlCall::Adopt { plan, groups } => match self.adopt(*plan, groups).await {
+                Ok(()) => ControlReply::Done,
+                Err(e) => ControlReply::Error {
+                    message: e.to_string(),
+                },
             },
         }
     }
@@ -143,11 +237,13 @@ impl Site {
     }
 }
 
-/// The handler the receiver runs for the peer's calls.
+/// The handler the receiver runs for the peer's calls (on a blocking
+/// thread, so it may wait on the runtime).
 pub fn handler(site: Weak<Site>) -> Arc<ControlHandler> {
-    Arc::new(move |peer: &str, body: &[u8]| {
+    let runtime = tokio::runtime::Handle::current();
+    Arc::new(move |_peer: &str, body: &[u8]| {
         let reply = match site.upgrade() {
-            Some(site) => site.answer(peer, body),
+            Some(site) => runtime.block_on(site.answer(body)),
             None => ControlReply::Error {
                 message: "the site is stopping".into(),
             },

@@ -14,7 +14,9 @@ pub mod control;
 pub mod notify;
 pub mod peer;
 pub mod protection;
+pub mod recovered;
 pub mod replications;
+pub mod runs;
 pub mod vms;
 
 use std::collections::BTreeMap;
@@ -92,6 +94,10 @@ pub struct Site {
     /// The peer as it last described itself.
     peer_view: Mutex<Option<control::SiteView>>,
     protection: Mutex<protection::Protection>,
+    /// VMs booted on test copies, by id.
+    test_vms: Mutex<BTreeMap<String, recovered::TestVm>>,
+    /// Runs in progress here, by id.
+    active_runs: Mutex<BTreeMap<String, Arc<runs::ActiveRun>>>,
     /// Set once when the site starts stopping; long-lived streams end on it.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -152,12 +158,15 @@ impl Site {
             peer: Mutex::new(PeerState::new(peer_config)),
             peer_view: Mutex::new(None),
             protection: Mutex::new(protection::Protection::default()),
+            test_vms: Mutex::new(BTreeMap::new()),
+            active_runs: Mutex::new(BTreeMap::new()),
             stopping: tokio::sync::watch::Sender::new(false),
         });
         site.load_protection()?;
         site.receiver
             .set_control(control::handler(Arc::downgrade(&site)));
         site.open_vms().await?;
+        site.interrupt_unfinished_runs().await?;
         Ok((site, Listeners { api, replication }))
     }
 
@@ -176,6 +185,8 @@ impl Site {
                 None
             };
             let id = record.id.clone();
+            // A VM of this site takes no cycles from the peer (see promote).
+            self.receiver.fence(&id, true);
             lock(&self.vms).insert(
                 id.clone(),
                 VmRuntime {

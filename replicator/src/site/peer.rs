@@ -168,7 +168,7 @@ impl Site {
 
     /// Takes the peer's fresh view: kept in memory, saved when its shape
     /// changed (or a minute passed), and this site's groups re-derived.
-    async fn take_peer_view(&self, view: SiteView) {
+    pub(crate) async fn take_peer_view(&self, view: SiteView) {
         let save = self.peer_view().is_none_or(|old| {
             !old.same_shape(&view)
                 || view.at_ms.saturating_sub(lock(&self.peer).saved_view_ms) > 60_000

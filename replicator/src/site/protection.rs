@@ -69,7 +69,7 @@ impl From<Invalid> for SiteError {
     }
 }
 
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     let mut bytes = [0u8; 4];
     let _ = getrandom::fill(&mut bytes);
     format!(
@@ -740,6 +740,26 @@ impl Site {
         lock(&self.protection).plans.remove(id);
         self.events
             .publish(SiteEvent::PlanRemoved { id: id.into() });
+        Ok(())
+    }
+
+    /// Reprotect, at the old protected site: the plan and its groups move
+    /// here, pointing the other way.
+    pub(crate) async fn adopt(
+        &self,
+        plan: StoredPlan,
+        groups: Vec<StoredGroup>,
+    ) -> Result<(), SiteError> {
+        if plan.recovery_site != self.name {
+            return Err(SiteError::Conflict(format!(
+                "plan {} recovers to {}, not to this site",
+                plan.id, plan.recovery_site
+            )));
+        }
+        for g in groups {
+            self.save_group(g).await?;
+        }
+        self.save_plan(plan).await?;
         Ok(())
     }
 

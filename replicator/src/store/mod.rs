@@ -477,3 +477,10 @@ pub fn list_docs<T: serde::de::DeserializeOwned>(
     })
     .collect()
 }
+
+/// Removes a VM from the inventory (with its replication settings).
+pub fn delete_vm(conn: &Connection, vm_id: &str) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM replications WHERE vm_id = ?1", params![vm_id])?;
+    conn.execute("DELETE FROM vms WHERE id = ?1", params![vm_id])?;
+    Ok(())
+}

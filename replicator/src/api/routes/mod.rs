@@ -4,6 +4,7 @@ pub mod audit;
 pub mod events;
 pub mod protection;
 pub mod replications;
+pub mod runs;
 pub mod site;
 pub mod vms;
 

@@ -1,0 +1,412 @@
+//! What a recovery run does to VMs and disks at each site.
+//!
+//! At the recovery site: writable test copies of replicas (sparse copies,
+//! taken while the replica is held at a complete instance, so replication
+//! keeps running), test VMs booted on them, and promotion: a replica's disks
+//! become a VM of this site, and the replica is fenced from further cycles.
+//! At the protected site: synchronize and wait, shut down, and demotion for
+//! reprotect, where a VM's disks become the seed of the reverse replica.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::{Site, VmRuntime};
+use crate::api::types::{PowerState, VmInfo};
+use crate::config::{GuestSeed, NicSeed};
+use crate::guest::{Guest, GuestStatus, Verification};
+use crate::inventory::{VmDisk, VmRecord};
+use crate::replication::sender::now_ms;
+use crate::storage::durable::{data_ranges, fsync_dir};
+use crate::storage::tracked_disk::lock;
+use crate::storage::{DEFAULT_BLOCK_SIZE, Geometry, Replica, TrackedVm};
+use crate::store;
+
+/// How long to wait for a cycle in progress before holding a replica.
+const HOLD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A VM booted on a test copy of its replica.
+pub(crate) struct TestVm {
+    pub dir: PathBuf,
+    pub disks: Arc<TrackedVm>,
+    pub guest: Option<Guest>,
+}
+
+fn disk_files(dir: &Path) -> Vec<PathBuf> {
+    (0..)
+        .map(|i| dir.join(format!("disk-{i}.raw")))
+        .take_while(|p| p.exists())
+        .collect()
+}
+
+/// Copies `from` to `to`, data ranges only, so holes stay holes; fsynced.
+fn copy_sparse(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut src = std::fs::File::open(from)?;
+    let len = src.metadata()?.len();
+    let mut dst = std::fs::File::create(to)?;
+    dst.set_len(len)?;
+    let mut buf = vec![0u8; 1 << 20];
+    for range in data_ranges(&src, len)? {
+        src.seek(SeekFrom::Start(range.start))?;
+        dst.seek(SeekFrom::Start(range.start))?;
+        let mut left = range.end - range.start;
+        while left > 0 {
+            let n = (left as usize).min(buf.len());
+            src.read_exact(&mut buf[..n])?;
+            dst.write_all(&buf[..n])?;
+            left -= n as u64;
+        }
+    }
+    dst.sync_all()
+}
+
+fn open_layout(dir: &Path, files: &[PathBuf]) -> std::io::Result<TrackedVm> {
+    let layout = files
+        .iter()
+        .map(|p| {
+            let size = std::fs::metadata(p)?.len();
+            Ok((p.clone(), Geometry::new(size, DEFAULT_BLOCK_SIZE)))
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    TrackedVm::open(dir, &layout)
+}
+
+impl Site {
+    /// Where this site keeps the replica of `vm_id`: the datastore the
+    /// peer replicates it to, or else any datastore that has it.
+    pub(crate) fn replica_datastore(&self, vm_id: &str) -> Option<String> {
+        let from_view = self.peer_view().and_then(|v| {
+            v.replications
+                .iter()
+                .find(|r| r.vm_id == vm_id)
+                .map(|r| r.datastore.clone())
+        });
+        from_view.or_else(|| {
+            self.config.site.datastores.iter().find_map(|d| {
+                self.config
+                    .dir
+                    .join(&d.path)
+                    .join("replicas")
+                    .join(vm_id)
+                    .exists()
+                    .then(|| d.name.clone())
+            })
+        })
+    }
+
+    fn test_dir(&self, datastore: &str, vm_id: &str) -> Option<PathBuf> {
+        self.config
+            .datastore_path(datastore)
+            .map(|p| p.join("tests").join(vm_id))
+    }
+
+    /// Makes a writable copy of the replica's newest complete instance and
+    /// returns that instance's consistency point.
+    pub(crate) async fn create_test_copy(&self, vm_id: &str) -> Result<u64, String> {
+        let datastore = self
+            .replica_datastore(vm_id)
+            .ok_or_else(|| format!("no replica of {vm_id} at site {}", self.name))?;
+        let target = self
+            .test_dir(&datastore, vm_id)
+            .ok_or_else(|| format!("no datastore {datastore}"))?;
+        let hold = self.receiver.hold(&datastore, vm_id, HOLD_TIMEOUT).await?;
+        tokio::task::spawn_blocking(move || {
+            let replica = Replica::open(&hold.dir).map_err(|e| e.to_string())?;
+            if replica.state().instance.is_none() {
+                return Err(
+                    "the replica has no complete instance yet (initial sync running)".into(),
+                );
+            }
+            let point = replica.state().point_time_ms;
+            if target.exists() {
+                std::fs::remove_dir_all(&target).map_err(|e| e.to_string())?;
+            }
+            std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+            for (i, file) in disk_files(&hold.dir).iter().enumerate() {
+                copy_sparse(file, &target.join(format!("disk-{i}.raw")))
+                    .map_err(|e| format!("copying disk {i}: {e}"))?;
+            }
+            fsync_dir(&target).map_err(|e| e.to_string())?;
+            drop(hold);
+            Ok(point)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// Boots a test VM on its test copy; returns what its guest verified.
+    pub(crate) async fn boot_test_vm(
+        &self,
+        vm_id: &str,
+        nics: &[NicSeed],
+    ) -> Result<Verification, String> {
+        let datastore = self
+            .replica_datastore(vm_id)
+            .ok_or_else(|| format!("no replica of {vm_id}"))?;
+        let dir = self
+            .test_dir(&datastore, vm_id)
+            .ok_or_else(|| format!("no datastore {datastore}"))?;
+        let files = disk_files(&dir);
+        if files.is_empty() {
+            return Err(format!("no test copy of {vm_id}"));
+        }
+        let disks = Arc::new(open_layout(&dir, &files).map_err(|e| e.to_string())?);
+        let guest = Guest::boot(disks.clone(), nics, GuestSeed::default())
+            .map_err(|e| format!("boot failed: {e}"))?;
+        let verification = guest
+            .status
+            .boot_verification()
+            .ok_or("the guest reported no boot verification")?;
+        lock(&self.test_vms).insert(
+            vm_id.to_string(),
+            TestVm {
+                dir,
+                disks,
+                guest: Some(guest),
+            },
+        );
+        Ok(verification)
+    }
+
+    /// The guest status of a test or recovered VM.
+    pub(crate) fn guest_status(&self, vm_id: &str) -> Option<Arc<GuestStatus>> {
+        if let Some(t) = lock(&self.test_vms).get(vm_id) {
+            return t.guest.as_ref().map(|g| g.status.clone());
+        }
+        lock(&self.vms)
+            .get(vm_id)
+            .and_then(|v| v.guest.as_ref().map(|g| g.status.clone()))
+    }
+
+    /// Powers off a test VM and removes its test copy.
+    pub(crate) async fn discard_test_vm(&self, vm_id: &str) -> Result<(), String> {
+        let test = lock(&self.test_vms).remove(vm_id);
+        let dir = match test {
+            Some(mut t) => {
+                if let Some(guest) = t.guest.take() {
+                    guest.shut_down().await;
+                }
+                drop(t.disks);
+                Some(t.dir)
+            }
+            None => self
+                .replica_datastore(vm_id)
+                .and_then(|ds| self.test_dir(&ds, vm_id)),
+        };
+        if let Some(dir) = dir
+            && dir.exists()
+        {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Test copies on disk, whether or not a run knows of them.
+    pub(crate) fn leftover_test_copies(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for d in &self.config.site.datastores {
+            let tests = self.config.dir.join(&d.path).join("tests");
+            if let Ok(entries) = std::fs::read_dir(tests) {
+                for entry in entries.flatten() {
+                    found.push(entry.file_name().to_string_lossy().to_string());
+                }
+            }
+        }
+        found
+    }
+
+    /// Makes the replica of `vm` a VM of this site, placed and addressed as
+    /// given, powered off. Returns the recovered instance's consistency
+    /// point, or `None` when an earlier attempt already promoted it.
+    pub(crate) async fn promote(
+        &self,
+        vm: &VmInfo,
+        folder: &str,
+        resource_pool: &str,
+        nics: Vec<NicSeed>,
+    ) -> Result<Option<u64>, String> {
+        if lock(&self.vms).contains_key(&vm.id) {
+            return Ok(None);
+        }
+        let datastore = self
+            .replica_datastore(&vm.id)
+            .ok_or_else(|| format!("no replica of {} at site {}", vm.id, self.name))?;
+        self.receiver.fence(&vm.id, true);
+        let hold = self.receiver.hold(&datastore, &vm.id, HOLD_TIMEOUT).await?;
+        let home = self.vm_dir(&datastore, &vm.id).map_err(|e| e.to_string())?;
+        let disks: Vec<VmDisk> = vm
+            .disks
+            .iter()
+            .map(|d| VmDisk {
+                datastore: datastore.clone(),
+                size_bytes: d.size_bytes,
+            })
+            .collect();
+        let count = disks.len();
+        let point = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+            // Opening finishes any committed instance still in the redo log.
+            let replica = Replica::open(&hold.dir).map_err(|e| e.to_string())?;
+            if replica.state().instance.is_none() {
+                return Err(
+                    "the replica has no complete instance (initial sync never finished)".into(),
+                );
+            }
+            let point = replica.state().point_time_ms;
+            std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
+            for i in 0..count {
+                let from = replica.disk_path(i);
+                let to = home.join(format!("disk-{i}.raw"));
+                if from.exists() {
+                    std::fs::rename(&from, &to).map_err(|e| e.to_string())?;
+                } else if !to.exists() {
+                    return Err(format!("disk {i} is missing from the replica"));
+                }
+            }
+            fsync_dir(&home).map_err(|e| e.to_string())?;
+            std::fs::remove_dir_all(&hold.dir).map_err(|e| e.to_string())?;
+            if let Some(parent) = hold.dir.parent() {
+                fsync_dir(parent).map_err(|e| e.to_string())?;
+            }
+            Ok(point)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let record = VmRecord {
+            id: vm.id.clone(),
+            name: vm.name.clone(),
+            folder: folder.to_string(),
+            resource_pool: resource_pool.to_string(),
+            power_on: false,
+            disks,
+            nics,
+            guest: GuestSeed::default(),
+        };
+        let stored = record.clone();
+        self.store
+            .call(move |c| store::insert_vm(c, &stored))
+            .await
+            .map_err(|e| e.to_string())?;
+        let disks = Arc::new(self.open_disks(&record).map_err(|e| e.to_string())?);
+        lock(&self.vms).insert(
+            vm.id.clone(),
+            VmRuntime {
+                record,
+                disks,
+                guest: None,
+                replication: None,
+            },
+        );
+        Ok(Some(point))
+    }
+
+    /// Powers on a recovered VM; returns what its guest verified on boot.
+    pub(crate) async fn power_on_recovered(&self, vm_id: &str) -> Result<Verification, String> {
+        self.set_power(vm_id, PowerState::On)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.guest_status(vm_id)
+            .and_then(|s| s.boot_verification())
+            .ok_or_else(|| "the guest reported no boot verification".into())
+    }
+
+    /// Starts a cycle of `vm_id` and waits until an instance whose point is
+    /// after this call is complete at the peer; returns that point.
+    pub(crate) async fn sync_and_wait(
+        &self,
+        vm_id: &str,
+        timeout: Duration,
+    ) -> Result<u64, String> {
+        let asked = now_ms();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut nudged = tokio::time::Instant::now();
+        self.sync_now(vm_id).map_err(|e| e.to_string())?;
+        loop {
+            let info = self
+                .replication_info(vm_id)
+                .ok_or_else(|| format!("{vm_id} is not replicated"))?;
+            if let Some(point) = info.point_time_ms
+                && point >= asked
+            {
+                return Ok(point);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "no synchronized instance within {} s (state {}{})",
+                    timeout.as_secs(),
+                    info.state,
+                    info.last_error
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                ));
+            }
+            if nudged.elapsed() > Duration::from_secs(2) {
+                let _ = self.sync_now(vm_id);
+                nudged = tokio::time::Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Shuts a protected VM down cleanly; returns its guest's last write.
+    pub(crate) async fn shut_down_vm(&self, vm_id: &str) -> Result<Option<u64>, String> {
+        let status = self.guest_status(vm_id);
+        self.set_power(vm_id, PowerState::Off)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(status
+            .map(|s| s.last_record_ms.load(Ordering::Relaxed))
+            .filter(|&t| t > 0))
+    }
+
+    /// Reprotect at the old protected site: the VM (powered off) leaves
+    /// this site's inventory and its disks become the seed of the replica
+    /// the recovery site will send to. Returns the seed's datastore.
+    pub(crate) async fn demote(&self, vm_id: &str) -> Result<String, String> {
+        let Some(vm) = lock(&self.vms).get(vm_id).map(|v| v.record.clone()) else {
+            // Demoted before: the seed is where a replica would be.
+            return self
+                .replica_datastore(vm_id)
+                .ok_or_else(|| format!("no VM and no seed of {vm_id} at site {}", self.name));
+        };
+        if self.guest_status(vm_id).is_some() {
+            return Err(format!(
+                "{} is powered on; a planned migration shuts it down first",
+                vm.name
+            ));
+        }
+        if self.replication_info(vm_id).is_some() {
+            self.stop_replication(vm_id)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let runtime = lock(&self.vms).remove(vm_id);
+        if let Some(runtime) = runtime {
+            drop(runtime.disks);
+        }
+        let datastore = vm.disks[0].datastore.clone();
+        let home = self.vm_dir(&datastore, vm_id).map_err(|e| e.to_string())?;
+        let seed = self.receiver.replica_dir(&datastore, vm_id)?;
+        self.receiver.fence(vm_id, false);
+        let id = vm_id.to_string();
+        self.store
+            .call(move |c| store::delete_vm(c, &id))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&seed)?;
+            for (i, file) in disk_files(&home).iter().enumerate() {
+                std::fs::rename(file, seed.join(format!("disk-{i}.raw")))?;
+            }
+            fsync_dir(&seed)?;
+            std::fs::remove_dir_all(&home)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("moving the disks to the seed: {e}"))?;
+        Ok(datastore)
+    }
+}
