@@ -405,7 +405,7 @@ impl App {
 
     /// The actions the current mode accepts: what `?` and the bottom bar show.
     pub fn keys(&self) -> Vec<(&'static str, &'static str)> {
-        if self.popup.is_some() || self.editor.is_some() {
+        if self.popup.is_some() || (self.editor.is_some() && self.overlay == Overlay::None) {
             return self.editing_keys();
         }
         match &self.overlay {

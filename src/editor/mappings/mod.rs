@@ -5,16 +5,15 @@
 //! direction; the draft is checked with the site's rules before it is
 //! kept, and saved to the recovery site, which owns the mappings.
 
+mod forms;
+
 use std::collections::BTreeMap;
 
-use ferry_replicator::api::types::{
-    ErrorBody, Inventory, IpOverride, IpRule, MappingSpec, NicAddress, Pair,
-};
+use ferry_replicator::api::types::{ErrorBody, Inventory, MappingSpec, Pair};
 use ferry_replicator::recovery::{Invalid, mapping};
 
-use super::check::{list, optional};
-use super::form::{Field, Form, PickItem};
-use super::{Method, Purpose, Request, leaf, path};
+use super::form::PickItem;
+use super::{Method, Purpose, Request, path};
 use crate::model::Model;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -274,197 +273,6 @@ impl MappingsEditor {
         self.commit(model, dir, spec)
     }
 
-    /// The form for rule `index` (a new rule when `None`).
-    pub fn rule_form(&self, model: &Model, pane: usize, index: Option<usize>) -> Form<FormFor> {
-        let dirs = directions(model);
-        let rule = dirs
-            .get(pane)
-            .and_then(|d| index.and_then(|i| self.spec(model, d).ip_rules.get(i).cloned()));
-        let r = rule.unwrap_or(IpRule {
-            from_subnet: String::new(),
-            from_gateway: None,
-            to_subnet: String::new(),
-            to_gateway: None,
-            dns: Vec::new(),
-        });
-        let title = if index.is_some() {
-            " IP subnet rule "
-        } else {
-            " New IP subnet rule "
-        };
-        Form::new(
-            title,
-            vec![
-                Field::text("from_subnet", "from subnet", &r.from_subnet, "10.10.1.0/24"),
-                Field::text(
-                    "from_gateway",
-                    "from gateway",
-                    r.from_gateway.as_deref().unwrap_or(""),
-                    "10.10.1.1 (optional)",
-                ),
-                Field::text("to_subnet", "to subnet", &r.to_subnet, "10.20.1.0/24"),
-                Field::text(
-                    "to_gateway",
-                    "to gateway",
-                    r.to_gateway.as_deref().unwrap_or(""),
-                    "10.20.1.1 (optional)",
-                ),
-                Field::text(
-                    "dns",
-                    "DNS servers",
-                    &r.dns.join(", "),
-                    "10.20.0.53, 10.20.0.54",
-                ),
-            ],
-            FormFor::Rule { pane, index },
-        )
-    }
-
-    /// The form for a VM's NIC address (a new one when `at` is `None`).
-    pub fn nic_form(
-        &self,
-        model: &Model,
-        pane: usize,
-        at: Option<(usize, usize)>,
-    ) -> Form<FormFor> {
-        let dirs = directions(model);
-        let Some(dir) = dirs.get(pane) else {
-            return Form::new(" NIC address ", Vec::new(), FormFor::Nic { pane, at });
-        };
-        let spec = self.spec(model, dir);
-        let vms = source_vms(model, dir);
-        let (vm_id, nic) = at
-            .and_then(|(v, n)| {
-                let o = spec.ip_overrides.get(v)?;
-                Some((o.vm_id.clone(), o.nics.get(n)?.clone()))
-            })
-            .unwrap_or_else(|| {
-                let first = vms.first().map_or(String::new(), |(id, _)| id.clone());
-                (first, NicAddress::default())
-            });
-        let names: Vec<String> = vms.iter().map(|(_, name)| name.clone()).collect();
-        let name = model.vm_name(&vm_id);
-        Form::new(
-            if at.is_some() {
-                " Per-VM NIC address "
-            } else {
-                " New per-VM NIC address "
-            },
-            vec![
-                Field::choice("vm_id", "VM", &name, names),
-                Field::text("nic", "NIC index", &nic.nic.to_string(), "0"),
-                Field::text(
-                    "ipv4",
-                    "IPv4",
-                    nic.ipv4.as_deref().unwrap_or(""),
-                    "10.20.1.50/24",
-                ),
-                Field::text(
-                    "ipv4_gateway",
-                    "IPv4 gateway",
-                    nic.ipv4_gateway.as_deref().unwrap_or(""),
-                    "10.20.1.1",
-                ),
-                Field::text(
-                    "ipv6",
-                    "IPv6",
-                    nic.ipv6.as_deref().unwrap_or(""),
-                    "fd00:20::50/64",
-                ),
-                Field::text(
-                    "ipv6_gateway",
-                    "IPv6 gateway",
-                    nic.ipv6_gateway.as_deref().unwrap_or(""),
-                    "fd00:20::1",
-                ),
-                Field::text("dns", "DNS servers", &nic.dns.join(", "), "10.20.0.53"),
-            ],
-            FormFor::Nic { pane, at },
-        )
-    }
-
-    /// Applies a filled-in form; on refusal, the errors by field key.
-    pub fn apply_form(
-        &mut self,
-        model: &Model,
-        form: &Form<FormFor>,
-    ) -> Result<(), Vec<(&'static str, String)>> {
-        let (pane, mut spec) = match form.purpose {
-            FormFor::Rule { pane, .. } | FormFor::Nic { pane, .. } => {
-                let dirs = directions(model);
-                let dir = dirs
-                    .get(pane)
-                    .ok_or_else(|| vec![("", "no such direction".to_string())])?;
-                (pane, self.spec(model, dir))
-            }
-        };
-        match form.purpose {
-            FormFor::Rule { index, .. } => {
-                let rule = IpRule {
-                    from_subnet: form.value("from_subnet").trim().to_string(),
-                    from_gateway: optional(form.value("from_gateway")),
-                    to_subnet: form.value("to_subnet").trim().to_string(),
-                    to_gateway: optional(form.value("to_gateway")),
-                    dns: list(form.value("dns")),
-                };
-                match index {
-                    Some(i) if i < spec.ip_rules.len() => spec.ip_rules[i] = rule,
-                    _ => spec.ip_rules.push(rule),
-                }
-            }
-            FormFor::Nic { at, .. } => {
-                let dir = &directions(model)[pane];
-                let name = form.value("vm_id");
-                let vm_id = source_vms(model, dir)
-                    .into_iter()
-                    .find(|(_, n)| n == name)
-                    .map(|(id, _)| id)
-                    .ok_or_else(|| {
-                        vec![("vm_id", "pick a VM of the protected site".to_string())]
-                    })?;
-                let index = form.value("nic").trim();
-                let nic: usize = index
-                    .parse()
-                    .map_err(|_| vec![("nic", format!("{index:?} is not a NIC index"))])?;
-                if let Some((v, n)) = at {
-                    remove_nic(&mut spec, v, n);
-                }
-                let address = NicAddress {
-                    nic,
-                    ipv4: optional(form.value("ipv4")),
-                    ipv4_gateway: optional(form.value("ipv4_gateway")),
-                    ipv6: optional(form.value("ipv6")),
-                    ipv6_gateway: optional(form.value("ipv6_gateway")),
-                    dns: list(form.value("dns")),
-                };
-                match spec.ip_overrides.iter_mut().find(|o| o.vm_id == vm_id) {
-                    Some(o) => {
-                        o.nics.retain(|n| n.nic != nic);
-                        o.nics.push(address);
-                        o.nics.sort_by_key(|n| n.nic);
-                    }
-                    None => spec.ip_overrides.push(IpOverride {
-                        vm_id,
-                        nics: vec![address],
-                    }),
-                }
-            }
-        }
-        let dir = directions(model).swap_remove(pane);
-        self.commit(model, &dir, spec).map_err(|e| {
-            let key = match leaf(&e.field) {
-                "nics" => "ipv4",
-                "source" | "target" | "" => "from_subnet",
-                other => FORM_KEYS
-                    .iter()
-                    .find(|k| **k == other)
-                    .copied()
-                    .unwrap_or("ipv4"),
-            };
-            vec![(key, e.message)]
-        })
-    }
-
     /// The requests that save every changed direction to its owner.
     pub fn save(&mut self, model: &Model) -> Result<Vec<Request>, String> {
         let mut requests = Vec::new();
@@ -515,20 +323,6 @@ impl MappingsEditor {
         }
     }
 }
-
-const FORM_KEYS: [&str; 11] = [
-    "from_subnet",
-    "from_gateway",
-    "to_subnet",
-    "to_gateway",
-    "dns",
-    "vm_id",
-    "nic",
-    "ipv4",
-    "ipv4_gateway",
-    "ipv6",
-    "ipv6_gateway",
-];
 
 fn remove_nic(spec: &mut MappingSpec, vm: usize, nic: usize) {
     if let Some(o) = spec.ip_overrides.get_mut(vm) {
