@@ -193,5 +193,9 @@ mod tests {
         vm.last_verified_ms = Some(11_000);
         vm.compute_data_loss();
         assert_eq!(vm.data_loss_seconds, Some(0.0));
+        vm.last_verified_ms = None;
+        vm.point_time_ms = Some(9_000);
+        vm.compute_data_loss();
+        assert_eq!(vm.data_loss_seconds, Some(1.5));
     }
 }
