@@ -91,9 +91,12 @@ impl Run {
 
 impl RunVm {
     /// Data loss: the protected copy's last write minus the newest record
-    /// the recovered guest verified (zero when nothing was lost).
+    /// the recovered guest verified (zero when nothing was lost). A guest
+    /// that verified no record at all lost everything written since the
+    /// recovered instance's consistency point.
     pub fn compute_data_loss(&mut self) {
-        self.data_loss_seconds = match (self.last_write_ms, self.last_verified_ms) {
+        let kept = self.last_verified_ms.or(self.point_time_ms);
+        self.data_loss_seconds = match (self.last_write_ms, kept) {
             (Some(write), Some(verified)) => Some(write.saturating_sub(verified) as f64 / 1000.0),
             (None, Some(_)) => Some(0.0),
             _ => None,
