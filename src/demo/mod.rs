@@ -2,7 +2,10 @@
 //! runs them as child processes of this binary, writes `demo.json` with
 //! their URLs, pids and tokens, and stops them cleanly on SIGINT or SIGTERM.
 //! A site that dies is left dead: killing site-a is how a disaster is
-//! simulated.
+//! simulated. A new demo gets mappings, two protection groups and a plan
+//! ([`seed`]).
+
+mod seed;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -16,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const INVENTORY: &str = include_str!("../assets/demo.toml");
+const INVENTORY: &str = include_str!("../../assets/demo.toml");
 const SITES: [&str; 2] = ["site-a", "site-b"];
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,7 +38,7 @@ pub struct DemoArgs {
 }
 
 /// The demo inventory file in assets/.
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Inventory {
     folders: Vec<String>,
@@ -249,6 +252,7 @@ pub fn run(
         let file = DemoFile { sites };
         let json = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
         std::fs::write(dir.join("demo.json"), &json).map_err(|e| e.to_string())?;
+        let seeding = tokio::spawn(seed_quietly(file.sites.clone(), inventory));
         let outcome = if args.no_tui {
             println!("{json}");
             ferry_replicator::site::shutdown_signal().await;
@@ -273,9 +277,18 @@ pub fn run(
             )?;
             crate::tui::run(endpoints, theme, ui.read_only, ui.noc).await
         };
+        seeding.abort();
         stop_all(children).await;
         outcome
     })
+}
+
+/// Seeds a new demo in the background; the sites run either way.
+async fn seed_quietly(sites: Vec<DemoSite>, inventory: Inventory) {
+    match seed::seed(sites, &inventory).await {
+        Ok(()) => tracing::info!("demo mappings, groups and plan in place"),
+        Err(e) => tracing::warn!("demo mappings, groups and plan not made: {e}"),
+    }
 }
 
 /// SIGTERM to every site still running, then a wait; a site that does not
