@@ -666,3 +666,38 @@ pub mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod protection_tests {
+    use super::*;
+    use crate::editor::fixture;
+
+    #[test]
+    fn the_owners_copy_wins_and_events_keep_it_current() {
+        let mut model = fixture::model();
+        // site-a holds a newer-looking mirror; site-b owns the group.
+        let mut mirror = fixture::group();
+        mirror.name = "stale mirror".into();
+        mirror.updated_ms += 1_000;
+        model.sites[0]
+            .protection
+            .groups
+            .insert(mirror.id.clone(), mirror);
+        assert_eq!(model.groups()[0].name, "Databases");
+        let mut renamed = fixture::group();
+        renamed.name = "DBs".into();
+        let now = Instant::now();
+        let event = |event| FeedUpdate::Event { site: 1, event };
+        assert!(model.apply(event(SiteEvent::Group(renamed)), now));
+        assert_eq!(model.group("pg-databases").unwrap().name, "DBs");
+        let removed = SiteEvent::PlanRemoved {
+            id: "plan-tier-1".into(),
+        };
+        assert!(model.apply(event(removed), now));
+        assert!(model.plan("plan-tier-1").is_some(), "site-a's mirror stays");
+        model.removed("/plans/plan-tier-1");
+        assert!(model.plans().is_empty());
+        assert!(model.mappings("site-a", "site-b").is_some());
+        assert_eq!(model.vm_name("site-a.db-02"), "db-02");
+    }
+}
