@@ -184,6 +184,8 @@ async fn test_cleanup_migration_reprotect_and_failback() {
         .await;
     let other = other["id"].as_str().unwrap().to_string();
 
+    let (events, watching) = watch_events(&api_b).await;
+
     // Test, by an operator; the prompt waits; the group is locked meanwhile.
     let before_points: Vec<u64> = api_a
         .replications()
@@ -236,6 +238,21 @@ async fn test_cleanup_migration_reprotect_and_failback() {
         "test_complete"
     );
     assert_eq!(tests_dir(&b).len(), 2);
+    eventually(
+        "run and plan events on the stream",
+        Duration::from_secs(10),
+        || {
+            let events = events.clone();
+            async move {
+                let seen = events.lock().unwrap();
+                (seen.iter().filter(|e| *e == "run").count() >= 3
+                    && seen.iter().any(|e| e == "plan"))
+                .then_some(())
+            }
+        },
+    )
+    .await;
+    watching.abort();
     // Replication never stopped: new instances arrived during and after.
     eventually(
         "new instances after the test",

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use ferry_replicator::api::types::PeerStatus;
-use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::json;
 
@@ -53,29 +52,7 @@ async fn replication_through_the_api_survives_restarts_and_outages() {
     let api = Api::new(&a);
 
     // Live events: collect the names of what streams by.
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let stream = api
-        .client
-        .get(format!("{}/events", api.base))
-        .bearer_auth(VIEWER)
-        .timeout(Duration::from_secs(600))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), 200);
-    let collector = {
-        let seen = seen.clone();
-        tokio::spawn(async move {
-            let mut body = stream.bytes_stream();
-            while let Some(Ok(chunk)) = body.next().await {
-                for line in String::from_utf8_lossy(&chunk).lines() {
-                    if let Some(name) = line.strip_prefix("event: ") {
-                        seen.lock().unwrap().push(name.to_string());
-                    }
-                }
-            }
-        })
-    };
+    let (seen, collector) = watch_events(&api).await;
 
     for vm in VMS {
         api.admin(

@@ -267,3 +267,38 @@ pub fn free_port_base() -> u16 {
         .port();
     port.min(u16::MAX - 8)
 }
+
+/// Collects the names of the events `api`'s site streams, until the task
+/// is aborted.
+pub async fn watch_events(
+    api: &Api,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use futures_util::StreamExt;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stream = api
+        .client
+        .get(format!("{}/events", api.base))
+        .bearer_auth(VIEWER)
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let collector = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let mut body = stream.bytes_stream();
+            while let Some(Ok(chunk)) = body.next().await {
+                for line in String::from_utf8_lossy(&chunk).lines() {
+                    if let Some(name) = line.strip_prefix("event: ") {
+                        seen.lock().unwrap().push(name.to_string());
+                    }
+                }
+            }
+        })
+    };
+    (seen, collector)
+}
