@@ -142,6 +142,13 @@ fn assert_steps(run: &Value, allowed: &[&str]) {
     }
 }
 
+fn write_at(path: &std::path::Path, at: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all_at(bytes, at).unwrap();
+    file.sync_all().unwrap();
+}
+
 fn tests_dir(site: &SiteProcess) -> Vec<String> {
     std::fs::read_dir(site.dir.join("ds1/tests"))
         .map(|d| {
@@ -437,13 +444,35 @@ async fn callouts_cancel_restart_and_disaster_recovery() {
     let mut api_b = Api::new(&b);
 
     // Callouts: one fails, one times out; both are errors with output kept.
+    // And vm-1's replica is damaged: its guest fails verification, which is
+    // an error, never a success.
+    let api_a = Api::new(&a);
+    api_a
+        .admin(Method::POST, "/replications/site-a.vm-1/pause", None)
+        .await;
+    eventually(
+        "vm-1 paused between cycles",
+        Duration::from_secs(30),
+        || {
+            let api = &api_a;
+            async move {
+                let r = api.get("/replications/site-a.vm-1").await;
+                (r["state"] == "paused" && r["progress"].is_null()).then_some(())
+            }
+        },
+    )
+    .await;
+    let damaged = b.dir.join("ds1/replicas/site-a.vm-1/disk-0.raw");
+    let at = 4096 + 2 * 512 + 100;
+    let original = std::fs::read(&damaged).unwrap()[at..at + 8].to_vec();
+    write_at(&damaged, at as u64, b"DAMAGED!");
     let callouts = api_b
         .admin(Method::POST, "/plans", Some(json!({
             "name": "Callouts", "groups": [group],
             "vms": [
                 {"vm_id": "site-a.vm-0", "pre_power_on": [{"kind": "command", "command": "echo checking; exit 3"}]},
-                {"vm_id": "site-a.vm-1", "post_power_on": [{"kind": "command", "command": "sleep 30", "timeout_seconds": 1}]},
             ],
+            "post_power_on": [{"kind": "command", "command": "sleep 30", "timeout_seconds": 1}],
         })))
         .await;
     let callouts = callouts["id"].as_str().unwrap().to_string();
@@ -452,26 +481,51 @@ async fn callouts_cancel_restart_and_disaster_recovery() {
     assert_eq!(run["state"], "failed", "{run:#}");
     let steps = run["steps"].as_array().unwrap();
     assert!(steps.iter().all(|s| s["name"] != "Synchronize storage"));
-    let pre = steps
-        .iter()
-        .find(|s| s["name"] == "Priority 3: pre power-on callouts")
-        .unwrap();
-    let msg = pre["vms"][0]["message"].as_str().unwrap();
+    let step = |name: &str| steps.iter().find(|s| s["name"] == name).unwrap().clone();
+    let msg = step("Priority 3: pre power-on callouts")["vms"][0]["message"].clone();
+    let msg = msg.as_str().unwrap();
     assert!(
         msg.contains("exit status: 3") && msg.contains("checking"),
         "{msg}"
     );
-    let post = steps
-        .iter()
-        .find(|s| s["name"] == "Priority 3: post power-on callouts")
-        .unwrap();
+    let post = step("Plan callouts after power-on");
+    assert_eq!(post["state"], "error");
     assert!(
-        post["vms"].as_array().unwrap().iter().any(|v| v["message"]
+        post["message"]
             .as_str()
             .unwrap()
-            .contains("timed out after 1 s")),
+            .contains("timed out after 1 s"),
         "{post}"
     );
+    let power = step("Priority 3: power on");
+    let vm1 = power["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["vm_id"] == "site-a.vm-1")
+        .unwrap();
+    assert_eq!(vm1["state"], "error", "{vm1}");
+    assert!(
+        vm1["message"]
+            .as_str()
+            .unwrap()
+            .contains("disk verification failed"),
+        "{vm1}"
+    );
+    let result = run["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["vm_id"] == "site-a.vm-1")
+        .unwrap();
+    assert_eq!(
+        (result["verified"].clone(), result["result"].clone()),
+        (json!(false), json!("error"))
+    );
+    write_at(&damaged, at as u64, &original);
+    api_a
+        .admin(Method::POST, "/replications/site-a.vm-1/resume", None)
+        .await;
     let cleanup = started(&api_b, &callouts, json!({"mode": "cleanup"})).await;
     assert_eq!(drive(&api_b, &cleanup).await["state"], "succeeded");
 
