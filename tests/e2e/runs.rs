@@ -439,6 +439,7 @@ async fn callouts_cancel_restart_and_disaster_recovery() {
     let tmp = tempfile::tempdir().unwrap();
     let mut a = SiteProcess::create(&tmp.path().join("a"), "site-a", 2);
     let mut b = SiteProcess::create(&tmp.path().join("b"), "site-b", 0);
+    a.pin_ports();
     b.pin_ports();
     let group = protected_pair(&a, &b, 2).await;
     let mut api_b = Api::new(&b);
@@ -617,4 +618,33 @@ async fn callouts_cancel_restart_and_disaster_recovery() {
         api_b.get(&format!("/plans/{prompted}")).await["state"],
         "recovery_complete"
     );
+
+    // Site-a comes back with its old VMs running; reprotect stops them,
+    // makes their disks seeds and hands the plan to site-a.
+    a = SiteProcess::start(&tmp.path().join("a"));
+    let api_a = Api::new(&a);
+    assert!(
+        api_a
+            .get("/vms")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["power_state"] == "on")
+    );
+    let reprotect = started(
+        &api_b,
+        &prompted,
+        json!({"mode": "reprotect", "confirm": "Prompted"}),
+    )
+    .await;
+    let run = drive(&api_b, &reprotect).await;
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    assert!(api_a.get("/vms").await.as_array().unwrap().is_empty());
+    eventually("the plan at site-a", Duration::from_secs(10), || {
+        let api = &api_a;
+        let path = format!("/plans/{prompted}");
+        async move { (api.get(&path).await["recovery_site"] == "site-a").then_some(()) }
+    })
+    .await;
 }

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tracing::warn;
+
 use super::{Site, VmRuntime};
 use crate::api::types::{PowerState, VmInfo};
 use crate::config::{GuestSeed, NicSeed};
@@ -178,6 +180,21 @@ impl Site {
         lock(&self.vms)
             .get(vm_id)
             .and_then(|v| v.guest.as_ref().map(|g| g.status.clone()))
+    }
+
+    /// Powers off a test VM, keeping its test copy; false if it was not
+    /// running.
+    pub(crate) async fn power_off_test_vm(&self, vm_id: &str) -> bool {
+        let guest = lock(&self.test_vms)
+            .get_mut(vm_id)
+            .and_then(|t| t.guest.take());
+        match guest {
+            Some(guest) => {
+                guest.shut_down().await;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Powers off a test VM and removes its test copy.
@@ -372,10 +389,10 @@ impl Site {
                 .ok_or_else(|| format!("no VM and no seed of {vm_id} at site {}", self.name));
         };
         if self.guest_status(vm_id).is_some() {
-            return Err(format!(
-                "{} is powered on; a planned migration shuts it down first",
-                vm.name
-            ));
+            // Back after a disaster with its VMs running: this copy is stale
+            // (the recovered one is newer), so it stops before it is a seed.
+            warn!(vm = %vm_id, "powering off the old copy before it becomes a seed");
+            self.shut_down_vm(vm_id).await?;
         }
         if self.replication_info(vm_id).is_some() {
             self.stop_replication(vm_id)

@@ -567,12 +567,12 @@ impl Exec {
             Kind::Heartbeats { .. } => Ok(()),
             Kind::PowerOffTests => {
                 for vm in &self.vms {
-                    let running = lock(&self.site.test_vms).contains_key(&vm.id);
+                    let was_on = self.site.power_off_test_vm(&vm.id).await;
                     self.sub(
                         i,
                         &vm.id,
                         StepState::Done,
-                        if running {
+                        if was_on {
                             "powered off"
                         } else {
                             "was not running"
