@@ -341,6 +341,22 @@ impl Exec {
         Ok(tail(outputs.join("\n").as_bytes()))
     }
 
+    /// Marks the live VMs running in step `i` and asks the protected site
+    /// to do `call` to them.
+    async fn ask_protected_site(
+        &self,
+        i: usize,
+        doing: &str,
+        call: impl FnOnce(Vec<String>) -> ControlCall,
+        timeout: Duration,
+    ) -> Result<Vec<VmOutcome>, String> {
+        let ids: Vec<String> = self.live().iter().map(|v| v.id.clone()).collect();
+        for id in &ids {
+            self.sub(i, id, StepState::Running, doing);
+        }
+        self.call_peer(call(ids), timeout).await
+    }
+
     async fn call_peer(
         &self,
         call: ControlCall,
@@ -616,17 +632,10 @@ impl Exec {
                 Ok(())
             }
             Kind::Demote => {
-                let ids: Vec<String> = self.live().iter().map(|v| v.id.clone()).collect();
-                for id in &ids {
-                    self.sub(
-                        i,
-                        id,
-                        StepState::Running,
-                        "stopping replication, turning the disks into a seed",
-                    );
-                }
+                let demote = |vm_ids| ControlCall::Demote { vm_ids };
+                let doing = "stopping replication, turning the disks into a seed";
                 match self
-                    .call_peer(ControlCall::Demote { vm_ids: ids }, CALL_TIMEOUT)
+                    .ask_protected_site(i, doing, demote, CALL_TIMEOUT)
                     .await
                 {
                     Ok(outcomes) => {
@@ -766,16 +775,13 @@ impl Exec {
     }
 
     async fn sync(&self, i: usize, last: bool) -> Result<(), String> {
-        let ids: Vec<String> = self.live().iter().map(|v| v.id.clone()).collect();
-        for id in &ids {
-            self.sub(i, id, StepState::Running, "synchronizing");
-        }
-        let call = ControlCall::Sync {
-            vm_ids: ids,
+        let call = |vm_ids| ControlCall::Sync {
+            vm_ids,
             timeout_seconds: SYNC_TIMEOUT.as_secs(),
         };
+        let timeout = SYNC_TIMEOUT + Duration::from_secs(5);
         match self
-            .call_peer(call, SYNC_TIMEOUT + Duration::from_secs(5))
+            .ask_protected_site(i, "synchronizing", call, timeout)
             .await
         {
             Ok(outcomes) => {
@@ -848,12 +854,9 @@ impl Exec {
     }
 
     async fn shut_down(&self, i: usize) -> Result<(), String> {
-        let ids: Vec<String> = self.live().iter().map(|v| v.id.clone()).collect();
-        for id in &ids {
-            self.sub(i, id, StepState::Running, "shutting down");
-        }
+        let call = |vm_ids| ControlCall::ShutDown { vm_ids };
         match self
-            .call_peer(ControlCall::ShutDown { vm_ids: ids }, CALL_TIMEOUT)
+            .ask_protected_site(i, "shutting down", call, CALL_TIMEOUT)
             .await
         {
             Ok(outcomes) => {

@@ -56,9 +56,7 @@ async fn cancel(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Run>, ApiError> {
-    let run = site.run(&id).await?;
-    caller.require(role_for(run.mode.is_destructive()))?;
-    Ok(Json(site.cancel_run(&id)?))
+    steer(&site, &caller, &id, |site, id| site.cancel_run(id)).await
 }
 
 async fn ack(
@@ -66,7 +64,20 @@ async fn ack(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Run>, ApiError> {
-    let run = site.run(&id).await?;
+    steer(&site, &caller, &id, |site, id| {
+        site.ack_run(id, &caller.name)
+    })
+    .await
+}
+
+/// Cancel and ack need the role that could have started the run.
+async fn steer(
+    site: &AppState,
+    caller: &Caller,
+    id: &str,
+    act: impl FnOnce(&AppState, &str) -> Result<Run, crate::site::SiteError>,
+) -> Result<Json<Run>, ApiError> {
+    let run = site.run(id).await?;
     caller.require(role_for(run.mode.is_destructive()))?;
-    Ok(Json(site.ack_run(&id, &caller.name)?))
+    Ok(Json(act(site, id)?))
 }
