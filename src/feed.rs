@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ferry_replicator::api::types::{
-    Mappings, Plan, ProtectionGroup, ReplicationInfo, SiteEvent, SiteInfo, VmInfo,
+    Mappings, Plan, ProtectionGroup, ReplicationInfo, Run, SiteEvent, SiteInfo, VmInfo,
 };
 use ferry_replicator::store::EventRow;
 use futures_util::StreamExt;
@@ -108,11 +108,15 @@ async fn protection(client: &reqwest::Client, endpoint: &Endpoint) -> Result<Pro
     let plans: Vec<Plan> = get_optional(client, endpoint, "/plans")
         .await?
         .unwrap_or_default();
+    let runs: Vec<Run> = get_optional(client, endpoint, "/runs")
+        .await?
+        .unwrap_or_default();
     Ok(Protection {
         inventory,
         mappings: mappings.into_iter().map(|m| (m.id.clone(), m)).collect(),
         groups: groups.into_iter().map(|g| (g.id.clone(), g)).collect(),
         plans: plans.into_iter().map(|p| (p.id.clone(), p)).collect(),
+        runs: runs.into_iter().map(|r| (r.id.clone(), r)).collect(),
     })
 }
 

@@ -5,6 +5,8 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use ferry_replicator::api::types::RunMode;
+
 use crate::app::{Action, Scope, View};
 
 pub fn action(key: KeyEvent, scope: Scope) -> Option<Action> {
@@ -47,6 +49,26 @@ pub fn action(key: KeyEvent, scope: Scope) -> Option<Action> {
         (Scope::View(View::Mappings), KeyCode::Right | KeyCode::Char('l')) => Some(Action::Right),
         (Scope::View(View::Mappings), KeyCode::Char('a')) => Some(Action::New),
         (Scope::View(View::Groups | View::Plans), KeyCode::Char('n')) => Some(Action::New),
+        (Scope::View(View::Plans), KeyCode::Char('t')) => Some(Action::StartRun(RunMode::Test)),
+        (Scope::View(View::Plans), KeyCode::Char('c')) => Some(Action::StartRun(RunMode::Cleanup)),
+        (Scope::View(View::Plans), KeyCode::Char('C')) => Some(Action::ForceCleanup),
+        (Scope::View(View::Plans), KeyCode::Char('m')) => {
+            Some(Action::StartRun(RunMode::PlannedMigration))
+        }
+        (Scope::View(View::Plans), KeyCode::Char('d')) => {
+            Some(Action::StartRun(RunMode::DisasterRecovery))
+        }
+        (Scope::View(View::Plans), KeyCode::Char('r')) => {
+            Some(Action::StartRun(RunMode::Reprotect))
+        }
+        (Scope::View(View::Plans | View::History) | Scope::Run, KeyCode::Char('X')) => {
+            Some(Action::CancelRun)
+        }
+        (Scope::View(View::Plans), KeyCode::Char('o')) => Some(Action::OpenRun),
+        (Scope::View(View::History) | Scope::Run, KeyCode::Char('e')) => Some(Action::Export),
+        (Scope::Run, KeyCode::Char('x')) => Some(Action::CancelRun),
+        (Scope::Run, KeyCode::Char('a')) => Some(Action::Ack),
+        (Scope::Run, KeyCode::Char(' ')) => Some(Action::Toggle),
         (Scope::View(v), KeyCode::Char('x') | KeyCode::Delete) if v.edits() => Some(Action::Delete),
         (
             Scope::View(View::Mappings) | Scope::GroupEditor | Scope::PlanEditor,
@@ -85,7 +107,7 @@ pub fn action(key: KeyEvent, scope: Scope) -> Option<Action> {
         KeyCode::Char('q') => Action::Quit,
         KeyCode::Char('?') => Action::OpenHelp,
         KeyCode::Char(':') => Action::OpenPalette,
-        KeyCode::Char(c @ '1'..='6') => Action::Show(View::ALL[c as usize - '1' as usize]),
+        KeyCode::Char(c @ '1'..='7') => Action::Show(View::ALL[c as usize - '1' as usize]),
         _ => return None,
     })
 }

@@ -7,10 +7,12 @@
 //! - [`ui`]: rendering, pure functions of the app; [`theme`]: styles by role.
 //! - [`tui`]: the terminal's owner and the event loop; [`keys`]: key map.
 //! - [`demo`]: the two-site demo; [`settings`]: config file and paths.
+//! - [`export`]: a run's record as JSON and Markdown files.
 
 pub mod app;
 pub mod demo;
 pub mod editor;
+pub mod export;
 pub mod feed;
 pub mod keys;
 pub mod model;

@@ -5,10 +5,13 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use ferry_replicator::api::types::{
-    Inventory, Mappings, PeerInfo, Plan, ProtectionGroup, ReplicationInfo, SiteEvent, SiteInfo,
-    VmInfo,
+    Inventory, Mappings, PeerInfo, Plan, ProtectionGroup, ReplicationInfo, Run, SiteEvent,
+    SiteInfo, VmInfo,
 };
 use ferry_replicator::store::EventRow;
+
+pub mod runs;
+pub use runs::RunEntry;
 
 /// Alarms kept in memory across both sites.
 const MAX_ALARMS: usize = 500;
@@ -73,6 +76,8 @@ pub struct Protection {
     pub mappings: BTreeMap<String, Mappings>,
     pub groups: BTreeMap<String, ProtectionGroup>,
     pub plans: BTreeMap<String, Plan>,
+    /// The runs this site executed, live ones kept current by events.
+    pub runs: BTreeMap<String, Run>,
 }
 
 #[derive(Debug, Clone)]
@@ -355,8 +360,10 @@ impl Model {
                 true
             }
             SiteEvent::PlanRemoved { id } => s.protection.plans.remove(&id).is_some(),
-            // Runs: their view is not built yet.
-            SiteEvent::Run(_) => false,
+            SiteEvent::Run(r) => {
+                s.protection.runs.insert(r.id.clone(), r);
+                true
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use ratatui::crossterm::event::{self, Event};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::app::{Action, App, Effect};
+use crate::app::{Action, App, Effect, RunCall, RunReply};
 use crate::editor::{Method, Reply, Request};
 use crate::feed::{self, Endpoint};
 use crate::model::{Model, SiteState};
@@ -45,6 +45,13 @@ pub async fn run(
     let reading = std::thread::spawn(move || read_terminal(key_tx));
     let (notice_tx, mut notice_rx) = mpsc::unbounded_channel::<String>();
     let (reply_tx, mut reply_rx) = mpsc::unbounded_channel::<Reply>();
+    let (run_tx, mut run_rx) = mpsc::unbounded_channel::<RunReply>();
+    let tasks = Tasks {
+        endpoints: &endpoints,
+        notices: &notice_tx,
+        replies: &reply_tx,
+        runs: &run_tx,
+    };
 
     let mut terminal = ratatui::init();
     let mut ticker = tokio::time::interval(TICK);
@@ -65,7 +72,7 @@ pub async fn run(
                     Event::Key(key) => {
                         if let Some(action) = keys::action(key, app.scope()) {
                             if let Some(effect) = app.update(action) {
-                                run_effect(effect, &endpoints, &notice_tx, &reply_tx);
+                                tasks.run(effect);
                             }
                             dirty = true;
                         }
@@ -77,6 +84,10 @@ pub async fn run(
             Some(update) = feed_rx.recv() => dirty |= app.feed(update),
             Some(reply) = reply_rx.recv() => {
                 app.reply(reply);
+                dirty = true;
+            }
+            Some(reply) = run_rx.recv() => {
+                app.run_replied(reply);
                 dirty = true;
             }
             Some(notice) = notice_rx.recv() => {
@@ -121,25 +132,61 @@ fn read_terminal(tx: mpsc::UnboundedSender<Event>) {
     }
 }
 
-fn run_effect(
-    effect: Effect,
-    endpoints: &[Endpoint],
-    notices: &mpsc::UnboundedSender<String>,
-    replies: &mpsc::UnboundedSender<Reply>,
-) {
-    match effect {
-        Effect::Post { site, path } => {
-            if let Some(endpoint) = endpoints.get(site).cloned() {
-                tokio::spawn(post(endpoint, path, notices.clone()));
+/// Where effects run and where their results go.
+struct Tasks<'a> {
+    endpoints: &'a [Endpoint],
+    notices: &'a mpsc::UnboundedSender<String>,
+    replies: &'a mpsc::UnboundedSender<Reply>,
+    runs: &'a mpsc::UnboundedSender<RunReply>,
+}
+
+impl Tasks<'_> {
+    fn run(&self, effect: Effect) {
+        match effect {
+            Effect::Post { site, path } => {
+                if let Some(endpoint) = self.endpoints.get(site).cloned() {
+                    tokio::spawn(post(endpoint, path, self.notices.clone()));
+                }
             }
-        }
-        Effect::Send(requests) => {
-            for request in requests {
-                let endpoint = endpoints.get(request.site).cloned();
-                tokio::spawn(send(endpoint, request, replies.clone()));
+            Effect::Send(requests) => {
+                for request in requests {
+                    let endpoint = self.endpoints.get(request.site).cloned();
+                    tokio::spawn(send(endpoint, request, self.replies.clone()));
+                }
+            }
+            Effect::Run(call) => {
+                let endpoint = self.endpoints.get(call.site).cloned();
+                tokio::spawn(steer(endpoint, call, self.runs.clone()));
+            }
+            Effect::Export(run) => {
+                let notices = self.notices.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _ = notices.send(crate::export::write(&run));
+                });
             }
         }
     }
+}
+
+/// Starts or steers a run at its site; a reply always comes back.
+async fn steer(
+    endpoint: Option<Endpoint>,
+    call: RunCall,
+    replies: mpsc::UnboundedSender<RunReply>,
+) {
+    let outcome = match endpoint {
+        Some(endpoint) => exchange(&endpoint, Method::Post, &call.path, call.body.as_ref()).await,
+        None => Err(ErrorBody {
+            error: "no_site".into(),
+            message: format!("no site number {}", call.site),
+            field: None,
+        }),
+    };
+    let _ = replies.send(RunReply {
+        site: call.site,
+        purpose: call.purpose,
+        outcome,
+    });
 }
 
 async fn post(endpoint: Endpoint, path: String, notices: mpsc::UnboundedSender<String>) {
@@ -169,7 +216,15 @@ async fn post(endpoint: Endpoint, path: String, notices: mpsc::UnboundedSender<S
 /// reply goes back, so the editor never waits forever.
 async fn send(endpoint: Option<Endpoint>, request: Request, replies: mpsc::UnboundedSender<Reply>) {
     let outcome = match endpoint {
-        Some(endpoint) => exchange(&endpoint, &request).await,
+        Some(endpoint) => {
+            exchange(
+                &endpoint,
+                request.method,
+                &request.path,
+                request.body.as_ref(),
+            )
+            .await
+        }
         None => Err(ErrorBody {
             error: "no_site".into(),
             message: format!("no site number {}", request.site),
@@ -182,10 +237,15 @@ async fn send(endpoint: Option<Endpoint>, request: Request, replies: mpsc::Unbou
     });
 }
 
-async fn exchange(endpoint: &Endpoint, request: &Request) -> Result<serde_json::Value, ErrorBody> {
+async fn exchange(
+    endpoint: &Endpoint,
+    method: Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<serde_json::Value, ErrorBody> {
     let client = reqwest::Client::new();
-    let url = format!("{}/api/v1{}", endpoint.url, request.path);
-    let builder = match request.method {
+    let url = format!("{}/api/v1{path}", endpoint.url);
+    let builder = match method {
         Method::Post => client.post(url),
         Method::Put => client.put(url),
         Method::Delete => client.delete(url),
@@ -193,7 +253,7 @@ async fn exchange(endpoint: &Endpoint, request: &Request) -> Result<serde_json::
     let mut builder = builder
         .bearer_auth(&endpoint.token)
         .timeout(Duration::from_secs(10));
-    if let Some(body) = &request.body {
+    if let Some(body) = body {
         builder = builder.json(body);
     }
     let unreachable = |e: reqwest::Error| ErrorBody {

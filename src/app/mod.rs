@@ -8,6 +8,7 @@
 
 mod dialogs;
 mod protection;
+mod runs;
 #[cfg(test)]
 mod tests;
 
@@ -23,6 +24,7 @@ use crate::model::{FeedUpdate, Model, compliance, lag_seconds};
 use crate::theme::Theme;
 
 pub use protection::{Editor, FormFor, Leave, PickFor, Popup};
+pub use runs::{PromptView, RunCall, RunDialog, RunPurpose, RunReply, RunView, Start};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -32,16 +34,18 @@ pub enum View {
     Mappings,
     Groups,
     Plans,
+    History,
 }
 
 impl View {
-    pub const ALL: [View; 6] = [
+    pub const ALL: [View; 7] = [
         View::Dashboard,
         View::Replication,
         View::Events,
         View::Mappings,
         View::Groups,
         View::Plans,
+        View::History,
     ];
 
     pub fn title(self) -> &'static str {
@@ -52,6 +56,7 @@ impl View {
             Self::Mappings => "Mappings",
             Self::Groups => "Groups",
             Self::Plans => "Plans",
+            Self::History => "History",
         }
     }
 
@@ -180,6 +185,18 @@ pub enum Action {
     Rename,
     /// A key for the text area, as it came.
     Input(KeyEvent),
+    /// Starts a run of the selected plan (asks first).
+    StartRun(ferry_replicator::api::types::RunMode),
+    /// A cleanup that goes on past errors.
+    ForceCleanup,
+    /// Cancels the run on screen or the selected plan's run (asks first).
+    CancelRun,
+    /// Answers the prompt a run waits on.
+    Ack,
+    /// Opens the selected plan's run.
+    OpenRun,
+    /// Writes a run out as JSON and Markdown.
+    Export,
     /// A second passed: ages and the NOC rotation move on.
     Tick,
 }
@@ -210,12 +227,16 @@ impl Action {
 }
 
 /// Work for a task outside the UI loop.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// POST to a site's API, e.g. `/replications/{id}/sync`.
     Post { site: usize, path: String },
     /// Changes to sites' objects; each reply comes back to [`App::reply`].
     Send(Vec<Request>),
+    /// Starts or steers a run; the reply comes back to [`App::run_replied`].
+    Run(RunCall),
+    /// Writes a run to files; a notice says where.
+    Export(Box<ferry_replicator::api::types::Run>),
 }
 
 /// Which keys mean what now: letters are text while typing, commands
@@ -234,10 +255,12 @@ pub enum Scope {
     View(View),
     GroupEditor,
     PlanEditor,
+    /// The run view.
+    Run,
 }
 
 /// `:` commands and what they do.
-pub const COMMANDS: [(&str, &str); 12] = [
+pub const COMMANDS: [(&str, &str); 20] = [
     ("dash", "the dashboard"),
     ("vms", "the replication view"),
     ("replication", "the replication view"),
@@ -245,6 +268,14 @@ pub const COMMANDS: [(&str, &str); 12] = [
     ("mappings", "inventory mappings, both directions"),
     ("groups", "protection groups"),
     ("plans", "recovery plans"),
+    ("history", "past runs, newest first"),
+    ("run", "the selected plan's run"),
+    ("test", "test the selected plan"),
+    ("cleanup", "clean up after its test"),
+    ("migrate", "planned migration of the plan"),
+    ("failover", "disaster recovery of the plan"),
+    ("reprotect", "reverse the plan's direction"),
+    ("cancel", "cancel the plan's run"),
     ("new", "a new group or plan (in their views)"),
     ("save", "save the open editor"),
     ("help", "the keys"),
@@ -285,6 +316,10 @@ pub struct App {
     /// Where to go once the saves in flight succeed.
     after_save: Option<Leave>,
     save_failed: bool,
+    /// The run view, over the plans or history view.
+    pub run: Option<RunView>,
+    /// A question before a run starts or is cancelled.
+    pub run_dialog: Option<RunDialog>,
 }
 
 impl App {
@@ -315,11 +350,16 @@ impl App {
             saving: 0,
             after_save: None,
             save_failed: false,
+            run: None,
+            run_dialog: None,
         }
     }
 
     /// What keys mean now.
     pub fn scope(&self) -> Scope {
+        if let Some(scope) = self.run_scope() {
+            return scope;
+        }
         match (&self.popup, &self.overlay, &self.editor) {
             (Some(Popup::Form(_)), ..) => Scope::Text,
             (Some(Popup::Callouts { .. }), ..) => Scope::TextArea,
@@ -388,6 +428,7 @@ impl App {
             View::Events => self.model.alarms.len(),
             View::Groups => self.model.groups().len(),
             View::Plans => self.model.plans().len(),
+            View::History => self.model.runs().len(),
             View::Dashboard | View::Mappings => 0,
         }
     }
@@ -405,6 +446,9 @@ impl App {
 
     /// The actions the current mode accepts: what `?` and the bottom bar show.
     pub fn keys(&self) -> Vec<(&'static str, &'static str)> {
+        if let Some(keys) = self.run_keys() {
+            return keys;
+        }
         if self.popup.is_some() || (self.editor.is_some() && self.overlay == Overlay::None) {
             return self.editing_keys();
         }
@@ -429,8 +473,24 @@ impl App {
                 if self.view == View::Events {
                     keys.push(("↑↓/jk", "move"));
                 }
+                if self.view == View::History {
+                    keys.extend([("↑↓/jk", "move"), ("Enter", "open"), ("e", "export")]);
+                    if !self.read_only {
+                        keys.push(("X", "cancel"));
+                    }
+                }
+                // Running a plan first: at 3 a.m. those are the keys wanted.
+                if self.view == View::Plans && self.editor.is_none() {
+                    keys.push(("↑↓", "move"));
+                    keys.extend(self.plan_run_keys(false));
+                }
                 if self.view.edits() {
-                    keys.extend(self.editing_keys());
+                    let more: Vec<_> = self
+                        .editing_keys()
+                        .into_iter()
+                        .filter(|k| !keys.contains(k))
+                        .collect();
+                    keys.extend(more);
                 }
                 if !self.filter.is_empty() {
                     keys.push(("Esc", "clear filter"));
@@ -448,6 +508,9 @@ impl App {
         }
         if self.popup.is_some() && action != Action::Tick {
             return self.on_popup(action);
+        }
+        if self.run_dialog.is_some() && action != Action::Tick {
+            return self.on_run_dialog(action);
         }
         match (&mut self.overlay, action) {
             (_, Action::Tick) => {
@@ -486,7 +549,9 @@ impl App {
                 self.filter.clear();
                 self.overlay = Overlay::None;
             }
-            (Overlay::None, Action::Back) if self.view.edits() => return self.normal(Action::Back),
+            (Overlay::None, Action::Back) if self.view.edits() || self.run.is_some() => {
+                return self.normal(Action::Back);
+            }
             (Overlay::None, Action::Back) => self.filter.clear(),
             (_, Action::Back) => self.overlay = Overlay::None,
             (Overlay::Palette(_) | Overlay::Filter, _) => {}
@@ -501,6 +566,10 @@ impl App {
     }
 
     fn normal(&mut self, action: Action) -> Option<Effect> {
+        let action = match self.on_runs(action) {
+            Ok(effect) => return effect,
+            Err(action) => action,
+        };
         match action {
             Action::NextView => return self.leave(Leave::Show(self.view.step(1))),
             Action::PrevView => return self.leave(Leave::Show(self.view.step(-1))),
@@ -554,6 +623,9 @@ impl App {
             self.status = Some("read-only: no actions here".into());
             return None;
         }
+        if action.runs() {
+            return self.act_on_run(action);
+        }
         if self.view.edits() {
             return self.edit(action);
         }
@@ -571,6 +643,7 @@ impl App {
     }
 
     fn show(&mut self, view: View) {
+        self.run = None;
         if self.view != view {
             self.view = view;
             self.selected = 0;
@@ -585,6 +658,26 @@ impl App {
             "mappings" | "map" => return self.leave(Leave::Show(View::Mappings)),
             "groups" | "pg" => return self.leave(Leave::Show(View::Groups)),
             "plans" | "plan" => return self.leave(Leave::Show(View::Plans)),
+            "history" | "runs" => return self.leave(Leave::Show(View::History)),
+            "run" | "test" | "cleanup" | "migrate" | "failover" | "reprotect" | "cancel"
+                if self.view == View::Plans && self.editor.is_none() =>
+            {
+                use ferry_replicator::api::types::RunMode;
+                return self.normal(match command {
+                    "run" => Action::OpenRun,
+                    "test" => Action::StartRun(RunMode::Test),
+                    "cleanup" => Action::StartRun(RunMode::Cleanup),
+                    "migrate" => Action::StartRun(RunMode::PlannedMigration),
+                    "failover" => Action::StartRun(RunMode::DisasterRecovery),
+                    "reprotect" => Action::StartRun(RunMode::Reprotect),
+                    _ => Action::CancelRun,
+                });
+            }
+            "run" | "test" | "cleanup" | "migrate" | "failover" | "reprotect" | "cancel" => {
+                self.status = Some(format!(
+                    ":{command} works on the plans view's selected plan"
+                ));
+            }
             "new" if matches!(self.view, View::Groups | View::Plans) && self.editor.is_none() => {
                 return self.act(Action::New);
             }
@@ -594,7 +687,7 @@ impl App {
             "" => {}
             other => {
                 self.status = Some(format!(
-                    "no command :{other}; try :dash, :vms, :events, :mappings, :groups, :plans, :help, :quit"
+                    "no command :{other}; try :dash, :vms, :events, :mappings, :groups, :plans, :history, :help, :quit"
                 ))
             }
         }

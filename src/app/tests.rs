@@ -22,7 +22,7 @@ fn sent(effects: &[Effect]) -> Vec<Request> {
         .iter()
         .flat_map(|e| match e {
             Effect::Send(requests) => requests.clone(),
-            Effect::Post { .. } => Vec::new(),
+            _ => Vec::new(),
         })
         .collect()
 }
@@ -283,7 +283,7 @@ fn leaving_with_unsaved_changes_asks_save_discard_or_stay() {
     run(&mut app, [Action::NextView]);
     assert!(matches!(
         app.popup,
-        Some(Popup::Leave(Leave::Show(View::Dashboard)))
+        Some(Popup::Leave(Leave::Show(View::History)))
     ));
     run(&mut app, [Action::Back]);
     assert_eq!(

@@ -1,13 +1,15 @@
-//! What an operator sets up first, given to a new demo so its editors have
-//! something to show: mappings site-a → site-b, a group per tier kind and a
-//! three-tier recovery plan, all made at site-b (the recovery site) through
-//! its API, as the TUI would. A demo that has groups already is left alone.
+//! What an operator sets up first, given to a new demo so a failover can be
+//! tried at once: mappings both ways (site-a → site-b, and back for the
+//! failback), a group per tier kind and a three-tier recovery plan, made
+//! through the sites' APIs as the TUI would. Each part is made only when
+//! missing, so a restarted demo (even one failed over) is left as it was.
 
 use std::time::{Duration, Instant};
 
 use ferry_replicator::api::types::{
-    GroupSpec, IpRule, MappingSpec, Pair, PlanSpec, PlanVm, ProtectionGroup,
+    Callout, GroupSpec, IpRule, MappingSpec, Pair, PlanSpec, PlanVm,
 };
+use ferry_replicator::config::NetworkConfig;
 use serde_json::Value;
 
 use super::{DemoSite, Inventory};
@@ -17,21 +19,37 @@ use super::{DemoSite, Inventory};
 const PEER_WAIT: Duration = Duration::from_secs(60);
 
 pub async fn seed(sites: Vec<DemoSite>, inventory: &Inventory) -> Result<(), String> {
-    let recovery = sites.get(1).ok_or("no recovery site")?;
-    let api = Api {
-        client: reqwest::Client::new(),
-        url: format!("{}/api/v1", recovery.url),
-        token: recovery.tokens.admin.clone(),
+    let site_api = |i: usize| {
+        sites.get(i).map(|s| Api {
+            client: reqwest::Client::new(),
+            url: format!("{}/api/v1", s.url),
+            token: s.tokens.admin.clone(),
+        })
     };
-    let groups: Vec<ProtectionGroup> =
-        serde_json::from_value(api.get("/protection-groups").await?).map_err(|e| e.to_string())?;
-    if !groups.is_empty() {
-        return Ok(());
-    }
-    let mappings: Vec<Value> =
-        serde_json::from_value(api.get("/mappings").await?).map_err(|e| e.to_string())?;
-    if mappings.iter().all(|m| m["id"] != "site-a-to-site-b") {
-        api.post("/mappings", &mappings_spec(inventory)).await?;
+    let protected = site_api(0).ok_or("no protected site")?;
+    let api = site_api(1).ok_or("no recovery site")?;
+    let (there, back) = (&inventory.protected_networks, &inventory.recovery_networks);
+    let forward = mappings_spec(
+        inventory,
+        ("site-a", there),
+        ("site-b", back),
+        ("prod-", "dr-"),
+    );
+    ensure_mappings(&api, forward).await?;
+    let reverse = mappings_spec(
+        inventory,
+        ("site-b", back),
+        ("site-a", there),
+        ("dr-", "prod-"),
+    );
+    ensure_mappings(&protected, reverse).await?;
+    // After a reprotect the groups and the plan live at site-a: either
+    // site holding any means the demo has them.
+    for site in [&api, &protected] {
+        let groups = site.get("/protection-groups").await?;
+        if groups.as_array().is_some_and(|g| !g.is_empty()) {
+            return Ok(());
+        }
     }
     let tier = |vm: &str| {
         inventory
@@ -78,9 +96,18 @@ pub async fn seed(sites: Vec<DemoSite>, inventory: &Inventory) -> Result<(), Str
                 Some("Apps") => 2,
                 _ => 3,
             };
-            // The replica database starts once the primary answers.
-            if v.name == "db-02" {
-                vm.depends_on = vec!["site-a.db-01".into()];
+            // The replica database starts once the primary answers, the
+            // second app server once the first does; web servers need none.
+            match v.name.as_str() {
+                "db-02" => vm.depends_on = vec!["site-a.db-01".into()],
+                "app-02" => vm.depends_on = vec!["site-a.app-01".into()],
+                "db-01" => {
+                    vm.post_power_on = vec![Callout::Command {
+                        command: "echo \"db-01 is up\"".into(),
+                        timeout_seconds: 30,
+                    }]
+                }
+                _ => {}
             }
             vm
         })
@@ -97,9 +124,39 @@ pub async fn seed(sites: Vec<DemoSite>, inventory: &Inventory) -> Result<(), Str
     Ok(())
 }
 
-/// Every protected object onto its namesake (networks `prod-x` onto
-/// `dr-x`, tests onto the isolated network), with a subnet rule per network.
-fn mappings_spec(inventory: &Inventory) -> MappingSpec {
+/// The mappings of `to`, made there when it has none yet; the site may
+/// not know its peer's inventory for a moment after starting.
+async fn ensure_mappings(api: &Api, spec: MappingSpec) -> Result<(), String> {
+    let id = format!("{}-to-{}", spec.from_site, spec.to_site);
+    let mappings = api.get("/mappings").await?;
+    if mappings
+        .as_array()
+        .is_some_and(|all| all.iter().any(|m| m["id"] == id.as_str()))
+    {
+        return Ok(());
+    }
+    let started = Instant::now();
+    loop {
+        match api.post("/mappings", &spec).await {
+            Ok(_) => return Ok(()),
+            Err(e) if started.elapsed() < PEER_WAIT => {
+                tracing::debug!("demo mappings {id} not yet: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Every object of `from` onto its namesake at `to` (networks renamed by
+/// `rename`, e.g. `prod-x` onto `dr-x`; each onto the isolated test
+/// network for tests), with a subnet rule per network.
+fn mappings_spec(
+    inventory: &Inventory,
+    (from_site, from_networks): (&str, &[NetworkConfig]),
+    (to_site, to_networks): (&str, &[NetworkConfig]),
+    rename: (&str, &str),
+) -> MappingSpec {
     let same = |names: &[String]| {
         names
             .iter()
@@ -109,14 +166,10 @@ fn mappings_spec(inventory: &Inventory) -> MappingSpec {
             })
             .collect()
     };
-    let test = inventory
-        .recovery_networks
-        .iter()
-        .find(|n| n.test)
-        .map(|n| n.name.clone());
+    let test = to_networks.iter().find(|n| n.test).map(|n| n.name.clone());
     let mut spec = MappingSpec {
-        from_site: "site-a".into(),
-        to_site: "site-b".into(),
+        from_site: from_site.into(),
+        to_site: to_site.into(),
         folders: same(&inventory.folders),
         resource_pools: same(&inventory.resource_pools),
         datastores: vec![Pair {
@@ -125,13 +178,9 @@ fn mappings_spec(inventory: &Inventory) -> MappingSpec {
         }],
         ..MappingSpec::default()
     };
-    for net in &inventory.protected_networks {
-        let target = net.name.replacen("prod-", "dr-", 1);
-        let Some(to) = inventory
-            .recovery_networks
-            .iter()
-            .find(|n| n.name == target)
-        else {
+    for net in from_networks.iter().filter(|n| !n.test) {
+        let target = net.name.replacen(rename.0, rename.1, 1);
+        let Some(to) = to_networks.iter().find(|n| n.name == target && !n.test) else {
             continue;
         };
         spec.networks.push(Pair {

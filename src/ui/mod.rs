@@ -7,10 +7,12 @@ mod dashboard;
 mod dialogs;
 mod events;
 mod groups;
+mod history;
 mod mappings;
 mod overlays;
 mod plans;
 mod replication;
+mod runs;
 #[cfg(test)]
 mod snapshots;
 
@@ -31,6 +33,11 @@ pub fn render(app: &App, frame: &mut Frame) {
     .areas(area);
     chrome::header(app, frame, header);
     match (&app.editor, app.view) {
+        (None, _) if app.run.is_some() => {
+            if let Some(run) = &app.run {
+                runs::render(app, frame, body, run);
+            }
+        }
         (Some(Editor::Group(g)), _) => groups::editor(app, frame, body, g),
         (Some(Editor::Plan(p)), _) => plans::editor(app, frame, body, p),
         (None, View::Dashboard) => dashboard::render(app, frame, body),
@@ -39,10 +46,12 @@ pub fn render(app: &App, frame: &mut Frame) {
         (None, View::Mappings) => mappings::render(app, frame, body),
         (None, View::Groups) => groups::render(app, frame, body),
         (None, View::Plans) => plans::render(app, frame, body),
+        (None, View::History) => history::render(app, frame, body),
     }
     chrome::footer(app, frame, footer);
     overlays::render(app, frame, body);
     dialogs::render(app, frame, body);
+    runs::dialogs(app, frame, body);
 }
 
 /// `1.5 MiB`, `812 KiB`, `37 B`.

@@ -60,7 +60,7 @@ fn help(app: &App, frame: &mut Frame, area: Rect) {
         ]));
     }
     lines.push(Line::from(vec![
-        Span::styled(format!("{:>10}  ", "1 … 6"), t.get("key")),
+        Span::styled(format!("{:>10}  ", "1 … 7"), t.get("key")),
         Span::raw("the views, in the header's order"),
     ]));
     let height = lines.len() as u16 + 2;
@@ -96,8 +96,14 @@ fn app_keys_under_help(app: &App) -> Vec<(&'static str, &'static str)> {
     if app.view == crate::app::View::Events {
         keys.push(("↑ ↓ j k", "move"));
     }
+    if app.run.is_some() || app.view == crate::app::View::History {
+        return [keys, app.run_help_keys()].concat();
+    }
     if app.view.edits() {
         keys.extend(app.help_keys());
+    }
+    if app.view == crate::app::View::Plans && app.editor.is_none() {
+        keys.extend(app.plan_run_keys(true));
     }
     keys
 }

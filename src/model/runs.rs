@@ -1,0 +1,141 @@
+//! Recovery runs as the TUI shows them: every site's runs merged once by
+//! id (the executing site's copy wins), newest first, and the words and
+//! symbols each state reads as.
+
+use ferry_replicator::api::types::{Run, RunState, RunVm, StepState};
+
+use super::Model;
+
+/// A run and the index of the site that holds it: cancel and acknowledge
+/// go there, even after a reprotect moved its plan to the other site.
+#[derive(Debug, Clone, Copy)]
+pub struct RunEntry<'a> {
+    pub site: usize,
+    pub run: &'a Run,
+}
+
+impl Model {
+    /// Every run once, newest first.
+    pub fn runs(&self) -> Vec<RunEntry<'_>> {
+        let mut by_id: std::collections::BTreeMap<&str, RunEntry<'_>> = Default::default();
+        for (site, s) in self.sites.iter().enumerate() {
+            for run in s.protection.runs.values() {
+                let entry = RunEntry { site, run };
+                let executes = s.name == run.recovery_site;
+                by_id
+                    .entry(run.id.as_str())
+                    .and_modify(|e| {
+                        if executes {
+                            *e = entry;
+                        }
+                    })
+                    .or_insert(entry);
+            }
+        }
+        let mut runs: Vec<RunEntry<'_>> = by_id.into_values().collect();
+        runs.sort_by(|a, b| {
+            b.run
+                .started_ms
+                .cmp(&a.run.started_ms)
+                .then_with(|| b.run.id.cmp(&a.run.id))
+        });
+        runs
+    }
+
+    pub fn run(&self, id: &str) -> Option<RunEntry<'_>> {
+        self.runs().into_iter().find(|e| e.run.id == id)
+    }
+
+    /// The run of plan `plan_id` still going, else its newest.
+    pub fn plan_run(&self, plan_id: &str) -> Option<RunEntry<'_>> {
+        let runs: Vec<RunEntry<'_>> = self
+            .runs()
+            .into_iter()
+            .filter(|e| e.run.plan_id == plan_id)
+            .collect();
+        runs.iter()
+            .find(|e| !e.run.state.is_finished())
+            .or(runs.first())
+            .copied()
+    }
+
+    /// A run a site answered with, before its event arrives.
+    pub fn saved_run(&mut self, site: usize, run: Run) {
+        if let Some(s) = self.sites.get_mut(site) {
+            s.protection.runs.insert(run.id.clone(), run);
+        }
+    }
+}
+
+/// Steps finished (whatever their outcome) and all steps.
+pub fn progress(run: &Run) -> (usize, usize) {
+    let done = run
+        .steps
+        .iter()
+        .filter(|s| {
+            !matches!(
+                s.state,
+                StepState::Pending | StepState::Running | StepState::Waiting
+            )
+        })
+        .count();
+    (done, run.steps.len())
+}
+
+/// The VM that lost the most data for its RPO, when any loss is known.
+pub fn worst_loss(run: &Run) -> Option<&RunVm> {
+    let ratio = |v: &RunVm| {
+        let loss = v.data_loss_seconds.unwrap_or(0.0);
+        v.rpo_seconds.map_or(loss, |rpo| loss / rpo.max(1) as f64)
+    };
+    run.vms
+        .iter()
+        .filter(|v| v.data_loss_seconds.is_some())
+        .max_by(|a, b| ratio(a).total_cmp(&ratio(b)))
+}
+
+/// `12.3 s of 15 s RPO`, `0 s`.
+pub fn loss_text(vm: &RunVm) -> String {
+    let loss = vm
+        .data_loss_seconds
+        .map_or("—".to_string(), |l| format!("{l:.1} s"));
+    match vm.rpo_seconds {
+        Some(rpo) if vm.data_loss_seconds.is_some() => format!("{loss} of {rpo} s RPO"),
+        _ => loss,
+    }
+}
+
+/// Symbol, word and theme role of a step (or sub-step, or VM result).
+pub fn step_look(state: StepState) -> (&'static str, &'static str, &'static str) {
+    match state {
+        StepState::Pending => ("·", "pending", "dim"),
+        StepState::Running => ("⟳", "running", "accent"),
+        StepState::Waiting => ("⏸", "waiting", "warn"),
+        StepState::Done => ("✔", "done", "ok"),
+        StepState::Warning => ("▲", "warning", "warn"),
+        StepState::Error => ("✖", "error", "crit"),
+        StepState::Skipped => ("↷", "skipped", "dim"),
+    }
+}
+
+/// Symbol, word and theme role of a run as a whole.
+pub fn run_look(state: RunState) -> (&'static str, &'static str, &'static str) {
+    match state {
+        RunState::Running => ("⟳", "running", "accent"),
+        RunState::Waiting => ("⏸", "waiting", "warn"),
+        RunState::Succeeded => ("✔", "succeeded", "ok"),
+        RunState::SucceededWithWarnings => ("▲", "succeeded with warnings", "warn"),
+        RunState::Failed => ("✖", "failed", "crit"),
+        RunState::Cancelled => ("■", "cancelled", "warn"),
+        RunState::Interrupted => ("✖", "interrupted", "crit"),
+    }
+}
+
+/// How long a step, sub-step or run took, or has taken so far.
+pub fn elapsed_ms(started: Option<u64>, ended: Option<u64>, now_ms: u64) -> Option<u64> {
+    let started = started?;
+    Some(ended.unwrap_or(now_ms).saturating_sub(started))
+}
+
+#[cfg(test)]
+pub mod fixture;

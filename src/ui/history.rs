@@ -1,0 +1,128 @@
+//! The history view: every run of both sites, newest first, with its
+//! result, duration, RTO and the worst data loss against its RPO.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::Span;
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
+
+use super::{age, clock};
+use crate::app::App;
+use crate::model::runs::{elapsed_ms, loss_text, run_look, worst_loss};
+use ferry_replicator::api::types::{RunMode, RunState};
+
+/// Below this width modes and losses take their short forms.
+const COMPACT_BELOW: u16 = 120;
+
+fn short(mode: RunMode) -> &'static str {
+    match mode {
+        RunMode::PlannedMigration => "migration",
+        RunMode::DisasterRecovery => "DR",
+        other => other.label(),
+    }
+}
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let runs = app.model.runs();
+    let block = Block::new()
+        .borders(Borders::TOP)
+        .border_style(t.get("border"))
+        .title(Span::styled(
+            format!(" History: {} runs, newest first ", runs.len()),
+            t.get("title"),
+        ));
+    if runs.is_empty() {
+        let hint = "No runs yet: start one from the plans view (6).";
+        frame.render_widget(
+            Paragraph::new(Span::styled(hint, t.get("dim"))).block(block),
+            area,
+        );
+        return;
+    }
+    let compact = area.width < COMPACT_BELOW;
+    let inner_height = area.height.saturating_sub(2) as usize;
+    let selected = app.selected.min(runs.len() - 1);
+    let offset = selected.saturating_sub(inner_height.saturating_sub(1));
+    let rows: Vec<Row> = runs
+        .iter()
+        .skip(offset)
+        .take(inner_height.max(1))
+        .map(|e| {
+            let run = e.run;
+            let (symbol, word, role) = run_look(run.state);
+            let took = elapsed_ms(Some(run.started_ms), run.ended_ms, app.now_ms)
+                .map_or(String::new(), |ms| age(ms as f64 / 1000.0));
+            let rto = run
+                .rto_seconds
+                .map_or("—".to_string(), |r| format!("{r:.1} s"));
+            let loss = worst_loss(run).map_or("—".to_string(), |v| {
+                if compact {
+                    v.data_loss_seconds
+                        .map_or("—".into(), |l| format!("{l:.1} s {}", v.vm))
+                } else {
+                    format!("{} {}", loss_text(v), v.vm)
+                }
+            });
+            let mode = if compact {
+                short(run.mode)
+            } else {
+                run.mode.label()
+            };
+            Row::new([
+                Cell::from(clock(run.started_ms)),
+                Cell::from(run.plan_name.clone()),
+                Cell::from(mode),
+                Cell::from(Span::styled(
+                    if compact && run.state == RunState::SucceededWithWarnings {
+                        format!("{symbol} warnings")
+                    } else {
+                        format!("{symbol} {word}")
+                    },
+                    t.get(role),
+                )),
+                Cell::from(took),
+                Cell::from(rto),
+                Cell::from(loss),
+            ])
+        })
+        .collect();
+    let widths = if compact {
+        [
+            Constraint::Length(8),
+            Constraint::Min(8),
+            Constraint::Length(9),
+            Constraint::Length(12),
+            Constraint::Length(6),
+            Constraint::Length(7),
+            Constraint::Length(13),
+        ]
+    } else {
+        [
+            Constraint::Length(9),
+            Constraint::Min(14),
+            Constraint::Length(18),
+            Constraint::Length(26),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(30),
+        ]
+    };
+    let header = Row::new([
+        "Started",
+        "Plan",
+        "Mode",
+        "Result",
+        "Took",
+        "RTO",
+        "Worst loss",
+    ])
+    .style(t.get("title"));
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(block)
+        .row_highlight_style(t.get("selected"))
+        .highlight_symbol("▶ ");
+    let mut state = TableState::default().with_selected(Some(selected - offset));
+    frame.render_stateful_widget(table, area, &mut state);
+}

@@ -1,0 +1,84 @@
+//! Snapshots of the run view (a prompt waiting; a step's sub-steps), the
+//! history view and the typed-name dialog at 80x24 and 160x48, on the
+//! pinned runs of `model::runs::fixture`.
+
+use ferry_replicator::api::types::RunMode;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use crate::app::{Action, App, View};
+use crate::editor::fixture;
+use crate::model::runs::fixture as runs;
+
+fn render(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| crate::ui::render(app, frame))
+        .unwrap();
+    let buffer = terminal.backend().buffer();
+    (0..height)
+        .map(|y| {
+            (0..width)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn app() -> App {
+    let mut app = fixture::app(false);
+    if let Some(p) = app.model.sites[1].protection.plans.get_mut("plan-tier-1") {
+        p.allowed = vec![RunMode::DisasterRecovery];
+    }
+    for update in runs::feed() {
+        app.feed(update);
+    }
+    app
+}
+
+#[test]
+fn run_and_history_views_at_both_sizes() {
+    let mut dr = vec![
+        Action::Show(View::Plans),
+        Action::StartRun(RunMode::DisasterRecovery),
+    ];
+    dr.extend("Tier".chars().map(Action::Type));
+    let steps: Vec<(&str, Vec<Action>)> = vec![
+        (
+            "run_prompt",
+            vec![Action::Show(View::Plans), Action::OpenRun],
+        ),
+        (
+            "run_substeps",
+            vec![
+                Action::Show(View::Plans),
+                Action::OpenRun,
+                Action::Back,
+                Action::Down,
+                Action::Down,
+                Action::Down,
+            ],
+        ),
+        (
+            "run_finished",
+            vec![Action::Show(View::History), Action::Down, Action::Open],
+        ),
+        ("history", vec![Action::Show(View::History)]),
+        ("run_type_name", dr),
+    ];
+    for (width, height) in [(80u16, 24u16), (160, 48)] {
+        for (name, actions) in &steps {
+            let mut app = app();
+            for action in actions {
+                app.update(action.clone());
+            }
+            insta::assert_snapshot!(
+                format!("{name}_{width}x{height}"),
+                render(&app, width, height)
+            );
+        }
+    }
+}
