@@ -379,6 +379,18 @@ pub enum RunState {
 }
 
 impl RunState {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Waiting => "waiting for an operator",
+            Self::Succeeded => "succeeded",
+            Self::SucceededWithWarnings => "succeeded with warnings",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
     pub fn is_finished(self) -> bool {
         !matches!(self, Self::Running | Self::Waiting)
     }

@@ -1127,7 +1127,15 @@ impl Exec {
             r.message = match (&stopped, r.state) {
                 (Some(why), _) => why.clone(),
                 (None, RunState::Succeeded) => format!("{} complete", r.mode.label()),
-                (None, state) => format!("{} ended {:?}", r.mode.label(), state).to_lowercase(),
+                (None, state) => {
+                    let first = r
+                        .steps
+                        .iter()
+                        .find(|s| matches!(s.state, StepState::Error | StepState::Warning))
+                        .map(|s| format!(": first at \"{}\": {}", s.name, s.message))
+                        .unwrap_or_default();
+                    format!("{} {}{first}", r.mode.label(), state.label())
+                }
             };
             run
         };
