@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_replicator::api::types::Run;
 
-use crate::model::runs::{elapsed_ms, loss_text, run_look, step_look};
+use crate::model::runs::{duration_text, elapsed_ms, loss_text, run_look, step_look};
 use crate::ui::clock;
 
 pub fn json(run: &Run) -> String {
@@ -16,7 +16,7 @@ pub fn json(run: &Run) -> String {
 
 /// `1m05s` from milliseconds; `—` when unknown.
 fn took(ms: Option<u64>) -> String {
-    ms.map_or("—".into(), |ms| crate::ui::age(ms as f64 / 1000.0))
+    ms.map_or("—".into(), duration_text)
 }
 
 /// `|` would end a table cell; newlines would end the row.

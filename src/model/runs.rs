@@ -94,6 +94,25 @@ pub fn worst_loss(run: &Run) -> Option<&RunVm> {
         .max_by(|a, b| ratio(a).total_cmp(&ratio(b)))
 }
 
+/// The worst loss of a run in words: `—` while unknown, `none` when no
+/// VM lost anything, else `12.3 s of 15 s RPO (db-01)`.
+pub fn worst_loss_text(run: &Run) -> String {
+    match worst_loss(run) {
+        None => "—".into(),
+        Some(v) if v.data_loss_seconds.unwrap_or(0.0) <= 0.0 => "none".into(),
+        Some(v) => format!("{} ({})", loss_text(v), v.vm),
+    }
+}
+
+/// `0.4s` under ten seconds, then `45s`, `12m03s`.
+pub fn duration_text(ms: u64) -> String {
+    if ms < 10_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        crate::ui::age(ms as f64 / 1000.0)
+    }
+}
+
 /// `12.3 s of 15 s RPO`, `0 s`.
 pub fn loss_text(vm: &RunVm) -> String {
     let loss = vm

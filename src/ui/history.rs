@@ -6,9 +6,9 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
 
-use super::{age, clock};
+use super::clock;
 use crate::app::App;
-use crate::model::runs::{elapsed_ms, loss_text, run_look, worst_loss};
+use crate::model::runs::{duration_text, elapsed_ms, run_look, worst_loss, worst_loss_text};
 use ferry_replicator::api::types::{RunMode, RunState};
 
 /// Below this width modes and losses take their short forms.
@@ -52,18 +52,16 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             let run = e.run;
             let (symbol, word, role) = run_look(run.state);
             let took = elapsed_ms(Some(run.started_ms), run.ended_ms, app.now_ms)
-                .map_or(String::new(), |ms| age(ms as f64 / 1000.0));
+                .map_or(String::new(), duration_text);
             let rto = run
                 .rto_seconds
                 .map_or("—".to_string(), |r| format!("{r:.1} s"));
-            let loss = worst_loss(run).map_or("—".to_string(), |v| {
-                if compact {
-                    v.data_loss_seconds
-                        .map_or("—".into(), |l| format!("{l:.1} s {}", v.vm))
-                } else {
-                    format!("{} {}", loss_text(v), v.vm)
+            let loss = match worst_loss(run) {
+                Some(v) if compact && v.data_loss_seconds.unwrap_or(0.0) > 0.0 => {
+                    format!("{:.1} s {}", v.data_loss_seconds.unwrap_or(0.0), v.vm)
                 }
-            });
+                _ => worst_loss_text(run),
+            };
             let mode = if compact {
                 short(run.mode)
             } else {

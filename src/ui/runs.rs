@@ -11,11 +11,13 @@ use ratatui::widgets::{
     Row, Table, Wrap,
 };
 
+use super::clock;
 use super::mappings::fit;
 use super::overlays::{boxed, centered};
-use super::{age, clock};
 use crate::app::{App, RunDialog, RunView};
-use crate::model::runs::{elapsed_ms, loss_text, progress, run_look, step_look, worst_loss};
+use crate::model::runs::{
+    duration_text, elapsed_ms, loss_text, progress, run_look, step_look, worst_loss_text,
+};
 use crate::theme::Theme;
 use ferry_replicator::api::types::{Run, RunMode, Step};
 
@@ -23,7 +25,7 @@ use ferry_replicator::api::types::{Run, RunMode, Step};
 const SPLIT_FROM: u16 = 120;
 
 fn took(ms: Option<u64>) -> String {
-    ms.map_or(String::new(), |ms| age(ms as f64 / 1000.0))
+    ms.map_or(String::new(), duration_text)
 }
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect, view: &RunView) {
@@ -65,8 +67,15 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect, view: &RunView) {
                 .areas(body);
         steps(app, frame, left, run, view);
         side(app, frame, right, run, view);
-    } else {
+    } else if run.vms.is_empty() || body.height < 12 {
         steps(app, frame, body, run, view);
+    } else {
+        // The steps first; the VMs' results below, as many as fit.
+        let vm_height = (run.vms.len() as u16 + 2).min(body.height / 3);
+        let [top, bottom] =
+            Layout::vertical([Constraint::Min(6), Constraint::Length(vm_height)]).areas(body);
+        steps(app, frame, top, run, view);
+        vm_table(app, frame, bottom, run, Borders::TOP);
     }
 }
 
@@ -77,9 +86,7 @@ fn header(app: &App, frame: &mut Frame, area: Rect, run: &Run) {
     let rto = run
         .rto_seconds
         .map_or("—".to_string(), |r| format!("{r:.1} s"));
-    let loss = worst_loss(run).map_or("—".to_string(), |v| {
-        format!("{} ({})", loss_text(v), v.vm)
-    });
+    let loss = worst_loss_text(run);
     let mut lines = vec![
         Line::from(vec![
             Span::styled(
@@ -121,7 +128,7 @@ fn state_span(t: &Theme, state: ferry_replicator::api::types::StepState) -> Span
 fn steps(app: &App, frame: &mut Frame, area: Rect, run: &Run, view: &RunView) {
     let t = &app.theme;
     let width = area.width.saturating_sub(2) as usize;
-    let name_width = (width / 3).clamp(12, 30);
+    let name_width = (width * 45 / 100).clamp(12, 34);
     let selected = view.selected.min(run.steps.len().saturating_sub(1));
     let mut items = Vec::new();
     let mut selected_item = None;
@@ -180,6 +187,29 @@ fn side(app: &App, frame: &mut Frame, area: Rect, run: &Run, view: &RunView) {
     let vm_height = (run.vms.len() as u16 + 2).min(area.height / 2).max(3);
     let [vms, detail] =
         Layout::vertical([Constraint::Length(vm_height), Constraint::Min(2)]).areas(area);
+    vm_table(app, frame, vms, run, Borders::TOP | Borders::LEFT);
+    let Some(step) = run
+        .steps
+        .get(view.selected.min(run.steps.len().saturating_sub(1)))
+    else {
+        return;
+    };
+    frame.render_widget(
+        Paragraph::new(step_detail(t, run, step))
+            .wrap(Wrap { trim: false })
+            .block(
+                Block::new()
+                    .borders(Borders::TOP | Borders::LEFT)
+                    .border_style(t.get("border"))
+                    .title(Span::styled(format!(" {} ", step.name), t.get("title"))),
+            ),
+        detail,
+    );
+}
+
+/// Each VM's result, data loss against its RPO, verification, heartbeat.
+fn vm_table(app: &App, frame: &mut Frame, area: Rect, run: &Run, borders: Borders) {
+    let t = &app.theme;
     let rows: Vec<Row> = run
         .vms
         .iter()
@@ -191,7 +221,7 @@ fn side(app: &App, frame: &mut Frame, area: Rect, run: &Run, view: &RunView) {
                 None => Span::styled("—", t.get("dim")),
             };
             let heartbeat = v.heartbeat_ms.map_or("—".to_string(), |h| {
-                format!("+{}", age(h.saturating_sub(run.started_ms) as f64 / 1000.0))
+                format!("+{}", duration_text(h.saturating_sub(run.started_ms)))
             });
             Row::new([
                 Cell::from(v.vm.clone()),
@@ -217,28 +247,11 @@ fn side(app: &App, frame: &mut Frame, area: Rect, run: &Run, view: &RunView) {
     .header(Row::new(["VM", "P", "Result", "Data loss", "Verif.", "Beat"]).style(t.get("title")))
     .block(
         Block::new()
-            .borders(Borders::TOP | Borders::LEFT)
+            .borders(borders)
             .border_style(t.get("border"))
             .title(Span::styled(" VMs ", t.get("title"))),
     );
-    frame.render_widget(table, vms);
-    let Some(step) = run
-        .steps
-        .get(view.selected.min(run.steps.len().saturating_sub(1)))
-    else {
-        return;
-    };
-    frame.render_widget(
-        Paragraph::new(step_detail(t, run, step))
-            .wrap(Wrap { trim: false })
-            .block(
-                Block::new()
-                    .borders(Borders::TOP | Borders::LEFT)
-                    .border_style(t.get("border"))
-                    .title(Span::styled(format!(" {} ", step.name), t.get("title"))),
-            ),
-        detail,
-    );
+    frame.render_widget(table, area);
 }
 
 fn step_detail<'a>(t: &Theme, run: &Run, step: &'a Step) -> Vec<Line<'a>> {
