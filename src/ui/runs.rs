@@ -19,7 +19,7 @@ use crate::model::runs::{
     duration_text, elapsed_ms, loss_text, progress, run_look, step_look, worst_loss_text,
 };
 use crate::theme::Theme;
-use ferry_replicator::api::types::{Run, RunMode, Step};
+use ferry_replicator::api::types::{Run, RunMode, RunVm, Step};
 
 /// From this width the VMs' results sit beside the steps.
 const SPLIT_FROM: u16 = 120;
@@ -207,6 +207,17 @@ fn side(app: &App, frame: &mut Frame, area: Rect, run: &Run, view: &RunView) {
     );
 }
 
+/// A VM's data loss, marked when it is past the VM's RPO.
+fn loss_span(t: &Theme, v: &RunVm) -> Span<'static> {
+    match (v.data_loss_seconds, v.rpo_seconds) {
+        (Some(loss), Some(rpo)) if loss > rpo as f64 => {
+            Span::styled(format!("{} ✖", loss_text(v)), t.get("crit"))
+        }
+        (Some(_), _) => Span::styled(loss_text(v), t.get("ok")),
+        (None, _) => Span::styled(loss_text(v), t.get("dim")),
+    }
+}
+
 /// Each VM's result, data loss against its RPO, verification, heartbeat.
 fn vm_table(app: &App, frame: &mut Frame, area: Rect, run: &Run, borders: Borders) {
     let t = &app.theme;
@@ -227,7 +238,7 @@ fn vm_table(app: &App, frame: &mut Frame, area: Rect, run: &Run, borders: Border
                 Cell::from(v.vm.clone()),
                 Cell::from(format!("P{}", v.priority)),
                 Cell::from(Span::styled(format!("{symbol} {word}"), t.get(role))),
-                Cell::from(loss_text(v)),
+                Cell::from(loss_span(t, v)),
                 Cell::from(verified),
                 Cell::from(heartbeat),
             ])
@@ -239,7 +250,7 @@ fn vm_table(app: &App, frame: &mut Frame, area: Rect, run: &Run, borders: Border
             Constraint::Min(8),
             Constraint::Length(3),
             Constraint::Length(10),
-            Constraint::Length(18),
+            Constraint::Length(20),
             Constraint::Length(6),
             Constraint::Length(7),
         ],
@@ -381,6 +392,9 @@ pub fn dialogs(app: &App, frame: &mut Frame, area: Rect) {
                 );
             }
         }
+        return;
+    }
+    if app.overlay != crate::app::Overlay::None {
         return;
     }
     if let Some(prompt) = app.prompt() {
