@@ -67,6 +67,10 @@ fn run_and_history_views_at_both_sizes() {
             vec![Action::Show(View::History), Action::Down, Action::Open],
         ),
         ("history", vec![Action::Show(View::History)]),
+        (
+            "plans_run_help",
+            vec![Action::Show(View::Plans), Action::OpenHelp],
+        ),
         ("run_type_name", dr),
     ];
     for (width, height) in [(80u16, 24u16), (160, 48)] {
