@@ -83,6 +83,9 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             t.get("dim"),
         )));
     }
+    if let Some(line) = super::runs::plan_run_line(app, &plan.id) {
+        lines.push(line);
+    }
     lines.extend(order_lines(t, &app.model, &plan.start_order, &plan.vms));
     frame.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: false }).block(

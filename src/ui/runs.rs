@@ -304,6 +304,23 @@ fn step_detail<'a>(t: &Theme, run: &Run, step: &'a Step) -> Vec<Line<'a>> {
     lines
 }
 
+/// `run ⟳ running test, started 05:45:22 (o opens it)` under a plan.
+pub fn plan_run_line(app: &App, plan_id: &str) -> Option<Line<'static>> {
+    let t = &app.theme;
+    let run = app.model.plan_run(plan_id)?.run;
+    let (symbol, word, role) = run_look(run.state);
+    Some(Line::from(vec![
+        Span::styled("run ", t.get("dim")),
+        Span::styled(format!("{symbol} {word}"), t.get(role)),
+        Span::raw(format!(
+            " {}, started {} ",
+            run.mode.label(),
+            clock(run.started_ms)
+        )),
+        Span::styled("(o opens it)", t.get("dim")),
+    ]))
+}
+
 /// The run dialogs and the prompt a run waits on, over everything.
 pub fn dialogs(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;

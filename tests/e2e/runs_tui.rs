@@ -157,6 +157,20 @@ fn a_test_failover_started_and_watched_in_the_tui() {
     let md = std::fs::read_to_string(tmp.path().join(format!("ferry-run-{id}.md"))).unwrap();
     assert!(md.contains("| Result | succeeded |"), "{md}");
 
+    // The plan says what its run did; c cleans the test up.
+    tmux.keys(&["6"]);
+    tmux.wait_for("the plan's run under it", Duration::from_secs(10), |s| {
+        s.contains("test complete") && s.contains("run ✔ succeeded test")
+    });
+    tmux.keys(&["c"]);
+    tmux.wait_for("the cleanup question", Duration::from_secs(10), |s| {
+        s.contains("Clean up plan Three-tier's test?")
+    });
+    tmux.keys(&["y"]);
+    tmux.wait_for("the cleanup done", Duration::from_secs(60), |s| {
+        s.contains("cleanup of Three-tier") && s.contains("✔ succeeded")
+    });
+
     tmux.keys(&["q"]);
     let screen = tmux.wait_for("ferry to exit", Duration::from_secs(40), |s| {
         s.contains("FERRY-EXITED")
