@@ -520,6 +520,7 @@ impl App {
                 if self.noc && self.ticks.is_multiple_of(NOC_ROTATE_TICKS) {
                     self.view = self.view.step(1);
                     self.selected = 0;
+                    self.run = None;
                 }
             }
             (Overlay::Palette(input), Action::Type(c)) => input.push(c),
