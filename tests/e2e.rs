@@ -1,5 +1,5 @@
 //! End-to-end tests: real `ferry` processes on loopback port 0 with temp
-//! dirs, driven through the HTTP API only.
+//! dirs, driven through the HTTP API and, for the TUI, a real terminal.
 
 mod e2e {
     pub mod api_errors;
@@ -10,5 +10,6 @@ mod e2e {
     pub mod runs_tui;
     pub mod sites;
     pub mod support;
+    pub mod terminal;
     pub mod tui;
 }

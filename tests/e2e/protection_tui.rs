@@ -2,67 +2,13 @@
 //! `ferry` TUI in a real terminal (tmux) against two real sites, then read
 //! back through the API of both sites.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::json;
 
 use super::support::*;
-
-/// A tmux server of its own, with one window running the TUI.
-struct Terminal {
-    socket: String,
-}
-
-impl Terminal {
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux is installed (.ci/run installs it)");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "t"])
-    }
-
-    /// tmux key names: `Enter`, `Escape`, `C-s`, `j`.
-    fn keys(&self, keys: &[&str]) {
-        for key in keys {
-            self.run(&["send-keys", "-t", "t", key]);
-        }
-    }
-
-    fn text(&self, text: &str) {
-        self.run(&["send-keys", "-t", "t", "-l", text]);
-    }
-
-    fn wait_for(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
-        let deadline = Duration::from_secs(20);
-        let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if check(&screen) {
-                return screen;
-            }
-            assert!(
-                start.elapsed() < deadline,
-                "timed out waiting for {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        self.run(&["kill-server"]);
-    }
-}
+use super::terminal::Tmux;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_and_a_plan_built_in_the_tui_are_what_the_api_returns() {
@@ -81,7 +27,7 @@ async fn a_group_and_a_plan_built_in_the_tui_are_what_the_api_returns() {
             .await;
     }
 
-    let term = Terminal {
+    let term = Tmux {
         socket: format!("ferry-protection-{}", std::process::id()),
     };
     let command = format!(

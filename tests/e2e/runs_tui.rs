@@ -3,56 +3,9 @@
 //! then the run view follows the run to its end; the recovery site's API
 //! says it succeeded.
 
+use super::terminal::Tmux;
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux is installed (.ci/run installs it)");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "t"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for key in keys {
-            self.run(&["send-keys", "-t", "t", key]);
-        }
-    }
-
-    fn wait_for(&self, what: &str, deadline: Duration, check: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if check(&screen) {
-                return screen;
-            }
-            assert!(
-                start.elapsed() < deadline,
-                "timed out after {deadline:?} waiting for {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.run(&["kill-server"]);
-    }
-}
+use std::time::Duration;
 
 /// site-b's URL and admin token from the demo's `demo.json`.
 fn recovery_site(dir: &Path) -> (String, String) {
@@ -93,23 +46,23 @@ fn a_test_failover_started_and_watched_in_the_tui() {
     ]);
 
     // The demo makes its plan at site-b once site-b sees site-a's VMs.
-    tmux.wait_for("the demo up", Duration::from_secs(60), |s| {
+    tmux.wait_within("the demo up", Duration::from_secs(60), |s| {
         s.contains("site-a ● connected") && s.contains("site-b ● connected")
     });
     tmux.keys(&["6"]);
-    tmux.wait_for("the demo's plan, ready", Duration::from_secs(90), |s| {
+    tmux.wait_within("the demo's plan, ready", Duration::from_secs(90), |s| {
         s.contains("Recovery plans: 1") && s.contains("Three-tier") && s.contains("ready")
     });
 
     tmux.keys(&["t"]);
-    tmux.wait_for("the question", Duration::from_secs(10), |s| {
+    tmux.wait_within("the question", Duration::from_secs(10), |s| {
         s.contains("Start a test of plan Three-tier at site-b?")
     });
     tmux.keys(&["y"]);
-    tmux.wait_for("the run view", Duration::from_secs(15), |s| {
+    tmux.wait_within("the run view", Duration::from_secs(15), |s| {
         s.contains("test of Three-tier") && s.contains("Steps:")
     });
-    let screen = tmux.wait_for("the test to succeed", Duration::from_secs(240), |s| {
+    let screen = tmux.wait_within("the test to succeed", Duration::from_secs(240), |s| {
         s.contains("✔ succeeded") || s.contains("✖ failed") || s.contains("interrupted")
     });
     assert!(
@@ -146,12 +99,12 @@ fn a_test_failover_started_and_watched_in_the_tui() {
 
     // History lists it; e exports it to the current directory.
     tmux.keys(&["Escape", "7"]);
-    tmux.wait_for("the history", Duration::from_secs(10), |s| {
+    tmux.wait_within("the history", Duration::from_secs(10), |s| {
         s.contains("History: 1 runs") && s.contains("✔ succeeded")
     });
     tmux.keys(&["e"]);
     let id = run["id"].as_str().unwrap();
-    tmux.wait_for("the export", Duration::from_secs(10), |s| {
+    tmux.wait_within("the export", Duration::from_secs(10), |s| {
         s.contains(&format!("exported run {id}"))
     });
     let md = std::fs::read_to_string(tmp.path().join(format!("ferry-run-{id}.md"))).unwrap();
@@ -159,20 +112,20 @@ fn a_test_failover_started_and_watched_in_the_tui() {
 
     // The plan says what its run did; c cleans the test up.
     tmux.keys(&["6"]);
-    tmux.wait_for("the plan's run under it", Duration::from_secs(10), |s| {
+    tmux.wait_within("the plan's run under it", Duration::from_secs(10), |s| {
         s.contains("test complete") && s.contains("run ✔ succeeded test")
     });
     tmux.keys(&["c"]);
-    tmux.wait_for("the cleanup question", Duration::from_secs(10), |s| {
+    tmux.wait_within("the cleanup question", Duration::from_secs(10), |s| {
         s.contains("Clean up plan Three-tier's test?")
     });
     tmux.keys(&["y"]);
-    tmux.wait_for("the cleanup done", Duration::from_secs(60), |s| {
+    tmux.wait_within("the cleanup done", Duration::from_secs(60), |s| {
         s.contains("cleanup of Three-tier") && s.contains("✔ succeeded")
     });
 
     tmux.keys(&["q"]);
-    let screen = tmux.wait_for("ferry to exit", Duration::from_secs(40), |s| {
+    let screen = tmux.wait_within("ferry to exit", Duration::from_secs(40), |s| {
         s.contains("FERRY-EXITED")
     });
     assert!(screen.contains("FERRY-EXITED 0"), "exit status:\n{screen}");

@@ -2,56 +2,9 @@
 //! keys filter, open help and switch views, killing site-a raises the
 //! unreachable banner, and quitting restores the terminal and stops the sites.
 
+use super::terminal::Tmux;
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux is installed (.ci/run installs it)");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "t"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for key in keys {
-            self.run(&["send-keys", "-t", "t", key]);
-        }
-    }
-
-    fn wait_for(&self, what: &str, deadline: Duration, check: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if check(&screen) {
-                return screen;
-            }
-            assert!(
-                start.elapsed() < deadline,
-                "timed out waiting for {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.run(&["kill-server"]);
-    }
-}
+use std::time::Duration;
 
 fn demo_pid(dir: &Path, site: usize) -> i32 {
     let text = std::fs::read_to_string(dir.join("demo.json")).unwrap();
@@ -85,7 +38,7 @@ fn the_demo_in_a_real_terminal() {
         &command,
     ]);
 
-    let screen = tmux.wait_for("all twelve demo VMs", Duration::from_secs(60), |s| {
+    let screen = tmux.wait_within("all twelve demo VMs", Duration::from_secs(60), |s| {
         s.contains("12 of 12 VMs") && s.contains("web-06") && s.contains("db-02")
     });
     for vm in ["db-01", "db-02", "app-01", "app-04", "web-01", "web-06"] {
@@ -94,29 +47,29 @@ fn the_demo_in_a_real_terminal() {
     assert!(screen.contains("site-a ● connected") && screen.contains("site-b ● connected"));
 
     tmux.keys(&["/", "d", "b", "Enter"]);
-    tmux.wait_for("the filter", Duration::from_secs(5), |s| {
+    tmux.wait_within("the filter", Duration::from_secs(5), |s| {
         s.contains("2 of 12 VMs") && !s.contains("web-01")
     });
     tmux.keys(&["Escape"]);
-    tmux.wait_for("the filter cleared", Duration::from_secs(5), |s| {
+    tmux.wait_within("the filter cleared", Duration::from_secs(5), |s| {
         s.contains("12 of 12 VMs")
     });
     tmux.keys(&["?"]);
-    tmux.wait_for("help", Duration::from_secs(5), |s| {
+    tmux.wait_within("help", Duration::from_secs(5), |s| {
         s.contains("Help") && s.contains("filter rows")
     });
     tmux.keys(&["Escape", "Tab"]);
-    tmux.wait_for("the events view", Duration::from_secs(5), |s| {
+    tmux.wait_within("the events view", Duration::from_secs(5), |s| {
         s.contains("Events: alarms")
     });
     tmux.keys(&[":", "d", "a", "Tab", "Enter"]);
-    tmux.wait_for(
+    tmux.wait_within(
         "the dashboard via the palette",
         Duration::from_secs(5),
         |s| s.contains("protected VMs 12"),
     );
     tmux.keys(&["2"]);
-    tmux.wait_for("the replication view", Duration::from_secs(5), |s| {
+    tmux.wait_within("the replication view", Duration::from_secs(5), |s| {
         s.contains("12 of 12 VMs")
     });
 
@@ -125,7 +78,7 @@ fn the_demo_in_a_real_terminal() {
     unsafe {
         libc::kill(demo_pid(&data, 0), libc::SIGKILL);
     }
-    let screen = tmux.wait_for("the unreachable banner", Duration::from_secs(5), |s| {
+    let screen = tmux.wait_within("the unreachable banner", Duration::from_secs(5), |s| {
         s.contains("site-a ✖ UNREACHABLE") && s.contains("STALE")
     });
     assert!(
@@ -134,7 +87,7 @@ fn the_demo_in_a_real_terminal() {
     );
 
     tmux.keys(&["q"]);
-    let screen = tmux.wait_for("ferry to exit", Duration::from_secs(40), |s| {
+    let screen = tmux.wait_within("ferry to exit", Duration::from_secs(40), |s| {
         s.contains("FERRY-EXITED")
     });
     assert!(screen.contains("FERRY-EXITED 0"), "exit status:\n{screen}");
