@@ -15,6 +15,7 @@ pub mod fixture;
 pub mod form;
 pub mod groups;
 pub mod mappings;
+pub mod nic;
 pub mod plans;
 
 use ferry_replicator::api::types::ErrorBody;

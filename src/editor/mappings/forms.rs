@@ -6,7 +6,7 @@ use ferry_replicator::api::types::{IpOverride, IpRule, NicAddress};
 use super::{FormFor, MappingsEditor, directions, remove_nic, source_vms};
 use crate::editor::check::{list, optional};
 use crate::editor::form::{Field, Form};
-use crate::editor::leaf;
+use crate::editor::{leaf, nic};
 use crate::model::Model;
 
 impl MappingsEditor {
@@ -86,35 +86,11 @@ impl MappingsEditor {
             } else {
                 " New per-VM NIC address "
             },
-            vec![
-                Field::choice("vm_id", "VM", &name, names),
-                Field::text("nic", "NIC index", &nic.nic.to_string(), "0"),
-                Field::text(
-                    "ipv4",
-                    "IPv4",
-                    nic.ipv4.as_deref().unwrap_or(""),
-                    "10.20.1.50/24",
-                ),
-                Field::text(
-                    "ipv4_gateway",
-                    "IPv4 gateway",
-                    nic.ipv4_gateway.as_deref().unwrap_or(""),
-                    "10.20.1.1",
-                ),
-                Field::text(
-                    "ipv6",
-                    "IPv6",
-                    nic.ipv6.as_deref().unwrap_or(""),
-                    "fd00:20::50/64",
-                ),
-                Field::text(
-                    "ipv6_gateway",
-                    "IPv6 gateway",
-                    nic.ipv6_gateway.as_deref().unwrap_or(""),
-                    "fd00:20::1",
-                ),
-                Field::text("dns", "DNS servers", &nic.dns.join(", "), "10.20.0.53"),
-            ],
+            [
+                vec![Field::choice("vm_id", "VM", &name, names)],
+                nic::fields(&nic, "0"),
+            ]
+            .concat(),
             FormFor::Nic { pane, at },
         )
     }
@@ -158,21 +134,11 @@ impl MappingsEditor {
                     .ok_or_else(|| {
                         vec![("vm_id", "pick a VM of the protected site".to_string())]
                     })?;
-                let index = form.value("nic").trim();
-                let nic: usize = index
-                    .parse()
-                    .map_err(|_| vec![("nic", format!("{index:?} is not a NIC index"))])?;
+                let address = nic::parse(form)?;
+                let nic = address.nic;
                 if let Some((v, n)) = at {
                     remove_nic(&mut spec, v, n);
                 }
-                let address = NicAddress {
-                    nic,
-                    ipv4: optional(form.value("ipv4")),
-                    ipv4_gateway: optional(form.value("ipv4_gateway")),
-                    ipv6: optional(form.value("ipv6")),
-                    ipv6_gateway: optional(form.value("ipv6_gateway")),
-                    dns: list(form.value("dns")),
-                };
                 match spec.ip_overrides.iter_mut().find(|o| o.vm_id == vm_id) {
                     Some(o) => {
                         o.nics.retain(|n| n.nic != nic);

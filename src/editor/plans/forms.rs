@@ -5,9 +5,9 @@
 use ferry_replicator::api::types::{IpCustomization, NicAddress};
 
 use super::{FormFor, MAX_HEARTBEAT, PlanEditor};
-use crate::editor::check::{list, optional, seconds};
+use crate::editor::check::seconds;
 use crate::editor::form::{Field, Form};
-use crate::editor::leaf;
+use crate::editor::{leaf, nic};
 use crate::model::Model;
 
 impl PlanEditor {
@@ -55,35 +55,11 @@ impl PlanEditor {
         let modes = ["auto", "off", "manual"].map(String::from).to_vec();
         Some(Form::new(
             format!(" {}: IP customization ", model.vm_name(&vm.vm_id)),
-            vec![
-                Field::choice("mode", "mode", mode, modes),
-                Field::text("nic", "NIC index", &nic.nic.to_string(), "0 (manual only)"),
-                Field::text(
-                    "ipv4",
-                    "IPv4",
-                    nic.ipv4.as_deref().unwrap_or(""),
-                    "10.20.1.50/24",
-                ),
-                Field::text(
-                    "ipv4_gateway",
-                    "IPv4 gateway",
-                    nic.ipv4_gateway.as_deref().unwrap_or(""),
-                    "10.20.1.1",
-                ),
-                Field::text(
-                    "ipv6",
-                    "IPv6",
-                    nic.ipv6.as_deref().unwrap_or(""),
-                    "fd00:20::50/64",
-                ),
-                Field::text(
-                    "ipv6_gateway",
-                    "IPv6 gateway",
-                    nic.ipv6_gateway.as_deref().unwrap_or(""),
-                    "",
-                ),
-                Field::text("dns", "DNS servers", &nic.dns.join(", "), "10.20.0.53"),
-            ],
+            [
+                vec![Field::choice("mode", "mode", mode, modes)],
+                nic::fields(&nic, "0 (manual only)"),
+            ]
+            .concat(),
             FormFor::Ip {
                 vm_id: vm.vm_id.clone(),
             },
@@ -117,26 +93,14 @@ impl PlanEditor {
                 vm.ip_customization = match form.value("mode") {
                     "off" => IpCustomization::Off,
                     "manual" => {
-                        let index = form.value("nic").trim();
-                        let nic: usize = index
-                            .parse()
-                            .map_err(|_| vec![("nic", format!("{index:?} is not a NIC index"))])?;
+                        let address = nic::parse(form)?;
+                        let nic = address.nic;
                         let mut nics = match &vm.ip_customization {
                             IpCustomization::Manual { nics } => nics.clone(),
                             _ => Vec::new(),
                         };
                         nics.retain(|n| n.nic != nic);
-                        nics.insert(
-                            0,
-                            NicAddress {
-                                nic,
-                                ipv4: optional(form.value("ipv4")),
-                                ipv4_gateway: optional(form.value("ipv4_gateway")),
-                                ipv6: optional(form.value("ipv6")),
-                                ipv6_gateway: optional(form.value("ipv6_gateway")),
-                                dns: list(form.value("dns")),
-                            },
-                        );
+                        nics.insert(0, address);
                         IpCustomization::Manual { nics }
                     }
                     _ => IpCustomization::Auto,
