@@ -814,15 +814,21 @@ impl Exec {
                     }
                 }
                 self.end_step_by_vms(i);
-                if self.mode == RunMode::PlannedMigration
-                    && lock(&self.active.run).steps[i].state == StepState::Error
-                {
-                    return Err("the protected site could not synchronize; nothing was changed at the recovery site".into());
-                }
-                Ok(())
+                self.stop_migration_on_error(i, "the protected site could not synchronize")
             }
             Err(e) => self.peer_down(i, e),
         }
+    }
+
+    /// A planned migration stops at a protected-site error, before anything
+    /// changes at the recovery site: nothing may be lost.
+    fn stop_migration_on_error(&self, i: usize, why: &str) -> Result<(), String> {
+        if self.mode == RunMode::PlannedMigration
+            && lock(&self.active.run).steps[i].state == StepState::Error
+        {
+            return Err(format!("{why}; nothing was changed at the recovery site"));
+        }
+        Ok(())
     }
 
     /// The protected site did not answer at all.
@@ -874,12 +880,7 @@ impl Exec {
                     }
                 }
                 self.end_step_by_vms(i);
-                if self.mode == RunMode::PlannedMigration
-                    && lock(&self.active.run).steps[i].state == StepState::Error
-                {
-                    return Err("a protected VM could not be shut down; nothing was changed at the recovery site".into());
-                }
-                Ok(())
+                self.stop_migration_on_error(i, "a protected VM could not be shut down")
             }
             Err(e) => self.peer_down(i, e),
         }
