@@ -236,6 +236,7 @@ impl Site {
     /// Stops guests and replication (letting cycles in flight finish) and
     /// saves change tracking, so the next start resumes without a full sync.
     pub async fn shut_down(&self) {
+        self.save_active_runs().await;
         let vms = std::mem::take(&mut *lock(&self.vms));
         for (id, vm) in vms {
             if let Some(guest) = vm.guest {

@@ -1,0 +1,57 @@
+//! Command callouts: `sh -c` on this host with the run in its environment,
+//! killed at its timeout, the tail of its output kept.
+
+use super::*;
+
+pub(super) fn tail(text: &[u8]) -> String {
+    let start = text.len().saturating_sub(OUTPUT_TAIL);
+    let mut s = String::from_utf8_lossy(&text[start..]).to_string();
+    if start > 0 {
+        s.insert(0, '…');
+    }
+    s
+}
+
+/// Runs a command callout on this host: `sh -c`, with the run's context in
+/// the environment, killed at its timeout. Ok is the output's tail.
+pub(super) async fn run_command(
+    command: &str,
+    timeout: u64,
+    env: &[(&str, String)],
+) -> Result<String, String> {
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start `sh -c`: {e}"))?;
+    match tokio::time::timeout(Duration::from_secs(timeout), child.wait_with_output()).await {
+        Err(_) => Err(format!("timed out after {timeout} s and was killed")),
+        Ok(Err(e)) => Err(format!("failed: {e}")),
+        Ok(Ok(out)) => {
+            let mut all = out.stdout;
+            all.extend_from_slice(&out.stderr);
+            let text = tail(&all);
+            if out.status.success() {
+                Ok(text)
+            } else {
+                Err(format!(
+                    "exited with {}{}",
+                    out.status,
+                    if text.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {text}")
+                    }
+                ))
+            }
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! Recovery runs, executed here at the plan's recovery site so a dropped
+//! SSH session never stops a failover. Every change to a run is recorded in
+//! site.db (coalesced to one write per 100 ms) and streamed as an event; a
+//! run found unfinished at start ends `interrupted` with its steps intact,
+//! and its plan says what to do next.
+//!
+//! - [`plan_steps`]: which steps a run of each mode has.
+//! - [`exec`]: the step loop, the run's bookkeeping, prompts and callouts.
+//! - [`step`]: doing one step; [`power`]: a priority's power-on;
+//!   [`protected_site`]: what is asked of the protected site.
+//! - [`callout`]: command callouts on this host.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use super::control::{ControlCall, ControlReply, VmOutcome};
+use super::notify::Severity;
+use super::protection::{StoredGroup, StoredPlan};
+use super::{Site, SiteError};
+use crate::api::types::{
+    Callout, IpCustomization, MappingSpec, PendingPrompt, Placeholder, PlanState, PlanVm,
+    ReplicationRequest, Run, RunMode, RunRequest, RunState, RunVm, SiteEvent, Step, StepState,
+    VmInfo,
+};
+use crate::config::NicSeed;
+use crate::recovery::mapping;
+use crate::recovery::run::{plan_state_after, plan_state_during};
+use crate::replication::sender::now_ms;
+use crate::storage::tracked_disk::lock;
+use crate::store::{self, DocKind};
+
+mod callout;
+mod exec;
+mod plan_steps;
+mod power;
+mod protected_site;
+mod step;
+
+use callout::{run_command, tail};
+use exec::clock;
+use plan_steps::{Kind, steps_for};
+
+/// Output kept of a command callout.
+const OUTPUT_TAIL: usize = 4096;
+/// How long the protected site may take to synchronize.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a call that does not synchronize may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Runs kept in the history.
+const HISTORY: usize = 200;
+
+/// A run in progress.
+pub(crate) struct ActiveRun {
+    run: Mutex<Run>,
+    changed: Notify,
+    cancel: AtomicBool,
+    ack: Notify,
+    /// Held while the run is saved; true once its final state is saved, so
+    /// a late progress save never overwrites the end.
+    saved_final: tokio::sync::Mutex<bool>,
+}
+
+/// One VM as a run sees it.
+#[derive(Clone)]
+struct VmPlan {
+    id: String,
+    name: String,
+    settings: PlanVm,
+    info: Option<VmInfo>,
+    placeholder: Option<Placeholder>,
+}
+
+struct Exec {
+    site: Arc<Site>,
+    active: Arc<ActiveRun>,
+    mode: RunMode,
+    force: bool,
+    plan: StoredPlan,
+    mappings: MappingSpec,
+    vms: Vec<VmPlan>,
+    kinds: Vec<Kind>,
+    /// VMs out of the run after an error.
+    failed: Mutex<std::collections::HashSet<String>>,
+    promoted: AtomicBool,
+}
+
+impl ActiveRun {
+    fn with<R>(&self, f: impl FnOnce(&mut Run) -> R) -> R {
+        let r = f(&mut lock(&self.run));
+        self.changed.notify_one();
+        r
+    }
+
+    fn snapshot(&self) -> Run {
+        lock(&self.run).clone()
+    }
+}
+
+impl Site {
+    /// Every run this site knows, newest first.
+    pub async fn runs(&self) -> Result<Vec<Run>, SiteError> {
+        let mut runs: Vec<Run> = self
+            .store
+            .call(|c| store::list_docs(c, DocKind::Run))
+            .await?;
+        let active: BTreeMap<String, Run> = lock(&self.active_runs)
+            .iter()
+            .map(|(id, a)| (id.clone(), a.snapshot()))
+            .collect();
+        for r in runs.iter_mut() {
+            if let Some(live) = active.get(&r.id) {
+                *r = live.clone();
+            }
+        }
+        runs.sort_by_key(|r| std::cmp::Reverse(r.started_ms));
+        Ok(runs)
+    }
+
+    pub async fn run(&self, id: &str) -> Result<Run, SiteError> {
+        if let Some(a) = lock(&self.active_runs).get(id) {
+            return Ok(a.snapshot());
+        }
+        self.runs()
+            .await?
+            .into_iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| SiteError::NotFound(format!("no run {id} at site {}", self.name)))
+    }
+
+    /// Asks a run to stop at its next safe point.
+    pub fn cancel_run(&self, id: &str) -> Result<Run, SiteError> {
+        let active = lock(&self.active_runs).get(id).cloned().ok_or_else(|| {
+            SiteError::Conflict(format!(
+                "run {id} is not running here; only a running run can be cancelled"
+            ))
+        })?;
+        active.cancel.store(true, Ordering::Relaxed);
+        active.with(|r| {
+            r.cancel_requested = true;
+            r.message = "cancel requested: stopping at the next safe point".into();
+        });
+        active.ack.notify_waiters();
+        Ok(active.snapshot())
+    }
+
+    /// Answers the prompt a run waits on.
+    pub fn ack_run(&self, id: &str, who: &str) -> Result<Run, SiteError> {
+        let active = lock(&self.active_runs)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| SiteError::Conflict(format!("run {id} is not running here")))?;
+        let acked = active.with(|r| {
+            let prompt = r.prompt.take()?;
+            r.steps[prompt.step].message = format!("acknowledged by {who}: {}", prompt.message);
+            Some(prompt)
+        });
+        if acked.is_none() {
+            return Err(SiteError::Conflict(format!(
+                "run {id} is not waiting for an operator"
+            )));
+        }
+        active.ack.notify_waiters();
+        Ok(active.snapshot())
+    }
+
+    /// Starts a run of a plan this site owns.
+    pub async fn start_run(
+        self: &Arc<Self>,
+        plan_id: &str,
+        request: RunRequest,
+        by: &str,
+    ) -> Result<Run, SiteError> {
+        let mut plan = self.own_plan(plan_id)?;
+        // The freshest view of the protected site, when it answers; after a
+        // disaster, the last one seen.
+        if let Ok(ControlReply::View(view)) = self
+            .call_peer(&ControlCall::View, Duration::from_secs(3))
+            .await
+        {
+            self.take_peer_view(*view).await;
+        }
+        let view = self.plan_view(&plan);
+        if !view.allowed.contains(&request.mode) {
+            return Err(SiteError::Conflict(format!(
+                "plan {:?} is {}; it cannot start a {} now ({})",
+                plan.spec.name,
+                plan.state.label(),
+                request.mode.label(),
+                view.next
+            )));
+        }
+        if request.mode.is_destructive()
+            && request.confirm.as_deref() != Some(plan.spec.name.as_str())
+        {
+            return Err(SiteError::invalid(
+                "confirm",
+                format!(
+                    "a {} must be confirmed with the plan's name: \"confirm\": {:?}",
+                    request.mode.label(),
+                    plan.spec.name
+                ),
+            ));
+        }
+        if request.sync.is_some() && request.mode != RunMode::Test {
+            return Err(SiteError::invalid("sync", "only a test run takes `sync`"));
+        }
+        if request.force.is_some() && request.mode != RunMode::Cleanup {
+            return Err(SiteError::invalid("force", "only a cleanup takes `force`"));
+        }
+        let run_id = super::protection::new_id("run");
+        // Take every group's lock, or none.
+        let groups: Vec<StoredGroup> = {
+            let mut p = lock(&self.protection);
+            for g in &plan.spec.groups {
+                if let Some(holder) = p.groups.get(g).and_then(|g| g.locked_by.clone()) {
+                    return Err(SiteError::Conflict(format!(
+                        "protection group {g} is in use by run {holder}; wait for it or cancel it"
+                    )));
+                }
+            }
+            plan.spec
+                .groups
+                .iter()
+                .filter_map(|g| {
+                    let group = p.groups.get_mut(g)?;
+                    group.locked_by = Some(run_id.clone());
+                    Some(group.clone())
+                })
+                .collect()
+        };
+        for g in groups {
+            self.save_group(g).await?;
+        }
+        let peer = self.peer_view();
+        let placeholders: BTreeMap<String, Placeholder> = self
+            .own_groups()
+            .into_iter()
+            .flat_map(|g| g.vms)
+            .filter_map(|v| v.placeholder.map(|p| (v.vm_id, p)))
+            .collect();
+        let members = self.plan_members(&plan.spec.groups);
+        let vms: Vec<VmPlan> = view
+            .vms
+            .iter()
+            .map(|settings| {
+                let info = peer
+                    .as_ref()
+                    .and_then(|v| v.vms.iter().find(|x| x.id == settings.vm_id).cloned())
+                    .or_else(|| self.vm(&settings.vm_id).ok());
+                VmPlan {
+                    id: settings.vm_id.clone(),
+                    name: members
+                        .get(&settings.vm_id)
+                        .map_or(settings.vm_id.clone(), |m| m.name.clone()),
+                    settings: settings.clone(),
+                    info,
+                    placeholder: placeholders.get(&settings.vm_id).cloned(),
+                }
+            })
+            .collect();
+        let mappings = lock(&self.protection)
+            .mappings
+            .get(&super::protection::mapping_id(
+                &plan.protected_site,
+                &plan.recovery_site,
+            ))
+            .map(|m| m.spec.clone())
+            .unwrap_or_default();
+        let (steps, kinds) = steps_for(&request, &plan, &vms);
+        let run = Run {
+            id: run_id.clone(),
+            plan_id: plan.id.clone(),
+            plan_name: plan.spec.name.clone(),
+            mode: request.mode,
+            state: RunState::Running,
+            protected_site: plan.protected_site.clone(),
+            recovery_site: plan.recovery_site.clone(),
+            started_by: by.to_string(),
+            started_ms: now_ms(),
+            ended_ms: None,
+            rto_seconds: None,
+            steps,
+            vms: vms
+                .iter()
+                .map(|v| {
+                    let replication = peer
+                        .as_ref()
+                        .and_then(|p| p.replications.iter().find(|r| r.vm_id == v.id));
+                    RunVm {
+                        vm_id: v.id.clone(),
+                        vm: v.name.clone(),
+                        priority: v.settings.priority,
+                        rpo_seconds: replication.map(|r| r.rpo_seconds),
+                        point_time_ms: None,
+                        // The newest write the protected site reported; a
+                        // clean shutdown replaces it with the exact one.
+                        last_write_ms: v
+                            .info
+                            .as_ref()
+                            .and_then(|i| i.guest.as_ref())
+                            .and_then(|g| g.last_record_ms),
+                        last_verified_ms: None,
+                        data_loss_seconds: None,
+                        verified: None,
+                        heartbeat_ms: None,
+                        result: StepState::Pending,
+                        message: String::new(),
+                    }
+                })
+                .collect(),
+            prompt: None,
+            message: String::new(),
+            cancel_requested: false,
+        };
+        plan.state = plan_state_during(request.mode);
+        plan.last_run = Some(run_id.clone());
+        plan.last_mode = Some(request.mode);
+        plan.updated_ms = now_ms();
+        let stored = run.clone();
+        self.store
+            .call(move |c| store::put_doc(c, DocKind::Run, &stored.id, &stored))
+            .await?;
+        self.save_plan(plan.clone()).await?;
+        let active = Arc::new(ActiveRun {
+            run: Mutex::new(run.clone()),
+            changed: Notify::new(),
+            cancel: AtomicBool::new(false),
+            ack: Notify::new(),
+            saved_final: tokio::sync::Mutex::new(false),
+        });
+        lock(&self.active_runs).insert(run_id.clone(), active.clone());
+        tokio::spawn(record(Arc::downgrade(self), active.clone()));
+        let exec = Exec {
+            site: self.clone(),
+            active,
+            mode: request.mode,
+            force: request.force.unwrap_or(false),
+            plan,
+            mappings,
+            vms,
+            kinds,
+            failed: Mutex::new(Default::default()),
+            promoted: AtomicBool::new(false),
+        };
+        tokio::spawn(exec.execute());
+        self.events.publish(SiteEvent::Run(run.clone()));
+        info!(run = %run_id, mode = ?request.mode, plan = %run.plan_name, "run started by {by}");
+        Ok(run)
+    }
+
+    /// Records a finished run: the run, the plan's new state (or its
+    /// handover to the peer), the groups unlocked.
+    async fn end_run(
+        &self,
+        run: &Run,
+        plan: &StoredPlan,
+        state: PlanState,
+        handed_over: bool,
+    ) -> Result<(), SiteError> {
+        // The plan's state first: whoever sees the run ended sees the plan
+        // as the run left it.
+        let plan_saved = self.end_plan(run, plan, state, handed_over).await;
+        let active = lock(&self.active_runs).get(&run.id).cloned();
+        let mut saving = match &active {
+            Some(a) => Some(a.saved_final.lock().await),
+            None => None,
+        };
+        let stored = run.clone();
+        self.store
+            .call(move |c| {
+                store::put_doc(c, DocKind::Run, &stored.id, &stored)?;
+                // Keep the history bounded.
+                let runs: Vec<Run> = store::list_docs(c, DocKind::Run)?;
+                if runs.len() > HISTORY {
+                    let mut old: Vec<&Run> = runs.iter().collect();
+                    old.sort_by_key(|r| r.started_ms);
+                    for r in old.iter().take(runs.len() - HISTORY) {
+                        store::delete_doc(c, DocKind::Run, &r.id)?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        if let Some(saved) = saving.as_deref_mut() {
+            *saved = true;
+        }
+        if let Some(active) = lock(&self.active_runs).remove(&run.id) {
+            *lock(&active.run) = run.clone();
+        }
+        self.events.publish(SiteEvent::Run(run.clone()));
+        plan_saved
+    }
+
+    async fn end_plan(
+        &self,
+        run: &Run,
+        plan: &StoredPlan,
+        state: PlanState,
+        handed_over: bool,
+    ) -> Result<(), SiteError> {
+        if handed_over {
+            for g in &plan.spec.groups {
+                let key = g.clone();
+                self.store
+                    .call(move |c| store::delete_doc(c, DocKind::Group, &key))
+                    .await?;
+                lock(&self.protection).groups.remove(g);
+                self.events
+                    .publish(SiteEvent::GroupRemoved { id: g.clone() });
+            }
+            let key = plan.id.clone();
+            self.store
+                .call(move |c| store::delete_doc(c, DocKind::Plan, &key))
+                .await?;
+            lock(&self.protection).plans.remove(&plan.id);
+            self.events.publish(SiteEvent::PlanRemoved {
+                id: plan.id.clone(),
+            });
+            self.refresh_protection().await;
+            return Ok(());
+        }
+        self.unlock_groups(&run.id).await?;
+        let current = self.own_plan(&plan.id)?;
+        self.save_plan(StoredPlan {
+            state,
+            updated_ms: now_ms(),
+            ..current
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn unlock_groups(&self, run_id: &str) -> Result<(), SiteError> {
+        let held: Vec<StoredGroup> = lock(&self.protection)
+            .groups
+            .values()
+            .filter(|g| g.locked_by.as_deref() == Some(run_id))
+            .cloned()
+            .collect();
+        for mut g in held {
+            g.locked_by = None;
+            self.save_group(g).await?;
+        }
+        Ok(())
+    }
+
+    /// At shutdown: every run in progress saved as it is now, so the next
+    /// start finds its steps as they were (and ends it `interrupted`).
+    pub(crate) async fn save_active_runs(&self) {
+        let runs: Vec<Run> = lock(&self.active_runs)
+            .values()
+            .map(|a| a.snapshot())
+            .collect();
+        for run in runs {
+            let id = run.id.clone();
+            let saved = self
+                .store
+                .call(move |c| store::put_doc(c, DocKind::Run, &run.id, &run))
+                .await;
+            if let Err(e) = saved {
+                warn!(run = %id, "saving the run at shutdown failed: {e}");
+            }
+        }
+    }
+
+    /// At start: runs a restart cut short end `interrupted`, steps intact.
+    pub(crate) async fn interrupt_unfinished_runs(&self) -> Result<(), SiteError> {
+        let runs: Vec<Run> = self
+            .store
+            .call(|c| store::list_docs(c, DocKind::Run))
+            .await?;
+        for mut run in runs.into_iter().filter(|r| !r.state.is_finished()) {
+            let why = format!("interrupted: site {} restarted during the run", self.name);
+            for s in run.steps.iter_mut().filter(|s| !s.is_finished()) {
+                if s.state != StepState::Pending {
+                    s.state = StepState::Error;
+                    s.message = why.clone();
+                    s.ended_ms = Some(now_ms());
+                }
+                for v in s
+                    .vms
+                    .iter_mut()
+                    .filter(|v| matches!(v.state, StepState::Running | StepState::Waiting))
+                {
+                    v.state = StepState::Error;
+                    v.message = why.clone();
+                }
+            }
+            run.state = RunState::Interrupted;
+            run.ended_ms = Some(now_ms());
+            run.prompt = None;
+            run.compute_rto();
+            let (_, next) = super::protection::allowed(PlanState::Interrupted, Some(run.mode));
+            run.message = format!("{why}; {next}");
+            let stored = run.clone();
+            self.store
+                .call(move |c| store::put_doc(c, DocKind::Run, &stored.id, &stored))
+                .await?;
+            self.unlock_groups(&run.id).await?;
+            if let Ok(plan) = self.own_plan(&run.plan_id) {
+                self.save_plan(StoredPlan {
+                    state: PlanState::Interrupted,
+                    last_mode: Some(run.mode),
+                    updated_ms: now_ms(),
+                    ..plan
+                })
+                .await?;
+            }
+            warn!(run = %run.id, "run interrupted by a restart");
+        }
+        Ok(())
+    }
+}
+
+/// Saves and streams a run as it changes, at most every 100 ms, until it
+/// has finished and its last state is out.
+async fn record(site: std::sync::Weak<Site>, active: Arc<ActiveRun>) {
+    loop {
+        active.changed.notified().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Some(site) = site.upgrade() else { return };
+        let saved_final = active.saved_final.lock().await;
+        let run = active.snapshot();
+        if *saved_final || run.state.is_finished() {
+            // `end_run` saved the final state itself.
+            return;
+        }
+        let stored = run.clone();
+        if let Err(e) = site
+            .store
+            .call(move |c| store::put_doc(c, DocKind::Run, &stored.id, &stored))
+            .await
+        {
+            warn!(run = %run.id, "saving the run failed: {e}");
+        }
+        drop(saved_final);
+        site.events.publish(SiteEvent::Run(run));
+    }
+}
