@@ -2,12 +2,14 @@
 //! plans and their runs. Above replication, below the API.
 //!
 //! - [`model`]: the objects and the API bodies that carry them.
-//! - [`mapping`]: checking mapping sets, placing VMs, rewriting addresses.
+//! - [`mapping`]: checking mapping sets.
+//! - [`placement`]: placing VMs by a mapping set, rewriting their addresses.
 //! - [`plan`]: checking plans, resolving VM settings, the start order.
 //! - [`run`]: a run's record, its outcome, RTO and data loss.
 
 pub mod mapping;
 pub mod model;
+pub mod placement;
 pub mod plan;
 pub mod run;
 

@@ -42,7 +42,7 @@ impl Site {
                     |v| v.name.clone(),
                 );
                 let (status, placeholder) = match (vm, datastore) {
-                    (Some(vm), Some(datastore)) => match mapping::place(
+                    (Some(vm), Some(datastore)) => match placement::place(
                         mappings.as_ref(),
                         &vm.folder,
                         &vm.resource_pool,

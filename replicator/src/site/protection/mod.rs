@@ -20,7 +20,7 @@ use crate::api::types::{
     PlanState, ProtectionGroup, RunMode, SiteEvent, VmInfo,
 };
 use crate::recovery::plan::{Member, check_name};
-use crate::recovery::{Invalid, mapping, plan};
+use crate::recovery::{Invalid, mapping, placement, plan};
 use crate::replication::sender::now_ms;
 use crate::storage::tracked_disk::lock;
 use crate::store::{self, DocKind};

@@ -28,7 +28,7 @@ use crate::api::types::{
     VmInfo,
 };
 use crate::config::NicSeed;
-use crate::recovery::mapping;
+use crate::recovery::placement;
 use crate::recovery::run::{plan_state_after, plan_state_during};
 use crate::replication::sender::now_ms;
 use crate::storage::tracked_disk::lock;

@@ -13,7 +13,7 @@ impl Exec {
             .enumerate()
             .map(|(i, nic)| {
                 let network = if test {
-                    mapping::test_network(&self.mappings, &nic.network)
+                    placement::test_network(&self.mappings, &nic.network)
                         .unwrap_or("disconnected")
                         .to_string()
                 } else {
@@ -28,9 +28,9 @@ impl Exec {
                         ..nic.clone()
                     },
                     IpCustomization::Manual { nics } => {
-                        mapping::customize(nic, &network, &[], nics.iter().find(|n| n.nic == i))
+                        placement::customize(nic, &network, &[], nics.iter().find(|n| n.nic == i))
                     }
-                    IpCustomization::Auto => mapping::customize(
+                    IpCustomization::Auto => placement::customize(
                         nic,
                         &network,
                         &self.mappings.ip_rules,

@@ -37,7 +37,7 @@ impl Exec {
                     let mapped: Vec<String> = nics
                         .iter()
                         .map(|n| {
-                            mapping::test_network(&self.mappings, &n.network).map_or_else(
+                            placement::test_network(&self.mappings, &n.network).map_or_else(
                                 || format!("{} → (disconnected)", n.network),
                                 |t| format!("{} → {t}", n.network),
                             )
@@ -45,7 +45,7 @@ impl Exec {
                         .collect();
                     let all = nics
                         .iter()
-                        .all(|n| mapping::test_network(&self.mappings, &n.network).is_some());
+                        .all(|n| placement::test_network(&self.mappings, &n.network).is_some());
                     self.sub(
                         i,
                         &vm.id,
