@@ -7,6 +7,7 @@ mod e2e {
     pub mod protection;
     pub mod protection_tui;
     pub mod runs;
+    pub mod runs_faults;
     pub mod runs_tui;
     pub mod sites;
     pub mod support;

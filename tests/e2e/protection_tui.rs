@@ -27,28 +27,15 @@ async fn a_group_and_a_plan_built_in_the_tui_are_what_the_api_returns() {
             .await;
     }
 
-    let term = Tmux {
-        socket: format!("ferry-protection-{}", std::process::id()),
-    };
-    let command = format!(
-        "env XDG_CONFIG_HOME={home}/config XDG_DATA_HOME={home}/data {exe} --site {a} --token {t} --site {b} --token {t}; echo FERRY-EXITED $?; sleep 60",
-        home = tmp.path().display(),
-        exe = env!("CARGO_BIN_EXE_ferry"),
-        a = a.api,
-        b = b.api,
-        t = ADMIN,
+    let term = Tmux::ferry(
+        "ferry-protection",
+        tmp.path(),
+        &format!(
+            "--site {} --token {ADMIN} --site {} --token {ADMIN}",
+            a.api, b.api
+        ),
+        (160, 48),
     );
-    term.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "160",
-        "-y",
-        "48",
-        &command,
-    ]);
 
     // Mappings, site-a → site-b: pick each target from site-b's objects.
     term.keys(&["4"]);

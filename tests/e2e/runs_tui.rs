@@ -24,26 +24,12 @@ fn a_test_failover_started_and_watched_in_the_tui() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("demo");
     let port_base = super::support::free_port_base();
-    let tmux = Tmux {
-        socket: format!("ferry-runs-{}", std::process::id()),
-    };
-    let command = format!(
-        "cd {home} && env XDG_CONFIG_HOME={home}/config XDG_DATA_HOME={home}/data {exe} demo --data-dir {data} --port-base {port_base}; echo FERRY-EXITED $?; sleep 120",
-        home = tmp.path().display(),
-        exe = env!("CARGO_BIN_EXE_ferry"),
-        data = data.display(),
+    let tmux = Tmux::ferry(
+        "ferry-runs",
+        tmp.path(),
+        &format!("demo --data-dir {} --port-base {port_base}", data.display()),
+        (160, 48),
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "160",
-        "-y",
-        "48",
-        &command,
-    ]);
 
     // The demo makes its plan at site-b once site-b sees site-a's VMs.
     tmux.wait_within("the demo up", Duration::from_secs(60), |s| {

@@ -1,6 +1,7 @@
 //! A real terminal for the TUI tests: a tmux server of its own, with one
 //! window (`t`) running the program under test.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,33 @@ pub struct Tmux {
 }
 
 impl Tmux {
+    /// Starts `ferry <args>` in a `cols`x`rows` terminal of a tmux server of
+    /// its own (`<name>-<pid>`), in `home` and with its config and data
+    /// there. When ferry exits the window shows `FERRY-EXITED <status>`.
+    pub fn ferry(name: &str, home: &Path, args: &str, (cols, rows): (u16, u16)) -> Self {
+        let tmux = Self {
+            socket: format!("{name}-{}", std::process::id()),
+        };
+        let command = format!(
+            "cd {home} && env XDG_CONFIG_HOME={home}/config XDG_DATA_HOME={home}/data {exe} {args}; echo FERRY-EXITED $?; sleep 120",
+            home = home.display(),
+            exe = env!("CARGO_BIN_EXE_ferry"),
+        );
+        let (cols, rows) = (cols.to_string(), rows.to_string());
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            &cols,
+            "-y",
+            &rows,
+            &command,
+        ]);
+        tmux
+    }
+
     pub fn run(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
             .arg("-L")

@@ -17,26 +17,12 @@ fn the_demo_in_a_real_terminal() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("demo");
     let port_base = super::support::free_port_base();
-    let tmux = Tmux {
-        socket: format!("ferry-test-{}", std::process::id()),
-    };
-    let command = format!(
-        "env XDG_CONFIG_HOME={home}/config XDG_DATA_HOME={home}/data {exe} demo --data-dir {data} --port-base {port_base}; echo FERRY-EXITED $?; sleep 120",
-        home = tmp.path().display(),
-        exe = env!("CARGO_BIN_EXE_ferry"),
-        data = data.display(),
+    let tmux = Tmux::ferry(
+        "ferry-test",
+        tmp.path(),
+        &format!("demo --data-dir {} --port-base {port_base}", data.display()),
+        (120, 36),
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "36",
-        &command,
-    ]);
 
     let screen = tmux.wait_within("all twelve demo VMs", Duration::from_secs(60), |s| {
         s.contains("12 of 12 VMs") && s.contains("web-06") && s.contains("db-02")
