@@ -6,11 +6,15 @@
 //! [`protection`] holds the editing half: the mappings, groups and plans
 //! views, their editors and dialogs, and the replies to their saves.
 
+mod action;
 mod dialogs;
 mod protection;
+#[cfg(test)]
+mod replication_tests;
 mod runs;
 #[cfg(test)]
 mod tests;
+mod views;
 
 use std::cmp::Ordering;
 use std::time::Instant;
@@ -23,99 +27,10 @@ use crate::editor::mappings::MappingsEditor;
 use crate::model::{FeedUpdate, Model, compliance, lag_seconds};
 use crate::theme::Theme;
 
+pub use action::Action;
 pub use protection::{Editor, FormFor, Leave, PickFor, Popup};
 pub use runs::{PromptView, RunCall, RunDialog, RunPurpose, RunReply, RunView, Start};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
-    Dashboard,
-    Replication,
-    Events,
-    Mappings,
-    Groups,
-    Plans,
-    History,
-}
-
-impl View {
-    pub const ALL: [View; 7] = [
-        View::Dashboard,
-        View::Replication,
-        View::Events,
-        View::Mappings,
-        View::Groups,
-        View::Plans,
-        View::History,
-    ];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Self::Dashboard => "Dashboard",
-            Self::Replication => "Replication",
-            Self::Events => "Events",
-            Self::Mappings => "Mappings",
-            Self::Groups => "Groups",
-            Self::Plans => "Plans",
-            Self::History => "History",
-        }
-    }
-
-    /// The title on narrow terminals.
-    pub fn short(self) -> &'static str {
-        match self {
-            Self::Dashboard => "Dash",
-            Self::Replication => "Repl",
-            Self::Mappings => "Maps",
-            other => other.title(),
-        }
-    }
-
-    /// The views that edit protection objects.
-    pub fn edits(self) -> bool {
-        matches!(self, Self::Mappings | Self::Groups | Self::Plans)
-    }
-
-    fn step(self, by: isize) -> Self {
-        let i = Self::ALL.iter().position(|v| *v == self).unwrap_or(0) as isize;
-        Self::ALL[(i + by).rem_euclid(Self::ALL.len() as isize) as usize]
-    }
-}
-
-/// Columns of the replication view, in display order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Column {
-    Vm,
-    Direction,
-    State,
-    Rpo,
-    Lag,
-    Progress,
-    LastSync,
-}
-
-impl Column {
-    pub const ALL: [Column; 7] = [
-        Column::Vm,
-        Column::Direction,
-        Column::State,
-        Column::Rpo,
-        Column::Lag,
-        Column::Progress,
-        Column::LastSync,
-    ];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Self::Vm => "VM",
-            Self::Direction => "Direction",
-            Self::State => "State",
-            Self::Rpo => "RPO",
-            Self::Lag => "Lag",
-            Self::Progress => "Sync",
-            Self::LastSync => "Last sync",
-        }
-    }
-}
+pub use views::{Column, View};
 
 /// What sits on top of the current view.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,102 +43,6 @@ pub enum Overlay {
     Filter,
     /// The detail pane of one replication.
     Detail(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Quit,
-    NextView,
-    PrevView,
-    Show(View),
-    Up,
-    Down,
-    PageUp,
-    PageDown,
-    Top,
-    Bottom,
-    OpenFilter,
-    OpenPalette,
-    OpenHelp,
-    /// Esc: close what is open, else clear the filter.
-    Back,
-    /// Enter.
-    Open,
-    Type(char),
-    Erase,
-    Complete,
-    SortNext,
-    SortReverse,
-    SyncNow,
-    TogglePause,
-    /// ← and → where they move within a view, a form or a choice.
-    Left,
-    Right,
-    /// Saves the open editor (Ctrl-S, `w`).
-    Save,
-    /// Leaves without saving, when asked.
-    Discard,
-    /// Confirms a deletion.
-    Yes,
-    New,
-    Delete,
-    /// Space: add or remove the item under the cursor.
-    Toggle,
-    /// Moves a plan's VM to an earlier priority.
-    Raise,
-    /// Moves it to a later priority.
-    Lower,
-    Depends,
-    TogglePower,
-    Timeout,
-    IpMode,
-    /// The selected VM's callouts in a text area.
-    Callouts,
-    /// The plan's own callouts in a text area.
-    PlanCallouts,
-    PickGroups,
-    Rename,
-    /// A key for the text area, as it came.
-    Input(KeyEvent),
-    /// Starts a run of the selected plan (asks first).
-    StartRun(ferry_replicator::api::types::RunMode),
-    /// A cleanup that goes on past errors.
-    ForceCleanup,
-    /// Cancels the run on screen or the selected plan's run (asks first).
-    CancelRun,
-    /// Answers the prompt a run waits on.
-    Ack,
-    /// Opens the selected plan's run.
-    OpenRun,
-    /// Writes a run out as JSON and Markdown.
-    Export,
-    /// A second passed: ages and the NOC rotation move on.
-    Tick,
-}
-
-impl Action {
-    /// Whether this action changes a site's objects or opens an editor to:
-    /// what read-only mode refuses.
-    fn edits(&self) -> bool {
-        matches!(
-            self,
-            Self::Save
-                | Self::New
-                | Self::Delete
-                | Self::Toggle
-                | Self::Raise
-                | Self::Lower
-                | Self::Depends
-                | Self::TogglePower
-                | Self::Timeout
-                | Self::IpMode
-                | Self::Callouts
-                | Self::PlanCallouts
-                | Self::PickGroups
-                | Self::Rename
-                | Self::Open
-        )
-    }
 }
 
 /// Work for a task outside the UI loop.
@@ -705,113 +524,4 @@ fn cmp_f64(a: Option<f64>, b: Option<f64>) -> Ordering {
     a.unwrap_or(-1.0)
         .partial_cmp(&b.unwrap_or(-1.0))
         .unwrap_or(Ordering::Equal)
-}
-
-#[cfg(test)]
-mod replication_tests {
-    use super::*;
-    use crate::model::SiteState;
-    use crate::model::tests::replication;
-    use ferry_replicator::api::types::SiteInfo;
-
-    fn app(read_only: bool) -> App {
-        let mut model = Model::new(vec![SiteState::new("a", "http://a")]);
-        let now = 1_000_000;
-        model.apply(
-            FeedUpdate::Snapshot {
-                site: 0,
-                info: SiteInfo {
-                    name: "site-a".into(),
-                    peer: None,
-                    vm_count: 3,
-                    replicated_count: 3,
-                },
-                replications: vec![
-                    replication("web-01", 300, Some(10_000), now),
-                    replication("db-01", 15, Some(20_000), now),
-                    replication("app-01", 60, Some(50_000), now),
-                ],
-                alarms: vec![],
-                vms: vec![],
-            },
-            Instant::now(),
-        );
-        let theme = crate::theme::Theme::load("dark", std::path::Path::new("/none")).unwrap();
-        let mut app = App::new(model, theme, read_only, false);
-        app.now_ms = now;
-        app
-    }
-
-    fn names(app: &App) -> Vec<String> {
-        app.rows().iter().map(|(_, r)| r.vm.clone()).collect()
-    }
-
-    #[test]
-    fn filter_sort_and_select() {
-        let mut app = app(false);
-        assert_eq!(names(&app), ["app-01", "db-01", "web-01"]);
-        app.update(Action::OpenFilter);
-        for c in "viol".chars() {
-            app.update(Action::Type(c));
-        }
-        assert_eq!(names(&app), ["db-01"], "filter by compliance word");
-        app.update(Action::Back);
-        assert_eq!(app.rows().len(), 3);
-        for _ in 0..4 {
-            app.update(Action::SortNext); // Vm → Direction → State → Rpo → Lag
-        }
-        assert_eq!(app.sort, Column::Lag);
-        app.update(Action::SortReverse);
-        assert_eq!(names(&app), ["app-01", "db-01", "web-01"]);
-        app.update(Action::Bottom);
-        assert_eq!(app.selected, 2);
-        app.update(Action::Down);
-        assert_eq!(app.selected, 2, "stays on the last row");
-    }
-
-    #[test]
-    fn palette_completes_and_switches_views() {
-        let mut app = app(false);
-        app.update(Action::OpenPalette);
-        app.update(Action::Type('e'));
-        app.update(Action::Complete);
-        assert_eq!(app.overlay, Overlay::Palette("events".into()));
-        app.update(Action::Open);
-        assert_eq!((app.view, &app.overlay), (View::Events, &Overlay::None));
-        app.update(Action::OpenPalette);
-        app.update(Action::Type('x'));
-        app.update(Action::Open);
-        assert!(
-            app.status
-                .as_deref()
-                .unwrap_or("")
-                .contains("no command :x")
-        );
-        app.update(Action::Quit);
-        assert!(app.quit);
-    }
-
-    #[test]
-    fn read_only_refuses_actions_in_one_place() {
-        let mut app = app(true);
-        assert_eq!(app.update(Action::SyncNow), None);
-        assert!(app.status.as_deref().unwrap_or("").contains("read-only"));
-        assert!(!app.keys().iter().any(|(_, what)| *what == "sync now"));
-        let mut app = self::app(false);
-        assert_eq!(
-            app.update(Action::SyncNow),
-            Some(Effect::Post {
-                site: 0,
-                path: "/replications/site-a.app-01/sync".into()
-            })
-        );
-    }
-
-    #[test]
-    fn keys_while_typing_are_text_not_commands() {
-        let mut app = app(false);
-        app.update(Action::OpenFilter);
-        app.update(Action::Quit);
-        assert!(!app.quit, "q while filtering is not quit");
-    }
 }

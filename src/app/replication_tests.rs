@@ -1,0 +1,107 @@
+//! The replication view's state: selection, sorting, filtering, details.
+
+use super::*;
+use crate::model::SiteState;
+use crate::model::tests::replication;
+use ferry_replicator::api::types::SiteInfo;
+
+fn app(read_only: bool) -> App {
+    let mut model = Model::new(vec![SiteState::new("a", "http://a")]);
+    let now = 1_000_000;
+    model.apply(
+        FeedUpdate::Snapshot {
+            site: 0,
+            info: SiteInfo {
+                name: "site-a".into(),
+                peer: None,
+                vm_count: 3,
+                replicated_count: 3,
+            },
+            replications: vec![
+                replication("web-01", 300, Some(10_000), now),
+                replication("db-01", 15, Some(20_000), now),
+                replication("app-01", 60, Some(50_000), now),
+            ],
+            alarms: vec![],
+            vms: vec![],
+        },
+        Instant::now(),
+    );
+    let theme = crate::theme::Theme::load("dark", std::path::Path::new("/none")).unwrap();
+    let mut app = App::new(model, theme, read_only, false);
+    app.now_ms = now;
+    app
+}
+
+fn names(app: &App) -> Vec<String> {
+    app.rows().iter().map(|(_, r)| r.vm.clone()).collect()
+}
+
+#[test]
+fn filter_sort_and_select() {
+    let mut app = app(false);
+    assert_eq!(names(&app), ["app-01", "db-01", "web-01"]);
+    app.update(Action::OpenFilter);
+    for c in "viol".chars() {
+        app.update(Action::Type(c));
+    }
+    assert_eq!(names(&app), ["db-01"], "filter by compliance word");
+    app.update(Action::Back);
+    assert_eq!(app.rows().len(), 3);
+    for _ in 0..4 {
+        app.update(Action::SortNext); // Vm → Direction → State → Rpo → Lag
+    }
+    assert_eq!(app.sort, Column::Lag);
+    app.update(Action::SortReverse);
+    assert_eq!(names(&app), ["app-01", "db-01", "web-01"]);
+    app.update(Action::Bottom);
+    assert_eq!(app.selected, 2);
+    app.update(Action::Down);
+    assert_eq!(app.selected, 2, "stays on the last row");
+}
+
+#[test]
+fn palette_completes_and_switches_views() {
+    let mut app = app(false);
+    app.update(Action::OpenPalette);
+    app.update(Action::Type('e'));
+    app.update(Action::Complete);
+    assert_eq!(app.overlay, Overlay::Palette("events".into()));
+    app.update(Action::Open);
+    assert_eq!((app.view, &app.overlay), (View::Events, &Overlay::None));
+    app.update(Action::OpenPalette);
+    app.update(Action::Type('x'));
+    app.update(Action::Open);
+    assert!(
+        app.status
+            .as_deref()
+            .unwrap_or("")
+            .contains("no command :x")
+    );
+    app.update(Action::Quit);
+    assert!(app.quit);
+}
+
+#[test]
+fn read_only_refuses_actions_in_one_place() {
+    let mut app = app(true);
+    assert_eq!(app.update(Action::SyncNow), None);
+    assert!(app.status.as_deref().unwrap_or("").contains("read-only"));
+    assert!(!app.keys().iter().any(|(_, what)| *what == "sync now"));
+    let mut app = self::app(false);
+    assert_eq!(
+        app.update(Action::SyncNow),
+        Some(Effect::Post {
+            site: 0,
+            path: "/replications/site-a.app-01/sync".into()
+        })
+    );
+}
+
+#[test]
+fn keys_while_typing_are_text_not_commands() {
+    let mut app = app(false);
+    app.update(Action::OpenFilter);
+    app.update(Action::Quit);
+    assert!(!app.quit, "q while filtering is not quit");
+}
