@@ -7,7 +7,7 @@
 //! `End` → `Committed` → `Consolidated`. Either side may send `Refused` and
 //! close. Instead of `Open`, a session may carry site-to-site calls:
 //! `Control` → `ControlReply`, each body a JSON document the site layer
-//! defines.
+//! defines. `replicator/docs/wire.md` gives every field's encoding.
 
 use super::error::WireError;
 use crate::storage::BlockHash;
