@@ -2,6 +2,8 @@
 //! tests and the benches need to talk to a site, without the site itself
 //! (no axum, SQLite or compression here).
 //!
+//! - [`client`]: a typed async client for one site; [`call`]: every change
+//!   it can ask for, typed, and the one place paths are spelled.
 //! - [`types`]: request, response and event bodies of `/api/v1`.
 //! - [`model`]: the protection objects (mappings, groups, plans, runs) those
 //!   bodies carry; re-exported by [`types`].
@@ -10,6 +12,8 @@
 //! - [`run`]: a run's record and how it changes (pure; the site's executor
 //!   does the work and records it here).
 
+pub mod call;
+pub mod client;
 pub mod mapping;
 pub mod model;
 pub mod placement;
@@ -17,6 +21,8 @@ pub mod plan;
 pub mod run;
 pub mod types;
 
+pub use call::{Call, Method, ReplicationVerb};
+pub use client::{Client, ClientError, Failure};
 pub use types::now_ms;
 
 /// A value out of range or inconsistent, with the field at fault.
