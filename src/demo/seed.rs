@@ -6,9 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use ferry_replicator::api::types::{
-    Callout, GroupSpec, IpRule, MappingSpec, Pair, PlanSpec, PlanVm,
-};
+use ferry_api::types::{Callout, GroupSpec, IpRule, MappingSpec, Pair, PlanSpec, PlanVm};
 use ferry_replicator::config::NetworkConfig;
 use serde_json::Value;
 

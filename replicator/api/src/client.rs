@@ -80,7 +80,7 @@ impl ClientError {
 }
 
 /// `404 Not Found`, as HTTP writes a status.
-fn status_line(status: u16) -> String {
+pub fn status_line(status: u16) -> String {
     match reqwest::StatusCode::from_u16(status) {
         Ok(code) => code.to_string(),
         Err(_) => status.to_string(),
@@ -301,13 +301,14 @@ impl Client {
             .map_err(|e| self.error(&call.path(), Failure::Decode(e.to_string())))
     }
 
-    /// The site's event stream, from now on. Keep-alives and events this
-    /// client does not know are skipped; the stream ends when the site
-    /// closes it. It has no timeout: the caller decides how much silence
-    /// means the site is gone.
+    /// The site's event stream, from now on: `Some` event, or `None` for a
+    /// keep-alive or an event this client does not know (either way the
+    /// site is alive). The stream ends when the site closes it. It has no
+    /// timeout: the caller decides how much silence means the site is gone.
     pub async fn events(
         &self,
-    ) -> Result<impl Stream<Item = Result<SiteEvent, ClientError>> + use<>, ClientError> {
+    ) -> Result<impl Stream<Item = Result<Option<SiteEvent>, ClientError>> + use<>, ClientError>
+    {
         let response = self
             .exchange(reqwest::Method::GET, "/events", None, None)
             .await?;
@@ -319,10 +320,7 @@ impl Client {
                 loop {
                     if let Some(end) = buffer.find("\n\n") {
                         let block: String = buffer.drain(..end + 2).collect();
-                        if let Some(event) = parse_event(&block) {
-                            return Some((Ok(event), (bytes, buffer, this)));
-                        }
-                        continue;
+                        return Some((Ok(parse_event(&block)), (bytes, buffer, this)));
                     }
                     match bytes.next().await {
                         None => return None,

@@ -2,7 +2,7 @@
 //! history view and the typed-name dialog at 80x24 and 160x48, on the
 //! pinned runs of `model::runs::fixture`.
 
-use ferry_replicator::api::types::RunMode;
+use ferry_api::types::RunMode;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
