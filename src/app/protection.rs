@@ -70,7 +70,8 @@ pub enum Popup {
     /// Delete `what`? Sends `request` on yes.
     Delete {
         what: String,
-        request: Request,
+        /// Boxed: a request may carry a whole plan.
+        request: Box<Request>,
     },
 }
 
@@ -324,11 +325,14 @@ impl App {
                 };
                 self.popup = Some(Popup::Delete {
                     what: what.clone(),
-                    request: Request {
+                    request: Box::new(Request {
                         site,
                         call: call.clone(),
-                        purpose: Purpose::Delete { what, call },
-                    },
+                        purpose: Purpose::Delete {
+                            what,
+                            call: Box::new(call),
+                        },
+                    }),
                 });
             }
             _ => {}

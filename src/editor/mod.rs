@@ -34,7 +34,8 @@ pub enum Purpose {
     /// is the deletion, which says what to forget when it succeeds.
     Delete {
         what: String,
-        call: Call,
+        /// Boxed: a call may carry a whole plan.
+        call: Box<Call>,
     },
 }
 

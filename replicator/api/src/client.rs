@@ -27,7 +27,8 @@ pub enum Failure {
     #[error("{}: {}", status_line(*.status), .text)]
     Status {
         status: u16,
-        body: Option<ErrorBody>,
+        /// Boxed: errors travel in every `Result`, so they stay small.
+        body: Option<Box<ErrorBody>>,
         text: String,
     },
     /// The site answered, but not with what the call expects.
@@ -64,7 +65,7 @@ impl ClientError {
             },
             Failure::Status {
                 body: Some(body), ..
-            } => body.clone(),
+            } => (**body).clone(),
             Failure::Status { status, text, .. } => ErrorBody {
                 error: status.to_string(),
                 message: format!("{}: {}: {text}", self.site, status_line(*status)),
@@ -187,7 +188,7 @@ impl Client {
             path,
             Failure::Status {
                 status: status.as_u16(),
-                body: serde_json::from_str(&text).ok(),
+                body: serde_json::from_str(&text).ok().map(Box::new),
                 text,
             },
         ))
