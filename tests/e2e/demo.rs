@@ -43,41 +43,27 @@ async fn demo_runs_two_sites_and_stops_them_cleanly() {
     assert_eq!(sites.len(), 2);
     assert_eq!(sites[0]["name"], "site-a");
 
-    let client = reqwest::Client::new();
     let site_a = &sites[0];
-    let url = format!("{}/api/v1/replications", site_a["url"].as_str().unwrap());
-    let token = site_a["tokens"]["viewer"].as_str().unwrap().to_string();
+    let client = ferry_api::Client::new(
+        "site-a",
+        site_a["url"].as_str().unwrap(),
+        site_a["tokens"]["viewer"].as_str().unwrap(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
     let count = eventually(
         "every demo VM replicated and ok",
         Duration::from_secs(90),
         || async {
-            let reps: Vec<serde_json::Value> = client
-                .get(&url)
-                .bearer_auth(&token)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            (reps.len() >= 10 && reps.iter().all(|r| r["state"] == "ok")).then_some(reps.len())
+            let reps = client.replications().await.ok()?;
+            (reps.len() >= 10 && reps.iter().all(|r| r.state == "ok")).then_some(reps.len())
         },
     )
     .await;
     assert_eq!(count, 12);
     let rpos: std::collections::BTreeSet<u64> = {
-        let reps: Vec<serde_json::Value> = client
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        reps.iter()
-            .filter_map(|r| r["rpo_seconds"].as_u64())
-            .collect()
+        let reps = client.replications().await.unwrap();
+        reps.iter().map(|r| r.rpo_seconds).collect()
     };
     assert_eq!(
         rpos.into_iter().collect::<Vec<_>>(),
