@@ -4,6 +4,7 @@
 mod e2e {
     pub mod api_errors;
     pub mod demo;
+    pub mod pictures;
     pub mod protection;
     pub mod protection_tui;
     pub mod runs;
