@@ -28,6 +28,9 @@ fn the_picture_script_draws_the_dashboard_the_replication_view_and_a_run() {
             svg.contains(shows),
             "{name}.svg does not show {shows:?}:\n{svg}"
         );
-        assert!(svg.matches("<text").count() > 20, "{name}.svg is nearly empty");
+        assert!(
+            svg.matches("<text").count() > 20,
+            "{name}.svg is nearly empty"
+        );
     }
 }
