@@ -3,7 +3,7 @@
 //! per-VM data loss against the RPO, verification) for stdout; the exit
 //! code says whether the run did what the script asked.
 
-use ferry_replicator::api::types::{Run, RunState, StepState};
+use ferry_api::types::{Run, RunState, StepState};
 
 use crate::model::runs::{duration_text, elapsed_ms, loss_text, run_look, step_look};
 
@@ -28,7 +28,13 @@ impl Follower {
                 if told.1.len() <= j {
                     told.1.push(StepState::Pending);
                 }
-                if told.1[j] != vm.state && is_news(vm.state) {
+                // Per VM only what needs a reader's eye: the step's line
+                // says how many went well.
+                let worth_a_line = matches!(
+                    vm.state,
+                    StepState::Warning | StepState::Error | StepState::Skipped | StepState::Waiting
+                );
+                if told.1[j] != vm.state && worth_a_line {
                     told.1[j] = vm.state;
                     let (symbol, word, _) = step_look(vm.state);
                     out.push(format!(
@@ -75,11 +81,13 @@ fn is_news(state: StepState) -> bool {
     state != StepState::Pending
 }
 
+/// `: message` on one line (callout output may run over several).
 fn said(message: &str) -> String {
-    if message.is_empty() {
+    let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.is_empty() {
         String::new()
     } else {
-        format!(": {message}")
+        format!(": {line}")
     }
 }
 
@@ -192,6 +200,14 @@ mod tests {
         let again = follower.lines(&run);
         assert_eq!(again.len(), 1, "{again:#?}");
         assert!(again[0].contains("✖ error"), "{again:#?}");
+        run.steps[0].vms[0].state = StepState::Done;
+        assert!(follower.lines(&run).is_empty(), "a VM that went well is told by its step");
+        run.steps[0].vms[0].state = StepState::Error;
+        run.steps[0].vms[0].message = "no\nheartbeat".into();
+        assert_eq!(
+            follower.lines(&run),
+            vec![format!("  ✖ error {} — {}: no heartbeat", run.steps[0].name, run.steps[0].vms[0].vm)]
+        );
     }
 
     #[test]

@@ -12,10 +12,15 @@
 //! or the run failed (or lost more than an RPO); 2 bad usage or config;
 //! 3 a site could not be reached or refused the request.
 
+pub mod args;
+pub mod commands;
 pub mod follow;
 pub mod runbook;
 pub mod status;
 pub mod table;
+
+/// How long one request to a site may take before it counts as no answer.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `2026-12-01 14:03:07` (UTC) of a wall-clock time in ms.
 pub fn date_time(ms: u64) -> String {

@@ -2,7 +2,7 @@
 //! the worst lag per site, and the runs in progress, in a few lines; the
 //! exit code says whether all is well, so a NOC check or cron can use it.
 
-use ferry_replicator::api::types::{PeerStatus, ReplicationInfo, Run, SiteInfo};
+use ferry_api::types::{PeerStatus, ReplicationInfo, Run, SiteInfo};
 use serde::Serialize;
 
 use crate::model::runs::{progress, run_look};
@@ -250,7 +250,7 @@ pub fn text(status: &Status) -> String {
 mod tests {
     use super::*;
     use crate::model::tests::replication;
-    use ferry_replicator::api::types::PeerInfo;
+    use ferry_api::types::PeerInfo;
 
     const NOW: u64 = 1_700_000_000_000;
 
