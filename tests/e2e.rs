@@ -3,6 +3,7 @@
 
 mod e2e {
     pub mod api_errors;
+    pub mod cli;
     pub mod demo;
     pub mod pictures;
     pub mod protection;

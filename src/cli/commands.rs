@@ -7,7 +7,9 @@ use std::io::IsTerminal;
 
 use ferry_api::call::Call;
 use ferry_api::client::{Client, ClientError, Failure};
-use ferry_api::types::{Plan, ReplicationInfo, Run, RunMode, RunRequest, SiteEvent, SiteInfo, VmInfo};
+use ferry_api::types::{
+    Plan, ReplicationInfo, Run, RunMode, RunRequest, SiteEvent, SiteInfo, VmInfo,
+};
 use futures_util::StreamExt;
 use serde::Serialize;
 
@@ -201,7 +203,10 @@ pub async fn vms(clients: &[Client], output: Output) -> Result<u8, Failed> {
         .collect();
     print!(
         "{}",
-        table::render(&["VM", "Site", "Power", "Replication", "RPO", "Lag"], &table_rows)
+        table::render(
+            &["VM", "Site", "Power", "Replication", "RPO", "Lag"],
+            &table_rows
+        )
     );
     Ok(0)
 }
@@ -213,7 +218,9 @@ async fn all_plans(clients: &[Client]) -> Result<Vec<Plan>, Failed> {
     let mut last_error = None;
     for (client, info) in clients.iter().zip(identify(clients).await) {
         let plans = match (info, client.plans().await) {
-            (Ok(info), Ok(plans)) => plans.into_iter().map(move |p| (p.recovery_site == info.name, p)),
+            (Ok(info), Ok(plans)) => plans
+                .into_iter()
+                .map(move |p| (p.recovery_site == info.name, p)),
             (Err(e), _) | (_, Err(e)) => {
                 last_error = Some(e);
                 continue;
@@ -303,8 +310,9 @@ pub async fn runs(clients: &[Client], output: Output) -> Result<u8, Failed> {
                 r.mode.label().to_string(),
                 format!("{symbol} {word}"),
                 date_time(r.started_ms),
-                r.ended_ms
-                    .map_or("running".into(), |e| duration_text(e.saturating_sub(r.started_ms))),
+                r.ended_ms.map_or("running".into(), |e| {
+                    duration_text(e.saturating_sub(r.started_ms))
+                }),
                 r.rto_seconds.map_or("—".into(), |s| format!("{s:.1} s")),
                 worst_loss_text(r),
             ]
@@ -313,7 +321,16 @@ pub async fn runs(clients: &[Client], output: Output) -> Result<u8, Failed> {
     print!(
         "{}",
         table::render(
-            &["Run", "Plan", "Mode", "State", "Started (UTC)", "Took", "RTO", "Worst data loss"],
+            &[
+                "Run",
+                "Plan",
+                "Mode",
+                "State",
+                "Started (UTC)",
+                "Took",
+                "RTO",
+                "Worst data loss"
+            ],
             &rows
         )
     );
@@ -335,7 +352,11 @@ async fn find_plan(clients: &[Client], name: &str) -> Result<Plan, Failed> {
                 if plans.is_empty() {
                     "none yet".to_string()
                 } else {
-                    plans.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                    plans
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 }
             ),
             code: USAGE,
@@ -344,7 +365,10 @@ async fn find_plan(clients: &[Client], name: &str) -> Result<Plan, Failed> {
             message: format!(
                 "{} plans are named {name:?}; name one by its id: {}",
                 many.len(),
-                many.iter().map(|p| p.id.as_str()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|p| p.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             code: USAGE,
         }),
@@ -570,15 +594,32 @@ pub async fn run_call(clients: &[Client], id: &str, cancel: bool) -> Result<u8, 
     let run = find_run(clients, id).await?;
     let client = client_of(clients, &run.recovery_site).await?;
     let (call, what) = if cancel {
-        (Call::CancelRun { run_id: run.id.clone() }, format!("cancel run {id}"))
+        (
+            Call::CancelRun {
+                run_id: run.id.clone(),
+            },
+            format!("cancel run {id}"),
+        )
     } else {
-        (Call::AckRun { run_id: run.id.clone() }, format!("acknowledge the prompt of run {id}"))
+        (
+            Call::AckRun {
+                run_id: run.id.clone(),
+            },
+            format!("acknowledge the prompt of run {id}"),
+        )
     };
     client
         .send(&call)
         .await
         .map_err(|e| Failed::site(&what, &e))?;
-    eprintln!("{}", if cancel { format!("asked run {id} to stop at its next safe point") } else { format!("acknowledged the prompt of run {id}") });
+    eprintln!(
+        "{}",
+        if cancel {
+            format!("asked run {id} to stop at its next safe point")
+        } else {
+            format!("acknowledged the prompt of run {id}")
+        }
+    );
     Ok(0)
 }
 
@@ -591,15 +632,27 @@ pub async fn plan_runbook(clients: &[Client], name: &str) -> Result<u8, Failed> 
     for (client, info) in clients.iter().zip(identify(clients).await) {
         let Ok(info) = info else { continue };
         if info.name == plan.recovery_site {
-            groups = client.groups().await.map_err(|e| Failed::site("list its protection groups", &e))?;
-            mappings = client.mappings().await.map_err(|e| Failed::site("list its mappings", &e))?;
-            runs = client.runs().await.map_err(|e| Failed::site("list its runs", &e))?;
+            groups = client
+                .groups()
+                .await
+                .map_err(|e| Failed::site("list its protection groups", &e))?;
+            mappings = client
+                .mappings()
+                .await
+                .map_err(|e| Failed::site("list its mappings", &e))?;
+            runs = client
+                .runs()
+                .await
+                .map_err(|e| Failed::site("list its runs", &e))?;
         }
         if info.name == plan.protected_site {
             vms = client.vms().await.unwrap_or_default();
         }
     }
-    let groups: Vec<_> = groups.iter().filter(|g| plan.groups.contains(&g.id)).collect();
+    let groups: Vec<_> = groups
+        .iter()
+        .filter(|g| plan.groups.contains(&g.id))
+        .collect();
     let mapping = mappings
         .iter()
         .find(|m| m.spec.from_site == plan.protected_site && m.spec.to_site == plan.recovery_site)

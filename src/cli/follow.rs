@@ -201,12 +201,18 @@ mod tests {
         assert_eq!(again.len(), 1, "{again:#?}");
         assert!(again[0].contains("✖ error"), "{again:#?}");
         run.steps[0].vms[0].state = StepState::Done;
-        assert!(follower.lines(&run).is_empty(), "a VM that went well is told by its step");
+        assert!(
+            follower.lines(&run).is_empty(),
+            "a VM that went well is told by its step"
+        );
         run.steps[0].vms[0].state = StepState::Error;
         run.steps[0].vms[0].message = "no\nheartbeat".into();
         assert_eq!(
             follower.lines(&run),
-            vec![format!("  ✖ error {} — {}: no heartbeat", run.steps[0].name, run.steps[0].vms[0].vm)]
+            vec![format!(
+                "  ✖ error {} — {}: no heartbeat",
+                run.steps[0].name, run.steps[0].vms[0].vm
+            )]
         );
     }
 

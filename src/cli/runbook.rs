@@ -3,10 +3,10 @@
 //! with their dependencies, callouts and prompts, where each VM lands and
 //! which addresses change, the mappings in force, and the last test's RTO.
 
+use ferry_api::placement::customize;
 use ferry_api::types::{
     Callout, IpCustomization, MappingSpec, Plan, ProtectionGroup, Run, RunMode, RunState, VmInfo,
 };
-use ferry_api::placement::customize;
 
 /// What the runbook is made of, as fetched from the sites.
 pub struct Sources<'a> {
