@@ -12,7 +12,14 @@ pub enum Scripted {
     /// Both sites, the link, RPO compliance, the worst lag and the runs in
     /// progress. Exit 0 when every site is reachable and paired and every
     /// VM is within its RPO; 1 when a VM is not; 3 when a site is unreachable.
-    Status(OutputArg),
+    Status {
+        #[command(flatten)]
+        output: OutputArg,
+        /// First wait up to this many seconds for every site to answer and
+        /// see its peer (after starting or restarting a site).
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
+    },
     /// Every VM of both sites with its replication, RPO and lag.
     Vms(OutputArg),
     /// Every recovery plan with its direction, state and next step.
@@ -95,12 +102,14 @@ pub enum RunCommand {
     /// A run's result: RTO, and per VM its data loss against the RPO and
     /// whether its guest verified its disks.
     Show {
+        /// The run's id, or `latest`.
         id: String,
         #[command(flatten)]
         output: OutputArg,
     },
     /// A run's full record on stdout, as JSON or a Markdown report.
     Export {
+        /// The run's id, or `latest`.
         id: String,
         #[arg(long, value_enum)]
         format: ExportFormat,
@@ -114,7 +123,13 @@ pub enum RunCommand {
 impl Scripted {
     pub async fn run(self, clients: &[Client]) -> Result<u8, Failed> {
         match self {
-            Self::Status(o) => commands::status(clients, o.output).await,
+            Self::Status { output, wait } => {
+                if let Some(seconds) = wait {
+                    commands::wait_for_sites(clients, std::time::Duration::from_secs(seconds))
+                        .await;
+                }
+                commands::status(clients, output.output).await
+            }
             Self::Vms(o) => commands::vms(clients, o.output).await,
             Self::Plans(o) => commands::plans(clients, o.output).await,
             Self::Runs(o) => commands::runs(clients, o.output).await,

@@ -136,6 +136,25 @@ pub async fn status(clients: &[Client], output: Output) -> Result<u8, Failed> {
     Ok(code)
 }
 
+/// Waits until every site answers and sees its peer connected, or until
+/// `deadline`; [`status`] then says what is still wrong. The sites are
+/// other processes coming up: there is no channel to wait on but asking.
+pub async fn wait_for_sites(clients: &[Client], deadline: std::time::Duration) {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(200);
+    while start.elapsed() < deadline {
+        let infos = identify(clients).await;
+        let linked = infos.iter().all(|i| {
+            matches!(i, Ok(info) if info.peer.as_ref().is_some_and(|p| p.status == ferry_api::types::PeerStatus::Connected))
+        });
+        if linked {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(2));
+    }
+}
+
 /// A VM as `ferry vms --output json` gives it.
 #[derive(Serialize)]
 struct VmRow<'a> {
@@ -553,9 +572,16 @@ async fn follow_run(
     }
 }
 
-/// The run with `id`, from the site that executes it when it answers.
+/// The run with `id` (`latest`: the newest), from the site that executes
+/// it when it answers.
 async fn find_run(clients: &[Client], id: &str) -> Result<Run, Failed> {
     let runs = all_runs(clients).await?;
+    if id == "latest" {
+        return runs.into_iter().next().ok_or_else(|| Failed {
+            message: "no run yet at any configured site".into(),
+            code: USAGE,
+        });
+    }
     runs.into_iter().find(|r| r.id == id).ok_or_else(|| Failed {
         message: format!("no run {id} at any configured site (`ferry runs` lists them)"),
         code: USAGE,
