@@ -242,4 +242,27 @@ mod tests {
     fn the_command_line_is_well_formed() {
         super::Cli::command().debug_assert();
     }
+
+    #[test]
+    fn completions_and_the_manual_page_cover_the_scripted_commands() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut super::Cli::command(), "ferry", &mut script);
+            let script = String::from_utf8(script).unwrap();
+            for word in ["status", "runbook", "reprotect", "confirm"] {
+                assert!(script.contains(word), "{shell:?} completion lacks {word}");
+            }
+        }
+        let mut page = Vec::new();
+        clap_mangen::Man::new(super::Cli::command())
+            .render(&mut page)
+            .unwrap();
+        let page = String::from_utf8(page).unwrap();
+        assert!(page.contains(".TH ferry"), "roff: {page}");
+        assert!(page.contains("status"), "{page}");
+    }
 }

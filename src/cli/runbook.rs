@@ -121,6 +121,7 @@ pub fn markdown(s: &Sources) -> String {
                 cell(&addresses(s, vm_id, &settings.ip_customization)),
             ));
         }
+        let mut callouts = Vec::new();
         for vm_id in wave {
             let Some(settings) = plan.vms.iter().find(|v| &v.vm_id == vm_id) else {
                 continue;
@@ -130,13 +131,17 @@ pub fn markdown(s: &Sources) -> String {
                 ("after", &settings.post_power_on),
             ] {
                 for c in list {
-                    out.push_str(&format!(
+                    callouts.push(format!(
                         "- {} {when} power-on: {}\n",
                         name(vm_id),
                         callout(c)
                     ));
                 }
             }
+        }
+        if !callouts.is_empty() {
+            out.push_str("\nCallouts and prompts:\n\n");
+            out.extend(callouts);
         }
     }
     section_callouts(
