@@ -521,7 +521,7 @@ fn ask(question: &str) -> Result<bool, Failed> {
 async fn follow_run(
     client: &Client,
     mut run: Run,
-    events: futures_util::stream::BoxStream<'static, Result<SiteEvent, ClientError>>,
+    events: futures_util::stream::BoxStream<'static, Result<Option<SiteEvent>, ClientError>>,
 ) -> Result<Run, Failed> {
     let mut follower = Follower::default();
     let mut events = Some(events);
@@ -554,8 +554,8 @@ async fn follow_run(
             }
         };
         match stream.next().await {
-            Some(Ok(SiteEvent::Run(update))) if update.id == run.id => run = update,
-            Some(Ok(SiteEvent::Resync)) => {
+            Some(Ok(Some(SiteEvent::Run(update)))) if update.id == run.id => run = update,
+            Some(Ok(Some(SiteEvent::Resync))) => {
                 if let Ok(now) = client.run(&run.id).await {
                     run = now;
                 }

@@ -6,11 +6,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferry_api::types::ReplicationRequest;
 use ferry_api::{Call, ReplicationVerb};
+use ferry_testkit::wait_until;
 use serde_json::Value;
+
+/// How often a test asks `ferry` again while it waits.
+const POLL: Duration = Duration::from_millis(200);
 
 /// `ferry demo --no-tui` in a directory of its own, with `ferry.toml`.
 pub struct Demo {
@@ -33,13 +37,22 @@ impl Demo {
             .spawn()
             .unwrap();
         let demo = Self { dir, process };
-        demo.until("the demo's plan, ready", Duration::from_secs(120), || {
-            let out = demo.ferry(&["plans", "--output", "json"]);
-            let plans: Value = serde_json::from_slice(&out.stdout).ok()?;
-            let ready = plans.as_array()?.iter().any(|p| p["state"] == "ready");
-            let status = demo.ferry(&["status"]);
-            (ready && status.status.code() == Some(0)).then_some(())
-        });
+        wait_until(
+            "the demo's plan, ready",
+            Duration::from_secs(120),
+            POLL,
+            || {
+                let plans = text(&demo.ferry(&["plans"]).stdout);
+                let status = demo.ferry(&["status"]);
+                match plans.contains("Three-tier")
+                    && plans.contains("ready")
+                    && status.status.success()
+                {
+                    true => Ok(()),
+                    false => Err(format!("{plans}{}", text(&status.stdout))),
+                }
+            },
+        );
         demo
     }
 
@@ -51,21 +64,6 @@ impl Demo {
             .stdin(Stdio::null())
             .output()
             .unwrap()
-    }
-
-    /// Waits for `check` to give `Some`, up to `deadline`.
-    pub fn until<T>(&self, what: &str, deadline: Duration, check: impl Fn() -> Option<T>) -> T {
-        let start = Instant::now();
-        loop {
-            if let Some(value) = check() {
-                return value;
-            }
-            assert!(
-                start.elapsed() < deadline,
-                "timed out after {deadline:?} waiting for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
     }
 
     /// A site's pid, URL and admin token from demo.json.
@@ -231,10 +229,18 @@ fn scripted_commands_check_run_and_report_with_meaningful_exit_codes() {
             verb: ReplicationVerb::Pause,
         }))
         .unwrap();
-    let violated = demo.until("db-01 out of its RPO", Duration::from_secs(60), || {
-        let out = demo.ferry(&["status"]);
-        (out.status.code() == Some(1)).then_some(out)
-    });
+    let violated = wait_until(
+        "db-01 out of its RPO",
+        Duration::from_secs(60),
+        POLL,
+        || {
+            let out = demo.ferry(&["status"]);
+            match out.status.code() {
+                Some(1) => Ok(out),
+                _ => Err(text(&out.stdout)),
+            }
+        },
+    );
     assert!(
         text(&violated.stdout).contains("PROBLEM: db-01 on site-a is outside its RPO of 5s"),
         "{}",
@@ -243,9 +249,12 @@ fn scripted_commands_check_run_and_report_with_meaningful_exit_codes() {
 
     // A site down: exit 3, naming it.
     unsafe { libc::kill(pid_a as i32, libc::SIGKILL) };
-    let down = demo.until("site-a unreachable", Duration::from_secs(30), || {
+    let down = wait_until("site-a unreachable", Duration::from_secs(30), POLL, || {
         let out = demo.ferry(&["status"]);
-        (out.status.code() == Some(3)).then_some(out)
+        match out.status.code() {
+            Some(3) => Ok(out),
+            _ => Err(text(&out.stdout)),
+        }
     });
     assert!(
         text(&down.stdout).contains("PROBLEM: site-a is unreachable"),

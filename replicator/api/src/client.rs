@@ -27,7 +27,8 @@ pub enum Failure {
     #[error("{}: {}", status_line(*.status), .text)]
     Status {
         status: u16,
-        body: Option<ErrorBody>,
+        /// Boxed: errors travel in every `Result`, so they stay small.
+        body: Option<Box<ErrorBody>>,
         text: String,
     },
     /// The site answered, but not with what the call expects.
@@ -64,7 +65,7 @@ impl ClientError {
             },
             Failure::Status {
                 body: Some(body), ..
-            } => body.clone(),
+            } => (**body).clone(),
             Failure::Status { status, text, .. } => ErrorBody {
                 error: status.to_string(),
                 message: format!("{}: {}: {text}", self.site, status_line(*status)),
@@ -80,7 +81,7 @@ impl ClientError {
 }
 
 /// `404 Not Found`, as HTTP writes a status.
-fn status_line(status: u16) -> String {
+pub fn status_line(status: u16) -> String {
     match reqwest::StatusCode::from_u16(status) {
         Ok(code) => code.to_string(),
         Err(_) => status.to_string(),
@@ -192,7 +193,7 @@ impl Client {
             path,
             Failure::Status {
                 status: status.as_u16(),
-                body: serde_json::from_str(&text).ok(),
+                body: serde_json::from_str(&text).ok().map(Box::new),
                 text,
             },
         ))
@@ -306,13 +307,14 @@ impl Client {
             .map_err(|e| self.error(&call.path(), Failure::Decode(e.to_string())))
     }
 
-    /// The site's event stream, from now on. Keep-alives and events this
-    /// client does not know are skipped; the stream ends when the site
-    /// closes it. It has no timeout: the caller decides how much silence
-    /// means the site is gone.
+    /// The site's event stream, from now on: `Some` event, or `None` for a
+    /// keep-alive or an event this client does not know (either way the
+    /// site is alive). The stream ends when the site closes it. It has no
+    /// timeout: the caller decides how much silence means the site is gone.
     pub async fn events(
         &self,
-    ) -> Result<impl Stream<Item = Result<SiteEvent, ClientError>> + use<>, ClientError> {
+    ) -> Result<impl Stream<Item = Result<Option<SiteEvent>, ClientError>> + use<>, ClientError>
+    {
         let response = self
             .exchange(reqwest::Method::GET, "/events", None, None)
             .await?;
@@ -324,10 +326,7 @@ impl Client {
                 loop {
                     if let Some(end) = buffer.find("\n\n") {
                         let block: String = buffer.drain(..end + 2).collect();
-                        if let Some(event) = parse_event(&block) {
-                            return Some((Ok(event), (bytes, buffer, this)));
-                        }
-                        continue;
+                        return Some((Ok(parse_event(&block)), (bytes, buffer, this)));
                     }
                     match bytes.next().await {
                         None => return None,
