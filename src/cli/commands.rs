@@ -675,9 +675,11 @@ pub async fn plan_runbook(clients: &[Client], name: &str) -> Result<u8, Failed> 
             vms = client.vms().await.unwrap_or_default();
         }
     }
-    let groups: Vec<_> = groups
+    // In the plan's own order, as its editor lists them.
+    let groups: Vec<_> = plan
+        .groups
         .iter()
-        .filter(|g| plan.groups.contains(&g.id))
+        .filter_map(|id| groups.iter().find(|g| &g.id == id))
         .collect();
     let mapping = mappings
         .iter()
