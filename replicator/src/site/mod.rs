@@ -9,6 +9,7 @@
 //! - [`notify`]: events, alarms and the audit log.
 //! - [`protection`]: mappings, protection groups and recovery plans.
 //! - [`control`]: calls between the paired sites.
+//! - [`site_view`]: a site as its peer sees it.
 
 pub mod control;
 pub mod notify;
@@ -17,6 +18,7 @@ pub mod protection;
 pub mod recovered;
 pub mod replications;
 pub mod runs;
+pub mod site_view;
 pub mod vms;
 
 use std::collections::BTreeMap;
@@ -92,7 +94,7 @@ pub struct Site {
     vms: Mutex<BTreeMap<String, VmRuntime>>,
     peer: Mutex<PeerState>,
     /// The peer as it last described itself.
-    peer_view: Mutex<Option<control::SiteView>>,
+    peer_view: Mutex<Option<site_view::SiteView>>,
     protection: Mutex<protection::Protection>,
     /// VMs booted on test copies, by id.
     test_vms: Mutex<BTreeMap<String, recovered::TestVm>>,

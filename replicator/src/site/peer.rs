@@ -7,8 +7,9 @@ use std::future::Future;
 use std::sync::Weak;
 use std::time::Duration;
 
-use super::control::{ControlCall, ControlReply, SiteView};
+use super::control::{ControlCall, ControlReply};
 use super::notify::Severity;
+use super::site_view::SiteView;
 use super::{Site, SiteError};
 use crate::api::types::{PeerInfo, PeerRequest, PeerStatus, SiteEvent};
 use crate::config::{PeerConfig, check_peer};

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::control::SiteView;
+use super::site_view::SiteView;
 use super::{Site, SiteError};
 use crate::api::types::{
     GroupSpec, GroupVm, Inventory, MappingSpec, Mappings, NetworkInfo, Placeholder, Plan, PlanSpec,
