@@ -6,7 +6,7 @@
 //!
 //! - [`plan_steps`]: which steps a run of each mode has.
 //! - [`exec`]: the step loop, the run's bookkeeping, prompts and callouts.
-//! - [`step`]: doing one step; [`power`]: a priority's power-on;
+//! - [`steps`]: one unit per step kind; [`power`]: a priority's power-on;
 //!   [`protected_site`]: what is asked of the protected site.
 //! - [`callout`]: command callouts on this host.
 
@@ -39,7 +39,7 @@ mod exec;
 mod plan_steps;
 mod power;
 mod protected_site;
-mod step;
+mod steps;
 
 use callout::{run_command, tail};
 use exec::clock;
