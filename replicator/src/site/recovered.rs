@@ -29,6 +29,10 @@ use crate::store;
 /// How long to wait for a cycle in progress before holding a replica.
 const HOLD_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How often a sync that waits asks again for a cycle, in case the first
+/// ask met one already running.
+const NUDGE_EVERY: Duration = Duration::from_secs(2);
+
 /// A VM booted on a test copy of its replica.
 pub(crate) struct TestVm {
     pub dir: PathBuf,
@@ -341,6 +345,12 @@ impl Site {
         let mut nudged = tokio::time::Instant::now();
         self.sync_now(vm_id).map_err(|e| e.to_string())?;
         loop {
+            // Seen before the status is read, so a change after the read
+            // wakes the wait below.
+            let mut status = self.replication_status(vm_id);
+            if let Some(s) = status.as_mut() {
+                s.borrow_and_update();
+            }
             let info = self
                 .replication_info(vm_id)
                 .ok_or_else(|| format!("{vm_id} is not replicated"))?;
@@ -359,11 +369,26 @@ impl Site {
                         .unwrap_or_default()
                 ));
             }
-            if nudged.elapsed() > Duration::from_secs(2) {
+            if nudged.elapsed() > NUDGE_EVERY {
                 let _ = self.sync_now(vm_id);
                 nudged = tokio::time::Instant::now();
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let wake = deadline.min(nudged + NUDGE_EVERY);
+            match status.as_mut() {
+                Some(status) => {
+                    tokio::select! {
+                        changed = status.changed() => {
+                            // The replication ended: wait for the next one
+                            // (or the deadline) rather than spin.
+                            if changed.is_err() {
+                                tokio::time::sleep_until(wake).await;
+                            }
+                        }
+                        () = tokio::time::sleep_until(wake) => {}
+                    }
+                }
+                None => tokio::time::sleep_until(wake).await,
+            }
         }
     }
 

@@ -138,6 +138,15 @@ impl Site {
         Some(self.describe(&vm.record, &r.row, &status))
     }
 
+    /// The status channel of `vm_id`'s replication, to wait on a change.
+    pub(crate) fn replication_status(
+        &self,
+        vm_id: &str,
+    ) -> Option<watch::Receiver<ReplicationStatus>> {
+        let vms = lock(&self.vms);
+        Some(vms.get(vm_id)?.replication.as_ref()?.handle.status.clone())
+    }
+
     pub fn replications(&self) -> Vec<ReplicationInfo> {
         let vms = lock(&self.vms);
         vms.values()
