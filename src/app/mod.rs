@@ -19,7 +19,8 @@ mod views;
 use std::cmp::Ordering;
 use std::time::Instant;
 
-use ferry_replicator::api::types::ReplicationInfo;
+use ferry_api::types::ReplicationInfo;
+use ferry_api::{Call, ReplicationVerb};
 use ratatui::crossterm::event::KeyEvent;
 
 use crate::editor::Request;
@@ -48,14 +49,14 @@ pub enum Overlay {
 /// Work for a task outside the UI loop.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// POST to a site's API, e.g. `/replications/{id}/sync`.
-    Post { site: usize, path: String },
+    /// Tells a replication to sync, pause or resume; a notice says how it went.
+    Post { site: usize, call: Call },
     /// Changes to sites' objects; each reply comes back to [`App::reply`].
     Send(Vec<Request>),
     /// Starts or steers a run; the reply comes back to [`App::run_replied`].
     Run(RunCall),
     /// Writes a run to files; a notice says where.
-    Export(Box<ferry_replicator::api::types::Run>),
+    Export(Box<ferry_api::types::Run>),
 }
 
 /// Which keys mean what now: letters are text while typing, commands
@@ -160,7 +161,7 @@ impl App {
             noc,
             quit: false,
             status: None,
-            now_ms: ferry_replicator::replication::sender::now_ms(),
+            now_ms: ferry_api::now_ms(),
             now: Instant::now(),
             ticks: 0,
             mappings: MappingsEditor::default(),
@@ -333,7 +334,7 @@ impl App {
         }
         match (&mut self.overlay, action) {
             (_, Action::Tick) => {
-                self.now_ms = ferry_replicator::replication::sender::now_ms();
+                self.now_ms = ferry_api::now_ms();
                 self.now = Instant::now();
                 self.ticks += 1;
                 if self.noc && self.ticks.is_multiple_of(NOC_ROTATE_TICKS) {
@@ -451,14 +452,17 @@ impl App {
         }
         let (site, r) = self.selected_replication()?;
         let (verb, what) = match action {
-            Action::SyncNow => ("sync", "sync requested"),
-            _ if r.paused => ("resume", "resume requested"),
-            _ => ("pause", "pause requested"),
+            Action::SyncNow => (ReplicationVerb::Sync, "sync requested"),
+            _ if r.paused => (ReplicationVerb::Resume, "resume requested"),
+            _ => (ReplicationVerb::Pause, "pause requested"),
         };
         self.status = Some(format!("{}: {what}", r.vm));
         Some(Effect::Post {
             site,
-            path: format!("/replications/{}/{verb}", r.vm_id),
+            call: Call::Replication {
+                vm_id: r.vm_id.clone(),
+                verb,
+            },
         })
     }
 
@@ -482,7 +486,7 @@ impl App {
             "run" | "test" | "cleanup" | "migrate" | "failover" | "reprotect" | "cancel"
                 if self.view == View::Plans && self.editor.is_none() =>
             {
-                use ferry_replicator::api::types::RunMode;
+                use ferry_api::types::RunMode;
                 return self.normal(match command {
                     "run" => Action::OpenRun,
                     "test" => Action::StartRun(RunMode::Test),

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
 use super::{age, bytes};
 use crate::app::{App, Column};
 use crate::model::{Compliance, compliance, lag_seconds};
-use ferry_replicator::api::types::ReplicationInfo;
+use ferry_api::types::ReplicationInfo;
 
 /// Widths for wide terminals: every column.
 const WIDE: [Constraint; 7] = [

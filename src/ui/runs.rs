@@ -19,7 +19,7 @@ use crate::model::runs::{
     duration_text, elapsed_ms, loss_text, progress, run_look, step_look, worst_loss_text,
 };
 use crate::theme::Theme;
-use ferry_replicator::api::types::{Run, RunMode, RunVm, Step};
+use ferry_api::types::{Run, RunMode, RunVm, Step};
 
 /// From this width the VMs' results sit beside the steps.
 const SPLIT_FROM: u16 = 120;
@@ -120,7 +120,7 @@ fn header(app: &App, frame: &mut Frame, area: Rect, run: &Run) {
     frame.render_widget(Paragraph::new(lines), area);
 }
 
-fn state_span(t: &Theme, state: ferry_replicator::api::types::StepState) -> Span<'static> {
+fn state_span(t: &Theme, state: ferry_api::types::StepState) -> Span<'static> {
     let (symbol, word, role) = step_look(state);
     Span::styled(format!("{symbol} {word:<8}"), t.get(role))
 }
