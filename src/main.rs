@@ -75,14 +75,14 @@ fn main() -> ExitCode {
     if tui_mode {
         log_to_file(&paths.log_file);
     } else {
-        ferry_replicator::site::init_logging();
+        ferry_replicator::server::init_logging();
     }
     let _ = color_eyre::install();
     let result = match cli.command {
         None => open_ui(&cli.ui, &paths, None),
         Some(Command::Demo(args)) => demo::run(args, &cli.ui.options(), &paths),
         Some(Command::Site { site_config }) => {
-            ferry_replicator::site::serve_config_file(&site_config)
+            ferry_replicator::server::serve_config_file(&site_config)
         }
         Some(Command::Info) => info(&cli.ui, &paths),
     };

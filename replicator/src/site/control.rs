@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 use super::Site;
 use super::protection::{StoredGroup, StoredPlan};
 use super::site_view::SiteView;
-use crate::api::types::Mappings;
 use crate::replication::connection::Connection;
 use crate::replication::handshake::PairingSecret;
 use crate::replication::receiver::ControlHandler;
 use crate::replication::sender::now_ms;
 use crate::storage::tracked_disk::lock;
+use ferry_api::types::Mappings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "snake_case")]

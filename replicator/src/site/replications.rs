@@ -10,9 +10,6 @@ use tokio::task::JoinHandle;
 
 use super::notify::Severity;
 use super::{Site, SiteError};
-use crate::api::types::{
-    LastSyncInfo, ProgressInfo, ReplicationInfo, ReplicationRequest, SiteEvent,
-};
 use crate::config::LoadedConfig;
 use crate::inventory::VmRecord;
 use crate::replication::handshake::PairingSecret;
@@ -23,6 +20,9 @@ use crate::replication::sender::{SyncTarget, now_ms};
 use crate::replication::status::{ReplicationState, ReplicationStatus};
 use crate::storage::tracked_disk::lock;
 use crate::store::{self, ReplicationRow, Store, StoreError};
+use ferry_api::types::{
+    LastSyncInfo, ProgressInfo, ReplicationInfo, ReplicationRequest, SiteEvent,
+};
 
 /// A replicated VM's task and its forwarder.
 pub(crate) struct Replicated {

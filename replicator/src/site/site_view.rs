@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::types::{Inventory, Mappings, Plan, ProtectionGroup, ReplicationInfo, VmInfo};
+use ferry_api::types::{Inventory, Mappings, Plan, ProtectionGroup, ReplicationInfo, VmInfo};
 
 /// A site as its peer sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
