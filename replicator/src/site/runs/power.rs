@@ -161,6 +161,12 @@ impl Exec {
                 verification.records, verification.last_seq
             ),
         );
+        self.wait_for_heartbeat(vm, hb_step).await
+    }
+
+    /// The "wait for heartbeats" sub-step of `vm`, just powered on: done at
+    /// its first heartbeat, an error at its timeout or a cancel.
+    async fn wait_for_heartbeat(&self, vm: &VmPlan, hb_step: usize) -> (String, bool) {
         self.sub(
             hb_step,
             &vm.id,
