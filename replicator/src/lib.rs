@@ -6,6 +6,7 @@
 //! arrows point down, checked by `tests/engine/architecture.rs`):
 //!
 //! - [`crash`]: named crash points, armed only by crash-consistency tests.
+//! - [`sync`]: taking a mutex a panicked task poisoned, and why.
 //! - [`storage`]: sparse disk files, change tracking with copy-before-write,
 //!   redo logs and replicas that are always at a complete instance.
 //! - [`replication`]: the wire protocol between sites, the sender and
@@ -34,3 +35,4 @@ pub mod server;
 pub mod site;
 pub mod storage;
 pub mod store;
+pub mod sync;

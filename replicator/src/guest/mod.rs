@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::config::{GuestSeed, NicSeed};
 use crate::replication::sender::now_ms;
 use crate::storage::TrackedVm;
-use crate::storage::tracked_disk::lock;
+use crate::sync::lock;
 pub use record_log::Verification;
 
 const TICK: Duration = Duration::from_millis(100);

@@ -22,8 +22,8 @@ use super::frame::{FrameReader, FrameWriter};
 use super::handshake::{PairingSecret, unexpected};
 use super::message::Message;
 use crate::storage::replica::InstanceWriter;
-use crate::storage::tracked_disk::lock;
 use crate::storage::{Geometry, RedoHeader, Replica};
+use crate::sync::lock;
 
 /// Sessions served at once; more connections are closed at once rather than
 /// queued, so a flood cannot starve the peers already replicating.

@@ -15,7 +15,7 @@ use crate::replication::connection::Connection;
 use crate::replication::handshake::PairingSecret;
 use crate::replication::receiver::ControlHandler;
 use crate::replication::sender::now_ms;
-use crate::storage::tracked_disk::lock;
+use crate::sync::lock;
 use ferry_api::types::Mappings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

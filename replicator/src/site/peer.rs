@@ -15,8 +15,8 @@ use crate::config::{PeerConfig, check_peer};
 use crate::replication::connection::Connection;
 use crate::replication::handshake::PairingSecret;
 use crate::replication::sender::now_ms;
-use crate::storage::tracked_disk::lock;
 use crate::store::{self, DocKind};
+use crate::sync::lock;
 use ferry_api::types::{PeerInfo, PeerRequest, PeerStatus, SiteEvent};
 
 const CHECK_EVERY: Duration = Duration::from_secs(2);

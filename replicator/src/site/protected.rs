@@ -12,8 +12,8 @@ use super::Site;
 use super::recovered::disk_files;
 use crate::replication::sender::now_ms;
 use crate::storage::durable::fsync_dir;
-use crate::storage::tracked_disk::lock;
 use crate::store;
+use crate::sync::lock;
 
 /// How often a sync that waits asks again for a cycle, in case the first
 /// ask met one already running.

@@ -15,9 +15,9 @@ use crate::config::{GuestSeed, NicSeed};
 use crate::guest::{Guest, GuestStatus, Verification};
 use crate::inventory::{VmDisk, VmRecord};
 use crate::storage::durable::{data_ranges, fsync_dir};
-use crate::storage::tracked_disk::lock;
 use crate::storage::{DEFAULT_BLOCK_SIZE, Geometry, Replica, TrackedVm};
 use crate::store;
+use crate::sync::lock;
 use ferry_api::types::{PowerState, VmInfo};
 
 /// How long to wait for a cycle in progress before holding a replica.

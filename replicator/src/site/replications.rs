@@ -18,8 +18,8 @@ use crate::replication::schedule::check_rpo;
 use crate::replication::scheduler::{ReplicationHandle, ReplicationSettings};
 use crate::replication::sender::{SyncTarget, now_ms};
 use crate::replication::status::{ReplicationState, ReplicationStatus};
-use crate::storage::tracked_disk::lock;
 use crate::store::{self, ReplicationRow, Store, StoreError};
+use crate::sync::lock;
 use ferry_api::types::{
     LastSyncInfo, ProgressInfo, ReplicationInfo, ReplicationRequest, SiteEvent,
 };

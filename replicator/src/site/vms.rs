@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::{Site, SiteError, VmRuntime};
 use crate::guest::Guest;
-use crate::storage::tracked_disk::lock;
 use crate::store;
+use crate::sync::lock;
 use ferry_api::types::{DiskInfo, GuestInfo, PowerState, SiteEvent, VmInfo};
 
 /// How often each running guest's heartbeat is streamed.

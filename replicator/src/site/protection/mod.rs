@@ -18,8 +18,8 @@ use super::{Site, SiteError};
 use crate::recovery::plan::{Member, check_name};
 use crate::recovery::{Invalid, mapping, placement, plan};
 use crate::replication::sender::now_ms;
-use crate::storage::tracked_disk::lock;
 use crate::store::{self, DocKind};
+use crate::sync::lock;
 use ferry_api::types::{
     GroupSpec, GroupVm, Inventory, MappingSpec, Mappings, NetworkInfo, Placeholder, Plan, PlanSpec,
     PlanState, ProtectionGroup, RunMode, SiteEvent, VmInfo,

@@ -27,8 +27,8 @@ use crate::recovery::admission::{PlanAtStart, Refusal, admit, groups_free};
 use crate::recovery::placement;
 use crate::recovery::run::{plan_state_after, plan_state_during};
 use crate::replication::sender::now_ms;
-use crate::storage::tracked_disk::lock;
 use crate::store::{self, DocKind};
+use crate::sync::lock;
 use ferry_api::types::{
     Callout, IpCustomization, MappingSpec, PendingPrompt, Placeholder, PlanState, PlanVm,
     ReplicationRequest, Run, RunMode, RunRequest, RunState, RunVm, SiteEvent, Step, StepState,
