@@ -79,7 +79,7 @@ fn main() -> ExitCode {
     match &cli.command {
         None => log_to_file(&paths.log_file),
         Some(Command::Demo(args)) if !args.no_tui => log_to_file(&paths.log_file),
-        Some(Command::Demo(_) | Command::Site { .. }) => ferry_replicator::site::init_logging(),
+        Some(Command::Demo(_) | Command::Site { .. }) => ferry_replicator::server::init_logging(),
         // Scripts read stdout and stderr: no log lines among them.
         _ => {}
     }
@@ -88,7 +88,7 @@ fn main() -> ExitCode {
         None => open_ui(&cli.ui, &paths, None),
         Some(Command::Demo(args)) => demo::run(args, &cli.ui.options(), &paths),
         Some(Command::Site { site_config }) => {
-            ferry_replicator::site::serve_config_file(&site_config)
+            ferry_replicator::server::serve_config_file(&site_config)
         }
         Some(Command::Info) => info(&cli.ui, &paths),
         Some(Command::Scripted(command)) => return scripted(command, &cli.ui, &paths),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ferry_replicator::replication::{PairingSecret, Receiver, ReceiverConfig, receiver};
-use ferry_replicator::site;
+use ferry_replicator::server;
 
 #[derive(Parser)]
 #[command(
@@ -57,7 +57,7 @@ fn parse_datastore(arg: &str) -> Result<(String, PathBuf), String> {
 }
 
 fn main() -> ExitCode {
-    site::init_logging();
+    server::init_logging();
     let cli = Cli::parse();
     let result = match (cli.command, cli.config) {
         (
@@ -69,7 +69,7 @@ fn main() -> ExitCode {
             }),
             _,
         ) => receive(listen, site, secret_file, datastores),
-        (None, Some(config)) => site::serve_config_file(&config),
+        (None, Some(config)) => server::serve_config_file(&config),
         (None, None) => Err("nothing to do: give --config site.toml (see --help)".into()),
     };
     match result {

@@ -2,6 +2,7 @@
 //! TCP on 127.0.0.1, and real process kills for crash consistency.
 
 mod engine {
+    pub mod architecture;
     pub mod bad_frames;
     pub mod crash;
     pub mod racing;

@@ -283,7 +283,7 @@ pub fn run(
         let seeding = tokio::spawn(seed_quietly(file.sites.clone(), inventory));
         let outcome = if args.no_tui {
             println!("{json}");
-            ferry_replicator::site::shutdown_signal().await;
+            ferry_replicator::server::shutdown_signal().await;
             Ok(())
         } else {
             let endpoints = file

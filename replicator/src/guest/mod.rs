@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::config::{GuestSeed, NicSeed};
 use crate::replication::sender::now_ms;
 use crate::storage::TrackedVm;
-use crate::storage::tracked_disk::lock;
+use crate::sync::lock;
 pub use record_log::Verification;
 
 const TICK: Duration = Duration::from_millis(100);
@@ -24,6 +24,8 @@ const TICK: Duration = Duration::from_millis(100);
 #[derive(Debug, Default)]
 pub struct GuestStatus {
     pub heartbeat_ms: AtomicU64,
+    /// Woken at every heartbeat, so a run waiting for one need not poll.
+    pub beat: tokio::sync::Notify,
     pub last_seq: AtomicU64,
     pub last_record_ms: AtomicU64,
     pub boot: Mutex<Option<Verification>>,
@@ -111,6 +113,7 @@ impl Workload {
                 .is_err();
             if !failed {
                 self.status.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
+                self.status.beat.notify_waiters();
             }
         }
     }

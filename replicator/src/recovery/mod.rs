@@ -7,7 +7,11 @@
 //! - [`placement`]: placing VMs by a mapping set, rewriting their addresses.
 //! - [`plan`]: checking plans, resolving VM settings, the start order.
 //! - [`run`]: a run's record, its outcome, RTO and data loss.
+//!
+//! Here only: [`admission`], whether a run may start (pure).
 
 // The objects and their pure rules live in `ferry-api`, which the TUI shares;
 // re-exported here so the site names them where they belong.
 pub use ferry_api::{Invalid, mapping, model, placement, plan, run};
+
+pub mod admission;

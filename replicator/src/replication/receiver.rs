@@ -22,8 +22,8 @@ use super::frame::{FrameReader, FrameWriter};
 use super::handshake::{PairingSecret, unexpected};
 use super::message::Message;
 use crate::storage::replica::InstanceWriter;
-use crate::storage::tracked_disk::lock;
 use crate::storage::{Geometry, RedoHeader, Replica};
+use crate::sync::lock;
 
 /// Sessions served at once; more connections are closed at once rather than
 /// queued, so a flood cannot starve the peers already replicating.
@@ -57,6 +57,8 @@ pub struct Receiver {
     secret: std::sync::RwLock<PairingSecret>,
     /// VMs with a session in progress: one writer per replica at a time.
     busy: Mutex<HashSet<String>>,
+    /// Woken when a replica leaves `busy`, for a hold waiting on it.
+    released: tokio::sync::Notify,
     /// VMs recovered at this site: their replicas take no more cycles.
     fenced: Mutex<HashSet<String>>,
 }
@@ -70,19 +72,19 @@ pub struct ReplicaHold {
 
 impl Drop for ReplicaHold {
     fn drop(&mut self) {
-        lock(&self.receiver.busy).remove(&self.key);
+        self.receiver.release(&self.key);
     }
 }
 
 /// Releases a VM's replica when its session ends.
 struct ReplicaLease<'a> {
-    busy: &'a Mutex<HashSet<String>>,
+    receiver: &'a Receiver,
     key: String,
 }
 
 impl Drop for ReplicaLease<'_> {
     fn drop(&mut self) {
-        lock(self.busy).remove(&self.key);
+        self.receiver.release(&self.key);
     }
 }
 
@@ -104,6 +106,7 @@ impl Receiver {
             config,
             control: std::sync::OnceLock::new(),
             busy: Mutex::new(HashSet::new()),
+            released: tokio::sync::Notify::new(),
             fenced: Mutex::new(HashSet::new()),
         })
     }
@@ -131,7 +134,12 @@ impl Receiver {
         let dir = self.replica_dir(datastore, vm)?;
         let key = format!("{datastore}/{vm}");
         let deadline = std::time::Instant::now() + timeout;
+        let deadline = tokio::time::Instant::from_std(deadline);
         loop {
+            // Registered before the try, so a release after it wakes us.
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
             if lock(&self.busy).insert(key.clone()) {
                 return Ok(ReplicaHold {
                     receiver: self.clone(),
@@ -139,14 +147,23 @@ impl Receiver {
                     dir,
                 });
             }
-            if std::time::Instant::now() >= deadline {
+            if tokio::time::Instant::now() >= deadline {
                 return Err(format!(
                     "the replica of {vm} is still receiving a cycle after {} s",
                     timeout.as_secs()
                 ));
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            tokio::select! {
+                () = released => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
         }
+    }
+
+    /// Frees a replica for the next writer and wakes a hold waiting on it.
+    fn release(&self, key: &str) {
+        lock(&self.busy).remove(key);
+        self.released.notify_waiters();
     }
 
     /// Installs the answer to site-to-site calls (once; later calls are
@@ -233,7 +250,7 @@ impl Receiver {
             ));
         }
         let _lease = ReplicaLease {
-            busy: &self.busy,
+            receiver: self,
             key,
         };
         let mut replica = Replica::open(&dir)?;

@@ -10,57 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use super::Site;
 use super::protection::{StoredGroup, StoredPlan};
-use crate::api::types::{Inventory, Mappings, Plan, ProtectionGroup, ReplicationInfo, VmInfo};
+use super::site_view::SiteView;
 use crate::replication::connection::Connection;
 use crate::replication::handshake::PairingSecret;
 use crate::replication::receiver::ControlHandler;
 use crate::replication::sender::now_ms;
-use crate::storage::tracked_disk::lock;
-
-/// A site as its peer sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SiteView {
-    pub site: String,
-    pub inventory: Inventory,
-    pub vms: Vec<VmInfo>,
-    pub replications: Vec<ReplicationInfo>,
-    pub mappings: Vec<Mappings>,
-    pub groups: Vec<ProtectionGroup>,
-    pub plans: Vec<Plan>,
-    pub at_ms: u64,
-}
-
-impl SiteView {
-    /// What is worth keeping across a restart: everything but the live
-    /// numbers (heartbeats, lag, progress).
-    pub fn same_shape(&self, other: &Self) -> bool {
-        let vms = |v: &Self| {
-            v.vms
-                .iter()
-                .map(|x| {
-                    (
-                        x.id.clone(),
-                        x.folder.clone(),
-                        x.resource_pool.clone(),
-                        x.nics.clone(),
-                    )
-                })
-                .collect::<Vec<_>>()
-        };
-        let reps = |v: &Self| {
-            v.replications
-                .iter()
-                .map(|r| (r.vm_id.clone(), r.target_site.clone(), r.datastore.clone()))
-                .collect::<Vec<_>>()
-        };
-        self.inventory == other.inventory
-            && self.mappings == other.mappings
-            && self.groups == other.groups
-            && self.plans == other.plans
-            && vms(self) == vms(other)
-            && reps(self) == reps(other)
-    }
-}
+use crate::sync::lock;
+use ferry_api::types::Mappings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "snake_case")]

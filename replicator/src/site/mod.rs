@@ -9,35 +9,40 @@
 //! - [`notify`]: events, alarms and the audit log.
 //! - [`protection`]: mappings, protection groups and recovery plans.
 //! - [`control`]: calls between the paired sites.
+//! - [`site_view`]: a site as its peer sees it.
+//! - [`runs`]: recovery runs, executed here at the plan's recovery site.
+//! - [`recovered`]: a run's work on VMs and disks at the recovery site
+//!   (test copies, test VMs, promotion); [`protected`]: what it asks of the
+//!   protected site (synchronize, shut down, demote).
 
 pub mod control;
 pub mod notify;
 pub mod peer;
+pub mod protected;
 pub mod protection;
 pub mod recovered;
 pub mod replications;
 pub mod runs;
+pub mod site_view;
 pub mod vms;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tracing::{info, warn};
 
 use crate::access::TokenEntry;
-use crate::api;
 use crate::config::{LoadedConfig, PeerConfig};
 use crate::guest::Guest;
 use crate::inventory::VmRecord;
 use crate::replication::handshake::PairingSecret;
 use crate::replication::receiver::{self, Receiver, ReceiverConfig};
 use crate::replication::scheduler::Scheduler;
-use crate::storage::tracked_disk::lock;
 use crate::storage::{DEFAULT_BLOCK_SIZE, Geometry, TrackedVm};
 use crate::store::{self, Store, StoreError};
+use crate::sync::lock;
 use notify::EventBus;
 use peer::PeerState;
 use replications::Replicated;
@@ -92,7 +97,7 @@ pub struct Site {
     vms: Mutex<BTreeMap<String, VmRuntime>>,
     peer: Mutex<PeerState>,
     /// The peer as it last described itself.
-    peer_view: Mutex<Option<control::SiteView>>,
+    peer_view: Mutex<Option<site_view::SiteView>>,
     protection: Mutex<protection::Protection>,
     /// VMs booted on test copies, by id.
     test_vms: Mutex<BTreeMap<String, recovered::TestVm>>,
@@ -267,26 +272,14 @@ async fn bind(addr: &str) -> Result<tokio::net::TcpListener, SiteError> {
     })
 }
 
-/// Runs a site until `shutdown` completes, then stops it cleanly. Prints the
-/// bound addresses on stdout, one per line, for scripts and tests.
-pub async fn run(
-    config: LoadedConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), SiteError> {
-    let (site, listeners) = Site::start(config).await?;
-    let api_addr: SocketAddr = listeners.api.local_addr()?;
-    let repl_addr: SocketAddr = listeners.replication.local_addr()?;
-    println!("api listening on http://{api_addr}");
-    println!("replication listening on {repl_addr}");
-    info!(site = %site.name, %api_addr, %repl_addr, "site started");
-    serve(site, listeners, shutdown).await
-}
-
-/// Serves a started site (API, replication, peer watch, heartbeats) until
-/// `shutdown` completes, then stops it cleanly.
-pub async fn serve(
+/// Serves a started site until `shutdown` completes, then stops it
+/// cleanly: `app` (the API, which stands on the site and is built above it)
+/// on the API listener, the receiver on the replication listener, the peer
+/// watch and the heartbeats.
+pub async fn serve_with(
     site: Arc<Site>,
     listeners: Listeners,
+    app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), SiteError> {
     let stopped = {
@@ -305,7 +298,6 @@ pub async fn serve(
     ));
     let monitoring = tokio::spawn(peer::monitor(Arc::downgrade(&site), stopped()));
     let heartbeats = tokio::spawn(vms::heartbeats(Arc::downgrade(&site), stopped()));
-    let app = api::router(site.clone());
     let stopping = site.clone();
     let served = axum::serve(listeners.api, app)
         .with_graceful_shutdown(async move {
@@ -323,49 +315,5 @@ pub async fn serve(
 impl Site {
     pub fn peer_config(&self) -> Option<PeerConfig> {
         lock(&self.peer).config.clone()
-    }
-}
-
-/// Runs the site described by `file` until SIGINT or SIGTERM, on a runtime
-/// of its own: the body of `ferry-replicator --config` and `ferry site`.
-pub fn serve_config_file(file: &std::path::Path) -> Result<(), String> {
-    let config = LoadedConfig::load(file).map_err(|e| e.to_string())?;
-    let runtime =
-        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async move {
-        run(config, shutdown_signal())
-            .await
-            .map_err(|e| format!("{}: {e}", file.display()))
-    })
-}
-
-/// Sends logs to stderr, filtered by `FERRY_LOG` (default `info`).
-pub fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .try_init();
-}
-
-/// Completes on SIGTERM or SIGINT: how a site or the demo is asked to stop.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }

@@ -5,9 +5,9 @@ use tokio::sync::broadcast;
 use tracing::warn;
 
 use super::Site;
-use crate::api::types::SiteEvent;
 use crate::replication::sender::now_ms;
 use crate::store::{self, AuditEntry, EventRow};
+use ferry_api::types::SiteEvent;
 
 /// Events buffered per subscriber before a slow one is told to resync.
 const CAPACITY: usize = 4096;

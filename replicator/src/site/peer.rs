@@ -7,16 +7,17 @@ use std::future::Future;
 use std::sync::Weak;
 use std::time::Duration;
 
-use super::control::{ControlCall, ControlReply, SiteView};
+use super::control::{ControlCall, ControlReply};
 use super::notify::Severity;
+use super::site_view::SiteView;
 use super::{Site, SiteError};
-use crate::api::types::{PeerInfo, PeerRequest, PeerStatus, SiteEvent};
 use crate::config::{PeerConfig, check_peer};
 use crate::replication::connection::Connection;
 use crate::replication::handshake::PairingSecret;
 use crate::replication::sender::now_ms;
-use crate::storage::tracked_disk::lock;
 use crate::store::{self, DocKind};
+use crate::sync::lock;
+use ferry_api::types::{PeerInfo, PeerRequest, PeerStatus, SiteEvent};
 
 const CHECK_EVERY: Duration = Duration::from_secs(2);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);

@@ -10,9 +10,6 @@ use tokio::task::JoinHandle;
 
 use super::notify::Severity;
 use super::{Site, SiteError};
-use crate::api::types::{
-    LastSyncInfo, ProgressInfo, ReplicationInfo, ReplicationRequest, SiteEvent,
-};
 use crate::config::LoadedConfig;
 use crate::inventory::VmRecord;
 use crate::replication::handshake::PairingSecret;
@@ -21,8 +18,11 @@ use crate::replication::schedule::check_rpo;
 use crate::replication::scheduler::{ReplicationHandle, ReplicationSettings};
 use crate::replication::sender::{SyncTarget, now_ms};
 use crate::replication::status::{ReplicationState, ReplicationStatus};
-use crate::storage::tracked_disk::lock;
 use crate::store::{self, ReplicationRow, Store, StoreError};
+use crate::sync::lock;
+use ferry_api::types::{
+    LastSyncInfo, ProgressInfo, ReplicationInfo, ReplicationRequest, SiteEvent,
+};
 
 /// A replicated VM's task and its forwarder.
 pub(crate) struct Replicated {
@@ -136,6 +136,15 @@ impl Site {
         let r = vm.replication.as_ref()?;
         let status = r.handle.status.borrow().clone();
         Some(self.describe(&vm.record, &r.row, &status))
+    }
+
+    /// The status channel of `vm_id`'s replication, to wait on a change.
+    pub(crate) fn replication_status(
+        &self,
+        vm_id: &str,
+    ) -> Option<watch::Receiver<ReplicationStatus>> {
+        let vms = lock(&self.vms);
+        Some(vms.get(vm_id)?.replication.as_ref()?.handle.status.clone())
     }
 
     pub fn replications(&self) -> Vec<ReplicationInfo> {

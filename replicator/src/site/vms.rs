@@ -6,10 +6,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{Site, SiteError, VmRuntime};
-use crate::api::types::{DiskInfo, GuestInfo, PowerState, SiteEvent, VmInfo};
 use crate::guest::Guest;
-use crate::storage::tracked_disk::lock;
 use crate::store;
+use crate::sync::lock;
+use ferry_api::types::{DiskInfo, GuestInfo, PowerState, SiteEvent, VmInfo};
 
 /// How often each running guest's heartbeat is streamed.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);

@@ -51,7 +51,7 @@ pub struct FrozenDisk {
     pub writes_applied: u64,
 }
 
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave the state half-updated in a
     // way that matters more than stopping would: the worst case is a block
     // marked dirty twice. Keep serving.

@@ -16,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::config::PeerConfig;
 use crate::inventory::VmRecord;
 use crate::replication::status::LastSync;
-use crate::storage::tracked_disk::lock;
+use crate::sync::lock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -13,17 +13,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::control::SiteView;
+use super::site_view::SiteView;
 use super::{Site, SiteError};
-use crate::api::types::{
-    GroupSpec, GroupVm, Inventory, MappingSpec, Mappings, NetworkInfo, Placeholder, Plan, PlanSpec,
-    PlanState, ProtectionGroup, RunMode, SiteEvent, VmInfo,
-};
 use crate::recovery::plan::{Member, check_name};
 use crate::recovery::{Invalid, mapping, placement, plan};
 use crate::replication::sender::now_ms;
-use crate::storage::tracked_disk::lock;
 use crate::store::{self, DocKind};
+use crate::sync::lock;
+use ferry_api::types::{
+    GroupSpec, GroupVm, Inventory, MappingSpec, Mappings, NetworkInfo, Placeholder, Plan, PlanSpec,
+    PlanState, ProtectionGroup, RunMode, SiteEvent, VmInfo,
+};
 
 mod groups;
 mod mappings;

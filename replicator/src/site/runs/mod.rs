@@ -6,7 +6,7 @@
 //!
 //! - [`plan_steps`]: which steps a run of each mode has.
 //! - [`exec`]: the step loop, the run's bookkeeping, prompts and callouts.
-//! - [`step`]: doing one step; [`power`]: a priority's power-on;
+//! - [`steps`]: one unit per step kind; [`power`]: a priority's power-on;
 //!   [`protected_site`]: what is asked of the protected site.
 //! - [`callout`]: command callouts on this host.
 
@@ -22,24 +22,25 @@ use super::control::{ControlCall, ControlReply, VmOutcome};
 use super::notify::Severity;
 use super::protection::{StoredGroup, StoredPlan};
 use super::{Site, SiteError};
-use crate::api::types::{
+use crate::config::NicSeed;
+use crate::recovery::admission::{PlanAtStart, Refusal, admit, groups_free};
+use crate::recovery::placement;
+use crate::recovery::run::{plan_state_after, plan_state_during};
+use crate::replication::sender::now_ms;
+use crate::store::{self, DocKind};
+use crate::sync::lock;
+use ferry_api::types::{
     Callout, IpCustomization, MappingSpec, PendingPrompt, Placeholder, PlanState, PlanVm,
     ReplicationRequest, Run, RunMode, RunRequest, RunState, RunVm, SiteEvent, Step, StepState,
     VmInfo,
 };
-use crate::config::NicSeed;
-use crate::recovery::placement;
-use crate::recovery::run::{plan_state_after, plan_state_during};
-use crate::replication::sender::now_ms;
-use crate::storage::tracked_disk::lock;
-use crate::store::{self, DocKind};
 
 mod callout;
 mod exec;
 mod plan_steps;
 mod power;
 mod protected_site;
-mod step;
+mod steps;
 
 use callout::{run_command, tail};
 use exec::clock;
@@ -87,6 +88,14 @@ struct Exec {
     /// VMs out of the run after an error.
     failed: Mutex<std::collections::HashSet<String>>,
     promoted: AtomicBool,
+}
+
+/// A refused run as the API reports it: a field at fault, else a conflict.
+fn refused(r: Refusal) -> SiteError {
+    match r.field() {
+        Some(field) => SiteError::invalid(field, r.to_string()),
+        None => SiteError::Conflict(r.to_string()),
+    }
 }
 
 impl ActiveRun {
@@ -185,44 +194,22 @@ impl Site {
             self.take_peer_view(*view).await;
         }
         let view = self.plan_view(&plan);
-        if !view.allowed.contains(&request.mode) {
-            return Err(SiteError::Conflict(format!(
-                "plan {:?} is {}; it cannot start a {} now ({})",
-                plan.spec.name,
-                plan.state.label(),
-                request.mode.label(),
-                view.next
-            )));
-        }
-        if request.mode.is_destructive()
-            && request.confirm.as_deref() != Some(plan.spec.name.as_str())
-        {
-            return Err(SiteError::invalid(
-                "confirm",
-                format!(
-                    "a {} must be confirmed with the plan's name: \"confirm\": {:?}",
-                    request.mode.label(),
-                    plan.spec.name
-                ),
-            ));
-        }
-        if request.sync.is_some() && request.mode != RunMode::Test {
-            return Err(SiteError::invalid("sync", "only a test run takes `sync`"));
-        }
-        if request.force.is_some() && request.mode != RunMode::Cleanup {
-            return Err(SiteError::invalid("force", "only a cleanup takes `force`"));
-        }
+        let at_start = PlanAtStart {
+            name: &plan.spec.name,
+            state: plan.state.label(),
+            allowed: &view.allowed,
+            next: &view.next,
+        };
+        admit(&at_start, &request).map_err(refused)?;
         let run_id = super::protection::new_id("run");
         // Take every group's lock, or none.
         let groups: Vec<StoredGroup> = {
             let mut p = lock(&self.protection);
-            for g in &plan.spec.groups {
-                if let Some(holder) = p.groups.get(g).and_then(|g| g.locked_by.clone()) {
-                    return Err(SiteError::Conflict(format!(
-                        "protection group {g} is in use by run {holder}; wait for it or cancel it"
-                    )));
-                }
-            }
+            groups_free(plan.spec.groups.iter().map(|g| {
+                let holder = p.groups.get(g).and_then(|g| g.locked_by.as_deref());
+                (g.as_str(), holder)
+            }))
+            .map_err(refused)?;
             plan.spec
                 .groups
                 .iter()

@@ -21,110 +21,136 @@ pub(super) enum Kind {
     Handover,
 }
 
-/// The steps of a run, in order, with what each does.
+/// The steps of a run, in order, with what each does: one function per
+/// mode below.
 pub(super) fn steps_for(
     request: &RunRequest,
     plan: &StoredPlan,
     vms: &[VmPlan],
 ) -> (Vec<Step>, Vec<Kind>) {
-    let all: Vec<(String, String)> = vms.iter().map(|v| (v.id.clone(), v.name.clone())).collect();
-    let mut steps = Vec::new();
-    let mut kinds = Vec::new();
-    let mut add = |step: Step, kind: Kind| {
-        steps.push(step);
-        kinds.push(kind);
+    let mut steps = Steps {
+        all: vms.iter().map(|v| (v.id.clone(), v.name.clone())).collect(),
+        protected: &plan.protected_site,
+        steps: Vec::new(),
+        kinds: Vec::new(),
     };
-    let protected = &plan.protected_site;
     match request.mode {
         RunMode::Test => {
-            if request.sync.unwrap_or(true) {
-                add(
-                    Step::per_vm("Synchronize storage", &all),
-                    Kind::Sync { last: false },
-                );
-            }
-            add(
-                Step::per_vm("Create test copies of the replicas", &all),
-                Kind::TestCopies,
-            );
-            add(
-                Step::per_vm("Connect test networks", &all),
-                Kind::TestNetworks,
-            );
+            steps.test(request.sync.unwrap_or(true));
+            steps.power_on(plan, vms);
         }
         RunMode::PlannedMigration | RunMode::DisasterRecovery => {
-            add(
-                Step::per_vm(format!("Pre-synchronize storage from {protected}"), &all),
-                Kind::Sync { last: false },
-            );
-            add(
-                Step::per_vm(format!("Shut down protected VMs at {protected}"), &all),
-                Kind::ShutDown,
-            );
-            add(
-                Step::per_vm("Final synchronize storage", &all),
-                Kind::Sync { last: true },
-            );
-            add(Step::per_vm("Make replicas writable", &all), Kind::Promote);
+            steps.failover();
+            steps.power_on(plan, vms);
         }
-        RunMode::Cleanup => {
-            add(
-                Step::per_vm("Power off test VMs", &all),
-                Kind::PowerOffTests,
-            );
-            add(
-                Step::per_vm("Discard test copies", &all),
-                Kind::DiscardCopies,
-            );
-            return (steps, kinds);
-        }
-        RunMode::Reprotect => {
-            add(
-                Step::per_vm(format!("Turn the disks at {protected} into seeds"), &all),
-                Kind::Demote,
-            );
-            add(
-                Step::per_vm(format!("Replicate back to {protected}"), &all),
-                Kind::ReverseReplication,
-            );
-            add(
-                Step::new(format!("Hand the plan to {protected}")),
-                Kind::Handover,
-            );
-            return (steps, kinds);
-        }
+        RunMode::Cleanup => steps.cleanup(),
+        RunMode::Reprotect => steps.reprotect(),
     }
-    if !plan.spec.pre_power_on.is_empty() {
-        add(
-            Step::new("Plan callouts before power-on"),
-            Kind::PlanCallouts { post: false },
+    (steps.steps, steps.kinds)
+}
+
+/// The steps of a run as they are added.
+struct Steps<'a> {
+    /// Every VM of the run, as (id, name).
+    all: Vec<(String, String)>,
+    protected: &'a str,
+    steps: Vec<Step>,
+    kinds: Vec<Kind>,
+}
+
+impl Steps<'_> {
+    fn add(&mut self, step: Step, kind: Kind) {
+        self.steps.push(step);
+        self.kinds.push(kind);
+    }
+
+    fn per_vm(&mut self, name: impl Into<String>, kind: Kind) {
+        let step = Step::per_vm(name, &self.all);
+        self.add(step, kind);
+    }
+
+    /// A test: copies of the replicas on test networks (then powered on).
+    fn test(&mut self, sync: bool) {
+        if sync {
+            self.per_vm("Synchronize storage", Kind::Sync { last: false });
+        }
+        self.per_vm("Create test copies of the replicas", Kind::TestCopies);
+        self.per_vm("Connect test networks", Kind::TestNetworks);
+    }
+
+    /// A planned migration or a disaster recovery: the protected VMs
+    /// stopped and shipped, the replicas made writable (then powered on).
+    fn failover(&mut self) {
+        let protected = self.protected;
+        self.per_vm(
+            format!("Pre-synchronize storage from {protected}"),
+            Kind::Sync { last: false },
+        );
+        self.per_vm(
+            format!("Shut down protected VMs at {protected}"),
+            Kind::ShutDown,
+        );
+        self.per_vm("Final synchronize storage", Kind::Sync { last: true });
+        self.per_vm("Make replicas writable", Kind::Promote);
+    }
+
+    /// A cleanup after a test.
+    fn cleanup(&mut self) {
+        self.per_vm("Power off test VMs", Kind::PowerOffTests);
+        self.per_vm("Discard test copies", Kind::DiscardCopies);
+    }
+
+    /// A reprotect: replication reversed and the plan handed to the peer.
+    fn reprotect(&mut self) {
+        let protected = self.protected;
+        self.per_vm(
+            format!("Turn the disks at {protected} into seeds"),
+            Kind::Demote,
+        );
+        self.per_vm(
+            format!("Replicate back to {protected}"),
+            Kind::ReverseReplication,
+        );
+        self.add(
+            Step::new(format!("Hand the plan to {protected}")),
+            Kind::Handover,
         );
     }
-    for priority in 1..=5u8 {
-        let at: Vec<(String, String)> = vms
-            .iter()
-            .filter(|v| v.settings.priority == priority)
-            .map(|v| (v.id.clone(), v.name.clone()))
-            .collect();
-        if at.is_empty() {
-            continue;
+
+    /// Powering on, priority by priority, between the plan's callouts.
+    fn power_on(&mut self, plan: &StoredPlan, vms: &[VmPlan]) {
+        if !plan.spec.pre_power_on.is_empty() {
+            self.add(
+                Step::new("Plan callouts before power-on"),
+                Kind::PlanCallouts { post: false },
+            );
         }
-        let with = |post: bool| -> Vec<(String, String)> {
+        for priority in 1..=5u8 {
+            self.priority(priority, vms);
+        }
+        if !plan.spec.post_power_on.is_empty() {
+            self.add(
+                Step::new("Plan callouts after power-on"),
+                Kind::PlanCallouts { post: true },
+            );
+        }
+    }
+
+    /// One priority's steps, if it has VMs.
+    fn priority(&mut self, priority: u8, vms: &[VmPlan]) {
+        let at = |with: &dyn Fn(&PlanVm) -> bool| -> Vec<(String, String)> {
             vms.iter()
-                .filter(|v| v.settings.priority == priority)
-                .filter(|v| {
-                    if post {
-                        !v.settings.post_power_on.is_empty()
-                    } else {
-                        !v.settings.pre_power_on.is_empty()
-                    }
-                })
+                .filter(|v| v.settings.priority == priority && with(&v.settings))
                 .map(|v| (v.id.clone(), v.name.clone()))
                 .collect()
         };
-        let pre = with(false);
+        let all = at(&|_| true);
+        if all.is_empty() {
+            return;
+        }
+        let pre = at(&|s| !s.pre_power_on.is_empty());
         if !pre.is_empty() {
-            add(
+            self.add(
                 Step::per_vm(format!("Priority {priority}: pre power-on callouts"), &pre),
                 Kind::VmCallouts {
                     priority,
@@ -132,21 +158,21 @@ pub(super) fn steps_for(
                 },
             );
         }
-        add(
-            Step::per_vm(format!("Priority {priority}: IP customization"), &at),
+        self.add(
+            Step::per_vm(format!("Priority {priority}: IP customization"), &all),
             Kind::Addresses { priority },
         );
-        add(
-            Step::per_vm(format!("Priority {priority}: power on"), &at),
+        self.add(
+            Step::per_vm(format!("Priority {priority}: power on"), &all),
             Kind::PowerOn { priority },
         );
-        add(
-            Step::per_vm(format!("Priority {priority}: wait for heartbeats"), &at),
+        self.add(
+            Step::per_vm(format!("Priority {priority}: wait for heartbeats"), &all),
             Kind::Heartbeats { priority },
         );
-        let post = with(true);
+        let post = at(&|s| !s.post_power_on.is_empty());
         if !post.is_empty() {
-            add(
+            self.add(
                 Step::per_vm(
                     format!("Priority {priority}: post power-on callouts"),
                     &post,
@@ -158,11 +184,4 @@ pub(super) fn steps_for(
             );
         }
     }
-    if !plan.spec.post_power_on.is_empty() {
-        add(
-            Step::new("Plan callouts after power-on"),
-            Kind::PlanCallouts { post: true },
-        );
-    }
-    (steps, kinds)
 }

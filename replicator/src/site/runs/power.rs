@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// How soon to look again for a guest that is not there while waiting for
+/// its heartbeat.
+const GUEST_LOOK_AGAIN: Duration = Duration::from_millis(500);
+
 impl Exec {
     /// A VM's NICs at this site: networks mapped (test networks for a
     /// test), addresses per its IP customization.
@@ -157,6 +161,12 @@ impl Exec {
                 verification.records, verification.last_seq
             ),
         );
+        self.wait_for_heartbeat(vm, hb_step).await
+    }
+
+    /// The "wait for heartbeats" sub-step of `vm`, just powered on: done at
+    /// its first heartbeat, an error at its timeout or a cancel.
+    async fn wait_for_heartbeat(&self, vm: &VmPlan, hb_step: usize) -> (String, bool) {
         self.sub(
             hb_step,
             &vm.id,
@@ -167,9 +177,18 @@ impl Exec {
         let deadline = tokio::time::Instant::now()
             + Duration::from_secs(vm.settings.heartbeat_timeout_seconds);
         loop {
-            let beat = self
-                .site
-                .guest_status(&vm.id)
+            let status = self.site.guest_status(&vm.id);
+            // Registered before the checks below, so a beat or a cancel
+            // after them still wakes the wait at the end.
+            let beaten = status.as_ref().map(|s| s.beat.notified());
+            let cancelled = self.active.ack.notified();
+            tokio::pin!(beaten, cancelled);
+            if let Some(beaten) = beaten.as_mut().as_pin_mut() {
+                beaten.enable();
+            }
+            cancelled.as_mut().enable();
+            let beat = status
+                .as_ref()
                 .map(|s| s.heartbeat_ms.load(Ordering::Relaxed))
                 .filter(|&t| t + 1000 >= booted_at);
             if let Some(beat) = beat {
@@ -194,7 +213,18 @@ impl Exec {
                 );
                 return (vm.id.clone(), false);
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let beaten = async {
+                match beaten.as_pin_mut() {
+                    Some(beaten) => beaten.await,
+                    // No guest (yet): look again in a while.
+                    None => tokio::time::sleep(GUEST_LOOK_AGAIN).await,
+                }
+            };
+            tokio::select! {
+                () = beaten => {}
+                () = cancelled => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
         }
     }
 }

@@ -1,0 +1,141 @@
+//! What a recovery run asks of the protected site, answered through the
+//! control calls: synchronize and wait, shut down, and demotion for
+//! reprotect, where a VM's disks become the seed of the reverse replica.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ferry_api::types::PowerState;
+use tracing::warn;
+
+use super::Site;
+use super::recovered::disk_files;
+use crate::replication::sender::now_ms;
+use crate::storage::durable::fsync_dir;
+use crate::store;
+use crate::sync::lock;
+
+/// How often a sync that waits asks again for a cycle, in case the first
+/// ask met one already running.
+const NUDGE_EVERY: Duration = Duration::from_secs(2);
+
+impl Site {
+    /// Starts a cycle of `vm_id` and waits until an instance whose point is
+    /// after this call is complete at the peer; returns that point.
+    pub(crate) async fn sync_and_wait(
+        &self,
+        vm_id: &str,
+        timeout: Duration,
+    ) -> Result<u64, String> {
+        let asked = now_ms();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut nudged = tokio::time::Instant::now();
+        self.sync_now(vm_id).map_err(|e| e.to_string())?;
+        loop {
+            // Seen before the status is read, so a change after the read
+            // wakes the wait below.
+            let mut status = self.replication_status(vm_id);
+            if let Some(s) = status.as_mut() {
+                s.borrow_and_update();
+            }
+            let info = self
+                .replication_info(vm_id)
+                .ok_or_else(|| format!("{vm_id} is not replicated"))?;
+            if let Some(point) = info.point_time_ms
+                && point >= asked
+            {
+                return Ok(point);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "no synchronized instance within {} s (state {}{})",
+                    timeout.as_secs(),
+                    info.state,
+                    info.last_error
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                ));
+            }
+            if nudged.elapsed() > NUDGE_EVERY {
+                let _ = self.sync_now(vm_id);
+                nudged = tokio::time::Instant::now();
+            }
+            let wake = deadline.min(nudged + NUDGE_EVERY);
+            match status.as_mut() {
+                Some(status) => {
+                    tokio::select! {
+                        changed = status.changed() => {
+                            // The replication ended: wait for the next one
+                            // (or the deadline) rather than spin.
+                            if changed.is_err() {
+                                tokio::time::sleep_until(wake).await;
+                            }
+                        }
+                        () = tokio::time::sleep_until(wake) => {}
+                    }
+                }
+                None => tokio::time::sleep_until(wake).await,
+            }
+        }
+    }
+
+    /// Shuts a protected VM down cleanly; returns its guest's last write.
+    pub(crate) async fn shut_down_vm(&self, vm_id: &str) -> Result<Option<u64>, String> {
+        let status = self.guest_status(vm_id);
+        self.set_power(vm_id, PowerState::Off)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(status
+            .map(|s| s.last_record_ms.load(Ordering::Relaxed))
+            .filter(|&t| t > 0))
+    }
+
+    /// Reprotect at the old protected site: the VM (powered off) leaves
+    /// this site's inventory and its disks become the seed of the replica
+    /// the recovery site will send to. Returns the seed's datastore.
+    pub(crate) async fn demote(&self, vm_id: &str) -> Result<String, String> {
+        let Some(vm) = lock(&self.vms).get(vm_id).map(|v| v.record.clone()) else {
+            // Demoted before: the seed is where a replica would be.
+            return self
+                .replica_datastore(vm_id)
+                .ok_or_else(|| format!("no VM and no seed of {vm_id} at site {}", self.name));
+        };
+        if self.guest_status(vm_id).is_some() {
+            // Back after a disaster with its VMs running: this copy is stale
+            // (the recovered one is newer), so it stops before it is a seed.
+            warn!(vm = %vm_id, "powering off the old copy before it becomes a seed");
+            self.shut_down_vm(vm_id).await?;
+        }
+        if self.replication_info(vm_id).is_some() {
+            self.stop_replication(vm_id)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let runtime = lock(&self.vms).remove(vm_id);
+        if let Some(runtime) = runtime {
+            drop(runtime.disks);
+        }
+        let datastore = vm.disks[0].datastore.clone();
+        let home = self.vm_dir(&datastore, vm_id).map_err(|e| e.to_string())?;
+        let seed = self.receiver.replica_dir(&datastore, vm_id)?;
+        self.receiver.fence(vm_id, false);
+        let id = vm_id.to_string();
+        self.store
+            .call(move |c| store::delete_vm(c, &id))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&seed)?;
+            for (i, file) in disk_files(&home).iter().enumerate() {
+                std::fs::rename(file, seed.join(format!("disk-{i}.raw")))?;
+            }
+            fsync_dir(&seed)?;
+            std::fs::remove_dir_all(&home)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("moving the disks to the seed: {e}"))?;
+        Ok(datastore)
+    }
+}
