@@ -108,6 +108,7 @@ fn site_config(
     inventory: &Inventory,
     secrets: &Secrets,
     port_base: u16,
+    fingerprints: &[String],
 ) -> SiteConfig {
     let port = |i: u16| port_base + i;
     let (own, peer) = (index as u16 * 2, (1 - index as u16) * 2);
@@ -145,7 +146,8 @@ fn site_config(
             name: SITES[1 - index].into(),
             url: format!("http://127.0.0.1:{}", port(peer)),
             replication: format!("127.0.0.1:{}", port(peer + 1)),
-            secret: secrets.pairing.clone(),
+            fingerprint: fingerprints[1 - index].clone(),
+            secret: String::new(),
         }),
         tokens,
         vms: if index == 0 {
@@ -221,10 +223,20 @@ pub fn run(
             args.port_base
         ));
     }
+    // Each site's certificate, made here on first start so that each
+    // site.toml can pin the other's: the demo pairs its sites by itself.
+    let fingerprints = SITES
+        .iter()
+        .map(|name| {
+            ferry_replicator::identity::Identity::load_or_create(&dir.join(name))
+                .map(|identity| identity.fingerprint.to_string())
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     for (index, name) in SITES.iter().enumerate() {
         let site_dir = dir.join(name);
         std::fs::create_dir_all(&site_dir).map_err(|e| e.to_string())?;
-        let config = site_config(index, &inventory, &secrets, args.port_base);
+        let config = site_config(index, &inventory, &secrets, args.port_base, &fingerprints);
         let text = toml::to_string(&config).map_err(|e| e.to_string())?;
         std::fs::write(site_dir.join("site.toml"), text).map_err(|e| e.to_string())?;
     }

@@ -12,7 +12,6 @@ use super::Site;
 use super::protection::{StoredGroup, StoredPlan};
 use crate::api::types::{Inventory, Mappings, Plan, ProtectionGroup, ReplicationInfo, VmInfo};
 use crate::replication::connection::Connection;
-use crate::replication::handshake::PairingSecret;
 use crate::replication::receiver::ControlHandler;
 use crate::replication::sender::now_ms;
 use crate::storage::tracked_disk::lock;
@@ -215,12 +214,12 @@ impl Site {
             .peer_config()
             .ok_or_else(|| "this site is not paired".to_string())?;
         let name = self.name.clone();
+        let tls = self.link();
         let body = serde_json::to_vec(call).map_err(|e| e.to_string())?;
         let outcome = tokio::time::timeout(
             timeout + Duration::from_secs(1),
             tokio::task::spawn_blocking(move || {
-                let secret = PairingSecret::new(&peer.secret)?;
-                let mut conn = Connection::connect(&peer.replication, &secret, &name)
+                let mut conn = Connection::connect(&peer.replication, &tls, &name)
                     .map_err(|e| e.to_string())?;
                 let reply = conn.call(&body, timeout).map_err(|e| e.to_string())?;
                 serde_json::from_slice::<ControlReply>(&reply)

@@ -17,6 +17,7 @@ pub mod protection;
 pub mod recovered;
 pub mod replications;
 pub mod runs;
+pub mod trust;
 pub mod vms;
 
 use std::collections::BTreeMap;
@@ -32,7 +33,7 @@ use crate::api;
 use crate::config::{LoadedConfig, PeerConfig};
 use crate::guest::Guest;
 use crate::inventory::VmRecord;
-use crate::replication::handshake::PairingSecret;
+use crate::identity::Identity;
 use crate::replication::receiver::{self, Receiver, ReceiverConfig};
 use crate::replication::scheduler::Scheduler;
 use crate::storage::tracked_disk::lock;
@@ -62,6 +63,9 @@ pub enum SiteError {
     Store(#[from] StoreError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The site's key or certificate cannot be used.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
 }
 
 impl SiteError {
@@ -87,6 +91,8 @@ pub struct Site {
     pub store: Store,
     pub events: EventBus,
     pub tokens: Vec<TokenEntry>,
+    /// The site's key and certificate on the replication link.
+    identity: Identity,
     scheduler: Scheduler,
     receiver: Arc<Receiver>,
     vms: Mutex<BTreeMap<String, VmRuntime>>,
@@ -123,13 +129,8 @@ impl Site {
             Some(peer) => Some(peer),
             None => config.site.peer.clone(),
         };
-        let secret = match &peer_config {
-            Some(peer) => PairingSecret::new(&peer.secret)
-                .map_err(|e| SiteError::invalid("peer.secret", e))?,
-            // Unpaired: a secret nobody holds, so nobody can replicate here.
-            None => PairingSecret::new(&crate::access::new_token())
-                .map_err(|e| SiteError::invalid("peer.secret", e))?,
-        };
+        let identity = Identity::load_or_create(&config.dir)?;
+        let tls = trust::link_tls(&identity, peer_config.as_ref())?;
         let datastores = config
             .site
             .datastores
@@ -141,7 +142,7 @@ impl Site {
         }
         let receiver = Receiver::new(ReceiverConfig {
             site: name.clone(),
-            secret,
+            tls,
             datastores,
         });
         let api = bind(&config.site.listen.api).await?;
@@ -149,6 +150,7 @@ impl Site {
         let site = Arc::new(Self {
             name,
             tokens: config.site.tokens.clone(),
+            identity,
             config,
             store,
             events: EventBus::new(),
@@ -165,6 +167,8 @@ impl Site {
         site.load_protection()?;
         site.receiver
             .set_control(control::handler(Arc::downgrade(&site)));
+        site.receiver
+            .set_on_refused(trust::refused_handler(Arc::downgrade(&site)));
         site.open_vms().await?;
         site.interrupt_unfinished_runs().await?;
         Ok((site, Listeners { api, replication }))

@@ -3,16 +3,29 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+use ferry_replicator::identity::{Fingerprint, Identity};
 use ferry_replicator::replication::{
-    CycleProgress, CycleReport, PairingSecret, Receiver, ReceiverConfig, SyncTarget, WireError,
+    CycleProgress, CycleReport, LinkTls, Receiver, ReceiverConfig, SyncTarget, WireError,
     receiver, run_cycle,
 };
 use ferry_replicator::storage::{Geometry, Replica, TrackedVm};
 
-pub const SECRET: &str = "test pairing secret 0123456789";
+/// The two ends' certificates, made once per test binary.
+pub static SENDER: LazyLock<Identity> = LazyLock::new(|| Identity::ephemeral().unwrap());
+pub static RECEIVER: LazyLock<Identity> = LazyLock::new(|| Identity::ephemeral().unwrap());
+
+/// The receiver's link settings: accepts only the sender.
+pub fn receiver_tls() -> LinkTls {
+    LinkTls::new(&RECEIVER, Some(SENDER.fingerprint)).unwrap()
+}
+
+/// The sender's link settings, pinning `receiver`'s certificate.
+pub fn sender_tls(receiver: Fingerprint) -> LinkTls {
+    LinkTls::new(&SENDER, Some(receiver)).unwrap()
+}
 pub const VM: &str = "vm-1";
 
 /// A small deterministic PRNG (xorshift64*), so failures replay by seed.
@@ -51,7 +64,7 @@ impl TestReceiver {
     pub fn start(datastore: &Path) -> Self {
         let config = ReceiverConfig {
             site: "site-b".into(),
-            secret: PairingSecret::new(SECRET).unwrap(),
+            tls: receiver_tls(),
             datastores: BTreeMap::from([("ds".to_string(), datastore.to_path_buf())]),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -100,9 +113,14 @@ pub fn replica_dir(datastore: &Path) -> PathBuf {
 }
 
 pub fn target(addr: &str) -> SyncTarget {
+    target_pinning(addr, RECEIVER.fingerprint)
+}
+
+/// A target whose certificate is `receiver`.
+pub fn target_pinning(addr: &str, receiver: Fingerprint) -> SyncTarget {
     SyncTarget {
         addr: addr.to_string(),
-        secret: PairingSecret::new(SECRET).unwrap(),
+        tls: sender_tls(receiver),
         site: "site-a".into(),
         datastore: "ds".into(),
         compress: false,
