@@ -55,6 +55,9 @@ impl Rng {
 /// A receiver serving in a background runtime; stops when dropped.
 pub struct TestReceiver {
     pub addr: String,
+    /// Connections TLS refused (a stranger, a tampered session), as the
+    /// site's alarm hook would see them.
+    pub refusals: Arc<std::sync::atomic::AtomicUsize>,
     pub datastore: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -67,6 +70,12 @@ impl TestReceiver {
             tls: receiver_tls(),
             datastores: BTreeMap::from([("ds".to_string(), datastore.to_path_buf())]),
         };
+        let refusals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let receiver = Receiver::new(config);
+        let counter = refusals.clone();
+        receiver.set_on_refused(Arc::new(move |_, _| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -78,7 +87,7 @@ impl TestReceiver {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                receiver::serve(listener, Receiver::new(config), async {
+                receiver::serve(listener, receiver, async {
                     let _ = stopped.await;
                 })
                 .await;
@@ -86,6 +95,7 @@ impl TestReceiver {
         });
         Self {
             addr: addr_rx.recv().unwrap().to_string(),
+            refusals,
             datastore: datastore.to_path_buf(),
             stop: Some(stop),
             thread: Some(thread),
