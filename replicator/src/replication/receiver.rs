@@ -47,7 +47,8 @@ pub struct ReceiverConfig {
     pub datastores: BTreeMap<String, PathBuf>,
 }
 
-/// Told why a connection was refused by TLS, and from where.
+/// Told why a connection was refused by TLS or a block failed its hash,
+/// and from where.
 pub type RefusedHandler = dyn Fn(SocketAddr, &str) + Send + Sync;
 
 /// Answers a site-to-site call: the authenticated peer's name and the
@@ -199,6 +200,12 @@ impl Receiver {
             Ok(()) => debug!(%addr, "replication session ended"),
             Err(WireError::Io(e)) if is_tls_refusal(&e) => {
                 warn!(%addr, "replication connection refused: {e}");
+                if let Some(hook) = self.on_refused.get() {
+                    hook(addr, &e.to_string());
+                }
+            }
+            Err(e @ WireError::Integrity(_)) => {
+                warn!(%addr, "replication connection closed: {e}");
                 if let Some(hook) = self.on_refused.get() {
                     hook(addr, &e.to_string());
                 }
