@@ -12,5 +12,6 @@ mod e2e {
     pub mod sites;
     pub mod support;
     pub mod terminal;
+    pub mod trust;
     pub mod tui;
 }

@@ -20,11 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry_replicator::replication::{
-    CycleProgress, CycleReport, LinkTls, Receiver, ReceiverConfig, SyncTarget, receiver,
-    run_cycle,
-};
 use ferry_replicator::identity::Identity;
+use ferry_replicator::replication::{
+    CycleProgress, CycleReport, LinkTls, Receiver, ReceiverConfig, SyncTarget, receiver, run_cycle,
+};
 use ferry_replicator::storage::{DEFAULT_BLOCK_SIZE, Geometry, TrackedVm};
 
 const DISK: u64 = 1 << 30;

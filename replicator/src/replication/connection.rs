@@ -58,7 +58,10 @@ impl Connection {
     fn authenticated(mut self, peer: String) -> io::Result<Self> {
         self.peer = peer;
         self.reader.set_limit(MAX_FRAME);
-        self.reader.get_ref().tcp().set_read_timeout(Some(IDLE_TIMEOUT))?;
+        self.reader
+            .get_ref()
+            .tcp()
+            .set_read_timeout(Some(IDLE_TIMEOUT))?;
         Ok(self)
     }
 

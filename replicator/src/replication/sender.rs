@@ -17,8 +17,8 @@ use super::connection::{self, Connection};
 use super::error::WireError;
 use super::frame::{FrameReader, FrameWriter};
 use super::handshake::unexpected;
-use super::tls::{LinkReader, LinkTls, LinkWriter};
 use super::message::{BLOCKS_KIND, Message, begin_blocks, push_block, set_block_count};
+use super::tls::{LinkReader, LinkTls, LinkWriter};
 use crate::storage::{
     BlockHash, FrozenDisk, Geometry, TrackedDisk, TrackedVm, hash_block, is_zero,
 };

@@ -70,13 +70,19 @@ pub enum ControlCall {
         vm_ids: Vec<String>,
         timeout_seconds: u64,
     },
-    /// Shut the VMs down cleanly.
+    /// Shut the VMs down cleanly, for the caller's run `run`, which must
+    /// hold the lock of every VM's protection group.
     ShutDown {
         vm_ids: Vec<String>,
+        #[serde(default)]
+        run: Option<String>,
     },
-    /// Reprotect: the VMs leave this site and their disks become seeds.
+    /// Reprotect: the VMs leave this site and their disks become seeds
+    /// (for the caller's run `run`, as for `ShutDown`).
     Demote {
         vm_ids: Vec<String>,
+        #[serde(default)]
+        run: Option<String>,
     },
     /// Reprotect: this site becomes the recovery site of the plan.
     Adopt {
@@ -131,16 +137,34 @@ impl Site {
         *lock(&self.peer_view) = Some(view);
     }
 
-    /// Answers one call from the peer.
+    /// Answers one call from the peer: checked against what the peer may
+    /// ask now, carried out, and audited either way.
     async fn answer(self: Arc<Self>, body: &[u8]) -> ControlReply {
         let call = match serde_json::from_slice::<ControlCall>(body) {
             Ok(call) => call,
             Err(e) => {
-                return ControlReply::Error {
-                    message: format!("this site does not understand the call: {e}"),
-                };
+                let message = format!("this site does not understand the call: {e}");
+                self.audit_call("control", "", Err(&message)).await;
+                return ControlReply::Error { message };
             }
         };
+        let (action, target) = call.describe();
+        if let Err(message) = self.authorize(&call).await {
+            self.audit_call(action, &target, Err(&message)).await;
+            return ControlReply::Error { message };
+        }
+        let reply = self.clone().carry_out(call).await;
+        if action != "control.view" {
+            let result = match &reply {
+                ControlReply::Error { message } => Err(message.as_str()),
+                _ => Ok(()),
+            };
+            self.audit_call(action, &target, result).await;
+        }
+        reply
+    }
+
+    async fn carry_out(self: Arc<Self>, call: ControlCall) -> ControlReply {
         let each = |vm_ids: Vec<String>| vm_ids.into_iter();
         match call {
             ControlCall::View => ControlReply::View(Box::new(self.view())),
@@ -165,7 +189,7 @@ impl Site {
                     vms: futures_util::future::join_all(waits).await,
                 }
             }
-            ControlCall::ShutDown { vm_ids } => {
+            ControlCall::ShutDown { vm_ids, .. } => {
                 let stops = each(vm_ids).map(|id| {
                     let site = self.clone();
                     async move {
@@ -182,7 +206,7 @@ impl Site {
                     vms: futures_util::future::join_all(stops).await,
                 }
             }
-            ControlCall::Demote { vm_ids } => {
+            ControlCall::Demote { vm_ids, .. } => {
                 let mut vms = Vec::new();
                 for id in vm_ids {
                     let result = self.demote(&id).await;

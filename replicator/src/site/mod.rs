@@ -11,6 +11,7 @@
 //! - [`control`]: calls between the paired sites.
 
 pub mod control;
+mod control_auth;
 pub mod notify;
 pub mod peer;
 pub mod protection;
@@ -32,8 +33,8 @@ use crate::access::TokenEntry;
 use crate::api;
 use crate::config::{LoadedConfig, PeerConfig};
 use crate::guest::Guest;
-use crate::inventory::VmRecord;
 use crate::identity::Identity;
+use crate::inventory::VmRecord;
 use crate::replication::receiver::{self, Receiver, ReceiverConfig};
 use crate::replication::scheduler::Scheduler;
 use crate::storage::tracked_disk::lock;

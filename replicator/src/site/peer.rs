@@ -13,8 +13,8 @@ use super::notify::Severity;
 use super::{Site, SiteError};
 use crate::api::types::{PeerInfo, PeerRequest, PeerStatus, SiteEvent};
 use crate::config::{PeerConfig, check_peer};
-use crate::replication::connection::Connection;
 use crate::identity::Fingerprint;
+use crate::replication::connection::Connection;
 use crate::replication::sender::now_ms;
 use crate::storage::tracked_disk::lock;
 use crate::store::{self, DocKind};
@@ -98,8 +98,13 @@ impl Site {
                 "peer site {} re-paired: certificate {old} replaced by {}",
                 peer.name, peer.fingerprint
             );
-            self.alarm("peer_certificate_replaced", Severity::Warning, None, message)
-                .await;
+            self.alarm(
+                "peer_certificate_replaced",
+                Severity::Warning,
+                None,
+                message,
+            )
+            .await;
         }
         *lock(&self.peer) = PeerState::new(Some(peer));
         self.retarget_replications();

@@ -52,8 +52,7 @@ impl Site {
 
     /// Pins `peer`'s certificate for the link from now on.
     pub(crate) fn pin_peer(&self, peer: &PeerConfig) -> Result<(), SiteError> {
-        self.receiver
-            .set_tls(link_tls(&self.identity, Some(peer))?);
+        self.receiver.set_tls(link_tls(&self.identity, Some(peer))?);
         Ok(())
     }
 }

@@ -6,9 +6,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use ferry_replicator::identity::Identity;
 use ferry_replicator::replication::connection::Connection;
 use ferry_replicator::replication::message::{Message, begin_blocks, push_block, set_block_count};
-use ferry_replicator::identity::Identity;
 use ferry_replicator::replication::tls::is_tls_refusal;
 use ferry_replicator::replication::{LinkTls, WireError};
 

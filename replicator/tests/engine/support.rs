@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use ferry_replicator::identity::{Fingerprint, Identity};
 use ferry_replicator::replication::{
-    CycleProgress, CycleReport, LinkTls, Receiver, ReceiverConfig, SyncTarget, WireError,
-    receiver, run_cycle,
+    CycleProgress, CycleReport, LinkTls, Receiver, ReceiverConfig, SyncTarget, WireError, receiver,
+    run_cycle,
 };
 use ferry_replicator::storage::{Geometry, Replica, TrackedVm};
 

@@ -133,7 +133,11 @@ fn a_relay_that_tampers_is_refused_and_changes_nothing() {
         ("flipped byte", Tamper::Flip(40_000)),
         ("injected frame", Tamper::Inject(40_000)),
     ] {
-        let addr = relay(receiver.addr.clone(), tamper, Arc::new(Mutex::new(Vec::new())));
+        let addr = relay(
+            receiver.addr.clone(),
+            tamper,
+            Arc::new(Mutex::new(Vec::new())),
+        );
         let outcome = cycle(&vm, &addr);
         assert!(outcome.is_err(), "{name}: the cycle went through");
         refusals += 1;
@@ -173,7 +177,11 @@ fn a_relay_that_tampers_is_refused_and_changes_nothing() {
     let _ = cleartext.write_all(&frame);
     refusals += 1;
     wait_refusals(&receiver, refusals);
-    assert_eq!(replica_contents(&receiver.replica_dir()), before, "cleartext");
+    assert_eq!(
+        replica_contents(&receiver.replica_dir()),
+        before,
+        "cleartext"
+    );
 
     // And the honest path still works afterwards.
     let report = cycle(&vm, &receiver.addr).unwrap();
