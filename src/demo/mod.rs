@@ -15,6 +15,7 @@ use ferry_replicator::access::{Role, TokenEntry, hash_token, new_token};
 use ferry_replicator::config::{
     DatastoreConfig, Listen, NetworkConfig, PeerConfig, SiteConfig, VmSeed,
 };
+use ferry_replicator::identity::write_private;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -99,7 +100,7 @@ fn load_or_make_secrets(dir: &Path) -> Result<Secrets, String> {
             .collect(),
     };
     let text = serde_json::to_string_pretty(&secrets).map_err(|e| e.to_string())?;
-    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    write_private(&path, text.as_bytes()).map_err(|e| e.to_string())?;
     Ok(secrets)
 }
 
@@ -213,7 +214,8 @@ pub fn run(
     paths: &crate::settings::Paths,
 ) -> Result<(), String> {
     let dir = args.data_dir.unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    ferry_replicator::site::trust::private_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
     let inventory: Inventory =
         toml::from_str(INVENTORY).map_err(|e| format!("assets/demo.toml: {e}"))?;
     let secrets = load_or_make_secrets(&dir)?;
@@ -238,7 +240,7 @@ pub fn run(
         std::fs::create_dir_all(&site_dir).map_err(|e| e.to_string())?;
         let config = site_config(index, &inventory, &secrets, args.port_base, &fingerprints);
         let text = toml::to_string(&config).map_err(|e| e.to_string())?;
-        std::fs::write(site_dir.join("site.toml"), text).map_err(|e| e.to_string())?;
+        write_private(&site_dir.join("site.toml"), text.as_bytes()).map_err(|e| e.to_string())?;
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
@@ -263,7 +265,7 @@ pub fn run(
         sites.reverse();
         let file = DemoFile { sites };
         let json = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
-        std::fs::write(dir.join("demo.json"), &json).map_err(|e| e.to_string())?;
+        write_private(&dir.join("demo.json"), json.as_bytes()).map_err(|e| e.to_string())?;
         let seeding = tokio::spawn(seed_quietly(file.sites.clone(), inventory));
         let outcome = if args.no_tui {
             println!("{json}");

@@ -61,6 +61,11 @@ async fn sites_pin_each_other_and_check_every_call_of_the_peer() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600, "site.key mode {mode:o}");
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&a_dir.join("site.db")), 0o600, "site.db");
+    assert_eq!(mode(&a_dir), 0o700, "the site's directory");
+    assert_eq!(mode(&a_dir.join("ds1")), 0o700, "a datastore");
     let fa = api_a
         .site()
         .await

@@ -120,6 +120,7 @@ impl Site {
     /// binds the listeners, opens every VM's disks and starts guests and
     /// replication as they were.
     pub async fn start(config: LoadedConfig) -> Result<(Arc<Self>, Listeners), SiteError> {
+        trust::secure_data_dir(&config.dir)?;
         let store = Store::open(&config.dir.join("site.db"))?;
         let name = config.site.name.clone();
         let seeded = store.now(|c| store::list_vms(c))?.is_empty();
@@ -139,7 +140,7 @@ impl Site {
             .map(|d| (d.name.clone(), config.dir.join(&d.path)))
             .collect::<BTreeMap<_, _>>();
         for dir in datastores.values() {
-            std::fs::create_dir_all(dir)?;
+            trust::private_dir(dir)?;
         }
         let receiver = Receiver::new(ReceiverConfig {
             site: name.clone(),

@@ -3,6 +3,8 @@
 //! when the link refuses a stranger or a tampered session.
 
 use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
 use std::sync::{Arc, Weak};
 
 use super::notify::Severity;
@@ -23,6 +25,44 @@ pub fn link_tls(identity: &Identity, peer: Option<&PeerConfig>) -> Result<LinkTl
         .map_err(|e| SiteError::invalid("peer.fingerprint", e))?;
     LinkTls::new(identity, pinned)
         .map_err(|e| SiteError::invalid("identity", format!("TLS refused the site's key: {e}")))
+}
+
+/// Keeps the site's state to its owner: the data directory mode 0700, and
+/// site.db (with its WAL files, which SQLite creates with the database's
+/// mode) 0600, created so before SQLite opens it.
+pub fn secure_data_dir(dir: &Path) -> std::io::Result<()> {
+    private_dir(dir)?;
+    let db = dir.join("site.db");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&db)?;
+    for name in ["site.db", "site.db-wal", "site.db-shm"] {
+        let path = dir.join(name);
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates `dir` (and its parents) mode 0700, or narrows it to 0700. A
+/// directory the site may not change (a shared mount) is left as it is,
+/// with a warning.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0
+        && let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    {
+        tracing::warn!("{} stays mode {:o}: {e}", dir.display(), mode & 0o777);
+    }
+    Ok(())
 }
 
 /// Raises a critical alarm for every connection TLS refused, from the
