@@ -19,7 +19,6 @@ use crate::model::{FeedUpdate, Model, SiteState};
 use crate::theme::Theme;
 
 const TOKEN: &str = "snapshot-admin-token";
-const SECRET: &str = "snapshot pairing secret 0123";
 
 fn config_text(name: &str, vms: usize) -> String {
     let mut text = format!(
@@ -107,12 +106,19 @@ async fn every_view_at_both_sizes() {
     let b = start(&tmp.path().join("b"), "site-b", 0).await;
     let client = reqwest::Client::new();
     for (site, peer, name) in [(&a, &b, "site-b"), (&b, &a, "site-a")] {
+        let shown: SiteInfo = api(
+            &client,
+            reqwest::Method::GET,
+            format!("{}/api/v1/site", peer.url),
+            None,
+        )
+        .await;
         let _: serde_json::Value = api(
             &client,
             reqwest::Method::PUT,
             format!("{}/api/v1/site/peer", site.url),
             Some(
-                json!({"name": name, "url": peer.url, "replication": peer.repl, "secret": SECRET}),
+                json!({"name": name, "url": peer.url, "replication": peer.repl, "fingerprint": shown.fingerprint}),
             ),
         )
         .await;

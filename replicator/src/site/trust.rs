@@ -65,12 +65,30 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Raises a critical alarm for every connection TLS refused, from the
-/// receiver's blocking thread.
+/// Alarms for refusals from one address at most this often; each refusal
+/// is logged all the same.
+const REFUSED_ALARM_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Raises a critical alarm for connections TLS refused (at most one a
+/// minute per address, so a scanner or a mispaired peer retrying every
+/// two seconds does not flood the alarm list), from the receiver's
+/// blocking thread.
 pub fn refused_handler(site: Weak<Site>) -> Arc<RefusedHandler> {
     let runtime = tokio::runtime::Handle::current();
+    let last = std::sync::Mutex::new(std::collections::HashMap::new());
     Arc::new(move |addr: SocketAddr, why: &str| {
         let Some(site) = site.upgrade() else { return };
+        let now = std::time::Instant::now();
+        {
+            let mut last = crate::storage::tracked_disk::lock(&last);
+            last.retain(|_, at: &mut std::time::Instant| {
+                now.duration_since(*at) < REFUSED_ALARM_EVERY
+            });
+            if last.contains_key(&addr.ip()) {
+                return;
+            }
+            last.insert(addr.ip(), now);
+        }
         let message = format!("replication connection from {addr} refused: {why}");
         runtime.spawn(async move {
             site.alarm("link_refused", Severity::Critical, None, message)
