@@ -597,6 +597,7 @@ pub mod tests {
             peer: None,
             vm_count: 1,
             replicated_count: 1,
+            fingerprint: None,
         };
         assert!(model.apply(
             FeedUpdate::Snapshot {

@@ -15,5 +15,6 @@ mod e2e {
     pub mod sites;
     pub mod support;
     pub mod terminal;
+    pub mod trust;
     pub mod tui;
 }

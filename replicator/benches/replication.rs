@@ -20,16 +20,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ferry_replicator::identity::Identity;
 use ferry_replicator::replication::{
-    CycleProgress, CycleReport, PairingSecret, Receiver, ReceiverConfig, SyncTarget, receiver,
-    run_cycle,
+    CycleProgress, CycleReport, LinkTls, Receiver, ReceiverConfig, SyncTarget, receiver, run_cycle,
 };
 use ferry_replicator::storage::{DEFAULT_BLOCK_SIZE, Geometry, TrackedVm};
 
 const DISK: u64 = 1 << 30;
 const BLOCK: u64 = DEFAULT_BLOCK_SIZE as u64;
 const BLOCKS: u64 = DISK / BLOCK;
-const SECRET: &str = "benchmark pairing secret";
+/// Both ends' certificates, made once.
+static SENDER: std::sync::LazyLock<Identity> =
+    std::sync::LazyLock::new(|| Identity::ephemeral().expect("identity"));
+static RECEIVER: std::sync::LazyLock<Identity> =
+    std::sync::LazyLock::new(|| Identity::ephemeral().expect("identity"));
 
 struct Rng(u64);
 
@@ -60,7 +64,7 @@ impl Rng {
 fn start_receiver(datastore: &Path) -> String {
     let config = ReceiverConfig {
         site: "site-b".into(),
-        secret: PairingSecret::new(SECRET).expect("secret"),
+        tls: LinkTls::new(&RECEIVER, Some(SENDER.fingerprint)).expect("tls"),
         datastores: BTreeMap::from([("ds".to_string(), datastore.to_path_buf())]),
     };
     let (tx, rx) = std::sync::mpsc::channel();
@@ -95,7 +99,7 @@ fn open_vm(dir: &Path) -> TrackedVm {
 fn cycle(vm_id: &str, vm: &TrackedVm, addr: &str, full: bool) -> CycleReport {
     let target = SyncTarget {
         addr: addr.to_string(),
-        secret: PairingSecret::new(SECRET).expect("secret"),
+        tls: LinkTls::new(&SENDER, Some(RECEIVER.fingerprint)).expect("tls"),
         site: "site-a".into(),
         datastore: "ds".into(),
         compress: false,

@@ -11,7 +11,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::access::TokenEntry;
-use crate::replication::handshake::MIN_SECRET_LEN;
 use crate::replication::receiver::is_safe_name;
 use crate::replication::schedule::check_rpo;
 
@@ -71,7 +70,14 @@ pub struct PeerConfig {
     pub url: String,
     /// The peer's replication listener, `host:port`.
     pub replication: String,
-    /// The pairing secret both sites hold.
+    /// The peer's certificate fingerprint (`sha256:` and 64 hex digits),
+    /// pinned at pairing: the replication link accepts only that
+    /// certificate.
+    #[serde(default)]
+    pub fingerprint: String,
+    /// The shared secret older versions authenticated with. Still read so
+    /// an old site.toml loads, but it decides nothing any more.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub secret: String,
 }
 
@@ -339,12 +345,15 @@ pub fn check_peer(peer: &PeerConfig) -> Result<(), String> {
             format!("{:?} is not host:port", peer.replication),
         ));
     }
-    if peer.secret.len() < MIN_SECRET_LEN {
+    if peer.fingerprint.is_empty() {
         return Err(key_err(
-            "peer.secret",
-            format!("must be at least {MIN_SECRET_LEN} characters"),
+            "peer.fingerprint",
+            "is missing: pin the peer's certificate fingerprint, which its GET /api/v1/site shows",
         ));
     }
+    peer.fingerprint
+        .parse::<crate::identity::Fingerprint>()
+        .map_err(|e| key_err("peer.fingerprint", e))?;
     Ok(())
 }
 
@@ -368,7 +377,7 @@ name = "prod"
 name = "site-b"
 url = "http://127.0.0.1:47802"
 replication = "127.0.0.1:47803"
-secret = "a pairing secret of some length"
+fingerprint = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 [[vms]]
 name = "db-01"
 folder = "db"

@@ -28,6 +28,7 @@ pub mod api;
 pub mod config;
 pub mod crash;
 pub mod guest;
+pub mod identity;
 pub mod inventory;
 pub mod recovery;
 pub mod replication;

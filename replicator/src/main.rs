@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ferry_replicator::replication::{PairingSecret, Receiver, ReceiverConfig, receiver};
+use ferry_replicator::identity::{Fingerprint, Identity};
+use ferry_replicator::replication::{LinkTls, Receiver, ReceiverConfig, receiver};
 use ferry_replicator::server;
 
 #[derive(Parser)]
@@ -27,7 +28,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run only a replication receiver: accept cycles from a paired site and
-    /// keep replicas in the given datastores. Prints `listening on ADDR`.
+    /// keep replicas in the given datastores. Prints `fingerprint FP` (this
+    /// receiver's certificate, for the sender to pin) and `listening on ADDR`.
     Receive {
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -35,9 +37,13 @@ enum Command {
         /// This site's name.
         #[arg(long, default_value = "recovery")]
         site: String,
-        /// File holding the pairing secret shared with the peer site.
+        /// Directory of the receiver's key and certificate (made on first
+        /// start).
         #[arg(long)]
-        secret_file: PathBuf,
+        identity_dir: PathBuf,
+        /// The sending site's certificate fingerprint, the only one accepted.
+        #[arg(long)]
+        peer_fingerprint: Fingerprint,
         /// A datastore as NAME=DIR; repeat for more.
         #[arg(long = "datastore", value_parser = parse_datastore, required = true)]
         datastores: Vec<(String, PathBuf)>,
@@ -64,11 +70,12 @@ fn main() -> ExitCode {
             Some(Command::Receive {
                 listen,
                 site,
-                secret_file,
+                identity_dir,
+                peer_fingerprint,
                 datastores,
             }),
             _,
-        ) => receive(listen, site, secret_file, datastores),
+        ) => receive(listen, site, &identity_dir, peer_fingerprint, datastores),
         (None, Some(config)) => server::serve_config_file(&config),
         (None, None) => Err("nothing to do: give --config site.toml (see --help)".into()),
     };
@@ -84,16 +91,16 @@ fn main() -> ExitCode {
 fn receive(
     listen: String,
     site: String,
-    secret_file: PathBuf,
+    identity_dir: &std::path::Path,
+    peer: Fingerprint,
     datastores: Vec<(String, PathBuf)>,
 ) -> Result<(), String> {
-    let secret = std::fs::read_to_string(&secret_file)
-        .map_err(|e| format!("cannot read {}: {e}", secret_file.display()))?;
-    let secret =
-        PairingSecret::new(secret.trim()).map_err(|e| format!("{}: {e}", secret_file.display()))?;
+    let identity = Identity::load_or_create(identity_dir).map_err(|e| e.to_string())?;
+    let tls = LinkTls::new(&identity, Some(peer)).map_err(|e| e.to_string())?;
+    println!("fingerprint {}", identity.fingerprint);
     let config = ReceiverConfig {
         site,
-        secret,
+        tls,
         datastores: datastores.into_iter().collect::<BTreeMap<_, _>>(),
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;

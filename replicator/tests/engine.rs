@@ -9,4 +9,5 @@ mod engine {
     pub mod restart;
     pub mod scheduler;
     pub mod support;
+    pub mod tamper;
 }

@@ -16,6 +16,7 @@ fn app(read_only: bool) -> App {
                 peer: None,
                 vm_count: 3,
                 replicated_count: 3,
+                fingerprint: None,
             },
             replications: vec![
                 replication("web-01", 300, Some(10_000), now),

@@ -50,6 +50,7 @@ fn main() {
                     peer: None,
                     vm_count: VMS / 2,
                     replicated_count: VMS / 2,
+                    fingerprint: None,
                 },
                 replications,
                 alarms: vec![],

@@ -7,8 +7,6 @@
 
 mod seed;
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -17,6 +15,7 @@ use ferry_replicator::access::{Role, TokenEntry, hash_token, new_token};
 use ferry_replicator::config::{
     DatastoreConfig, Listen, NetworkConfig, PeerConfig, SiteConfig, VmSeed,
 };
+use ferry_replicator::identity::write_private;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -101,7 +100,7 @@ fn load_or_make_secrets(dir: &Path) -> Result<Secrets, String> {
             .collect(),
     };
     let text = serde_json::to_string_pretty(&secrets).map_err(|e| e.to_string())?;
-    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    write_private(&path, text.as_bytes()).map_err(|e| e.to_string())?;
     Ok(secrets)
 }
 
@@ -110,6 +109,7 @@ fn site_config(
     inventory: &Inventory,
     secrets: &Secrets,
     port_base: u16,
+    fingerprints: &[String],
 ) -> SiteConfig {
     let port = |i: u16| port_base + i;
     let (own, peer) = (index as u16 * 2, (1 - index as u16) * 2);
@@ -147,7 +147,8 @@ fn site_config(
             name: SITES[1 - index].into(),
             url: format!("http://127.0.0.1:{}", port(peer)),
             replication: format!("127.0.0.1:{}", port(peer + 1)),
-            secret: secrets.pairing.clone(),
+            fingerprint: fingerprints[1 - index].clone(),
+            secret: String::new(),
         }),
         tokens,
         vms: if index == 0 {
@@ -172,15 +173,7 @@ fn write_client_config(dir: &Path, demo: &DemoFile) -> Result<(), String> {
         ));
     }
     let path = dir.join("ferry.toml");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))
+    write_private(&path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 async fn start_site(exe: &Path, dir: &Path) -> Result<(Child, String), String> {
@@ -238,7 +231,8 @@ pub fn run(
     paths: &crate::settings::Paths,
 ) -> Result<(), String> {
     let dir = args.data_dir.unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    ferry_replicator::site::trust::private_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
     let inventory: Inventory =
         toml::from_str(INVENTORY).map_err(|e| format!("assets/demo.toml: {e}"))?;
     let secrets = load_or_make_secrets(&dir)?;
@@ -248,12 +242,22 @@ pub fn run(
             args.port_base
         ));
     }
+    // Each site's certificate, made here on first start so that each
+    // site.toml can pin the other's: the demo pairs its sites by itself.
+    let fingerprints = SITES
+        .iter()
+        .map(|name| {
+            ferry_replicator::identity::Identity::load_or_create(&dir.join(name))
+                .map(|identity| identity.fingerprint.to_string())
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     for (index, name) in SITES.iter().enumerate() {
         let site_dir = dir.join(name);
         std::fs::create_dir_all(&site_dir).map_err(|e| e.to_string())?;
-        let config = site_config(index, &inventory, &secrets, args.port_base);
+        let config = site_config(index, &inventory, &secrets, args.port_base, &fingerprints);
         let text = toml::to_string(&config).map_err(|e| e.to_string())?;
-        std::fs::write(site_dir.join("site.toml"), text).map_err(|e| e.to_string())?;
+        write_private(&site_dir.join("site.toml"), text.as_bytes()).map_err(|e| e.to_string())?;
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
@@ -278,7 +282,7 @@ pub fn run(
         sites.reverse();
         let file = DemoFile { sites };
         let json = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
-        std::fs::write(dir.join("demo.json"), &json).map_err(|e| e.to_string())?;
+        write_private(&dir.join("demo.json"), json.as_bytes()).map_err(|e| e.to_string())?;
         write_client_config(&dir, &file)?;
         let seeding = tokio::spawn(seed_quietly(file.sites.clone(), inventory));
         let outcome = if args.no_tui {

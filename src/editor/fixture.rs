@@ -206,6 +206,7 @@ pub fn model() -> Model {
                     peer: None,
                     vm_count: 4,
                     replicated_count: 4,
+                    fingerprint: None,
                 },
                 replications: if site == 0 {
                     replications.clone()

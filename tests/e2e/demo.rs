@@ -39,6 +39,22 @@ async fn demo_runs_two_sites_and_stops_them_cleanly() {
         serde_json::from_str(&std::fs::read_to_string(tmp.path().join("demo.json")).unwrap())
             .unwrap();
     assert_eq!(printed, written, "demo.json holds what was printed");
+    // Secrets at rest: only their owner may read them.
+    let mode = |path: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    };
+    let dir = tmp.path();
+    for file in ["demo.json", "secrets.json"] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+    for site in ["site-a", "site-b"] {
+        for file in ["site.toml", "site.key", "site.db"] {
+            assert_eq!(mode(&dir.join(site).join(file)), 0o600, "{site}/{file}");
+        }
+        assert_eq!(mode(&dir.join(site)), 0o700, "{site}");
+    }
+    assert_eq!(mode(dir), 0o700, "the demo's directory");
     let sites = printed["sites"].as_array().unwrap();
     assert_eq!(sites.len(), 2);
     assert_eq!(sites[0]["name"], "site-a");

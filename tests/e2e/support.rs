@@ -13,7 +13,6 @@ use ferry_testkit::{SiteConfigBuilder, config};
 pub use ferry_testkit::{SiteProcess, eventually};
 use serde_json::{Value, json};
 
-pub const SECRET: &str = "e2e pairing secret, long enough";
 pub const ADMIN: &str = "admin-token-for-tests";
 pub const OPERATOR: &str = "operator-token-for-tests";
 pub const VIEWER: &str = "viewer-token-for-tests";
@@ -137,9 +136,11 @@ impl Api {
     }
 }
 
-/// Pairs `a` and `b` with each other.
+/// Pairs `a` and `b` with each other, each pinning the certificate the
+/// other shows.
 pub async fn pair(a: &SiteProcess, an: &str, b: &SiteProcess, bn: &str) {
     for (site, peer, peer_name) in [(a, b, bn), (b, a, an)] {
+        let fingerprint = Api::new(peer).site().await.fingerprint;
         Api::new(site)
             .admin(
                 reqwest::Method::PUT,
@@ -148,7 +149,7 @@ pub async fn pair(a: &SiteProcess, an: &str, b: &SiteProcess, bn: &str) {
                     "name": peer_name,
                     "url": peer.api,
                     "replication": peer.replication,
-                    "secret": SECRET,
+                    "fingerprint": fingerprint,
                 })),
             )
             .await;

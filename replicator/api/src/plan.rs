@@ -36,7 +36,29 @@ pub fn check_name(field: &str, name: &str) -> Result<(), Invalid> {
     if name.chars().any(char::is_control) {
         return Err(Invalid::new(field, "must not contain control characters"));
     }
+    // Bidirectional overrides make a name read differently from what it is
+    // (a plan that shows as another); invisible-only names show as nothing.
+    if name.chars().any(is_bidi_control) {
+        return Err(Invalid::new(
+            field,
+            "must not contain bidirectional control characters",
+        ));
+    }
+    if name.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+        return Err(Invalid::new(field, "must have a visible character"));
+    }
     Ok(())
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'
+    )
 }
 
 fn check_callouts(field: &str, callouts: &[Callout]) -> Result<(), Invalid> {
@@ -427,5 +449,16 @@ mod tests {
             let err = validate(&s, &m).expect_err(&format!("case {i}"));
             assert_eq!(err.field, field, "case {i}: {}", err.message);
         }
+    }
+
+    #[test]
+    fn names_refuse_bidi_overrides_and_invisible_text() {
+        assert!(check_name("name", "payroll").is_ok());
+        assert!(check_name("name", "Zahlungsverkehr – Ost").is_ok());
+        assert!(check_name("name", "test\u{202E}lanp").is_err());
+        assert!(check_name("name", "\u{2067}prod").is_err());
+        assert!(check_name("name", "\u{200B}\u{200D}").is_err());
+        assert!(check_name("name", " \u{FEFF} ").is_err());
+        assert!(check_name("name", "a\u{200D}b").is_ok());
     }
 }

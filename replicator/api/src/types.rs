@@ -22,6 +22,10 @@ pub struct SiteInfo {
     /// VMs at this site, and how many of them replicate.
     pub vm_count: usize,
     pub replicated_count: usize,
+    /// SHA-256 of this site's certificate on the replication link, for
+    /// the peer to pin (`sha256:` and 64 hex digits).
+    #[serde(default)]
+    pub fingerprint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +46,9 @@ pub struct PeerInfo {
     pub last_contact_ms: Option<u64>,
     /// Why the last contact failed, while unreachable.
     pub error: Option<String>,
+    /// The peer certificate this site pinned.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
 }
 
 /// `PUT /api/v1/site/peer`: pairs this site with its peer.
@@ -51,7 +58,15 @@ pub struct PeerRequest {
     pub name: String,
     pub url: String,
     pub replication: String,
-    pub secret: String,
+    /// The peer's certificate fingerprint, as its own `GET /api/v1/site`
+    /// shows it: the link will accept only that certificate.
+    pub fingerprint: String,
+    /// Needed to pin a certificate other than the one pinned now.
+    #[serde(default)]
+    pub replace: bool,
+    /// The pairing secret of older versions: accepted, and ignored.
+    #[serde(default, skip_serializing)]
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

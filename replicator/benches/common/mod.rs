@@ -6,12 +6,12 @@
 use std::path::Path;
 
 use ferry_replicator::access::Role;
+use ferry_replicator::identity::Identity;
 use ferry_replicator::config::{GuestSeed, VmSeed};
 use ferry_testkit::config as testkit;
 use ferry_testkit::{SiteConfigBuilder, SiteProcess};
 
 pub const TOKEN: &str = "soak-viewer-token";
-pub const SECRET: &str = "soak pairing secret 0123456789";
 
 pub fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -32,10 +32,11 @@ pub struct Ports {
     pub repl: u16,
 }
 
+/// A site's config, pinning `peer`'s certificate by its fingerprint.
 pub fn config(
     name: &str,
     own: &Ports,
-    peer: (&str, &Ports),
+    peer: (&str, &Ports, &str),
     vms: Vec<VmSeed>,
 ) -> SiteConfigBuilder {
     SiteConfigBuilder::new(name)
@@ -47,7 +48,7 @@ pub fn config(
             peer.0,
             &format!("http://127.0.0.1:{}", peer.1.api),
             &format!("127.0.0.1:{}", peer.1.repl),
-            SECRET,
+            peer.2,
         )
         .token("bench", Role::Admin, TOKEN)
         .vms(vms)
@@ -157,13 +158,18 @@ pub fn start_pair_with_ports(
         api: free_port(),
         repl: free_port(),
     };
-    let site_b = Site::start(
-        &work.join(format!("{name}-b")),
-        &config("site-b", &b, ("site-a", &a), Vec::new()),
-    );
-    let site_a = Site::start(
-        &work.join(format!("{name}-a")),
-        &config("site-a", &a, ("site-b", &b), vms),
-    );
+    // Each site's certificate is made before either starts, so both
+    // configs can pin the other's from the first connection.
+    let (dir_a, dir_b) = (work.join(format!("{name}-a")), work.join(format!("{name}-b")));
+    let fingerprint = |dir: &Path| {
+        std::fs::create_dir_all(dir).expect("site dir");
+        Identity::load_or_create(dir)
+            .expect("site identity")
+            .fingerprint
+            .to_string()
+    };
+    let (fp_a, fp_b) = (fingerprint(&dir_a), fingerprint(&dir_b));
+    let site_b = Site::start(&dir_b, &config("site-b", &b, ("site-a", &a, &fp_a), Vec::new()));
+    let site_a = Site::start(&dir_a, &config("site-a", &a, ("site-b", &b, &fp_b), vms));
     (site_a, site_b, a, b)
 }

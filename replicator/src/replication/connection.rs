@@ -1,5 +1,5 @@
 //! One authenticated replication connection: a frame reader and writer over
-//! a TCP stream, with typed send and receive.
+//! a TLS session with the pinned peer, with typed send and receive.
 
 use std::io;
 use std::net::TcpStream;
@@ -9,6 +9,10 @@ use super::error::WireError;
 use super::frame::{FrameReader, FrameWriter, MAX_FRAME, MAX_HANDSHAKE_FRAME};
 use super::handshake::{self, PairingSecret, unexpected};
 use super::message::{Message, decode};
+use super::tls::{LinkReader, LinkTls, LinkWriter};
+
+/// The exporter label that binds the framed handshake to its TLS session.
+const SESSION_LABEL: &[u8] = b"EXPORTER-ferry-replication-v1";
 
 /// How long a handshake may take before the connection is dropped, so a
 /// silent or slow stranger cannot hold a session slot.
@@ -17,35 +21,53 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Connection {
-    pub reader: FrameReader<TcpStream>,
-    pub writer: FrameWriter<TcpStream>,
+    pub reader: FrameReader<LinkReader>,
+    pub writer: FrameWriter<LinkWriter>,
     scratch: Vec<u8>,
     /// The authenticated peer's site name.
     pub peer: String,
 }
 
 impl Connection {
-    fn new(stream: TcpStream) -> io::Result<Self> {
+    /// Readies `stream` for a handshake: its timeouts bound the TLS
+    /// handshake too, so a silent stranger cannot hold a session slot.
+    fn prepare(stream: &TcpStream) -> io::Result<()> {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-        stream.set_write_timeout(Some(IDLE_TIMEOUT))?;
-        Ok(Self {
-            reader: FrameReader::new(stream.try_clone()?, MAX_HANDSHAKE_FRAME),
-            writer: FrameWriter::new(stream),
+        stream.set_write_timeout(Some(IDLE_TIMEOUT))
+    }
+
+    fn new((reader, writer): (LinkReader, LinkWriter)) -> Self {
+        Self {
+            reader: FrameReader::new(reader, MAX_HANDSHAKE_FRAME),
+            writer: FrameWriter::new(writer),
             scratch: Vec::new(),
             peer: String::new(),
-        })
+        }
+    }
+
+    /// The framed handshake inside TLS exchanges versions and site names;
+    /// its proofs are keyed by the TLS session itself, so they only bind
+    /// the names to this session (the pinned certificates authenticate).
+    fn session_key(&self) -> Result<PairingSecret, WireError> {
+        Ok(PairingSecret::from_key(
+            self.reader.get_ref().export(SESSION_LABEL)?,
+        ))
     }
 
     fn authenticated(mut self, peer: String) -> io::Result<Self> {
         self.peer = peer;
         self.reader.set_limit(MAX_FRAME);
-        self.reader.get_ref().set_read_timeout(Some(IDLE_TIMEOUT))?;
+        self.reader
+            .get_ref()
+            .tcp()
+            .set_read_timeout(Some(IDLE_TIMEOUT))?;
         Ok(self)
     }
 
-    /// Connects to a peer's replication listener and authenticates.
-    pub fn connect(addr: &str, secret: &PairingSecret, site: &str) -> Result<Self, WireError> {
+    /// Connects to a peer's replication listener and authenticates: the
+    /// peer must present the certificate `tls` pins.
+    pub fn connect(addr: &str, tls: &LinkTls, site: &str) -> Result<Self, WireError> {
         let addrs = std::net::ToSocketAddrs::to_socket_addrs(addr)?;
         let mut last = io::Error::new(
             io::ErrorKind::NotFound,
@@ -54,8 +76,11 @@ impl Connection {
         for candidate in addrs {
             match TcpStream::connect_timeout(&candidate, HANDSHAKE_TIMEOUT) {
                 Ok(stream) => {
-                    let mut conn = Self::new(stream)?;
-                    let peer = handshake::client(&mut conn.reader, &mut conn.writer, secret, site)?;
+                    Self::prepare(&stream)?;
+                    let mut conn = Self::new(tls.connect(stream)?);
+                    let secret = conn.session_key()?;
+                    let peer =
+                        handshake::client(&mut conn.reader, &mut conn.writer, &secret, site)?;
                     return Ok(conn.authenticated(peer)?);
                 }
                 Err(e) => last = e,
@@ -64,14 +89,13 @@ impl Connection {
         Err(WireError::Io(last))
     }
 
-    /// Authenticates a peer that connected to us.
-    pub fn accept(
-        stream: TcpStream,
-        secret: &PairingSecret,
-        site: &str,
-    ) -> Result<Self, WireError> {
-        let mut conn = Self::new(stream)?;
-        let peer = handshake::server(&mut conn.reader, &mut conn.writer, secret, site)?;
+    /// Authenticates a peer that connected to us: it must present the
+    /// certificate `tls` pins, or the connection ends before any frame.
+    pub fn accept(stream: TcpStream, tls: &LinkTls, site: &str) -> Result<Self, WireError> {
+        Self::prepare(&stream)?;
+        let mut conn = Self::new(tls.accept(stream)?);
+        let secret = conn.session_key()?;
+        let peer = handshake::server(&mut conn.reader, &mut conn.writer, &secret, site)?;
         Ok(conn.authenticated(peer)?)
     }
 
@@ -119,11 +143,11 @@ impl Connection {
     }
 
     pub fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
-        self.reader.get_ref().set_read_timeout(Some(timeout))
+        self.reader.get_ref().tcp().set_read_timeout(Some(timeout))
     }
 }
 
-pub fn recv(reader: &mut FrameReader<TcpStream>) -> Result<Message<'_>, WireError> {
+pub fn recv(reader: &mut FrameReader<LinkReader>) -> Result<Message<'_>, WireError> {
     let (kind, payload) = reader.read()?;
     match decode(kind, payload)? {
         Message::Refused { reason } => Err(WireError::Refused(reason.to_string())),

@@ -16,6 +16,10 @@ pub enum WireError {
     Malformed(String),
     #[error("compressed frame rejected: {0}")]
     Compression(String),
+    /// A block whose bytes do not match the hash the sender read: a bug or
+    /// a corruption somewhere between the source and the redo log.
+    #[error("block integrity: {0}")]
+    Integrity(String),
     #[error("authentication failed: {0}")]
     Auth(String),
     #[error("the peer refused: {0}")]

@@ -174,6 +174,13 @@ impl<W: Write> FrameWriter<W> {
     pub fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
+
+    /// The stream under the buffer, flushed first: for tests that put
+    /// bytes on the wire that are not frames.
+    pub fn get_mut(&mut self) -> io::Result<&mut W> {
+        self.inner.flush()?;
+        Ok(self.inner.get_mut())
+    }
 }
 
 #[cfg(test)]

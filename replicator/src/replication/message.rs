@@ -10,11 +10,15 @@
 //! defines. `replicator/docs/wire.md` gives every field's encoding.
 
 use super::error::WireError;
-use crate::storage::BlockHash;
+use crate::storage::{BlockHash, hash_block};
 
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: blocks carry the sender's hash of what it read.
+pub const PROTOCOL_VERSION: u16 = 2;
 
-/// One block in a `Blocks` message: its bytes, or `None` for all zeros.
+/// One block in a `Blocks` message: its bytes, or `None` for all zeros. On
+/// the wire a block's bytes follow the sender's hash of them, which
+/// decoding checks, so a block altered anywhere between the source's read
+/// and the receiver's redo log is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockEntry<'a> {
     pub block: u64,
@@ -339,7 +343,16 @@ pub fn decode(kind: u8, payload: &[u8]) -> Result<Message<'_>, WireError> {
                 let len = r.u32()?;
                 let data = match r.take(1)?[0] {
                     0 => None,
-                    1 => Some(r.take(len as usize)?),
+                    1 => {
+                        let hash: BlockHash = r.array()?;
+                        let data = r.take(len as usize)?;
+                        if hash_block(data) != hash {
+                            return Err(WireError::Integrity(format!(
+                                "block {block} of disk {disk} does not match the hash the sender read"
+                            )));
+                        }
+                        Some(data)
+                    }
                     other => {
                         return Err(WireError::malformed(format!("Blocks: entry kind {other}")));
                     }
@@ -381,13 +394,15 @@ pub fn begin_blocks(out: &mut Vec<u8>, disk: u16) {
     out.extend_from_slice(&0u32.to_le_bytes());
 }
 
-/// Appends one block: its bytes, or `None` when it is all zeros.
+/// Appends one block: its bytes (after their hash), or `None` when it is
+/// all zeros.
 pub fn push_block(out: &mut Vec<u8>, block: u64, len: u32, data: Option<&[u8]>) {
     out.extend_from_slice(&block.to_le_bytes());
     out.extend_from_slice(&len.to_le_bytes());
     match data {
         Some(data) => {
             out.push(1);
+            out.extend_from_slice(&hash_block(data));
             out.extend_from_slice(data);
         }
         None => out.push(0),
@@ -618,5 +633,20 @@ mod tests {
             let bytes: Vec<u8> = (0..len).map(|i| (seed >> (i % 8 * 8)) as u8).collect();
             let _ = decode((seed >> 56) as u8 % 15, &bytes);
         }
+    }
+
+    #[test]
+    fn a_block_changed_after_its_read_is_refused() {
+        let mut payload = Vec::new();
+        begin_blocks(&mut payload, 0);
+        push_block(&mut payload, 3, 8, Some(&[7; 8]));
+        set_block_count(&mut payload, 1);
+        assert!(decode(BLOCKS_KIND, &payload).is_ok());
+        let last = payload.len() - 1;
+        payload[last] ^= 1;
+        assert!(
+            matches!(decode(BLOCKS_KIND, &payload), Err(WireError::Integrity(_))),
+            "a changed block was taken"
+        );
     }
 }

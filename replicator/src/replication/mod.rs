@@ -3,6 +3,8 @@
 //!
 //! - [`frame`], [`message`], [`handshake`]: length-prefixed frames with
 //!   limits and optional zstd, the typed messages, mutual authentication.
+//! - [`tls`]: TLS 1.3 under the frames, each site pinning its peer's
+//!   certificate.
 //! - [`sender`]: one cycle from the protected site: freeze a consistency
 //!   point, ship dirty blocks (delta) or blocks whose hashes differ (full).
 //! - [`receiver`]: the recovery site's listener: redo log, commit,
@@ -16,9 +18,11 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod message;
+pub mod tls;
 
 pub use error::WireError;
 pub use handshake::PairingSecret;
+pub use tls::LinkTls;
 pub mod connection;
 pub mod receiver;
 pub mod sender;

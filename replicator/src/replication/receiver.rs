@@ -19,8 +19,9 @@ use tracing::{debug, info, warn};
 use super::connection::{self, Connection};
 use super::error::WireError;
 use super::frame::{FrameReader, FrameWriter};
-use super::handshake::{PairingSecret, unexpected};
+use super::handshake::unexpected;
 use super::message::Message;
+use super::tls::{LinkReader, LinkTls, LinkWriter, is_tls_refusal};
 use crate::storage::replica::InstanceWriter;
 use crate::storage::{Geometry, RedoHeader, Replica};
 use crate::sync::lock;
@@ -40,10 +41,15 @@ const MAX_BLOCK_SIZE: u32 = 1 << 20;
 pub struct ReceiverConfig {
     /// This site's name, sent to peers in the handshake.
     pub site: String,
-    pub secret: PairingSecret,
+    /// This site's identity and the peer certificate it accepts.
+    pub tls: LinkTls,
     /// Datastore name → directory. Replicas live in `<dir>/replicas/<vm>/`.
     pub datastores: BTreeMap<String, PathBuf>,
 }
+
+/// Told why a connection was refused by TLS or a block failed its hash,
+/// and from where.
+pub type RefusedHandler = dyn Fn(SocketAddr, &str) + Send + Sync;
 
 /// Answers a site-to-site call: the authenticated peer's name and the
 /// request body in, the reply body out.
@@ -53,8 +59,11 @@ pub struct Receiver {
     config: ReceiverConfig,
     /// The site's answer to `Control` calls, set once the site exists.
     control: std::sync::OnceLock<Arc<ControlHandler>>,
-    /// The pairing secret in force; replaced when the site is paired anew.
-    secret: std::sync::RwLock<PairingSecret>,
+    /// The TLS settings in force; replaced when the site is paired anew.
+    tls: std::sync::RwLock<LinkTls>,
+    /// Told when TLS refuses a connection (a stranger's certificate, a
+    /// tampered record), so the site can raise an alarm.
+    on_refused: std::sync::OnceLock<Arc<RefusedHandler>>,
     /// VMs with a session in progress: one writer per replica at a time.
     busy: Mutex<HashSet<String>>,
     /// Woken when a replica leaves `busy`, for a hold waiting on it.
@@ -102,7 +111,8 @@ pub fn is_safe_name(name: &str) -> bool {
 impl Receiver {
     pub fn new(config: ReceiverConfig) -> Arc<Self> {
         Arc::new(Self {
-            secret: std::sync::RwLock::new(config.secret.clone()),
+            tls: std::sync::RwLock::new(config.tls.clone()),
+            on_refused: std::sync::OnceLock::new(),
             config,
             control: std::sync::OnceLock::new(),
             busy: Mutex::new(HashSet::new()),
@@ -172,9 +182,20 @@ impl Receiver {
         let _ = self.control.set(handler);
     }
 
-    /// Pairs with a new peer secret; sessions already running keep theirs.
-    pub fn set_secret(&self, secret: PairingSecret) {
-        *self.secret.write().unwrap_or_else(|e| e.into_inner()) = secret;
+    /// Pairs with a new peer certificate; sessions already running keep
+    /// theirs.
+    pub fn set_tls(&self, tls: LinkTls) {
+        *self.tls.write().unwrap_or_else(|e| e.into_inner()) = tls;
+    }
+
+    /// The TLS settings in force.
+    pub fn tls(&self) -> LinkTls {
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Installs the hook told of TLS refusals (once).
+    pub fn set_on_refused(&self, handler: Arc<RefusedHandler>) {
+        let _ = self.on_refused.set(handler);
     }
 
     /// Where the replica of `vm` in `datastore` lives.
@@ -194,17 +215,24 @@ impl Receiver {
     pub fn handle(&self, stream: TcpStream, addr: SocketAddr) {
         match self.session(stream) {
             Ok(()) => debug!(%addr, "replication session ended"),
+            Err(WireError::Io(e)) if is_tls_refusal(&e) => {
+                warn!(%addr, "replication connection refused: {e}");
+                if let Some(hook) = self.on_refused.get() {
+                    hook(addr, &e.to_string());
+                }
+            }
+            Err(e @ WireError::Integrity(_)) => {
+                warn!(%addr, "replication connection closed: {e}");
+                if let Some(hook) = self.on_refused.get() {
+                    hook(addr, &e.to_string());
+                }
+            }
             Err(e) => warn!(%addr, "replication connection closed: {e}"),
         }
     }
 
     fn session(&self, stream: TcpStream) -> Result<(), WireError> {
-        let secret = self
-            .secret
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let mut conn = Connection::accept(stream, &secret, &self.config.site)?;
+        let mut conn = Connection::accept(stream, &self.tls(), &self.config.site)?;
         let (vm, datastore, block_size, disk_sizes) = match conn.recv() {
             Err(WireError::Closed) => return Ok(()),
             Ok(Message::Control { body }) => {
@@ -371,7 +399,7 @@ fn receive_blocks(
         let received = append_blocks(reader, geometries, instance, &mut log);
         if received.is_err() {
             // Unblock the hashing thread if it waits on a full socket.
-            let _ = reader.get_ref().shutdown(std::net::Shutdown::Both);
+            let _ = reader.get_ref().tcp().shutdown(std::net::Shutdown::Both);
         }
         let hashed = match hashing.map(|h| h.join()) {
             Some(Ok(result)) => result,
@@ -385,7 +413,7 @@ fn receive_blocks(
 }
 
 fn append_blocks(
-    reader: &mut FrameReader<TcpStream>,
+    reader: &mut FrameReader<LinkReader>,
     geometries: &[Geometry],
     instance: u64,
     log: &mut InstanceWriter,
@@ -431,7 +459,7 @@ fn append_blocks(
 }
 
 fn send_hashes(
-    writer: &mut FrameWriter<TcpStream>,
+    writer: &mut FrameWriter<LinkWriter>,
     replica: &Replica,
     geometries: &[Geometry],
 ) -> Result<(), WireError> {

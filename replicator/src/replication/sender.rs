@@ -9,7 +9,6 @@
 //! blocks go back to dirty and nothing is lost.
 
 use std::collections::VecDeque;
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -17,8 +16,9 @@ use std::time::{Duration, Instant};
 use super::connection::{self, Connection};
 use super::error::WireError;
 use super::frame::{FrameReader, FrameWriter};
-use super::handshake::{PairingSecret, unexpected};
+use super::handshake::unexpected;
 use super::message::{BLOCKS_KIND, Message, begin_blocks, push_block, set_block_count};
+use super::tls::{LinkReader, LinkTls, LinkWriter};
 use crate::storage::{
     BlockHash, FrozenDisk, Geometry, TrackedDisk, TrackedVm, hash_block, is_zero,
 };
@@ -34,7 +34,8 @@ const CONSOLIDATION_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct SyncTarget {
     /// The peer's replication listener, `host:port`.
     pub addr: String,
-    pub secret: PairingSecret,
+    /// This site's identity and the peer certificate it pinned.
+    pub tls: LinkTls,
     /// Our own site name, as the peer will see it.
     pub site: String,
     /// The datastore at the peer that holds the replica.
@@ -110,7 +111,7 @@ pub fn run_cycle(
     progress: &CycleProgress,
 ) -> Result<CycleReport, WireError> {
     let started = Instant::now();
-    let mut conn = Connection::connect(&target.addr, &target.secret, &target.site)?;
+    let mut conn = Connection::connect(&target.addr, &target.tls, &target.site)?;
     if target.compress {
         conn.writer.enable_compression()?;
     }
@@ -213,7 +214,7 @@ impl Batcher {
     /// Adds a block, sending the batch first when it would overflow.
     fn push(
         &mut self,
-        conn: &mut FrameWriter<TcpStream>,
+        conn: &mut FrameWriter<LinkWriter>,
         disk: u16,
         block: u64,
         data: &[u8],
@@ -240,7 +241,7 @@ impl Batcher {
         Ok(())
     }
 
-    fn flush(&mut self, out: &mut FrameWriter<TcpStream>) -> Result<(), WireError> {
+    fn flush(&mut self, out: &mut FrameWriter<LinkWriter>) -> Result<(), WireError> {
         if self.count == 0 {
             return Ok(());
         }
@@ -266,7 +267,7 @@ fn runs(blocks: impl Iterator<Item = u64>, max: u64) -> impl Iterator<Item = (u6
 }
 
 fn ship_delta(
-    conn: &mut FrameWriter<TcpStream>,
+    conn: &mut FrameWriter<LinkWriter>,
     disks: &[TrackedDisk],
     progress: &CycleProgress,
 ) -> Result<(u64, u64), WireError> {
@@ -304,7 +305,7 @@ struct Run<'a> {
 /// Reads a run as it was at the point and ships the blocks that `differs`
 /// says must travel (each block's bytes in order).
 fn ship_run(
-    conn: &mut FrameWriter<TcpStream>,
+    conn: &mut FrameWriter<LinkWriter>,
     batch: &mut Batcher,
     buf: &mut [u8],
     run: Run<'_>,
@@ -338,7 +339,7 @@ fn ship_full(
     let (tx, rx) = mpsc::sync_channel(64);
     let Connection { reader, writer, .. } = conn;
     std::thread::scope(|scope| {
-        let stream = reader.get_ref().try_clone()?;
+        let stream = reader.get_ref().tcp().try_clone()?;
         let receiving = scope.spawn(move || {
             if let Err(e) = receive_hashes(reader, total_blocks, &tx) {
                 let _ = tx.send(Err(e));
@@ -358,7 +359,7 @@ fn ship_full(
 type HashBatch = Result<(u16, u64, Vec<BlockHash>), WireError>;
 
 fn receive_hashes(
-    reader: &mut FrameReader<TcpStream>,
+    reader: &mut FrameReader<LinkReader>,
     total_blocks: u64,
     tx: &mpsc::SyncSender<HashBatch>,
 ) -> Result<(), WireError> {
@@ -382,7 +383,7 @@ fn receive_hashes(
 }
 
 fn compare_and_ship(
-    conn: &mut FrameWriter<TcpStream>,
+    conn: &mut FrameWriter<LinkWriter>,
     disks: &[TrackedDisk],
     progress: &CycleProgress,
     rx: &mpsc::Receiver<HashBatch>,

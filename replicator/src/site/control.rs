@@ -12,7 +12,6 @@ use super::Site;
 use super::protection::{StoredGroup, StoredPlan};
 use super::site_view::SiteView;
 use crate::replication::connection::Connection;
-use crate::replication::handshake::PairingSecret;
 use crate::replication::receiver::ControlHandler;
 use crate::replication::sender::now_ms;
 use crate::sync::lock;
@@ -27,13 +26,19 @@ pub enum ControlCall {
         vm_ids: Vec<String>,
         timeout_seconds: u64,
     },
-    /// Shut the VMs down cleanly.
+    /// Shut the VMs down cleanly, for the caller's run `run`, which must
+    /// hold the lock of every VM's protection group.
     ShutDown {
         vm_ids: Vec<String>,
+        #[serde(default)]
+        run: Option<String>,
     },
-    /// Reprotect: the VMs leave this site and their disks become seeds.
+    /// Reprotect: the VMs leave this site and their disks become seeds
+    /// (for the caller's run `run`, as for `ShutDown`).
     Demote {
         vm_ids: Vec<String>,
+        #[serde(default)]
+        run: Option<String>,
     },
     /// Reprotect: this site becomes the recovery site of the plan.
     Adopt {
@@ -88,16 +93,34 @@ impl Site {
         *lock(&self.peer_view) = Some(view);
     }
 
-    /// Answers one call from the peer.
+    /// Answers one call from the peer: checked against what the peer may
+    /// ask now, carried out, and audited either way.
     async fn answer(self: Arc<Self>, body: &[u8]) -> ControlReply {
         let call = match serde_json::from_slice::<ControlCall>(body) {
             Ok(call) => call,
             Err(e) => {
-                return ControlReply::Error {
-                    message: format!("this site does not understand the call: {e}"),
-                };
+                let message = format!("this site does not understand the call: {e}");
+                self.audit_call("control", "", Err(&message)).await;
+                return ControlReply::Error { message };
             }
         };
+        let (action, target) = call.describe();
+        if let Err(message) = self.authorize(&call).await {
+            self.audit_call(action, &target, Err(&message)).await;
+            return ControlReply::Error { message };
+        }
+        let reply = self.clone().carry_out(call).await;
+        if action != "control.view" {
+            let result = match &reply {
+                ControlReply::Error { message } => Err(message.as_str()),
+                _ => Ok(()),
+            };
+            self.audit_call(action, &target, result).await;
+        }
+        reply
+    }
+
+    async fn carry_out(self: Arc<Self>, call: ControlCall) -> ControlReply {
         let each = |vm_ids: Vec<String>| vm_ids.into_iter();
         match call {
             ControlCall::View => ControlReply::View(Box::new(self.view())),
@@ -122,7 +145,7 @@ impl Site {
                     vms: futures_util::future::join_all(waits).await,
                 }
             }
-            ControlCall::ShutDown { vm_ids } => {
+            ControlCall::ShutDown { vm_ids, .. } => {
                 let stops = each(vm_ids).map(|id| {
                     let site = self.clone();
                     async move {
@@ -139,7 +162,7 @@ impl Site {
                     vms: futures_util::future::join_all(stops).await,
                 }
             }
-            ControlCall::Demote { vm_ids } => {
+            ControlCall::Demote { vm_ids, .. } => {
                 let mut vms = Vec::new();
                 for id in vm_ids {
                     let result = self.demote(&id).await;
@@ -171,12 +194,12 @@ impl Site {
             .peer_config()
             .ok_or_else(|| "this site is not paired".to_string())?;
         let name = self.name.clone();
+        let tls = self.link();
         let body = serde_json::to_vec(call).map_err(|e| e.to_string())?;
         let outcome = tokio::time::timeout(
             timeout + Duration::from_secs(1),
             tokio::task::spawn_blocking(move || {
-                let secret = PairingSecret::new(&peer.secret)?;
-                let mut conn = Connection::connect(&peer.replication, &secret, &name)
+                let mut conn = Connection::connect(&peer.replication, &tls, &name)
                     .map_err(|e| e.to_string())?;
                 let reply = conn.call(&body, timeout).map_err(|e| e.to_string())?;
                 serde_json::from_slice::<ControlReply>(&reply)

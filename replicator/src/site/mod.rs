@@ -8,7 +8,7 @@
 //! - [`peer`]: pairing and the peer's liveness.
 //! - [`notify`]: events, alarms and the audit log.
 //! - [`protection`]: mappings, protection groups and recovery plans.
-//! - [`control`]: calls between the paired sites.
+//! - [`control`]: calls between the paired sites; [`trust`]: pairing and the peer's pinned certificate.
 //! - [`site_view`]: a site as its peer sees it.
 //! - [`runs`]: recovery runs, executed here at the plan's recovery site.
 //! - [`recovered`]: a run's work on VMs and disks at the recovery site
@@ -16,6 +16,7 @@
 //!   protected site (synchronize, shut down, demote).
 
 pub mod control;
+mod control_auth;
 pub mod notify;
 pub mod peer;
 pub mod protected;
@@ -24,6 +25,7 @@ pub mod recovered;
 pub mod replications;
 pub mod runs;
 pub mod site_view;
+pub mod trust;
 pub mod vms;
 
 use std::collections::BTreeMap;
@@ -36,8 +38,8 @@ use tracing::{info, warn};
 use crate::access::TokenEntry;
 use crate::config::{LoadedConfig, PeerConfig};
 use crate::guest::Guest;
+use crate::identity::Identity;
 use crate::inventory::VmRecord;
-use crate::replication::handshake::PairingSecret;
 use crate::replication::receiver::{self, Receiver, ReceiverConfig};
 use crate::replication::scheduler::Scheduler;
 use crate::storage::{DEFAULT_BLOCK_SIZE, Geometry, TrackedVm};
@@ -67,6 +69,9 @@ pub enum SiteError {
     Store(#[from] StoreError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The site's key or certificate cannot be used.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
 }
 
 impl SiteError {
@@ -92,6 +97,8 @@ pub struct Site {
     pub store: Store,
     pub events: EventBus,
     pub tokens: Vec<TokenEntry>,
+    /// The site's key and certificate on the replication link.
+    identity: Identity,
     scheduler: Scheduler,
     receiver: Arc<Receiver>,
     vms: Mutex<BTreeMap<String, VmRuntime>>,
@@ -118,6 +125,7 @@ impl Site {
     /// binds the listeners, opens every VM's disks and starts guests and
     /// replication as they were.
     pub async fn start(config: LoadedConfig) -> Result<(Arc<Self>, Listeners), SiteError> {
+        trust::secure_data_dir(&config.dir)?;
         let store = Store::open(&config.dir.join("site.db"))?;
         let name = config.site.name.clone();
         let seeded = store.now(|c| store::list_vms(c))?.is_empty();
@@ -128,13 +136,8 @@ impl Site {
             Some(peer) => Some(peer),
             None => config.site.peer.clone(),
         };
-        let secret = match &peer_config {
-            Some(peer) => PairingSecret::new(&peer.secret)
-                .map_err(|e| SiteError::invalid("peer.secret", e))?,
-            // Unpaired: a secret nobody holds, so nobody can replicate here.
-            None => PairingSecret::new(&crate::access::new_token())
-                .map_err(|e| SiteError::invalid("peer.secret", e))?,
-        };
+        let identity = Identity::load_or_create(&config.dir)?;
+        let tls = trust::link_tls(&identity, peer_config.as_ref())?;
         let datastores = config
             .site
             .datastores
@@ -142,11 +145,11 @@ impl Site {
             .map(|d| (d.name.clone(), config.dir.join(&d.path)))
             .collect::<BTreeMap<_, _>>();
         for dir in datastores.values() {
-            std::fs::create_dir_all(dir)?;
+            trust::private_dir(dir)?;
         }
         let receiver = Receiver::new(ReceiverConfig {
             site: name.clone(),
-            secret,
+            tls,
             datastores,
         });
         let api = bind(&config.site.listen.api).await?;
@@ -154,6 +157,7 @@ impl Site {
         let site = Arc::new(Self {
             name,
             tokens: config.site.tokens.clone(),
+            identity,
             config,
             store,
             events: EventBus::new(),
@@ -170,6 +174,8 @@ impl Site {
         site.load_protection()?;
         site.receiver
             .set_control(control::handler(Arc::downgrade(&site)));
+        site.receiver
+            .set_on_refused(trust::refused_handler(Arc::downgrade(&site)));
         site.open_vms().await?;
         site.interrupt_unfinished_runs().await?;
         Ok((site, Listeners { api, replication }))

@@ -1,7 +1,8 @@
 //! The paired site: pairing, and a watch on whether it answers. Liveness is
 //! an authenticated handshake on the peer's replication listener every two
-//! seconds: it proves the peer is up, holds the pairing secret and can take
-//! replication traffic, which is what an operator means by "connected".
+//! seconds: it proves the peer is up, holds the pinned certificate's key and
+//! can take replication traffic, which is what an operator means by
+//! "connected".
 
 use std::future::Future;
 use std::sync::Weak;
@@ -12,8 +13,8 @@ use super::notify::Severity;
 use super::site_view::SiteView;
 use super::{Site, SiteError};
 use crate::config::{PeerConfig, check_peer};
+use crate::identity::Fingerprint;
 use crate::replication::connection::Connection;
-use crate::replication::handshake::PairingSecret;
 use crate::replication::sender::now_ms;
 use crate::store::{self, DocKind};
 use crate::sync::lock;
@@ -49,6 +50,7 @@ impl PeerState {
             status: self.status,
             last_contact_ms: self.last_contact_ms,
             error: self.error.clone(),
+            fingerprint: Some(c.fingerprint.clone()),
         })
     }
 }
@@ -58,27 +60,53 @@ impl Site {
         lock(&self.peer).info()
     }
 
-    /// Pairs with a (new) peer: persisted, the receiver takes the new secret,
-    /// and every replication is pointed at the peer.
+    /// Pairs with a (new) peer: persisted, the link pins the peer's
+    /// certificate, and every replication is pointed at the peer. Pinning a
+    /// certificate other than the one pinned now needs `replace`, and is
+    /// raised as an alarm (the API audits the call itself).
     pub async fn pair(&self, request: PeerRequest) -> Result<PeerInfo, SiteError> {
         let peer = PeerConfig {
             name: request.name,
             url: request.url,
             replication: request.replication,
-            secret: request.secret,
+            fingerprint: request.fingerprint,
+            secret: String::new(),
         };
         check_peer(&peer).map_err(|e| {
             let (field, message) = e.split_once(": ").unwrap_or(("peer", &e));
             let field = field.trim_start_matches("key `").trim_end_matches('`');
             SiteError::invalid(field.trim_start_matches("peer."), message)
         })?;
-        let secret =
-            PairingSecret::new(&peer.secret).map_err(|e| SiteError::invalid("secret", e))?;
+        let pinned = self.peer_config().map(|old| old.fingerprint);
+        let replaced = pinned.as_ref().filter(|old| {
+            old.parse::<Fingerprint>().ok() != peer.fingerprint.parse::<Fingerprint>().ok()
+        });
+        if let Some(old) = replaced
+            && !request.replace
+        {
+            return Err(SiteError::Conflict(format!(
+                "the peer certificate pinned now is {old}; pinning {} instead needs \"replace\": true",
+                peer.fingerprint
+            )));
+        }
         let stored = peer.clone();
         self.store
             .call(move |c| store::set_peer(c, &stored))
             .await?;
-        self.receiver.set_secret(secret);
+        self.pin_peer(&peer)?;
+        if let Some(old) = replaced {
+            let message = format!(
+                "peer site {} re-paired: certificate {old} replaced by {}",
+                peer.name, peer.fingerprint
+            );
+            self.alarm(
+                "peer_certificate_replaced",
+                Severity::Warning,
+                None,
+                message,
+            )
+            .await;
+        }
         *lock(&self.peer) = PeerState::new(Some(peer));
         self.retarget_replications();
         let info = self
@@ -93,11 +121,11 @@ impl Site {
             return;
         };
         let name = self.name.clone();
+        let tls = self.link();
         let outcome = tokio::time::timeout(
             CHECK_TIMEOUT,
             tokio::task::spawn_blocking(move || {
-                let secret = PairingSecret::new(&peer.secret).map_err(|e| e.to_string())?;
-                let mut conn = Connection::connect(&peer.replication, &secret, &name)
+                let mut conn = Connection::connect(&peer.replication, &tls, &name)
                     .map_err(|e| e.to_string())?;
                 // Connected; the view is a bonus that must not fail the check.
                 let call = serde_json::to_vec(&ControlCall::View).unwrap_or_default();

@@ -12,7 +12,6 @@ use super::notify::Severity;
 use super::{Site, SiteError};
 use crate::config::LoadedConfig;
 use crate::inventory::VmRecord;
-use crate::replication::handshake::PairingSecret;
 use crate::replication::receiver::is_safe_name;
 use crate::replication::schedule::check_rpo;
 use crate::replication::scheduler::{ReplicationHandle, ReplicationSettings};
@@ -74,7 +73,7 @@ impl Site {
         let peer = self.peer_config()?;
         Some(SyncTarget {
             addr: peer.replication,
-            secret: PairingSecret::new(&peer.secret).ok()?,
+            tls: self.link(),
             site: self.name.clone(),
             datastore: row.datastore.clone(),
             compress: row.compress,

@@ -286,14 +286,15 @@ pub fn list_audit(conn: &Connection, limit: u32) -> Result<Vec<AuditEntry>, Stor
 pub fn get_peer(conn: &Connection) -> Result<Option<PeerConfig>, StoreError> {
     Ok(conn
         .query_row(
-            "SELECT name, url, replication, secret FROM peer WHERE id = 1",
+            "SELECT name, url, replication, fingerprint FROM peer WHERE id = 1",
             [],
             |r| {
                 Ok(PeerConfig {
                     name: r.get(0)?,
                     url: r.get(1)?,
                     replication: r.get(2)?,
-                    secret: r.get(3)?,
+                    fingerprint: r.get(3)?,
+                    secret: String::new(),
                 })
             },
         )
@@ -302,9 +303,11 @@ pub fn get_peer(conn: &Connection) -> Result<Option<PeerConfig>, StoreError> {
 
 pub fn set_peer(conn: &Connection, peer: &PeerConfig) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO peer (id, name, url, replication, secret) VALUES (1, ?1, ?2, ?3, ?4)
-         ON CONFLICT (id) DO UPDATE SET name = ?1, url = ?2, replication = ?3, secret = ?4",
-        params![peer.name, peer.url, peer.replication, peer.secret],
+        "INSERT INTO peer (id, name, url, replication, secret, fingerprint)
+         VALUES (1, ?1, ?2, ?3, '', ?4)
+         ON CONFLICT (id) DO UPDATE SET name = ?1, url = ?2, replication = ?3, secret = '',
+           fingerprint = ?4",
+        params![peer.name, peer.url, peer.replication, peer.fingerprint],
     )?;
     Ok(())
 }

@@ -64,6 +64,11 @@ const MIGRATIONS: &[&str] = &[
         updated_ms INTEGER NOT NULL,
         PRIMARY KEY (kind, id)
     );",
+    // 3: the link pins the peer's certificate; the pairing secret is no
+    // longer kept (a site paired before must be paired again, with the
+    // peer's fingerprint).
+    "ALTER TABLE peer ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+     UPDATE peer SET secret = '';",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -64,13 +64,15 @@ impl SiteConfigBuilder {
         self
     }
 
-    /// Pairs with `name` at `url` (API) and `replication` from the start.
-    pub fn peer(mut self, name: &str, url: &str, replication: &str, secret: &str) -> Self {
+    /// Pairs with `name` at `url` (API) and `replication` from the start,
+    /// pinning the peer's certificate `fingerprint`.
+    pub fn peer(mut self, name: &str, url: &str, replication: &str, fingerprint: &str) -> Self {
         self.config.peer = Some(PeerConfig {
             name: name.into(),
             url: url.into(),
             replication: replication.into(),
-            secret: secret.into(),
+            fingerprint: fingerprint.into(),
+            secret: String::new(),
         });
         self
     }

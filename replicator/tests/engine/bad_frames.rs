@@ -6,9 +6,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use ferry_replicator::identity::Identity;
 use ferry_replicator::replication::connection::Connection;
 use ferry_replicator::replication::message::{Message, begin_blocks, push_block, set_block_count};
-use ferry_replicator::replication::{PairingSecret, WireError};
+use ferry_replicator::replication::tls::is_tls_refusal;
+use ferry_replicator::replication::{LinkTls, WireError};
 
 use super::support::*;
 
@@ -44,8 +46,7 @@ fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
 
 /// An authenticated session that has opened the VM and begun its next cycle.
 fn begun(addr: &str, instance: u64) -> Connection {
-    let secret = PairingSecret::new(SECRET).unwrap();
-    let mut conn = Connection::connect(addr, &secret, "site-a").unwrap();
+    let mut conn = Connection::connect(addr, &sender_tls(RECEIVER.fingerprint), "site-a").unwrap();
     conn.send_now(&Message::Open {
         vm: VM,
         datastore: "ds",
@@ -64,9 +65,8 @@ fn begun(addr: &str, instance: u64) -> Connection {
 }
 
 fn send_raw(conn: &mut Connection, bytes: &[u8]) {
-    conn.flush().unwrap();
-    let mut stream: &TcpStream = conn.reader.get_ref();
-    let _ = stream.write_all(bytes);
+    // Inside TLS, so the receiver sees exactly these bytes as frames.
+    let _ = conn.writer.get_mut().unwrap().write_all(bytes);
 }
 
 fn blocks_payload(block: u64, len: u32, data: &[u8]) -> Vec<u8> {
@@ -136,7 +136,7 @@ fn bad_frames_close_the_connection_and_change_nothing() {
             Box::new(|| {
                 let mut conn = begun(&receiver.addr, 2);
                 send_raw(&mut conn, &frame(9, 1, &bomb_payload));
-                conn.reader.get_ref().try_clone().unwrap()
+                conn.reader.get_ref().tcp().try_clone().unwrap()
             }),
         ),
         (
@@ -146,7 +146,7 @@ fn bad_frames_close_the_connection_and_change_nothing() {
                 let mut head = ((9u32 << 20) + 2).to_be_bytes().to_vec();
                 head.extend_from_slice(&[9, 0]);
                 send_raw(&mut conn, &head);
-                conn.reader.get_ref().try_clone().unwrap()
+                conn.reader.get_ref().tcp().try_clone().unwrap()
             }),
         ),
         (
@@ -157,7 +157,7 @@ fn bad_frames_close_the_connection_and_change_nothing() {
                     &mut conn,
                     &frame(9, 0, &blocks_payload(256, 4096, &[1; 4096])),
                 );
-                conn.reader.get_ref().try_clone().unwrap()
+                conn.reader.get_ref().tcp().try_clone().unwrap()
             }),
         ),
         (
@@ -165,7 +165,7 @@ fn bad_frames_close_the_connection_and_change_nothing() {
             Box::new(|| {
                 let mut conn = begun(&receiver.addr, 2);
                 send_raw(&mut conn, &frame(9, 0, &blocks_payload(3, 100, &[1; 100])));
-                conn.reader.get_ref().try_clone().unwrap()
+                conn.reader.get_ref().tcp().try_clone().unwrap()
             }),
         ),
         (
@@ -181,7 +181,7 @@ fn bad_frames_close_the_connection_and_change_nothing() {
                     blocks: 5,
                 })
                 .unwrap();
-                conn.reader.get_ref().try_clone().unwrap()
+                conn.reader.get_ref().tcp().try_clone().unwrap()
             }),
         ),
         (
@@ -190,6 +190,7 @@ fn bad_frames_close_the_connection_and_change_nothing() {
                 begun(&receiver.addr, 7)
                     .reader
                     .get_ref()
+                    .tcp()
                     .try_clone()
                     .unwrap()
             }),
@@ -205,17 +206,34 @@ fn bad_frames_close_the_connection_and_change_nothing() {
         );
     }
 
-    // Wrong secret: refused, and it learns nothing.
-    let wrong = PairingSecret::new("not the pairing secret at all").unwrap();
-    match Connection::connect(&receiver.addr, &wrong, "site-x") {
-        Err(WireError::Auth(_)) => {}
-        Err(other) => panic!("wrong secret: {other}"),
-        Ok(_) => panic!("wrong secret was accepted"),
+    // A stranger's certificate: refused by TLS before any frame.
+    let stranger = Identity::ephemeral().unwrap();
+    let tls = LinkTls::new(&stranger, Some(RECEIVER.fingerprint)).unwrap();
+    let refused = Connection::connect(&receiver.addr, &tls, "site-x").and_then(|mut conn| {
+        conn.send_now(&Message::Open {
+            vm: VM,
+            datastore: "ds",
+            block_size: 4096,
+            disk_sizes: vec![1 << 20],
+        })?;
+        conn.recv().map(|_| ())
+    });
+    match refused {
+        Err(WireError::Io(e)) if is_tls_refusal(&e) => {}
+        Err(other) => panic!("stranger: {other}"),
+        Ok(()) => panic!("a stranger's certificate was accepted"),
+    }
+    // And a receiver that is not the pinned one is refused by the sender.
+    let unpinned = LinkTls::new(&SENDER, Some(stranger.fingerprint)).unwrap();
+    match Connection::connect(&receiver.addr, &unpinned, "site-a") {
+        Err(WireError::Io(e)) if is_tls_refusal(&e) => {}
+        Err(other) => panic!("unpinned receiver: {other}"),
+        Ok(_) => panic!("the sender accepted a receiver it did not pin"),
     }
     // A path-escaping VM id and an unknown datastore are refused.
     for (vm_id, datastore) in [("../escape", "ds"), (VM, "nope")] {
-        let secret = PairingSecret::new(SECRET).unwrap();
-        let mut conn = Connection::connect(&receiver.addr, &secret, "site-a").unwrap();
+        let tls = sender_tls(RECEIVER.fingerprint);
+        let mut conn = Connection::connect(&receiver.addr, &tls, "site-a").unwrap();
         conn.send_now(&Message::Open {
             vm: vm_id,
             datastore,

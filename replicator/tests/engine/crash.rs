@@ -8,6 +8,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use ferry_replicator::identity::Fingerprint;
+use ferry_replicator::replication::{CycleProgress, CycleReport, WireError, run_cycle};
+use ferry_replicator::storage::TrackedVm;
+
 use super::support::*;
 
 const POINTS: [&str; 7] = [
@@ -23,14 +27,18 @@ const POINTS: [&str; 7] = [
 struct ReceiverProcess {
     child: Child,
     addr: String,
+    /// The receiver's certificate, for the sender to pin.
+    fingerprint: Fingerprint,
 }
 
 impl ReceiverProcess {
-    fn start(datastore: &Path, secret_file: &Path, crash_at: Option<&str>) -> Self {
+    fn start(datastore: &Path, identity_dir: &Path, crash_at: Option<&str>) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ferry-replicator"));
         command
-            .args(["receive", "--listen", "127.0.0.1:0", "--secret-file"])
-            .arg(secret_file)
+            .args(["receive", "--listen", "127.0.0.1:0", "--identity-dir"])
+            .arg(identity_dir)
+            .arg("--peer-fingerprint")
+            .arg(SENDER.fingerprint.to_string())
             .arg("--datastore")
             .arg(format!("ds={}", datastore.display()))
             .env("FERRY_LOG", "warn")
@@ -40,16 +48,33 @@ impl ReceiverProcess {
             command.env("FERRY_CRASH_AT", point);
         }
         let mut child = command.spawn().expect("start ferry-replicator");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
+        out.read_line(&mut line).unwrap();
+        let fingerprint = line
+            .trim()
+            .strip_prefix("fingerprint ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
             .unwrap();
+        line.clear();
+        out.read_line(&mut line).unwrap();
         let addr = line
             .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
-        Self { child, addr }
+        Self {
+            child,
+            addr,
+            fingerprint,
+        }
+    }
+
+    /// One cycle of `vm` into this receiver.
+    fn cycle(&self, vm: &TrackedVm) -> Result<CycleReport, WireError> {
+        let target = target_pinning(&self.addr, self.fingerprint);
+        run_cycle(VM, vm, &target, false, &CycleProgress::default())
     }
 
     /// Waits for the process to die at its crash point.
@@ -82,8 +107,7 @@ fn scribble(vm: &ferry_replicator::storage::TrackedVm, rng: &mut Rng, writes: us
 
 fn crash_at(point: &str, seed: u64) {
     let work = tempfile::tempdir().unwrap();
-    let secret_file = work.path().join("secret");
-    std::fs::write(&secret_file, SECRET).unwrap();
+    let identity_dir = work.path().join("receiver-identity");
     let datastore = work.path().join("ds");
     let vm = open_vm(&work.path().join("source"), 2, 1 << 20);
     let mut rng = Rng::new(seed);
@@ -92,14 +116,14 @@ fn crash_at(point: &str, seed: u64) {
     scribble(&vm, &mut rng, 40);
     let instance_n = source_contents(&vm);
     {
-        let receiver = ReceiverProcess::start(&datastore, &secret_file, None);
-        cycle(&vm, &receiver.addr).unwrap();
+        let receiver = ReceiverProcess::start(&datastore, &identity_dir, None);
+        receiver.cycle(&vm).unwrap();
     }
     // Instance N+1 dies on the way in.
     scribble(&vm, &mut rng, 30);
     let instance_n1 = source_contents(&vm);
-    let mut receiver = ReceiverProcess::start(&datastore, &secret_file, Some(point));
-    let outcome = cycle(&vm, &receiver.addr);
+    let mut receiver = ReceiverProcess::start(&datastore, &identity_dir, Some(point));
+    let outcome = receiver.cycle(&vm);
     receiver.wait_crashed();
     drop(receiver);
 
@@ -119,8 +143,8 @@ fn crash_at(point: &str, seed: u64) {
 
     // And replication carries on: the next cycle brings the replica level.
     scribble(&vm, &mut rng, 10);
-    let receiver = ReceiverProcess::start(&datastore, &secret_file, None);
-    let report = cycle(&vm, &receiver.addr).unwrap();
+    let receiver = ReceiverProcess::start(&datastore, &identity_dir, None);
+    let report = receiver.cycle(&vm).unwrap();
     assert!(
         !report.full,
         "{point}: the tracking survives a receiver crash"
@@ -146,8 +170,7 @@ fn a_receiver_crash_anywhere_leaves_a_complete_instance() {
 #[test]
 fn an_interrupted_initial_sync_resumes_with_only_the_missing_blocks() {
     let work = tempfile::tempdir().unwrap();
-    let secret_file = work.path().join("secret");
-    std::fs::write(&secret_file, SECRET).unwrap();
+    let identity_dir = work.path().join("receiver-identity");
     let datastore = work.path().join("ds");
     let vm = open_vm(&work.path().join("source"), 2, 1 << 20);
     let mut rng = Rng::new(11);
@@ -156,15 +179,15 @@ fn an_interrupted_initial_sync_resumes_with_only_the_missing_blocks() {
         rng.fill(&mut data);
         disk.write_at(&data, 0).unwrap();
     }
-    let mut receiver = ReceiverProcess::start(&datastore, &secret_file, Some("seed.append:100"));
-    assert!(cycle(&vm, &receiver.addr).is_err());
+    let mut receiver = ReceiverProcess::start(&datastore, &identity_dir, Some("seed.append:100"));
+    assert!(receiver.cycle(&vm).is_err());
     receiver.wait_crashed();
     drop(receiver);
     let (instance, _) = replica_contents(&replica_dir(&datastore));
     assert_eq!(instance, None, "an unfinished initial sync is no instance");
 
-    let receiver = ReceiverProcess::start(&datastore, &secret_file, None);
-    let report = cycle(&vm, &receiver.addr).unwrap();
+    let receiver = ReceiverProcess::start(&datastore, &identity_dir, None);
+    let report = receiver.cycle(&vm).unwrap();
     assert!(report.full);
     // 512 blocks in all; 99 or so landed before the crash and are not resent.
     assert!(

@@ -3,16 +3,29 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use ferry_replicator::identity::{Fingerprint, Identity};
 use ferry_replicator::replication::{
-    CycleProgress, CycleReport, PairingSecret, Receiver, ReceiverConfig, SyncTarget, WireError,
-    receiver, run_cycle,
+    CycleProgress, CycleReport, LinkTls, Receiver, ReceiverConfig, SyncTarget, WireError, receiver,
+    run_cycle,
 };
 use ferry_replicator::storage::{Geometry, Replica, TrackedVm};
 
-pub const SECRET: &str = "test pairing secret 0123456789";
+/// The two ends' certificates, made once per test binary.
+pub static SENDER: LazyLock<Identity> = LazyLock::new(|| Identity::ephemeral().unwrap());
+pub static RECEIVER: LazyLock<Identity> = LazyLock::new(|| Identity::ephemeral().unwrap());
+
+/// The receiver's link settings: accepts only the sender.
+pub fn receiver_tls() -> LinkTls {
+    LinkTls::new(&RECEIVER, Some(SENDER.fingerprint)).unwrap()
+}
+
+/// The sender's link settings, pinning `receiver`'s certificate.
+pub fn sender_tls(receiver: Fingerprint) -> LinkTls {
+    LinkTls::new(&SENDER, Some(receiver)).unwrap()
+}
 pub const VM: &str = "vm-1";
 
 /// A small deterministic PRNG (xorshift64*), so failures replay by seed.
@@ -42,6 +55,9 @@ impl Rng {
 /// A receiver serving in a background runtime; stops when dropped.
 pub struct TestReceiver {
     pub addr: String,
+    /// Connections TLS refused (a stranger, a tampered session), as the
+    /// site's alarm hook would see them.
+    pub refusals: Arc<std::sync::atomic::AtomicUsize>,
     pub datastore: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -51,9 +67,15 @@ impl TestReceiver {
     pub fn start(datastore: &Path) -> Self {
         let config = ReceiverConfig {
             site: "site-b".into(),
-            secret: PairingSecret::new(SECRET).unwrap(),
+            tls: receiver_tls(),
             datastores: BTreeMap::from([("ds".to_string(), datastore.to_path_buf())]),
         };
+        let refusals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let receiver = Receiver::new(config);
+        let counter = refusals.clone();
+        receiver.set_on_refused(Arc::new(move |_, _| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -65,7 +87,7 @@ impl TestReceiver {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                receiver::serve(listener, Receiver::new(config), async {
+                receiver::serve(listener, receiver, async {
                     let _ = stopped.await;
                 })
                 .await;
@@ -73,6 +95,7 @@ impl TestReceiver {
         });
         Self {
             addr: addr_rx.recv().unwrap().to_string(),
+            refusals,
             datastore: datastore.to_path_buf(),
             stop: Some(stop),
             thread: Some(thread),
@@ -100,9 +123,14 @@ pub fn replica_dir(datastore: &Path) -> PathBuf {
 }
 
 pub fn target(addr: &str) -> SyncTarget {
+    target_pinning(addr, RECEIVER.fingerprint)
+}
+
+/// A target whose certificate is `receiver`.
+pub fn target_pinning(addr: &str, receiver: Fingerprint) -> SyncTarget {
     SyncTarget {
         addr: addr.to_string(),
-        secret: PairingSecret::new(SECRET).unwrap(),
+        tls: sender_tls(receiver),
         site: "site-a".into(),
         datastore: "ds".into(),
         compress: false,

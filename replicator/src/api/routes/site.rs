@@ -23,6 +23,7 @@ async fn show(State(site): State<AppState>) -> Json<SiteInfo> {
         peer: site.peer_info(),
         vm_count,
         replicated_count,
+        fingerprint: Some(site.fingerprint().to_string()),
     })
 }
 

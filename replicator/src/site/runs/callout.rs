@@ -12,8 +12,13 @@ pub(super) fn tail(text: &[u8]) -> String {
     s
 }
 
+/// What a callout inherits of the site's own environment; the rest (tokens,
+/// credentials the site was started with) stays with the site.
+const INHERITED: [&str; 3] = ["PATH", "HOME", "LANG"];
+
 /// Runs a command callout on this host: `sh -c`, with the run's context in
-/// the environment, killed at its timeout. Ok is the output's tail.
+/// an otherwise minimal environment, killed at its timeout. Ok is the
+/// output's tail.
 pub(super) async fn run_command(
     command: &str,
     timeout: u64,
@@ -25,7 +30,13 @@ pub(super) async fn run_command(
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
+        .kill_on_drop(true)
+        .env_clear();
+    for key in INHERITED {
+        if let Some(value) = std::env::var_os(key) {
+            cmd.env(key, value);
+        }
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -128,7 +128,8 @@ impl Exec {
     }
 
     pub(super) async fn shut_down(&self, i: usize) -> Result<(), String> {
-        let call = |vm_ids| ControlCall::ShutDown { vm_ids };
+        let run = Some(lock(&self.active.run).id.clone());
+        let call = move |vm_ids| ControlCall::ShutDown { vm_ids, run };
         match self
             .ask_protected_site(i, "shutting down", call, CALL_TIMEOUT)
             .await

@@ -5,7 +5,8 @@ use super::*;
 
 impl Exec {
     pub(super) async fn turn_disks_into_seeds(&self, i: usize) -> Result<(), String> {
-        let demote = |vm_ids| ControlCall::Demote { vm_ids };
+        let run = Some(lock(&self.active.run).id.clone());
+        let demote = move |vm_ids| ControlCall::Demote { vm_ids, run };
         let doing = "stopping replication, turning the disks into a seed";
         match self
             .ask_protected_site(i, doing, demote, CALL_TIMEOUT)

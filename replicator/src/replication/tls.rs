@@ -1,0 +1,362 @@
+//! TLS 1.3 on the replication link: both sites present their self-signed
+//! certificate and each accepts only the one it pinned at pairing. Frames
+//! travel inside, so reading, injecting, reordering, replaying or truncating
+//! them is caught by TLS's record protection and closes the connection.
+//!
+//! The link is blocking and used from two threads at once during a full
+//! sync (one reads hashes, one writes blocks), so the TLS state sits behind
+//! a mutex shared by a [`LinkReader`] and a [`LinkWriter`], each with its own
+//! handle on the socket. Neither holds the lock while it waits on the socket.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+
+use crate::identity::{CERT_NAME, Fingerprint, Identity};
+
+/// Both ends of the link as this site speaks it: its identity and the peer
+/// certificate it pinned (none when unpaired: then nobody is accepted).
+#[derive(Clone)]
+pub struct LinkTls {
+    client: Arc<rustls::ClientConfig>,
+    server: Arc<rustls::ServerConfig>,
+    pub own: Fingerprint,
+    pub pinned: Option<Fingerprint>,
+}
+
+impl std::fmt::Debug for LinkTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LinkTls(own {}, pinned {:?})", self.own, self.pinned)
+    }
+}
+
+impl LinkTls {
+    pub fn new(identity: &Identity, pinned: Option<Fingerprint>) -> Result<Self, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(PinnedPeer {
+            pinned,
+            algorithms: provider.signature_verification_algorithms,
+        });
+        let chain = vec![identity.cert.clone()];
+        let client = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone())
+            .with_client_auth_cert(chain.clone(), identity.key.clone_key())?;
+        let mut server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, identity.key.clone_key())?;
+        // Every session is a fresh full handshake: nothing to resume, and no
+        // post-handshake message the blocking reader would have to answer.
+        server.send_tls13_tickets = 0;
+        Ok(Self {
+            client: Arc::new(client),
+            server: Arc::new(server),
+            own: identity.fingerprint,
+            pinned,
+        })
+    }
+
+    /// Runs the client side of the handshake on `tcp`.
+    pub fn connect(&self, tcp: TcpStream) -> io::Result<(LinkReader, LinkWriter)> {
+        let name = ServerName::try_from(CERT_NAME).map_err(io::Error::other)?;
+        let conn = rustls::ClientConnection::new(self.client.clone(), name).map_err(tls_error)?;
+        handshake(tcp, conn.into())
+    }
+
+    /// Runs the server side of the handshake on `tcp`.
+    pub fn accept(&self, tcp: TcpStream) -> io::Result<(LinkReader, LinkWriter)> {
+        let conn = rustls::ServerConnection::new(self.server.clone()).map_err(tls_error)?;
+        handshake(tcp, conn.into())
+    }
+}
+
+/// A TLS failure as an I/O error whose inner error says what TLS saw.
+fn tls_error(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, LinkTlsError(e.to_string()))
+}
+
+/// Why TLS closed the link: a refused certificate, a record that failed its
+/// integrity check, a session cut short.
+#[derive(Debug, thiserror::Error)]
+#[error("TLS: {0}")]
+pub struct LinkTlsError(pub String);
+
+/// True when `e` is TLS refusing the peer or its records (as opposed to the
+/// network failing): worth an alarm, since it means a stranger or a
+/// tampered path.
+pub fn is_tls_refusal(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<LinkTlsError>())
+}
+
+fn handshake(
+    mut tcp: TcpStream,
+    mut conn: rustls::Connection,
+) -> io::Result<(LinkReader, LinkWriter)> {
+    while conn.is_handshaking() {
+        match conn.complete_io(&mut tcp) {
+            Ok((0, 0)) if conn.is_handshaking() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer closed the connection during the TLS handshake",
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                // Tell the peer why, best effort, then report what TLS saw.
+                let _ = conn.write_tls(&mut tcp);
+                return Err(match e.into_inner() {
+                    Some(inner) => match inner.downcast::<rustls::Error>() {
+                        Ok(tls) => tls_error(*tls),
+                        Err(other) => io::Error::new(io::ErrorKind::InvalidData, other),
+                    },
+                    None => io::Error::new(io::ErrorKind::InvalidData, "TLS handshake failed"),
+                });
+            }
+        }
+    }
+    conn.set_buffer_limit(None);
+    let shared = Arc::new(Mutex::new(conn));
+    let reader = LinkReader {
+        tls: shared.clone(),
+        tcp: tcp.try_clone()?,
+        raw: vec![0; 64 << 10],
+        pending: 0..0,
+    };
+    let writer = LinkWriter {
+        tls: shared,
+        tcp,
+        out: Vec::new(),
+    };
+    Ok((reader, writer))
+}
+
+fn lock(tls: &Mutex<rustls::Connection>) -> MutexGuard<'_, rustls::Connection> {
+    tls.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The reading half of a link: decrypts and checks records as they come.
+pub struct LinkReader {
+    tls: Arc<Mutex<rustls::Connection>>,
+    tcp: TcpStream,
+    raw: Vec<u8>,
+    /// Bytes of `raw` read off the socket but not yet handed to TLS.
+    pending: std::ops::Range<usize>,
+}
+
+impl LinkReader {
+    /// The socket, for timeouts and shutdown.
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    /// Key material bound to this session (RFC 8446 exporter).
+    pub fn export(&self, label: &[u8]) -> io::Result<[u8; 32]> {
+        lock(&self.tls)
+            .export_keying_material([0u8; 32], label, None)
+            .map_err(tls_error)
+    }
+}
+
+impl Read for LinkReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            {
+                let mut tls = lock(&self.tls);
+                match tls.reader().read(out) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // The socket closed without TLS's close_notify: the
+                    // session was cut short, which a clean end never is.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            LinkTlsError("the connection ended without a TLS close_notify".into()),
+                        ));
+                    }
+                    Err(e) => return Err(e),
+                }
+                if !self.pending.is_empty() {
+                    let mut slice = &self.raw[self.pending.clone()];
+                    let taken = tls.read_tls(&mut slice)?;
+                    self.pending.start += taken;
+                    tls.process_new_packets().map_err(|e| {
+                        let _ = tls.write_tls(&mut &self.tcp);
+                        tls_error(e)
+                    })?;
+                    continue;
+                }
+            }
+            let n = self.tcp.read(&mut self.raw)?;
+            if n == 0 {
+                let mut tls = lock(&self.tls);
+                tls.read_tls(&mut &[][..])?;
+                tls.process_new_packets().map_err(tls_error)?;
+                continue;
+            }
+            self.pending = 0..n;
+        }
+    }
+}
+
+/// The writing half of a link: encrypts under the lock, sends outside it.
+pub struct LinkWriter {
+    tls: Arc<Mutex<rustls::Connection>>,
+    tcp: TcpStream,
+    out: Vec<u8>,
+}
+
+impl Write for LinkWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = {
+            let mut tls = lock(&self.tls);
+            let n = tls.writer().write(buf)?;
+            self.out.clear();
+            while tls.wants_write() {
+                tls.write_tls(&mut self.out)?;
+            }
+            n
+        };
+        self.tcp.write_all(&self.out)?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+impl Drop for LinkWriter {
+    /// Ends the session with close_notify, so the peer can tell a clean
+    /// end from a cut connection.
+    fn drop(&mut self) {
+        let mut tls = lock(&self.tls);
+        tls.send_close_notify();
+        self.out.clear();
+        while tls.wants_write() {
+            if tls.write_tls(&mut self.out).is_err() {
+                return;
+            }
+        }
+        drop(tls);
+        let _ = self.tcp.write_all(&self.out);
+    }
+}
+
+/// Accepts exactly the pinned certificate, from either side. The signature
+/// over the handshake is still checked with the certificate's key, so
+/// holding a copy of the certificate is not enough.
+#[derive(Debug)]
+struct PinnedPeer {
+    pinned: Option<Fingerprint>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl PinnedPeer {
+    fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let got = Fingerprint::of(cert);
+        match self.pinned {
+            Some(pinned) if pinned == got => Ok(()),
+            Some(pinned) => Err(rustls::Error::General(format!(
+                "the peer's certificate {got} is not the pinned {pinned}"
+            ))),
+            None => Err(rustls::Error::General(format!(
+                "this site is not paired; refusing certificate {got}"
+            ))),
+        }
+    }
+
+    fn tls13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+}
+
+fn no_tls12() -> rustls::Error {
+    rustls::Error::General("the replication link speaks only TLS 1.3".into())
+}
+
+impl ServerCertVerifier for PinnedPeer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.check(end_entity)
+            .map(|()| ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(no_tls12())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.tls13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+impl ClientCertVerifier for PinnedPeer {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.check(end_entity)
+            .map(|()| ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(no_tls12())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.tls13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
