@@ -33,3 +33,5 @@ pub use redo_log::{RedoHeader, RedoLogWriter};
 pub use replica::{Replica, ReplicaState};
 pub use tracked_disk::{FrozenDisk, TrackedDisk};
 pub use tracked_vm::TrackedVm;
+#[cfg(test)]
+mod faults;

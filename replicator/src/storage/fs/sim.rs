@@ -11,7 +11,7 @@
 //! (the page cache) but are no longer pending, so a later fsync does not
 //! make them durable.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -42,9 +42,10 @@ pub struct Faults {
     pub fail_sync: Option<(String, u32)>,
     /// Writes to matching paths fail with EIO this many times.
     pub fail_write: Option<(String, u32)>,
-    /// Allocating calls (write, reserve) to matching paths succeed this many
-    /// times, then fail with ENOSPC until the fault is cleared.
-    pub no_space_after: Option<(String, u32)>,
+    /// Pages (4 KiB) that matching files may still allocate, by writes
+    /// into holes or by reservations; past them a call fails with ENOSPC
+    /// and allocates nothing, until the fault is cleared.
+    pub space: Option<(String, u64)>,
     /// Every write lands at most this many bytes.
     pub short_writes: Option<usize>,
 }
@@ -67,6 +68,14 @@ struct Node {
     current: Vec<u8>,
     durable: Vec<u8>,
     pending: Vec<Pending>,
+    /// Pages holding data or reserved (not holes), for the space fault.
+    allocated: BTreeSet<u64>,
+}
+
+const PAGE: u64 = 4096;
+
+fn pages(offset: u64, len: u64) -> Range<u64> {
+    offset / PAGE..(offset + len).div_ceil(PAGE)
 }
 
 #[derive(Debug, Default)]
@@ -146,16 +155,22 @@ impl State {
         Ok(())
     }
 
-    fn space_fault(&mut self, path: &Path) -> io::Result<()> {
-        if let Some((p, n)) = &mut self.faults.no_space_after
+    /// Allocates the pages of a range of `id`, or fails with ENOSPC.
+    fn allocate(&mut self, id: u64, path: &Path, offset: u64, len: u64) -> io::Result<()> {
+        let node = self.nodes.entry(id).or_default();
+        let need: Vec<u64> = pages(offset, len)
+            .filter(|p| !node.allocated.contains(p))
+            .collect();
+        if let Some((p, left)) = &mut self.faults.space
             && path.to_string_lossy().contains(p.as_str())
         {
-            if *n == 0 {
+            if (need.len() as u64) > *left {
                 self.counts.faults += 1;
-                return Err(fault(libc::ENOSPC, "no space left"));
+                return Err(fault(libc::ENOSPC, "no space left on device"));
             }
-            *n -= 1;
+            *left -= need.len() as u64;
         }
+        node.allocated.extend(need);
         Ok(())
     }
 }
@@ -269,6 +284,7 @@ impl FileLayer for SimFs {
         if how == Open::Truncate {
             let node = state.node(id);
             node.current.clear();
+            node.allocated.clear();
             node.pending.push(Pending::SetLen(0));
         }
         state.node(id);
@@ -382,12 +398,13 @@ impl LayerFile for SimFile {
                 state.counts.faults += 1;
                 return Err(fault(libc::EIO, "write failed"));
             }
-            state.space_fault(&self.path)?;
-            state
+            let n = state
                 .faults
                 .short_writes
                 .unwrap_or(usize::MAX)
-                .min(buf.len())
+                .min(buf.len());
+            state.allocate(self.id, &self.path, offset, n as u64)?;
+            n
         };
         self.write_op(Pending::Write {
             offset,
@@ -403,7 +420,12 @@ impl LayerFile for SimFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.fs.lock().enter()?;
+        {
+            let mut state = self.fs.lock();
+            state.enter()?;
+            let kept = len.div_ceil(PAGE);
+            state.node(self.id).allocated.retain(|&p| p < kept);
+        }
         self.write_op(Pending::SetLen(len))
     }
 
@@ -419,7 +441,10 @@ impl LayerFile for SimFile {
         let end = {
             let mut state = self.fs.lock();
             state.enter()?;
-            state.node(self.id).current.len() as u64
+            let node = state.node(self.id);
+            let whole = (offset.div_ceil(PAGE))..((offset + len) / PAGE);
+            node.allocated.retain(|p| !whole.contains(p));
+            node.current.len() as u64
         };
         // KEEP_SIZE: nothing past the end is touched.
         let len = len.min(end.saturating_sub(offset));
@@ -429,10 +454,10 @@ impl LayerFile for SimFile {
         })
     }
 
-    fn reserve(&self, _offset: u64, _len: u64) -> io::Result<()> {
+    fn reserve(&self, offset: u64, len: u64) -> io::Result<()> {
         let mut state = self.fs.lock();
         state.enter()?;
-        state.space_fault(&self.path)
+        state.allocate(self.id, &self.path, offset, len)
     }
 
     fn data_ranges(&self, end: u64) -> io::Result<Vec<Range<u64>>> {
