@@ -164,3 +164,40 @@ fn an_acknowledged_log_survives_a_power_loss() {
     assert_eq!(replica.state().instance, Some(2));
     assert!(world.disk(0)[..4096].iter().all(|&b| b == 7));
 }
+
+#[test]
+fn short_writes_and_a_failed_log_write_leave_every_instance_whole() {
+    let mut world = World::new(Model::new(6, &SIZES, 3));
+    world.fs.arm(Faults {
+        short_writes: Some(1000),
+        ..Faults::default()
+    });
+    world.catch_up_to(2);
+    assert_eq!(world.check(), Ok(Some(2)));
+    world.fs.arm(Faults {
+        fail_write: Some(("redo.log".into(), 1)),
+        ..Faults::default()
+    });
+    assert!(world.sync(3, false).is_err());
+    assert_eq!(world.check(), Ok(Some(2)), "the failed cycle left nothing");
+    world.sync(3, false).unwrap();
+    world.fs.power_loss(PowerLoss::DropUnsynced);
+    assert_eq!(world.check(), Ok(Some(3)));
+}
+
+#[test]
+fn a_failed_fsync_of_the_log_is_never_acknowledged_nor_applied() {
+    let mut world = World::new(Model::new(7, &SIZES, 2));
+    world.catch_up_to(1);
+    world.fs.arm(Faults {
+        fail_sync: Some(("redo.log".into(), 1)),
+        ..Faults::default()
+    });
+    assert!(world.sync(2, false).is_err());
+    assert_eq!(world.acked, 1);
+    // The page cache still holds the whole log; it is gone all the same.
+    assert!(world.fs.contents(&world.dir.join("redo.log")).is_none());
+    assert_eq!(world.check(), Ok(Some(1)));
+    world.sync(2, false).unwrap();
+    assert_eq!(world.check(), Ok(Some(2)));
+}
