@@ -333,7 +333,7 @@ impl Seek for Cursor<'_> {
         let pos = match to {
             SeekFrom::Start(p) => Some(p),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-            SeekFrom::End(d) => self.file.len()?.checked_add_signed(d),
+            SeekFrom::End(d) => self.file.size()?.checked_add_signed(d),
         };
         self.pos = pos.ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         Ok(self.pos)

@@ -355,7 +355,7 @@ impl Replica {
             .enumerate()
             .map(|(i, &size)| {
                 let file = self.layer.open(&self.disk_path(i), Open::Write)?;
-                if file.len()? != size {
+                if file.size()? != size {
                     file.set_len(size)?;
                 }
                 Ok(file)
@@ -381,7 +381,7 @@ impl Replica {
             Err(e) => return Err(e),
         };
         let size = match &file {
-            Some(file) => file.len()?,
+            Some(file) => file.size()?,
             None => 0,
         };
         let span_start = geometry.block_offset(blocks.start);

@@ -124,7 +124,7 @@ fn a_corrupt_block_in_a_committed_log_is_found_before_the_base_is_touched() {
         .fs
         .open(&world.dir.join("redo.log"), Open::Write)
         .unwrap();
-    let at = log.len().unwrap() - 33 - 100;
+    let at = log.size().unwrap() - 33 - 100;
     log.write_all_at(&[0x5a], at).unwrap();
     let replica = world.open().unwrap();
     assert_eq!(replica.state().instance, Some(1));

@@ -48,7 +48,8 @@ pub trait FileLayer: Send + Sync + std::fmt::Debug {
 pub trait LayerFile: Send + Sync {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize>;
-    fn len(&self) -> io::Result<u64>;
+    /// The file's size in bytes.
+    fn size(&self) -> io::Result<u64>;
     fn set_len(&self, len: u64) -> io::Result<()>;
     fn sync_all(&self) -> io::Result<()>;
     fn sync_data(&self) -> io::Result<()>;
@@ -96,7 +97,7 @@ pub trait LayerFile: Send + Sync {
 /// The whole of the file at `path`.
 pub fn read_all(layer: &dyn FileLayer, path: &Path) -> io::Result<Vec<u8>> {
     let file = layer.open(path, Open::Read)?;
-    let mut bytes = vec![0; usize::try_from(file.len()?).map_err(io::Error::other)?];
+    let mut bytes = vec![0; usize::try_from(file.size()?).map_err(io::Error::other)?];
     file.read_exact_at(&mut bytes, 0)?;
     Ok(bytes)
 }
@@ -163,7 +164,7 @@ impl LayerFile for RealFile {
         self.0.write_at(buf, offset)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 

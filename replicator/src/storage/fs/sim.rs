@@ -413,7 +413,7 @@ impl LayerFile for SimFile {
         Ok(n)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         let mut state = self.fs.lock();
         state.enter()?;
         Ok(state.node(self.id).current.len() as u64)
