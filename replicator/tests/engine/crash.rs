@@ -177,3 +177,31 @@ fn an_interrupted_initial_sync_resumes_with_only_the_missing_blocks() {
     assert_eq!(instance, Some(1));
     assert_same("resumed initial sync", &disks, &source_contents(&vm));
 }
+
+#[test]
+fn a_crash_before_the_initial_sync_is_recorded_resends_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let secret_file = work.path().join("secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let datastore = work.path().join("ds");
+    let vm = open_vm(&work.path().join("source"), 2, 1 << 20);
+    let mut rng = Rng::new(12);
+    scribble(&vm, &mut rng, 40);
+    let mut receiver = ReceiverProcess::start(&datastore, &secret_file, Some("seed.before-state"));
+    assert!(cycle(&vm, &receiver.addr).is_err());
+    receiver.wait_crashed();
+    drop(receiver);
+    let (instance, _) = replica_contents(&replica_dir(&datastore));
+    assert_eq!(instance, None, "no state, no instance");
+
+    // The disks were synced before the crash: the next full sync finds
+    // every block in place.
+    let receiver = ReceiverProcess::start(&datastore, &secret_file, None);
+    let report = cycle(&vm, &receiver.addr).unwrap();
+    assert!(report.full);
+    assert_eq!(report.blocks_sent, 0, "every block landed before the crash");
+    drop(receiver);
+    let (instance, disks) = replica_contents(&replica_dir(&datastore));
+    assert_eq!(instance, Some(1));
+    assert_same("recorded initial sync", &disks, &source_contents(&vm));
+}
