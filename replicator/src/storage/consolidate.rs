@@ -8,10 +8,13 @@
 //! marker is known (across a crash, by the marker) to have left the base
 //! mixed, and the replica is unusable until a retry finishes it.
 
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use super::durable;
+use super::fs::{LayerFile, Open};
 use super::redo_log::{self, CommittedLog};
 use super::replica::{REDO_FILE, Replica, WRITEBACK_CHUNK};
 use crate::crash::crash_point;
@@ -131,19 +134,29 @@ impl Replica {
                 _ => runs.push((record.disk, start, end)),
             }
         }
-        let mut open = std::collections::BTreeMap::new();
+        let mut open: BTreeMap<u16, Option<Box<dyn LayerFile>>> = BTreeMap::new();
         for (disk, start, end) in runs {
             let path = self.disk_path(usize::from(disk));
             let file = match open.entry(disk) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => e.insert(
-                    self.layer
-                        .open(&path, super::fs::Open::Write)
-                        .map_err(|err| (path.clone(), err))?,
-                ),
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    // A disk the instance adds is not created before the
+                    // marker: the base must still read as instance N.
+                    let exists = self
+                        .layer
+                        .exists(&path)
+                        .map_err(|err| (path.clone(), err))?;
+                    let file = exists
+                        .then(|| self.layer.open(&path, Open::Write))
+                        .transpose()
+                        .map_err(|err| (path.clone(), err))?;
+                    e.insert(file)
+                }
             };
-            file.reserve(start, end - start)
-                .map_err(|err| (path, err))?;
+            if let Some(file) = file {
+                file.reserve(start, end - start)
+                    .map_err(|err| (path, err))?;
+            }
         }
         Ok(())
     }
