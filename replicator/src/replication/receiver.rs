@@ -282,6 +282,11 @@ impl Receiver {
             key,
         };
         let mut replica = Replica::open(&dir)?;
+        if let Some(deferred) = replica.deferred() {
+            // A committed instance waits unapplied: a new cycle would
+            // replace its log. The sender alarms with this reason.
+            return Err(refuse(&mut conn, deferred.to_string()));
+        }
         conn.send_now(&Message::Opened {
             instance: replica.state().instance,
             point_time_ms: replica.state().point_time_ms,
@@ -311,7 +316,7 @@ impl Receiver {
             let log = receive_blocks(&mut conn, &replica, &geometries, instance, full, log)?;
             replica.commit(log)?;
             conn.send_now(&Message::Committed { instance })?;
-            replica.consolidate()?;
+            replica.consolidate().map_err(std::io::Error::from)?;
             conn.send_now(&Message::Consolidated { instance })?;
             debug!(%vm, instance, full, "instance consolidated");
         }

@@ -1,40 +1,85 @@
 //! Durable file operations: atomic replace and directory fsync.
 //!
+//! Each takes the [`FileLayer`] it goes through; the plain forms (no
+//! layer) use the real file system and serve the sender side and the
+//! recovery-site operations.
+//!
 //! Rule of this crate: an fsync that fails is never retried (the kernel may
 //! have dropped the dirty pages and a second fsync would report success for
 //! data that is gone). The caller fails the operation and starts again from
 //! what is durable.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs::File;
+use std::io;
 use std::path::Path;
+
+use super::fs::{FileLayer, Open, real};
 
 /// Makes a directory entry change (create, rename, unlink) durable.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    real().sync_dir(dir)
 }
 
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the
 /// new contents, never a mix: temp file, fsync, rename, directory fsync.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_in(&*real(), path, bytes)
+}
+
+/// [`write_atomic`] through `layer`.
+pub fn write_atomic_in(layer: &dyn FileLayer, path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("tmp");
     {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
+        let file = layer.open(&tmp, Open::Truncate)?;
+        file.write_all_at(bytes, 0)?;
         file.sync_all()?;
     }
-    fs::rename(&tmp, path)?;
-    fsync_dir(dir)
+    layer.rename(&tmp, path)?;
+    layer.sync_dir(dir)
 }
 
 /// Removes `path` if it exists and makes the removal durable.
 pub fn remove_durably(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Ok(()) => fsync_dir(path.parent().unwrap_or(Path::new("."))),
+    remove_durably_in(&*real(), path)
+}
+
+/// [`remove_durably`] through `layer`.
+pub fn remove_durably_in(layer: &dyn FileLayer, path: &Path) -> io::Result<()> {
+    match layer.remove_file(path) {
+        Ok(()) => layer.sync_dir(path.parent().unwrap_or(Path::new("."))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Allocates a byte range (`fallocate(KEEP_SIZE)`: the file's size is left
+/// alone) so that writes into it cannot fail for want of space. Where the file system cannot (`EOPNOTSUPP`) the
+/// range is left as it is: the reservation is a guard, not a correctness
+/// condition, and the apply that follows still fails cleanly on ENOSPC.
+pub fn reserve(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: plain syscall on a valid open descriptor; no memory is passed.
+        let rc = unsafe {
+            libc::fallocate(
+                file.as_raw_fd(),
+                libc::FALLOC_FL_KEEP_SIZE,
+                offset as libc::off_t,
+                len as libc::off_t,
+            )
+        };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                return Err(err);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+    Ok(())
 }
 
 /// Asks the kernel to start writing back a range now, so that a later fsync
@@ -133,6 +178,7 @@ pub fn data_ranges(file: &File, end: u64) -> io::Result<Vec<std::ops::Range<u64>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::FileExt;
 
     #[test]

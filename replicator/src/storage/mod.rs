@@ -8,14 +8,18 @@
 //!   a committed log is consolidated into the base disks, replayed after a
 //!   crash.
 //! - [`durable`]: fsync discipline (atomic replace, directory fsync, holes).
+//! - [`fs`]: the file layer the replica path goes through, and its
+//!   fault-injecting test implementation.
 //!
 //! The contract (what is assumed of the disk, the order of writes and
 //! fsyncs, the crash points, every file's byte layout) is written down in
 //! `replicator/docs/storage.md`; change it with the code.
 
 pub mod bitmap;
+pub mod consolidate;
 pub mod content;
 pub mod durable;
+pub mod fs;
 pub mod geometry;
 pub mod redo_log;
 pub mod replica;
@@ -29,3 +33,5 @@ pub use redo_log::{RedoHeader, RedoLogWriter};
 pub use replica::{Replica, ReplicaState};
 pub use tracked_disk::{FrozenDisk, TrackedDisk};
 pub use tracked_vm::TrackedVm;
+#[cfg(test)]
+mod faults;

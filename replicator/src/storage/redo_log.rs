@@ -8,14 +8,12 @@
 //! checksum over the header and every record header (each of which carries a
 //! checksum of its data), so a log is either provably whole or ignored.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
-use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::{Xxh3Default, xxh3_64};
 
-use super::durable;
+use super::fs::{FileLayer, LayerFile, Open};
 use crate::crash::crash_point;
 
 const MAGIC: &[u8; 8] = b"FERRYRDO";
@@ -48,16 +46,23 @@ pub struct RedoRecord {
 }
 
 /// A log whose commit record checked out.
-#[derive(Debug)]
 pub struct CommittedLog {
     pub header: RedoHeader,
     pub records: Vec<RedoRecord>,
-    file: File,
+    file: Box<dyn LayerFile>,
 }
+
+/// Bytes buffered before a write to the log.
+const BUFFER: usize = 1 << 20;
 
 /// Appends the blocks of one instance.
 pub struct RedoLogWriter {
-    out: BufWriter<File>,
+    layer: std::sync::Arc<dyn FileLayer>,
+    path: PathBuf,
+    file: Box<dyn LayerFile>,
+    buf: Vec<u8>,
+    /// Bytes of the log already handed to the file (`written - buf.len()`).
+    flushed: u64,
     chain: Xxh3Default,
     instance: u64,
     records: u64,
@@ -84,19 +89,23 @@ fn encode_header(header: &RedoHeader) -> Vec<u8> {
 
 impl RedoLogWriter {
     /// Creates the log at `path`, replacing any earlier (uncommitted) one.
-    pub fn create(path: &Path, header: &RedoHeader) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)?;
+    pub fn create(
+        layer: std::sync::Arc<dyn FileLayer>,
+        path: &Path,
+        header: &RedoHeader,
+    ) -> io::Result<Self> {
+        let file = layer.open(path, Open::Truncate)?;
         let bytes = encode_header(header);
         let mut chain = Xxh3Default::new();
         chain.update(&bytes);
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        out.write_all(&bytes)?;
+        let mut buf = Vec::with_capacity(BUFFER);
+        buf.extend_from_slice(&bytes);
         Ok(Self {
-            out,
+            layer,
+            path: path.to_path_buf(),
+            file,
+            buf,
+            flushed: 0,
             chain,
             instance: header.instance,
             records: 0,
@@ -123,7 +132,7 @@ impl RedoLogWriter {
         head[11..15].copy_from_slice(&len.to_le_bytes());
         head[15..23].copy_from_slice(&sum.to_le_bytes());
         self.chain.update(&head);
-        self.out.write_all(&head)?;
+        self.write(&head)?;
         self.records += 1;
         self.written += RECORD_HEADER as u64;
         Ok(())
@@ -131,14 +140,34 @@ impl RedoLogWriter {
 
     pub fn append_data(&mut self, disk: u16, block: u64, data: &[u8]) -> io::Result<()> {
         self.record(KIND_DATA, disk, block, data.len() as u32, xxh3_64(data))?;
-        self.out.write_all(data)?;
+        self.write(data)?;
         self.written += data.len() as u64;
         crash_point("redo.append");
         if self.written - self.writeback_from >= WRITEBACK_CHUNK {
-            self.out.flush()?;
-            durable::start_writeback(self.out.get_ref(), self.writeback_from, 0);
+            self.flush()?;
+            self.file.start_writeback(self.writeback_from, 0);
             self.writeback_from = self.written;
         }
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.buf.len() + bytes.len() > BUFFER {
+            self.flush()?;
+        }
+        if bytes.len() >= BUFFER {
+            self.file.write_all_at(bytes, self.flushed)?;
+            self.flushed += bytes.len() as u64;
+        } else {
+            self.buf.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.write_all_at(&self.buf, self.flushed)?;
+        self.flushed += self.buf.len() as u64;
+        self.buf.clear();
         Ok(())
     }
 
@@ -150,11 +179,26 @@ impl RedoLogWriter {
         self.records
     }
 
-    /// Makes the records durable, then writes and syncs the commit record.
-    /// After this returns the instance is complete.
+    /// Makes the records and the log's directory entry durable, then
+    /// writes and syncs the commit record. After this returns the instance
+    /// is complete. On any failure the log is removed (best effort): after
+    /// a failed fsync its page cache may show a commit record or records
+    /// that never reached the disk, and nothing of it may be trusted.
     pub fn commit(mut self) -> io::Result<()> {
-        self.out.flush()?;
-        self.out.get_ref().sync_data()?;
+        let result = self.commit_inner();
+        if result.is_err() {
+            let _ = super::durable::remove_durably_in(&*self.layer, &self.path);
+        }
+        result
+    }
+
+    fn commit_inner(&mut self) -> io::Result<()> {
+        self.flush()?;
+        self.file.sync_data()?;
+        // The log is created afresh each cycle: its name must be durable
+        // before the instance is acknowledged.
+        self.layer
+            .sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
         crash_point("redo.before-commit");
         let mut commit = Vec::with_capacity(33);
         commit.push(KIND_COMMIT);
@@ -163,9 +207,9 @@ impl RedoLogWriter {
         commit.extend_from_slice(&self.chain.digest().to_le_bytes());
         let sum = xxh3_64(&commit);
         commit.extend_from_slice(&sum.to_le_bytes());
-        self.out.write_all(&commit)?;
-        self.out.flush()?;
-        self.out.get_ref().sync_data()?;
+        self.write(&commit)?;
+        self.flush()?;
+        self.file.sync_data()?;
         crash_point("redo.after-commit");
         Ok(())
     }
@@ -173,9 +217,15 @@ impl RedoLogWriter {
 
 /// Reads the log at `path`. `Ok(None)` when it is not committed (torn,
 /// partial or never finished): such a log is discarded, never applied.
-pub fn read_committed(path: &Path) -> io::Result<Option<CommittedLog>> {
-    let file = File::open(path)?;
-    let mut reader = BufReader::with_capacity(1 << 16, &file);
+pub fn read_committed(layer: &dyn FileLayer, path: &Path) -> io::Result<Option<CommittedLog>> {
+    let file = layer.open(path, Open::Read)?;
+    let mut reader = BufReader::with_capacity(
+        1 << 16,
+        Cursor {
+            file: &*file,
+            pos: 0,
+        },
+    );
     let Some(header) = read_header(&mut reader)? else {
         return Ok(None);
     };
@@ -200,10 +250,11 @@ pub fn read_committed(path: &Path) -> io::Result<Option<CommittedLog>> {
                 && field(0) == header.instance
                 && field(8) == records.len() as u64
                 && field(16) == chain.digest();
-            return Ok(whole.then(|| CommittedLog {
+            drop(reader);
+            return Ok(whole.then_some(CommittedLog {
                 header,
                 records,
-                file: file.try_clone().expect("dup of an open log file"),
+                file,
             }));
         }
         let mut head = [0u8; RECORD_HEADER];
@@ -263,6 +314,32 @@ fn read_header(reader: &mut impl Read) -> io::Result<Option<RedoHeader>> {
     Ok((encoded[36..] == rest[..]).then_some(header))
 }
 
+/// Sequential reads over a [`LayerFile`].
+struct Cursor<'a> {
+    file: &'a dyn LayerFile,
+    pos: u64,
+}
+
+impl Read for Cursor<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Cursor<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let pos = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            SeekFrom::End(d) => self.file.size()?.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        Ok(self.pos)
+    }
+}
+
 /// Fills `buf`; false at a clean or torn end of file.
 fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
     match reader.read_exact(buf) {
@@ -273,6 +350,16 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
 }
 
 impl CommittedLog {
+    /// Reads every data record and checks it against its checksum, so that
+    /// a log is known whole before its first byte touches the base disks.
+    pub fn verify(&self) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(self.header.block_size as usize);
+        for record in self.records.iter().filter(|r| r.data_at.is_some()) {
+            self.read_data(record, &mut buf)?;
+        }
+        Ok(())
+    }
+
     /// Reads a data record's bytes, checking them against their checksum.
     pub fn read_data(&self, record: &RedoRecord, buf: &mut Vec<u8>) -> io::Result<()> {
         buf.resize(record.len as usize, 0);
@@ -297,6 +384,7 @@ impl CommittedLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::fs::real;
 
     fn header() -> RedoHeader {
         RedoHeader {
@@ -308,7 +396,7 @@ mod tests {
     }
 
     fn write(path: &Path) -> u64 {
-        let mut log = RedoLogWriter::create(path, &header()).unwrap();
+        let mut log = RedoLogWriter::create(real(), path, &header()).unwrap();
         log.append_data(0, 3, &[5; 4096]).unwrap();
         log.append_zero(1, 9, 4096).unwrap();
         log.append_data(1, 2, &[6; 4096]).unwrap();
@@ -321,7 +409,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("redo.log");
         write(&path);
-        let log = read_committed(&path).unwrap().unwrap();
+        let log = read_committed(&*real(), &path).unwrap().unwrap();
         assert_eq!(log.header, header());
         assert_eq!(log.records.len(), 3);
         let mut buf = Vec::new();
@@ -339,7 +427,10 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         for cut in (0..len).step_by(97).chain([len - 1]) {
             std::fs::write(&path, &bytes[..cut as usize]).unwrap();
-            assert!(read_committed(&path).unwrap().is_none(), "cut at {cut}");
+            assert!(
+                read_committed(&*real(), &path).unwrap().is_none(),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -352,12 +443,12 @@ mod tests {
         let mut bad = bytes.clone();
         bad[60] ^= 0x10; // inside the first record header
         std::fs::write(&path, &bad).unwrap();
-        assert!(read_committed(&path).unwrap().is_none());
+        assert!(read_committed(&*real(), &path).unwrap().is_none());
 
         let mut bad = bytes.clone();
         bad[100] ^= 0x10; // inside the first block's data
         std::fs::write(&path, &bad).unwrap();
-        let log = read_committed(&path).unwrap().unwrap();
+        let log = read_committed(&*real(), &path).unwrap().unwrap();
         assert!(log.read_data(&log.records[0], &mut Vec::new()).is_err());
     }
 }

@@ -2,25 +2,30 @@
 //! complete instance they hold, and the redo log of the instance arriving.
 //!
 //! The base disks are only ever written by consolidation of a committed redo
-//! log, and [`Replica::open`] replays an interrupted consolidation before
-//! anything reads them, so every disk of the VM is always seen at the same
-//! complete instance.
+//! log (or, before the first instance, by the initial sync), and
+//! [`Replica::open`] replays an interrupted consolidation before anything
+//! reads them, so every disk of the VM is always seen at the same complete
+//! instance. Every file call goes through the replica's [`FileLayer`].
 
-use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use xxhash_rust::xxh3::xxh3_64;
 
+pub use super::consolidate::ConsolidateError;
 use super::content::{BlockHash, hash_block, zero_hash};
 use super::durable;
+use super::fs::{self as layer_fs, FileLayer, LayerFile, Open};
 use super::geometry::Geometry;
-use super::redo_log::{self, CommittedLog, RedoHeader, RedoLogWriter};
+use super::redo_log::{RedoHeader, RedoLogWriter};
 use crate::crash::crash_point;
 
-const STATE_FILE: &str = "replica.state";
-const REDO_FILE: &str = "redo.log";
+pub(super) const STATE_FILE: &str = "replica.state";
+pub(super) const REDO_FILE: &str = "redo.log";
+/// Present while an initial sync's disks hold writes whose fsync failed:
+/// their page cache is not what the disk holds, so they are discarded.
+const UNTRUSTED_FILE: &str = "disks.untrusted";
 
 /// The complete instance the base disks hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,7 +79,7 @@ impl ReplicaState {
 }
 
 /// Start kernel writeback every this many bytes so the final fsync is short.
-const WRITEBACK_CHUNK: u64 = 8 << 20;
+pub(super) const WRITEBACK_CHUNK: u64 = 8 << 20;
 
 /// Receives one instance: through a redo log, or straight into the disks of
 /// a replica that has no instance yet.
@@ -85,23 +90,26 @@ pub enum InstanceWriter {
 
 /// Writes an initial sync straight into the replica's disks.
 pub struct SeedWriter {
-    disks: Vec<File>,
+    disks: Vec<Box<dyn LayerFile>>,
     header: RedoHeader,
     records: u64,
     unsynced: u64,
 }
 
 impl SeedWriter {
-    fn disk(&self, disk: u16) -> io::Result<&File> {
-        self.disks.get(usize::from(disk)).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "block for disk {disk}, but the instance has {} disks",
-                    self.disks.len()
-                ),
-            )
-        })
+    fn disk(&self, disk: u16) -> io::Result<&dyn LayerFile> {
+        self.disks
+            .get(usize::from(disk))
+            .map(|d| &**d)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "block for disk {disk}, but the instance has {} disks",
+                        self.disks.len()
+                    ),
+                )
+            })
     }
 
     fn offset(&self, block: u64) -> u64 {
@@ -119,7 +127,7 @@ impl InstanceWriter {
                 file.write_all_at(data, offset)?;
                 let writeback = seed.unsynced + data.len() as u64 >= WRITEBACK_CHUNK;
                 if writeback {
-                    durable::start_writeback(file, 0, 0);
+                    file.start_writeback(0, 0);
                 }
                 seed.records += 1;
                 seed.unsynced = if writeback {
@@ -137,7 +145,8 @@ impl InstanceWriter {
         match self {
             Self::Redo(log) => log.append_zero(disk, block, len),
             Self::Seed(seed) => {
-                durable::punch_hole(seed.disk(disk)?, seed.offset(block), u64::from(len))?;
+                seed.disk(disk)?
+                    .punch_hole(seed.offset(block), u64::from(len))?;
                 seed.records += 1;
                 Ok(())
             }
@@ -154,31 +163,56 @@ impl InstanceWriter {
 
 /// One VM's replica directory.
 pub struct Replica {
-    dir: PathBuf,
-    state: ReplicaState,
+    pub(super) layer: Arc<dyn FileLayer>,
+    pub(super) dir: PathBuf,
+    pub(super) state: ReplicaState,
+    /// A committed instance whose consolidation could not start; the base
+    /// disks still hold `state` untouched. No new instance is taken.
+    deferred: Option<ConsolidateError>,
 }
 
 impl Replica {
     /// Opens (creating if needed) the replica in `dir`, finishing or
     /// discarding whatever a crash left behind.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        fs::create_dir_all(dir)?;
-        let state = match fs::read_to_string(dir.join(STATE_FILE)) {
-            Ok(text) => ReplicaState::decode(&text).ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{} is corrupt", dir.join(STATE_FILE).display()),
-                )
-            })?,
+        Self::open_in(layer_fs::real(), dir)
+    }
+
+    /// [`Replica::open`] through `layer`. A consolidation that cannot start
+    /// (the log fails its checksums, no space for it) leaves the replica
+    /// open at its last complete instance with [`Replica::deferred`] set;
+    /// one that failed after touching the base disks fails the open.
+    pub fn open_in(layer: Arc<dyn FileLayer>, dir: &Path) -> io::Result<Self> {
+        layer.create_dir_all(dir)?;
+        let state_path = dir.join(STATE_FILE);
+        let state = match layer_fs::read_all(&*layer, &state_path) {
+            Ok(bytes) => String::from_utf8(bytes)
+                .ok()
+                .and_then(|text| ReplicaState::decode(&text))
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{} is corrupt", state_path.display()),
+                    )
+                })?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => ReplicaState::default(),
             Err(e) => return Err(e),
         };
         let mut replica = Self {
+            layer,
             dir: dir.to_path_buf(),
             state,
+            deferred: None,
         };
-        durable::remove_durably(&dir.join(STATE_FILE).with_extension("tmp"))?;
-        replica.consolidate()?;
+        durable::remove_durably_in(&*replica.layer, &state_path.with_extension("tmp"))?;
+        if replica.layer.exists(&replica.dir.join(UNTRUSTED_FILE))? {
+            replica.discard_seed()?;
+        }
+        match replica.consolidate() {
+            Ok(()) => {}
+            Err(e) if !e.base_touched => replica.deferred = Some(e),
+            Err(e) => return Err(e.into()),
+        }
         Ok(replica)
     }
 
@@ -186,12 +220,25 @@ impl Replica {
         &self.state
     }
 
+    /// Why a committed instance waits unapplied (the caller raises an
+    /// alarm with it); `None` when nothing waits.
+    pub fn deferred(&self) -> Option<&ConsolidateError> {
+        self.deferred.as_ref()
+    }
+
     pub fn disk_path(&self, disk: usize) -> PathBuf {
         self.dir.join(format!("disk-{disk}.raw"))
     }
 
-    fn redo_path(&self) -> PathBuf {
+    pub(super) fn redo_path(&self) -> PathBuf {
         self.dir.join(REDO_FILE)
+    }
+
+    /// The VM id: the replica directory's name.
+    pub(super) fn vm(&self) -> String {
+        self.dir
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     }
 
     /// Starts receiving instance `header.instance`: into a fresh redo log
@@ -200,6 +247,10 @@ impl Replica {
     /// byte once and lets an interrupted initial sync resume where it was,
     /// since the next full sync only sends the blocks that still differ.
     pub fn begin(&mut self, header: &RedoHeader) -> io::Result<InstanceWriter> {
+        if let Some(deferred) = &self.deferred {
+            // A new log would replace the committed one still unapplied.
+            return Err(io::Error::other(deferred.to_string()));
+        }
         if self.state.instance.is_some_and(|i| header.instance <= i) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -218,7 +269,7 @@ impl Replica {
                 unsynced: 0,
             }));
         }
-        RedoLogWriter::create(&self.redo_path(), header)
+        RedoLogWriter::create(self.layer.clone(), &self.redo_path(), header)
             .map(|log| InstanceWriter::Redo(Box::new(log)))
     }
 
@@ -228,99 +279,88 @@ impl Replica {
         match writer {
             InstanceWriter::Redo(log) => (*log).commit(),
             InstanceWriter::Seed(seed) => {
-                for disk in &seed.disks {
-                    disk.sync_all()?;
+                let synced = seed
+                    .disks
+                    .iter()
+                    .enumerate()
+                    .try_for_each(|(i, disk)| disk.sync_all().map_err(|e| (self.disk_path(i), e)))
+                    .and_then(|()| {
+                        self.layer
+                            .sync_dir(&self.dir)
+                            .map_err(|e| (self.dir.clone(), e))
+                    });
+                if let Err((file, cause)) = synced {
+                    return Err(self.distrust_seed(&file, cause));
                 }
-                durable::fsync_dir(&self.dir)?;
                 crash_point("seed.before-state");
                 self.record_instance(&seed.header)
             }
         }
     }
 
-    fn record_instance(&mut self, header: &RedoHeader) -> io::Result<()> {
+    /// An fsync of the initial sync failed: the kernel may have marked
+    /// pages clean that never reached the disk, and hashing them would
+    /// report blocks as present that are not. The disks are discarded
+    /// (truncated: the next full sync sends everything), under a durable
+    /// marker so that a failure half way is finished at the next open.
+    fn distrust_seed(&mut self, file: &Path, cause: io::Error) -> io::Error {
+        let marker = self.dir.join(UNTRUSTED_FILE);
+        let text = format!("fsync of {} failed: {cause}\n", file.display());
+        let discarded = durable::write_atomic_in(&*self.layer, &marker, text.as_bytes())
+            .and_then(|()| self.discard_seed());
+        let outcome = match discarded {
+            Ok(()) => "its disks were discarded; the next full sync resends them".to_string(),
+            Err(e) => format!("discarding its disks failed too ({e}); retried at the next open"),
+        };
+        io::Error::new(
+            cause.kind(),
+            format!(
+                "initial sync of VM {}: fsync of {} failed: {cause}; {outcome}",
+                self.vm(),
+                file.display()
+            ),
+        )
+    }
+
+    /// Truncates every disk of an initial sync that cannot be trusted,
+    /// then removes the marker.
+    fn discard_seed(&mut self) -> io::Result<()> {
+        let mut i = 0;
+        while self.layer.exists(&self.disk_path(i))? {
+            let disk = self.layer.open(&self.disk_path(i), Open::Write)?;
+            disk.set_len(0)?;
+            disk.sync_all()?;
+            i += 1;
+        }
+        self.layer.sync_dir(&self.dir)?;
+        durable::remove_durably_in(&*self.layer, &self.dir.join(UNTRUSTED_FILE))
+    }
+
+    pub(super) fn record_instance(&mut self, header: &RedoHeader) -> io::Result<()> {
         let state = ReplicaState {
             instance: Some(header.instance),
             point_time_ms: header.point_time_ms,
             block_size: header.block_size,
             disk_sizes: header.disk_sizes.clone(),
         };
-        durable::write_atomic(&self.dir.join(STATE_FILE), &state.encode())?;
+        durable::write_atomic_in(&*self.layer, &self.dir.join(STATE_FILE), &state.encode())?;
         self.state = state;
         Ok(())
     }
 
-    fn open_disks(&self, sizes: &[u64]) -> io::Result<Vec<File>> {
+    /// Opens every disk (creating missing ones), sized to `sizes`.
+    pub(super) fn open_disks(&self, sizes: &[u64]) -> io::Result<Vec<Box<dyn LayerFile>>> {
         sizes
             .iter()
             .enumerate()
             .map(|(i, &size)| {
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(self.disk_path(i))?;
-                if file.metadata()?.len() != size {
+                let file = self.layer.open(&self.disk_path(i), Open::Write)?;
+                if file.size()? != size {
                     file.set_len(size)?;
                 }
                 Ok(file)
             })
             .collect()
-    }
-
-    /// Applies a committed redo log to the base disks and removes it; removes
-    /// an uncommitted one. Idempotent: safe to run again after a crash at any
-    /// point inside it.
-    pub fn consolidate(&mut self) -> io::Result<()> {
-        let path = self.redo_path();
-        if !path.exists() {
-            return Ok(());
-        }
-        match redo_log::read_committed(&path)? {
-            Some(log) if self.state.instance.is_none_or(|i| log.header.instance > i) => {
-                self.apply(&log)?;
-            }
-            _ => {}
-        }
-        durable::remove_durably(&path)
-    }
-
-    fn apply(&mut self, log: &CommittedLog) -> io::Result<()> {
-        let header = &log.header;
-        let disks = self.open_disks(&header.disk_sizes)?;
-        let half = log.records.len() / 2;
-        let mut buf = Vec::with_capacity(header.block_size as usize);
-        let mut unsynced = 0u64;
-        for (n, record) in log.records.iter().enumerate() {
-            let disk = &disks[usize::from(record.disk)];
-            let offset = record.block * u64::from(header.block_size);
-            if record.data_at.is_some() {
-                log.read_data(record, &mut buf)?;
-                disk.write_all_at(&buf, offset)?;
-                unsynced += buf.len() as u64;
-                if unsynced >= WRITEBACK_CHUNK {
-                    // Overlap writeback with the rest of the apply.
-                    durable::start_writeback(disk, 0, 0);
-                    unsynced = 0;
-                }
-            } else {
-                durable::punch_hole(disk, offset, u64::from(record.len))?;
-            }
-            if n == half {
-                crash_point("consolidate.mid");
-            }
-        }
-        for disk in &disks {
-            disk.sync_all()?;
-        }
-        if !disks.is_empty() {
-            durable::fsync_dir(&self.dir)?;
-        }
-        crash_point("consolidate.before-state");
-        self.record_instance(header)?;
-        crash_point("consolidate.before-remove");
-        Ok(())
     }
 
     /// Hashes blocks `blocks` of `disk` as laid out by `geometry` (the
@@ -335,19 +375,19 @@ impl Replica {
     ) -> io::Result<()> {
         // Without an instance the disks may still hold a seed, or what an
         // interrupted initial sync wrote: hashed all the same.
-        let file = match File::open(self.disk_path(disk)) {
+        let file = match self.layer.open(&self.disk_path(disk), Open::Read) {
             Ok(file) => Some(file),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
         let size = match &file {
-            Some(file) => file.metadata()?.len(),
+            Some(file) => file.size()?,
             None => 0,
         };
         let span_start = geometry.block_offset(blocks.start);
         let span_end = geometry.block_offset(blocks.end).min(geometry.disk_size);
         let data = match &file {
-            Some(file) => durable::data_ranges(file, size.min(span_end))?,
+            Some(file) => file.data_ranges(size.min(span_end))?,
             None => Vec::new(),
         };
         let mut ranges = data.into_iter().filter(|r| r.end > span_start).peekable();
@@ -378,6 +418,7 @@ impl Replica {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn header(instance: u64) -> RedoHeader {
         RedoHeader {

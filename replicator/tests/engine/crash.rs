@@ -200,3 +200,72 @@ fn an_interrupted_initial_sync_resumes_with_only_the_missing_blocks() {
     assert_eq!(instance, Some(1));
     assert_same("resumed initial sync", &disks, &source_contents(&vm));
 }
+
+#[test]
+fn a_crash_before_the_initial_sync_is_recorded_resends_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let secret_file = work.path().join("secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let datastore = work.path().join("ds");
+    let vm = open_vm(&work.path().join("source"), 2, 1 << 20);
+    let mut rng = Rng::new(12);
+    scribble(&vm, &mut rng, 40);
+    let mut receiver = ReceiverProcess::start(&datastore, &secret_file, Some("seed.before-state"));
+    assert!(cycle(&vm, &receiver.addr).is_err());
+    receiver.wait_crashed();
+    drop(receiver);
+    let (instance, _) = replica_contents(&replica_dir(&datastore));
+    assert_eq!(instance, None, "no state, no instance");
+
+    // The disks were synced before the crash: the next full sync finds
+    // every block in place.
+    let receiver = ReceiverProcess::start(&datastore, &secret_file, None);
+    let report = cycle(&vm, &receiver.addr).unwrap();
+    assert!(report.full);
+    assert_eq!(report.blocks_sent, 0, "every block landed before the crash");
+    drop(receiver);
+    let (instance, disks) = replica_contents(&replica_dir(&datastore));
+    assert_eq!(instance, Some(1));
+    assert_same("recorded initial sync", &disks, &source_contents(&vm));
+}
+
+#[test]
+fn a_committed_log_corrupt_at_rest_is_refused_and_the_replica_stays_at_n() {
+    let work = tempfile::tempdir().unwrap();
+    let secret_file = work.path().join("secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let datastore = work.path().join("ds");
+    let vm = open_vm(&work.path().join("source"), 2, 1 << 20);
+    let mut rng = Rng::new(13);
+    scribble(&vm, &mut rng, 40);
+    let instance_n = source_contents(&vm);
+    {
+        let receiver = ReceiverProcess::start(&datastore, &secret_file, None);
+        cycle(&vm, &receiver.addr).unwrap();
+    }
+    // N+1 is committed, then the receiver dies before consolidating it.
+    scribble(&vm, &mut rng, 30);
+    let mut receiver = ReceiverProcess::start(&datastore, &secret_file, Some("redo.after-commit"));
+    let _ = cycle(&vm, &receiver.addr);
+    receiver.wait_crashed();
+    drop(receiver);
+    // A bit flips at rest inside the last block's data.
+    let log = replica_dir(&datastore).join("redo.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let at = bytes.len() - 33 - 100;
+    bytes[at] ^= 0x20;
+    std::fs::write(&log, &bytes).unwrap();
+
+    // The receiver refuses the VM's cycles with the reason, naming the VM,
+    // the file and the cause; the replica reads as instance N meanwhile.
+    let receiver = ReceiverProcess::start(&datastore, &secret_file, None);
+    let refused = cycle(&vm, &receiver.addr).unwrap_err().to_string();
+    assert!(
+        refused.contains(VM) && refused.contains("redo.log") && refused.contains("checksum"),
+        "{refused}"
+    );
+    drop(receiver);
+    let (instance, disks) = replica_contents(&replica_dir(&datastore));
+    assert_eq!(instance, Some(1));
+    assert_same("instance N behind a corrupt log", &disks, &instance_n);
+}

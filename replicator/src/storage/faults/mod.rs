@@ -1,0 +1,6 @@
+//! Storage under faults, on the simulated file system: the holes found by
+//! the audit of issue 15, each with its test, and the crash sweep.
+
+mod holes;
+mod sweep;
+mod world;
