@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use ferry_replicator::access::Role;
-use ferry_replicator::identity::Identity;
 use ferry_replicator::config::{GuestSeed, VmSeed};
+use ferry_replicator::identity::Identity;
 use ferry_testkit::config as testkit;
 use ferry_testkit::{SiteConfigBuilder, SiteProcess};
 
@@ -160,7 +160,10 @@ pub fn start_pair_with_ports(
     };
     // Each site's certificate is made before either starts, so both
     // configs can pin the other's from the first connection.
-    let (dir_a, dir_b) = (work.join(format!("{name}-a")), work.join(format!("{name}-b")));
+    let (dir_a, dir_b) = (
+        work.join(format!("{name}-a")),
+        work.join(format!("{name}-b")),
+    );
     let fingerprint = |dir: &Path| {
         std::fs::create_dir_all(dir).expect("site dir");
         Identity::load_or_create(dir)
@@ -169,7 +172,10 @@ pub fn start_pair_with_ports(
             .to_string()
     };
     let (fp_a, fp_b) = (fingerprint(&dir_a), fingerprint(&dir_b));
-    let site_b = Site::start(&dir_b, &config("site-b", &b, ("site-a", &a, &fp_a), Vec::new()));
+    let site_b = Site::start(
+        &dir_b,
+        &config("site-b", &b, ("site-a", &a, &fp_a), Vec::new()),
+    );
     let site_a = Site::start(&dir_a, &config("site-a", &a, ("site-b", &b, &fp_b), vms));
     (site_a, site_b, a, b)
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 use super::Site;
 use super::control::{ControlCall, ControlReply};
 use crate::recovery::plan::{self, Member};
-use crate::sync::lock;
 use crate::store::AuditEntry;
+use crate::sync::lock;
 
 /// How long a fresh look at the peer's groups may take.
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(5);

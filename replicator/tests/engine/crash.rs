@@ -204,14 +204,13 @@ fn an_interrupted_initial_sync_resumes_with_only_the_missing_blocks() {
 #[test]
 fn a_crash_before_the_initial_sync_is_recorded_resends_nothing() {
     let work = tempfile::tempdir().unwrap();
-    let secret_file = work.path().join("secret");
-    std::fs::write(&secret_file, SECRET).unwrap();
+    let identity_dir = work.path().join("receiver-identity");
     let datastore = work.path().join("ds");
     let vm = open_vm(&work.path().join("source"), 2, 1 << 20);
     let mut rng = Rng::new(12);
     scribble(&vm, &mut rng, 40);
-    let mut receiver = ReceiverProcess::start(&datastore, &secret_file, Some("seed.before-state"));
-    assert!(cycle(&vm, &receiver.addr).is_err());
+    let mut receiver = ReceiverProcess::start(&datastore, &identity_dir, Some("seed.before-state"));
+    assert!(receiver.cycle(&vm).is_err());
     receiver.wait_crashed();
     drop(receiver);
     let (instance, _) = replica_contents(&replica_dir(&datastore));
@@ -219,8 +218,8 @@ fn a_crash_before_the_initial_sync_is_recorded_resends_nothing() {
 
     // The disks were synced before the crash: the next full sync finds
     // every block in place.
-    let receiver = ReceiverProcess::start(&datastore, &secret_file, None);
-    let report = cycle(&vm, &receiver.addr).unwrap();
+    let receiver = ReceiverProcess::start(&datastore, &identity_dir, None);
+    let report = receiver.cycle(&vm).unwrap();
     assert!(report.full);
     assert_eq!(report.blocks_sent, 0, "every block landed before the crash");
     drop(receiver);
@@ -232,21 +231,20 @@ fn a_crash_before_the_initial_sync_is_recorded_resends_nothing() {
 #[test]
 fn a_committed_log_corrupt_at_rest_is_refused_and_the_replica_stays_at_n() {
     let work = tempfile::tempdir().unwrap();
-    let secret_file = work.path().join("secret");
-    std::fs::write(&secret_file, SECRET).unwrap();
+    let identity_dir = work.path().join("receiver-identity");
     let datastore = work.path().join("ds");
     let vm = open_vm(&work.path().join("source"), 2, 1 << 20);
     let mut rng = Rng::new(13);
     scribble(&vm, &mut rng, 40);
     let instance_n = source_contents(&vm);
     {
-        let receiver = ReceiverProcess::start(&datastore, &secret_file, None);
-        cycle(&vm, &receiver.addr).unwrap();
+        let receiver = ReceiverProcess::start(&datastore, &identity_dir, None);
+        receiver.cycle(&vm).unwrap();
     }
     // N+1 is committed, then the receiver dies before consolidating it.
     scribble(&vm, &mut rng, 30);
-    let mut receiver = ReceiverProcess::start(&datastore, &secret_file, Some("redo.after-commit"));
-    let _ = cycle(&vm, &receiver.addr);
+    let mut receiver = ReceiverProcess::start(&datastore, &identity_dir, Some("redo.after-commit"));
+    let _ = receiver.cycle(&vm);
     receiver.wait_crashed();
     drop(receiver);
     // A bit flips at rest inside the last block's data.
@@ -258,8 +256,8 @@ fn a_committed_log_corrupt_at_rest_is_refused_and_the_replica_stays_at_n() {
 
     // The receiver refuses the VM's cycles with the reason, naming the VM,
     // the file and the cause; the replica reads as instance N meanwhile.
-    let receiver = ReceiverProcess::start(&datastore, &secret_file, None);
-    let refused = cycle(&vm, &receiver.addr).unwrap_err().to_string();
+    let receiver = ReceiverProcess::start(&datastore, &identity_dir, None);
+    let refused = receiver.cycle(&vm).unwrap_err().to_string();
     assert!(
         refused.contains(VM) && refused.contains("redo.log") && refused.contains("checksum"),
         "{refused}"
