@@ -16,7 +16,6 @@
 //! `replicator/docs/storage.md`; change it with the code.
 
 pub mod bitmap;
-pub mod consolidate;
 pub mod content;
 pub mod durable;
 pub mod fs;

@@ -11,6 +11,7 @@
 //! bytes apart from its unsynced writes and injects power loss, crashes and
 //! I/O errors.
 
+pub mod extents;
 pub mod sim;
 
 use std::fs::{self, File, OpenOptions};
@@ -19,8 +20,6 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-
-use super::durable;
 
 /// How a file is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,18 +180,18 @@ impl LayerFile for RealFile {
     }
 
     fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
-        durable::punch_hole(&self.0, offset, len)
+        extents::punch_hole(&self.0, offset, len)
     }
 
     fn reserve(&self, offset: u64, len: u64) -> io::Result<()> {
-        durable::reserve(&self.0, offset, len)
+        extents::reserve(&self.0, offset, len)
     }
 
     fn data_ranges(&self, end: u64) -> io::Result<Vec<Range<u64>>> {
-        durable::data_ranges(&self.0, end)
+        extents::data_ranges(&self.0, end)
     }
 
     fn start_writeback(&self, offset: u64, len: u64) {
-        durable::start_writeback(&self.0, offset, len);
+        extents::start_writeback(&self.0, offset, len);
     }
 }

@@ -7,19 +7,21 @@
 //! reads them, so every disk of the VM is always seen at the same complete
 //! instance. Every file call goes through the replica's [`FileLayer`].
 
+mod consolidate;
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use xxhash_rust::xxh3::xxh3_64;
 
-pub use super::consolidate::ConsolidateError;
 use super::content::{BlockHash, hash_block, zero_hash};
 use super::durable;
 use super::fs::{self as layer_fs, FileLayer, LayerFile, Open};
 use super::geometry::Geometry;
 use super::redo_log::{RedoHeader, RedoLogWriter};
 use crate::crash::crash_point;
+pub use consolidate::ConsolidateError;
 
 pub(super) const STATE_FILE: &str = "replica.state";
 pub(super) const REDO_FILE: &str = "redo.log";

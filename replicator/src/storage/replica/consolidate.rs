@@ -13,10 +13,10 @@ use std::collections::btree_map::Entry;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::durable;
-use super::fs::{LayerFile, Open};
-use super::redo_log::{self, CommittedLog};
-use super::replica::{REDO_FILE, Replica, WRITEBACK_CHUNK};
+use super::super::durable;
+use super::super::fs::{LayerFile, Open};
+use super::super::redo_log::{self, CommittedLog};
+use super::{REDO_FILE, Replica, WRITEBACK_CHUNK};
 use crate::crash::crash_point;
 
 /// Present from the first write of a consolidation to the base disks until
@@ -206,6 +206,6 @@ impl Replica {
         }
         crash_point("consolidate.before-state");
         self.record_instance(header)
-            .map_err(|e| (self.dir.join(super::replica::STATE_FILE), e))
+            .map_err(|e| (self.dir.join(super::STATE_FILE), e))
     }
 }
