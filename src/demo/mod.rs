@@ -7,6 +7,8 @@
 
 mod seed;
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -33,7 +35,7 @@ pub struct DemoArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// First of four loopback ports: site-a API and replication, then site-b's.
-    #[arg(long, default_value_t = 47800)]
+    #[arg(long, env = "FERRY_DEMO_PORT_BASE", default_value_t = 47800)]
     port_base: u16,
 }
 
@@ -156,6 +158,31 @@ fn site_config(
     }
 }
 
+/// `ferry.toml` beside `demo.json`: both sites with their admin tokens, so
+/// scripts and a second TUI can say `ferry --config <dir>/ferry.toml status`
+/// (or set `FERRY_CONFIG`). Readable by its owner only: it holds tokens.
+fn write_client_config(dir: &Path, demo: &DemoFile) -> Result<(), String> {
+    let mut text = String::from(
+        "# Written by `ferry demo`: its two sites, for `ferry --config <this file>`.\n",
+    );
+    for site in &demo.sites {
+        text.push_str(&format!(
+            "\n[[sites]]\nname = {:?}\nurl = {:?}\ntoken = {:?}\n",
+            site.name, site.url, site.tokens.admin
+        ));
+    }
+    let path = dir.join("ferry.toml");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 async fn start_site(exe: &Path, dir: &Path) -> Result<(Child, String), String> {
     let log = std::fs::File::create(dir.join("site.log")).map_err(|e| e.to_string())?;
     let mut command = Command::new(exe);
@@ -252,6 +279,7 @@ pub fn run(
         let file = DemoFile { sites };
         let json = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
         std::fs::write(dir.join("demo.json"), &json).map_err(|e| e.to_string())?;
+        write_client_config(&dir, &file)?;
         let seeding = tokio::spawn(seed_quietly(file.sites.clone(), inventory));
         let outcome = if args.no_tui {
             println!("{json}");

@@ -155,14 +155,24 @@ pub async fn pair(a: &SiteProcess, an: &str, b: &SiteProcess, bn: &str) {
     }
 }
 
-/// The first of a run of free loopback ports (for the demo's --port-base).
+/// The first of four free loopback ports in a row (for the demo's
+/// --port-base): each is bound once to be sure, then let go.
 pub fn free_port_base() -> u16 {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    port.min(u16::MAX - 8)
+    loop {
+        let base = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if base > u16::MAX - 8 {
+            continue;
+        }
+        let all_free =
+            (base..base + 4).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
 }
 
 /// Collects the names of the events `api`'s site streams, until the task
