@@ -286,7 +286,7 @@ async fn all_runs(clients: &[Client]) -> Result<Vec<Run>, Failed> {
         return Err(Failed::site("list its runs", &e));
     }
     let mut runs: Vec<Run> = best.into_values().collect();
-    runs.sort_by(|a, b| b.started_ms.cmp(&a.started_ms));
+    runs.sort_by_key(|r| std::cmp::Reverse(r.started_ms));
     Ok(runs)
 }
 
