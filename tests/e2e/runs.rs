@@ -61,22 +61,28 @@ pub async fn protected_pair(a: &SiteProcess, b: &SiteProcess, vms: usize) -> Str
         }
     })
     .await;
-    let group = eventually("the group", Duration::from_secs(20), || {
-        let (api, ids) = (&api_b, ids.clone());
-        async move {
-            let (status, body) = api
-                .send(
-                    Method::POST,
-                    "/protection-groups",
-                    Some(ADMIN),
-                    Some(json!({"name": "apps", "vms": ids})),
-                )
-                .await;
-            (status == 201).then_some(body)
-        }
-    })
-    .await;
+    let group = group_when_known(&api_b, "apps", json!(ids)).await;
     group["id"].as_str().unwrap().to_string()
+}
+
+/// Creates the protection group `name` of `vms` at `api`'s site as soon as
+/// the site has heard of their replications from its peer (until then it
+/// refuses a group of VMs it does not know).
+pub async fn group_when_known(api: &Api, name: &str, vms: Value) -> Value {
+    eventually(
+        &format!("the group {name}, once the site knows its VMs"),
+        Duration::from_secs(20),
+        || {
+            let body = json!({"name": name, "vms": vms.clone()});
+            async move {
+                let (status, body) = api
+                    .send(Method::POST, "/protection-groups", Some(ADMIN), Some(body))
+                    .await;
+                (status == 201).then_some(body)
+            }
+        },
+    )
+    .await
 }
 
 pub async fn start(api: &Api, plan: &str, token: &str, body: Value) -> (u16, Value) {

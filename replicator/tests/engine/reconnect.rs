@@ -5,25 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use ferry_replicator::replication::WireError;
 use ferry_replicator::replication::connection::Connection;
 use ferry_replicator::replication::message::Message;
-use ferry_replicator::replication::{PairingSecret, WireError};
 
 use super::support::*;
-
-/// A connection that has asked for the VM's replica; the answer is unread.
-fn open(addr: &str) -> Connection {
-    let secret = PairingSecret::new(SECRET).unwrap();
-    let mut conn = Connection::connect(addr, &secret, "site-a").unwrap();
-    conn.send_now(&Message::Open {
-        vm: VM,
-        datastore: "ds",
-        block_size: 4096,
-        disk_sizes: vec![1 << 20],
-    })
-    .unwrap();
-    conn
-}
 
 fn opened(conn: &mut Connection, what: &str) {
     match conn.recv() {
@@ -43,11 +29,11 @@ fn a_reconnect_right_after_a_dropped_connection_is_not_refused() {
     // Many rounds: each is a race the old session's thread used to win or
     // lose by chance.
     for round in 0..20u8 {
-        let mut old = open(&receiver.addr);
+        let mut old = open_session(&receiver.addr);
         opened(&mut old, "the first session");
         // The new connection asks while the old one is still open, and the
         // old one drops.
-        let mut new = open(&receiver.addr);
+        let mut new = open_session(&receiver.addr);
         drop(old);
         opened(&mut new, &format!("round {round}: the reconnect"));
         drop(new);
@@ -68,10 +54,10 @@ fn a_second_writer_is_refused_while_the_first_session_lives() {
     let receiver = TestReceiver::start(target_dir.path());
     let vm = open_vm(source.path(), 1, 1 << 20);
     cycle(&vm, &receiver.addr).unwrap();
-    let mut first = open(&receiver.addr);
+    let mut first = open_session(&receiver.addr);
     opened(&mut first, "the first session");
     let asked = Instant::now();
-    let mut second = open(&receiver.addr);
+    let mut second = open_session(&receiver.addr);
     match second.recv() {
         Err(WireError::Refused(reason)) => {
             assert!(reason.contains("already receiving"), "{reason}")
