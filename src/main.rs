@@ -86,7 +86,7 @@ fn main() -> ExitCode {
     let _ = color_eyre::install();
     let result = match cli.command {
         None => open_ui(&cli.ui, &paths, None),
-        Some(Command::Demo(args)) => demo::run(args, &cli.ui.options(), &paths),
+        Some(Command::Demo(args)) => run_demo(args, &cli.ui.options(), &paths),
         Some(Command::Site { site_config }) => {
             ferry_replicator::server::serve_config_file(&site_config)
         }
@@ -107,6 +107,37 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes the demo pair's site configs (the one part of the demo that knows
+/// a site's config) and hands the sites to `ferry::demo` to run.
+fn run_demo(
+    args: demo::DemoArgs,
+    ui: &ferry::UiOptions,
+    paths: &settings::Paths,
+) -> Result<(), String> {
+    let pair =
+        ferry_replicator::demo_pair::write(&args.data_dir(), demo::INVENTORY, args.port_base())
+            .map_err(|e| e.to_string())?;
+    let sites = pair
+        .into_iter()
+        .map(|site| demo::PairSite {
+            name: site.name,
+            dir: site.dir,
+            tokens: demo::Tokens {
+                admin: site.tokens.admin,
+                operator: site.tokens.operator,
+                viewer: site.tokens.viewer,
+            },
+        })
+        .collect();
+    demo::run(
+        args,
+        sites,
+        ferry_replicator::server::shutdown_signal(),
+        ui,
+        paths,
+    )
 }
 
 /// Logs go to a file, never to the screen the UI draws on.

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
@@ -36,6 +37,11 @@ const MAX_DISKS: usize = 64;
 const MAX_DISK_SIZE: u64 = 64 << 40;
 const MIN_BLOCK_SIZE: u32 = 4096;
 const MAX_BLOCK_SIZE: u32 = 1 << 20;
+/// How long a session waits for the replica's previous session to end. A
+/// sender that reconnects (after a restart or a dropped link) can be quicker
+/// than the old session's thread is to see the close; longer than this, the
+/// old session is alive and the new one is refused.
+const BUSY_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
@@ -65,9 +71,7 @@ pub struct Receiver {
     /// tampered record), so the site can raise an alarm.
     on_refused: std::sync::OnceLock<Arc<RefusedHandler>>,
     /// VMs with a session in progress: one writer per replica at a time.
-    busy: Mutex<HashSet<String>>,
-    /// Woken when a replica leaves `busy`, for a hold waiting on it.
-    released: tokio::sync::Notify,
+    busy: Leases,
     /// VMs recovered at this site: their replicas take no more cycles.
     fenced: Mutex<HashSet<String>>,
 }
@@ -81,19 +85,53 @@ pub struct ReplicaHold {
 
 impl Drop for ReplicaHold {
     fn drop(&mut self) {
-        self.receiver.release(&self.key);
+        self.receiver.busy.release(&self.key);
     }
 }
 
 /// Releases a VM's replica when its session ends.
 struct ReplicaLease<'a> {
-    receiver: &'a Receiver,
+    busy: &'a Leases,
     key: String,
 }
 
 impl Drop for ReplicaLease<'_> {
     fn drop(&mut self) {
-        self.receiver.release(&self.key);
+        self.busy.release(&self.key);
+    }
+}
+
+/// The replicas a session or a hold has (by `<datastore>/<vm>`), and a
+/// signal each time one is let go, so a session can wait out its
+/// predecessor without polling.
+#[derive(Default)]
+struct Leases {
+    held: Mutex<HashSet<String>>,
+    /// Wakes a session thread waiting out its predecessor.
+    freed: Condvar,
+    /// Wakes an async hold (a test copy, a promote) waiting for the replica.
+    released: tokio::sync::Notify,
+}
+
+impl Leases {
+    fn try_take(&self, key: &str) -> bool {
+        lock(&self.held).insert(key.to_string())
+    }
+
+    /// Takes `key`, waiting up to `wait` for its holder to let go.
+    fn take_within(&self, key: &str, wait: Duration) -> bool {
+        let held = lock(&self.held);
+        let (mut held, _) = self
+            .freed
+            .wait_timeout_while(held, wait, |held| held.contains(key))
+            .unwrap_or_else(|e| e.into_inner());
+        held.insert(key.to_string())
+    }
+
+    fn release(&self, key: &str) {
+        lock(&self.held).remove(key);
+        self.freed.notify_all();
+        self.released.notify_waiters();
     }
 }
 
@@ -115,8 +153,7 @@ impl Receiver {
             on_refused: std::sync::OnceLock::new(),
             config,
             control: std::sync::OnceLock::new(),
-            busy: Mutex::new(HashSet::new()),
-            released: tokio::sync::Notify::new(),
+            busy: Leases::default(),
             fenced: Mutex::new(HashSet::new()),
         })
     }
@@ -147,10 +184,10 @@ impl Receiver {
         let deadline = tokio::time::Instant::from_std(deadline);
         loop {
             // Registered before the try, so a release after it wakes us.
-            let released = self.released.notified();
+            let released = self.busy.released.notified();
             tokio::pin!(released);
             released.as_mut().enable();
-            if lock(&self.busy).insert(key.clone()) {
+            if self.busy.try_take(&key) {
                 return Ok(ReplicaHold {
                     receiver: self.clone(),
                     key,
@@ -171,10 +208,6 @@ impl Receiver {
     }
 
     /// Frees a replica for the next writer and wakes a hold waiting on it.
-    fn release(&self, key: &str) {
-        lock(&self.busy).remove(key);
-        self.released.notify_waiters();
-    }
 
     /// Installs the answer to site-to-site calls (once; later calls are
     /// ignored).
@@ -271,14 +304,14 @@ impl Receiver {
             ));
         }
         let key = format!("{datastore}/{vm}");
-        if !lock(&self.busy).insert(key.clone()) {
+        if !self.busy.take_within(&key, BUSY_WAIT) {
             return Err(refuse(
                 &mut conn,
                 format!("VM {vm} is already receiving a cycle on another connection"),
             ));
         }
         let _lease = ReplicaLease {
-            receiver: self,
+            busy: &self.busy,
             key,
         };
         let mut replica = Replica::open(&dir)?;
