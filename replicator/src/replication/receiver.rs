@@ -207,8 +207,6 @@ impl Receiver {
         }
     }
 
-    /// Frees a replica for the next writer and wakes a hold waiting on it.
-
     /// Installs the answer to site-to-site calls (once; later calls are
     /// ignored).
     pub fn set_control(&self, handler: Arc<ControlHandler>) {
