@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_replicator::api::types::Run;
 
-use crate::model::runs::{duration_text, elapsed_ms, loss_text, run_look, step_look};
+use crate::model::runs::{duration_text, elapsed_ms, loss_text, run_look, step_look_in};
 use crate::ui::clock;
 
 pub fn json(run: &Run) -> String {
@@ -57,7 +57,7 @@ pub fn markdown(run: &Run) -> String {
     }
     out.push_str("\n## Steps\n\n| # | Step | State | Started | Took | Message |\n|---|---|---|---|---|---|\n");
     for (i, s) in run.steps.iter().enumerate() {
-        let (symbol, word, _) = step_look(s.state);
+        let (symbol, word, _) = step_look_in(run, s.state);
         out.push_str(&format!(
             "| {} | {} | {symbol} {word} | {} | {} | {} |\n",
             i + 1,
@@ -67,7 +67,7 @@ pub fn markdown(run: &Run) -> String {
             cell(&s.message),
         ));
         for v in &s.vms {
-            let (symbol, word, _) = step_look(v.state);
+            let (symbol, word, _) = step_look_in(run, v.state);
             out.push_str(&format!(
                 "| | ↳ {} | {symbol} {word} | {} | {} | {} |\n",
                 cell(&v.vm),
@@ -79,7 +79,7 @@ pub fn markdown(run: &Run) -> String {
     }
     out.push_str("\n## VMs\n\n| VM | Priority | Result | Data loss | Verified | Heartbeat | Message |\n|---|---|---|---|---|---|---|\n");
     for v in &run.vms {
-        let (symbol, word, _) = step_look(v.result);
+        let (symbol, word, _) = step_look_in(run, v.result);
         let verified = match v.verified {
             Some(true) => "yes",
             Some(false) => "NO",
