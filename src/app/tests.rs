@@ -190,6 +190,34 @@ fn a_group_is_made_by_name_and_a_multi_select_and_saved_where_it_recovers() {
 }
 
 #[test]
+fn moving_a_vm_away_and_back_never_drops_a_dependency_silently() {
+    let mut app = app(false);
+    run(&mut app, [Action::Show(View::Plans), Action::Open]);
+    // db-01 (which db-02 starts after) goes down a priority, then back up.
+    run(&mut app, [Action::Lower]);
+    assert!(
+        app.status
+            .as_deref()
+            .unwrap()
+            .contains("dropped dependencies: db-02 after db-01")
+    );
+    run(&mut app, [Action::Raise]);
+    assert!(
+        app.status
+            .as_deref()
+            .unwrap()
+            .contains("restored dependencies: db-02 after db-01")
+    );
+    let db2 = plan_editor(&app)
+        .spec
+        .vms
+        .iter()
+        .find(|v| v.vm_id == "site-a.db-02")
+        .unwrap();
+    assert_eq!(db2.depends_on, ["site-a.db-01"]);
+}
+
+#[test]
 fn plan_priorities_dependencies_and_the_live_start_order() {
     let mut app = app(false);
     run(&mut app, [Action::Show(View::Plans), Action::Open]);
@@ -205,9 +233,30 @@ fn plan_priorities_dependencies_and_the_live_start_order() {
     let order = plan_editor(&app).start_order().unwrap();
     assert_eq!(order[0], ["site-a.db-01"]);
     assert_eq!(order[1], ["site-a.db-02"]);
-    // Back up; then db-01 after db-02 is fine, and db-02 after db-01 would
+    // Back up: the dependency the move dropped comes back, named, so `J`
+    // then `K` loses nothing; db-01 after db-02 would now close a cycle.
+    run(&mut app, [Action::Raise]);
+    assert!(
+        app.status
+            .as_deref()
+            .unwrap()
+            .contains("restored dependencies: db-02 after db-01"),
+        "{:?}",
+        app.status
+    );
+    run(&mut app, [Action::Up, Action::Depends]);
+    let Some(Popup::Picker(picker)) = &app.popup else {
+        panic!("no picker")
+    };
+    assert_eq!(
+        picker.items[0].refused.as_deref(),
+        Some("would make a cycle: db-01 → db-02 → db-01")
+    );
+    run(&mut app, [Action::Back]);
+    // Without it, db-01 after db-02 is fine, and db-02 after db-01 would
     // close a cycle: the picker refuses it with the chain.
-    run(&mut app, [Action::Raise, Action::Up, Action::Depends]);
+    run(&mut app, [Action::Down, Action::Depends, Action::Toggle]);
+    run(&mut app, [Action::Open, Action::Up, Action::Depends]);
     run(&mut app, [Action::Toggle, Action::Open]);
     assert_eq!(plan_editor(&app).spec.vms[0].depends_on, ["site-a.db-02"]);
     run(&mut app, [Action::Down, Action::Depends]);

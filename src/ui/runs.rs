@@ -16,8 +16,8 @@ use super::mappings::fit;
 use super::overlays::{boxed, centered};
 use crate::app::{App, RunDialog, RunView};
 use crate::model::runs::{
-    duration_text, elapsed_ms, loss_text, progress, run_look, step_elapsed_ms, step_look,
-    step_look_in, worst_loss_text,
+    duration_text, elapsed_ms, loss_text, progress, run_look, step_elapsed_ms, step_look_in,
+    worst_loss_text,
 };
 use crate::theme::Theme;
 use ferry_replicator::api::types::{Run, RunMode, RunVm, Step};
