@@ -53,6 +53,7 @@ pub async fn run(
         runs: &run_tx,
     };
 
+    let mut stop = crate::stop::Stop::listen();
     let mut terminal = ratatui::init();
     let mut ticker = tokio::time::interval(TICK);
     let mut dirty = true;
@@ -99,6 +100,7 @@ pub async fn run(
                 dirty = true;
             }
             () = tokio::time::sleep_until(redraw_at), if dirty => {}
+            () = stop.requested() => app.quit = true,
         }
         if app.quit {
             break Ok(());

@@ -1,6 +1,7 @@
 //! The real `ferry demo` in a real terminal (tmux): every demo VM appears,
 //! keys filter, open help and switch views, killing site-a raises the
-//! unreachable banner, and quitting restores the terminal and stops the sites.
+//! unreachable banner, and quitting restores the terminal and stops the sites;
+//! SIGTERM and SIGHUP restore it too.
 
 use super::terminal::Tmux;
 use std::path::Path;
@@ -98,4 +99,59 @@ fn the_demo_in_a_real_terminal() {
         unsafe { libc::kill(demo_pid(&data, 1), 0) } != 0,
         "site-b stopped with the UI"
     );
+}
+
+/// The pid of the program a tmux pane runs: the shell's one child.
+fn pane_child(tmux: &Tmux) -> i32 {
+    let shell = tmux.run(&["display-message", "-p", "-t", "t", "#{pane_pid}"]);
+    let shell = shell.trim();
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+    children.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn sigterm_and_sighup_restore_the_terminal() {
+    for (name, signal) in [("TERM", libc::SIGTERM), ("HUP", libc::SIGHUP)] {
+        let tmp = tempfile::tempdir().unwrap();
+        // The token comes from a file, so it shows in no `ps`; no site
+        // answers there, which is fine for a screen to draw.
+        std::fs::write(tmp.path().join("token"), "not-shown\n").unwrap();
+        let tmux = Tmux::ferry(
+            &format!("ferry-sig{name}"),
+            tmp.path(),
+            "--site http://127.0.0.1:9 --token-file token",
+            (80, 24),
+        );
+        tmux.wait_within("the UI", Duration::from_secs(20), |s| {
+            s.contains("Replication")
+        });
+        let modes = tmux.run(&["display-message", "-p", "-t", "t", "#{alternate_on}"]);
+        assert_eq!(modes.trim(), "1", "the UI is in the alternate screen");
+        let ferry = pane_child(&tmux);
+        let args = std::fs::read_to_string(format!("/proc/{ferry}/cmdline")).unwrap();
+        assert!(
+            !args.contains("not-shown"),
+            "the token is not on the command line"
+        );
+        // SAFETY: kill(2) on the child of the pane's shell: ferry.
+        unsafe {
+            libc::kill(ferry, signal);
+        }
+        let screen = tmux.wait_within("ferry to exit", Duration::from_secs(20), |s| {
+            s.contains("FERRY-EXITED")
+        });
+        assert!(screen.contains("FERRY-EXITED 0"), "SIG{name}: {screen}");
+        let modes = tmux.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            "t",
+            "#{alternate_on} #{cursor_flag}",
+        ]);
+        assert_eq!(
+            modes.trim(),
+            "0 1",
+            "SIG{name}: alternate screen left and cursor shown again"
+        );
+    }
 }
