@@ -25,7 +25,9 @@ fn cell(text: &str) -> String {
 }
 
 fn when(ms: Option<u64>) -> String {
-    ms.map_or("—".into(), clock)
+    ms.map_or("—".into(), |ms| {
+        format!("{} UTC", crate::ui::date_time(ms))
+    })
 }
 
 pub fn markdown(run: &Run) -> String {
@@ -44,11 +46,12 @@ pub fn markdown(run: &Run) -> String {
         plan = cell(&run.plan_name),
         from = run.protected_site,
         to = run.recovery_site,
-        started = clock(run.started_ms),
+        started = format!("{} UTC", crate::ui::date_time(run.started_ms)),
         by = cell(&run.started_by),
-        ended = run
-            .ended_ms
-            .map_or("still running".into(), |e| format!("{} UTC", clock(e))),
+        ended = run.ended_ms.map_or("still running".into(), |e| format!(
+            "{} UTC",
+            crate::ui::date_time(e)
+        )),
         duration = took(run.ended_ms.map(|e| e.saturating_sub(run.started_ms))),
         rto = run.rto_seconds.map_or("—".into(), |r| format!("{r:.1} s")),
     );

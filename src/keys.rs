@@ -40,7 +40,7 @@ pub fn action(key: KeyEvent, scope: Scope) -> Option<Action> {
         (Scope::Confirm, _) => None,
         (Scope::Picker | Scope::GroupEditor, KeyCode::Char(' ')) => Some(Action::Toggle),
         (Scope::Picker, KeyCode::Char('q')) => None,
-        (Scope::View(View::Replication), KeyCode::Char('/')) => Some(Action::OpenFilter),
+        (Scope::View(view), KeyCode::Char('/')) if view.lists() => Some(Action::OpenFilter),
         (Scope::View(View::Replication), KeyCode::Char('s')) => Some(Action::SortNext),
         (Scope::View(View::Replication), KeyCode::Char('S')) => Some(Action::SortReverse),
         (Scope::View(View::Replication), KeyCode::Char('n')) => Some(Action::SyncNow),

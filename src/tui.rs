@@ -145,9 +145,15 @@ struct Tasks<'a> {
 impl Tasks<'_> {
     fn run(&self, effect: Effect) {
         match effect {
-            Effect::Post { site, path } => {
+            Effect::Post {
+                site,
+                path,
+                verb,
+                vm,
+            } => {
                 if let Some(endpoint) = self.endpoints.get(site).cloned() {
-                    tokio::spawn(post(endpoint, path, self.notices.clone()));
+                    let what = (verb, vm);
+                    tokio::spawn(post(endpoint, path, what, self.notices.clone()));
                 }
             }
             Effect::Send(requests) => {
@@ -191,7 +197,13 @@ async fn steer(
     });
 }
 
-async fn post(endpoint: Endpoint, path: String, notices: mpsc::UnboundedSender<String>) {
+async fn post(
+    endpoint: Endpoint,
+    path: String,
+    (verb, vm): (&'static str, String),
+    notices: mpsc::UnboundedSender<String>,
+) {
+    use crate::editor::say::{VmRefusal, vm_action};
     let client = reqwest::Client::new();
     let outcome = client
         .post(format!("{}/api/v1{path}", endpoint.url))
@@ -199,18 +211,20 @@ async fn post(endpoint: Endpoint, path: String, notices: mpsc::UnboundedSender<S
         .timeout(Duration::from_secs(10))
         .send()
         .await;
-    let notice = match outcome {
-        Ok(r) if r.status().is_success() => format!("{path}: done"),
+    let outcome = match outcome {
+        Ok(r) if r.status().is_success() => Ok(()),
         Ok(r) => {
             let status = r.status();
             let body: serde_json::Value = r.json().await.unwrap_or_default();
-            format!(
-                "{path}: {status}: {}",
-                body["message"].as_str().unwrap_or("")
-            )
+            let why = body["message"].as_str().map_or_else(
+                || status.canonical_reason().unwrap_or("").to_lowercase(),
+                str::to_string,
+            );
+            Err(VmRefusal::Refused(why))
         }
-        Err(e) => format!("{path}: {e}"),
+        Err(e) => Err(VmRefusal::Unreachable(e.to_string())),
     };
+    let notice = vm_action(&endpoint.name, verb, &vm, outcome);
     let _ = notices.send(notice);
 }
 

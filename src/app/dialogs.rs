@@ -132,7 +132,12 @@ impl App {
                 let target = picked.first().filter(|t| !t.is_empty()).map(String::as_str);
                 self.mappings
                     .set_target(model, dir, *kind, source, target)
-                    .map_err(|e| format!("not changed: {}: {}", e.field, e.message))?;
+                    .map_err(|e| {
+                        format!(
+                            "not changed: {}",
+                            crate::editor::say::sentence(Some(&e.field), &e.message)
+                        )
+                    })?;
                 self.status = Some("changed; Ctrl-S saves".into());
             }
             (PickFor::Plan(plans::PickFor::Depends { vm_id }), Some(Editor::Plan(p))) => {

@@ -8,6 +8,7 @@
 
 mod action;
 mod dialogs;
+mod lists;
 mod protection;
 #[cfg(test)]
 mod replication_tests;
@@ -28,6 +29,7 @@ use crate::model::{FeedUpdate, Model, compliance, lag_seconds};
 use crate::theme::Theme;
 
 pub use action::Action;
+pub use lists::alarm_key;
 pub use protection::{Editor, FormFor, Leave, PickFor, Popup};
 pub use runs::{PromptView, RunCall, RunDialog, RunPurpose, RunReply, RunView, Start};
 pub use views::{Column, View};
@@ -43,13 +45,21 @@ pub enum Overlay {
     Filter,
     /// The detail pane of one replication.
     Detail(String),
+    /// The detail pane of one alarm (by [`lists::alarm_key`]): its whole message.
+    Event(String),
 }
 
 /// Work for a task outside the UI loop.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// POST to a site's API, e.g. `/replications/{id}/sync`.
-    Post { site: usize, path: String },
+    /// POST to a site's API, e.g. `/replications/{id}/sync`; the result
+    /// names the VM and what was done to it (`paused db-02`).
+    Post {
+        site: usize,
+        path: String,
+        verb: &'static str,
+        vm: String,
+    },
     /// Changes to sites' objects; each reply comes back to [`App::reply`].
     Send(Vec<Request>),
     /// Starts or steers a run; the reply comes back to [`App::run_replied`].
@@ -110,7 +120,11 @@ pub struct App {
     pub theme: Theme,
     pub view: View,
     pub overlay: Overlay,
+    /// The cursor's row when its item is gone; see [`App::cursor`].
     pub selected: usize,
+    /// The key of the item under the cursor (a VM id, alarm, group, plan
+    /// or run id): the cursor follows it through re-sorts and updates.
+    pub anchor: Option<String>,
     pub sort: Column,
     pub descending: bool,
     pub filter: String,
@@ -153,6 +167,7 @@ impl App {
             },
             overlay: Overlay::None,
             selected: 0,
+            anchor: None,
             sort: Column::Vm,
             descending: false,
             filter: String::new(),
@@ -185,7 +200,7 @@ impl App {
             (Some(Popup::Picker(_)), ..) => Scope::Picker,
             (Some(_), ..) => Scope::Confirm,
             (None, Overlay::Palette(_) | Overlay::Filter, _) => Scope::Text,
-            (None, Overlay::Help | Overlay::Detail(_), _) => Scope::Overlay,
+            (None, Overlay::Help | Overlay::Detail(_) | Overlay::Event(_), _) => Scope::Overlay,
             (None, Overlay::None, Some(Editor::Group(_))) => Scope::GroupEditor,
             (None, Overlay::None, Some(Editor::Plan(_))) => Scope::PlanEditor,
             (None, Overlay::None, None) => Scope::View(self.view),
@@ -244,10 +259,10 @@ impl App {
     fn row_count(&self) -> usize {
         match self.view {
             View::Replication => self.rows().len(),
-            View::Events => self.model.alarms.len(),
-            View::Groups => self.model.groups().len(),
-            View::Plans => self.model.plans().len(),
-            View::History => self.model.runs().len(),
+            View::Events => self.alarms_shown().len(),
+            View::Groups => self.groups_shown().len(),
+            View::Plans => self.plans_shown().len(),
+            View::History => self.runs_shown().len(),
             View::Dashboard | View::Mappings => 0,
         }
     }
@@ -258,9 +273,9 @@ impl App {
     }
 
     fn selected_replication(&self) -> Option<(usize, ReplicationInfo)> {
-        self.rows()
-            .get(self.selected)
-            .map(|(site, r)| (*site, (*r).clone()))
+        let rows = self.rows();
+        let at = self.cursor_among(rows.iter().map(|(_, r)| r.vm_id.as_str()));
+        rows.get(at).map(|(site, r)| (*site, (*r).clone()))
     }
 
     /// The actions the current mode accepts: what `?` and the bottom bar show.
@@ -275,7 +290,7 @@ impl App {
             Overlay::Help => vec![("Esc/?", "close help"), ("q", "quit")],
             Overlay::Palette(_) => vec![("Tab", "complete"), ("Enter", "run"), ("Esc", "cancel")],
             Overlay::Filter => vec![("type", "filter rows"), ("Enter", "keep"), ("Esc", "clear")],
-            Overlay::Detail(_) => vec![("Esc", "back"), ("q", "quit")],
+            Overlay::Detail(_) | Overlay::Event(_) => vec![("Esc", "back"), ("q", "quit")],
             Overlay::None => {
                 let mut keys = vec![("Tab", "next view"), (":", "command"), ("?", "help")];
                 if self.view == View::Replication {
@@ -290,7 +305,7 @@ impl App {
                     }
                 }
                 if self.view == View::Events {
-                    keys.push(("↑↓/jk", "move"));
+                    keys.extend([("↑↓/jk", "move"), ("Enter", "details")]);
                 }
                 if self.view == View::History {
                     keys.extend([("↑↓/jk", "move"), ("Enter", "open"), ("e", "export")]);
@@ -310,6 +325,10 @@ impl App {
                         .filter(|k| !keys.contains(k))
                         .collect();
                     keys.extend(more);
+                }
+                // The other lists' filter comes last: their actions first.
+                if self.view.lists() && self.view != View::Replication && self.editor.is_none() {
+                    keys.push(("/", "filter"));
                 }
                 if !self.filter.is_empty() {
                     keys.push(("Esc", "clear filter"));
@@ -339,6 +358,7 @@ impl App {
                 if self.noc && self.ticks.is_multiple_of(NOC_ROTATE_TICKS) {
                     self.view = self.view.step(1);
                     self.selected = 0;
+                    self.anchor = None;
                     self.run = None;
                 }
             }
@@ -353,7 +373,7 @@ impl App {
                 }
             }
             (Overlay::Palette(input), Action::Open) => {
-                let command = input.trim().to_string();
+                let command = resolve(input.trim()).to_string();
                 self.overlay = Overlay::None;
                 return self.run_command(&command);
             }
@@ -378,7 +398,7 @@ impl App {
             (_, Action::Quit) => return self.leave(Leave::Quit),
             (Overlay::Help, Action::OpenHelp) => self.overlay = Overlay::None,
             (_, Action::OpenHelp) => self.overlay = Overlay::Help,
-            (Overlay::Help | Overlay::Detail(_), _) => {}
+            (Overlay::Help | Overlay::Detail(_) | Overlay::Event(_), _) => {}
             (Overlay::None, action) => return self.normal(action),
         }
         self.clamp_selection();
@@ -398,20 +418,29 @@ impl App {
                 self.overlay = Overlay::Palette(String::new());
                 return None;
             }
+            Action::OpenFilter if self.view.lists() && self.editor.is_none() => {
+                self.overlay = Overlay::Filter;
+                return None;
+            }
             _ => {}
         }
         if self.view.edits() {
             return self.protection(action);
         }
         let count = self.row_count();
+        let at = self.cursor();
         match action {
-            Action::Up => self.selected = self.selected.saturating_sub(1),
-            Action::Down => self.selected = (self.selected + 1).min(count.saturating_sub(1)),
-            Action::PageUp => self.selected = self.selected.saturating_sub(10),
-            Action::PageDown => self.selected = (self.selected + 10).min(count.saturating_sub(1)),
-            Action::Top => self.selected = 0,
-            Action::Bottom => self.selected = count.saturating_sub(1),
-            Action::OpenFilter if self.view == View::Replication => self.overlay = Overlay::Filter,
+            Action::Up => self.move_cursor(at.saturating_sub(1)),
+            Action::Down => self.move_cursor((at + 1).min(count.saturating_sub(1))),
+            Action::PageUp => self.move_cursor(at.saturating_sub(10)),
+            Action::PageDown => self.move_cursor((at + 10).min(count.saturating_sub(1))),
+            Action::Top => self.move_cursor(0),
+            Action::Bottom => self.move_cursor(count.saturating_sub(1)),
+            Action::Open if self.view == View::Events => {
+                if let Some(a) = self.alarms_shown().get(at) {
+                    self.overlay = Overlay::Event(lists::alarm_key(a));
+                }
+            }
             Action::Open if self.view == View::Replication => {
                 if let Some((_, r)) = self.selected_replication() {
                     self.overlay = Overlay::Detail(r.vm_id);
@@ -450,15 +479,19 @@ impl App {
             return self.edit(action);
         }
         let (site, r) = self.selected_replication()?;
-        let (verb, what) = match action {
-            Action::SyncNow => ("sync", "sync requested"),
-            _ if r.paused => ("resume", "resume requested"),
-            _ => ("pause", "pause requested"),
+        // The VM is named now and in the result, so the operator sees which
+        // one the key reached even if rows moved since.
+        let (verb, doing) = match action {
+            Action::SyncNow => ("sync", "asking for a sync of"),
+            _ if r.paused => ("resume", "resuming"),
+            _ => ("pause", "pausing"),
         };
-        self.status = Some(format!("{}: {what}", r.vm));
+        self.status = Some(format!("{doing} {}…", r.vm));
         Some(Effect::Post {
             site,
             path: format!("/replications/{}/{verb}", r.vm_id),
+            verb,
+            vm: r.vm,
         })
     }
 
@@ -467,6 +500,10 @@ impl App {
         if self.view != view {
             self.view = view;
             self.selected = 0;
+            self.anchor = None;
+            // A filter belongs to its view: another view's rows are not
+            // hidden by it.
+            self.filter.clear();
         }
     }
 
@@ -512,6 +549,20 @@ impl App {
             }
         }
         None
+    }
+}
+
+/// What `:` input means: a command as typed, else the one command it
+/// begins (`:p` is `:plans`); several or none stay as typed, to be refused
+/// with the list.
+fn resolve(input: &str) -> &str {
+    if input.is_empty() || COMMANDS.iter().any(|(c, _)| *c == input) {
+        return input;
+    }
+    let mut begun = COMMANDS.iter().filter(|(c, _)| c.starts_with(input));
+    match (begun.next(), begun.next()) {
+        (Some((only, _)), None) => only,
+        _ => input,
     }
 }
 

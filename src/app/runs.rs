@@ -285,7 +285,7 @@ impl App {
         }
         match (self.view, action) {
             (View::Plans, Action::OpenRun) => {
-                let plan = self.model.plans().get(self.selected).map(|p| p.id.clone());
+                let plan = self.plans_shown().get(self.cursor()).map(|p| p.id.clone());
                 let run = plan.and_then(|p| self.model.plan_run(&p).map(|e| e.run.id.clone()));
                 match run {
                     Some(id) => self.run = Some(RunView::new(&id)),
@@ -310,9 +310,8 @@ impl App {
     }
 
     fn history_id(&self) -> Option<String> {
-        let runs = self.model.runs();
-        runs.get(self.selected.min(runs.len().saturating_sub(1)))
-            .map(|e| e.run.id.clone())
+        let runs = self.runs_shown();
+        runs.get(self.cursor()).map(|e| e.run.id.clone())
     }
 
     /// Past the read-only gate: asks before starting or cancelling a run;
@@ -336,7 +335,7 @@ impl App {
                 (Some(view), _) => Some(view.id.clone()),
                 (None, View::History) => self.history_id(),
                 (None, _) => {
-                    let plan = self.model.plans().get(self.selected).map(|p| p.id.clone());
+                    let plan = self.plans_shown().get(self.cursor()).map(|p| p.id.clone());
                     plan.and_then(|p| self.model.plan_run(&p).map(|e| e.run.id.clone()))
                 }
             };
@@ -359,9 +358,8 @@ impl App {
             _ => return None,
         };
         let plan = self
-            .model
-            .plans()
-            .get(self.selected)
+            .plans_shown()
+            .get(self.cursor())
             .map(|p| (*p).clone())?;
         let Some(site) = self.model.site_index(&plan.recovery_site) else {
             self.status = Some(format!(

@@ -426,3 +426,59 @@ fn deleting_asks_and_sends_to_the_owner() {
     });
     assert!(app.model.groups().is_empty());
 }
+
+fn alarm(app: &mut App, id: i64, severity: &str, message: &str) {
+    use ferry_replicator::api::types::SiteEvent;
+    use ferry_replicator::store::EventRow;
+    app.feed(crate::model::FeedUpdate::Event {
+        site: 0,
+        event: SiteEvent::Alarm(EventRow {
+            id,
+            at_ms: fixture::T0 - 60_000 + id as u64,
+            kind: "rpo".into(),
+            severity: severity.into(),
+            vm_id: Some("site-a.db-01".into()),
+            message: message.into(),
+        }),
+    });
+}
+
+fn filtered(app: &mut App, view: View, text: &str) -> usize {
+    run(app, [Action::Show(view), Action::OpenFilter]);
+    run(app, typed(text));
+    run(app, [Action::Open]);
+    app.row_keys().len()
+}
+
+#[test]
+fn every_list_view_filters_with_slash() {
+    let mut app = app(false);
+    for update in crate::model::runs::fixture::feed() {
+        app.feed(update);
+    }
+    alarm(&mut app, 1, "critical", "db-01: RPO violated");
+    alarm(&mut app, 2, "info", "db-01: RPO met again");
+    assert_eq!(filtered(&mut app, View::Events, "violated"), 1);
+    assert_eq!(filtered(&mut app, View::Groups, "datab"), 1);
+    assert_eq!(filtered(&mut app, View::Groups, "nothing-like-it"), 0);
+    assert_eq!(filtered(&mut app, View::Plans, "tier"), 1);
+    assert_eq!(filtered(&mut app, View::Plans, "nothing-like-it"), 0);
+    assert_eq!(app.model.runs().len(), 2);
+    assert_eq!(filtered(&mut app, View::History, "disaster"), 1);
+    // Another view starts unfiltered.
+    run(&mut app, [Action::Show(View::Events)]);
+    assert_eq!(app.row_keys().len(), 2);
+}
+
+#[test]
+fn an_alarm_opens_in_full_and_the_cursor_stays_on_it_as_alarms_arrive() {
+    let mut app = app(false);
+    alarm(&mut app, 1, "critical", "db-01: RPO violated");
+    alarm(&mut app, 2, "info", "db-01: RPO met again");
+    run(&mut app, [Action::Show(View::Events), Action::Down]);
+    assert_eq!(app.cursor(), 1, "on alarm 1, the older");
+    alarm(&mut app, 3, "warning", "site-b: peer slow");
+    assert_eq!(app.cursor(), 2, "a newer alarm on top moved it down a row");
+    run(&mut app, [Action::Open]);
+    assert_eq!(app.overlay, super::Overlay::Event("site-a#1".into()));
+}

@@ -49,6 +49,14 @@ impl View {
         matches!(self, Self::Mappings | Self::Groups | Self::Plans)
     }
 
+    /// The views that list items one per row, with a `/` filter.
+    pub fn lists(self) -> bool {
+        matches!(
+            self,
+            Self::Replication | Self::Events | Self::Groups | Self::Plans | Self::History
+        )
+    }
+
     pub(super) fn step(self, by: isize) -> Self {
         let i = Self::ALL.iter().position(|v| *v == self).unwrap_or(0) as isize;
         Self::ALL[(i + by).rem_euclid(Self::ALL.len() as isize) as usize]

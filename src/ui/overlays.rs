@@ -1,12 +1,12 @@
 //! What opens on top of a view: help, the command palette, the filter
-//! prompt and the detail pane.
+//! prompt and the detail panes of a replication and of an alarm.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::{age, bytes, clock};
+use super::{age, bytes, clock, date_time};
 use crate::app::{App, COMMANDS, Overlay};
 use crate::model::{compliance, lag_seconds};
 
@@ -17,6 +17,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Overlay::Palette(input) => palette(app, frame, area, input),
         Overlay::Filter => prompt(app, frame, area, &format!("/{}", app.filter)),
         Overlay::Detail(vm_id) => detail(app, frame, area, vm_id),
+        Overlay::Event(key) => event(app, frame, area, key),
     }
 }
 
@@ -281,6 +282,53 @@ fn detail(app: &App, frame: &mut Frame, area: Rect, vm_id: &str) {
         Paragraph::new(lines)
             .wrap(Wrap { trim: true })
             .block(boxed(app, &title)),
+        popup,
+    );
+}
+
+/// One alarm in full: when (with the day), where, what kind, which VM, and
+/// the whole message, wrapped, however long the list row cut it.
+fn event(app: &App, frame: &mut Frame, area: Rect, key: &str) {
+    let t = &app.theme;
+    let Some(a) = app
+        .model
+        .alarms
+        .iter()
+        .find(|a| crate::app::alarm_key(a) == key)
+    else {
+        return;
+    };
+    let vm = a
+        .row
+        .vm_id
+        .as_deref()
+        .map_or("—".to_string(), |id| app.model.vm_name(id));
+    let lines = vec![
+        Line::from(vec![
+            Span::styled("at ", t.get("dim")),
+            Span::raw(format!("{} UTC", date_time(a.row.at_ms))),
+            Span::styled("   site ", t.get("dim")),
+            Span::raw(a.site.clone()),
+        ]),
+        Line::from(vec![
+            Span::styled("severity ", t.get("dim")),
+            Span::raw(a.row.severity.clone()),
+            Span::styled("   kind ", t.get("dim")),
+            Span::raw(a.row.kind.clone()),
+            Span::styled("   VM ", t.get("dim")),
+            Span::raw(vm),
+        ]),
+        Line::from(""),
+        Line::from(a.row.message.clone()),
+    ];
+    let width = 76u16.min(area.width);
+    let wrapped = a.row.message.chars().count() as u16 / width.saturating_sub(4).max(1) + 1;
+    let popup = centered(area, width, 5 + wrapped + 1);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(boxed(app, " Event ")),
         popup,
     );
 }

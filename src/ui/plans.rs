@@ -21,11 +21,11 @@ use ferry_replicator::api::types::{Callout, PlanVm};
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let plans = app.model.plans();
+    let plans = app.plans_shown();
     let list_height = (plans.len() as u16 + 3).clamp(4, area.height / 2);
     let [top, bottom] =
         Layout::vertical([Constraint::Length(list_height), Constraint::Min(3)]).areas(area);
-    let selected = app.selected.min(plans.len().saturating_sub(1));
+    let selected = app.cursor_among(plans.iter().map(|p| p.id.as_str()));
     let rows: Vec<Row> = plans
         .iter()
         .map(|p| {
@@ -54,7 +54,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             .borders(Borders::TOP)
             .border_style(t.get("border"))
             .title(Span::styled(
-                format!(" Recovery plans: {} ", plans.len()),
+                super::counted("Recovery plans", plans.len(), app.model.plans().len()),
                 t.get("title"),
             )),
     )

@@ -49,7 +49,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         .border_style(t.get("border"))
         .title(Span::styled(title, t.get("title")));
     let inner_height = area.height.saturating_sub(2) as usize; // border + header row
-    let selected = app.selected.min(rows.len().saturating_sub(1));
+    let selected = app.cursor_among(rows.iter().map(|(_, r)| r.vm_id.as_str()));
     let offset = selected.saturating_sub(inner_height.saturating_sub(1));
     let visible = rows.iter().skip(offset).take(inner_height.max(1));
     let compact = area.width < COMPACT_BELOW;

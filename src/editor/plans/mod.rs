@@ -388,7 +388,7 @@ impl PlanEditor {
             }
         }
         self.accept(model, spec)
-            .map_err(|e| format!("{}: {}", e.field, e.message))
+            .map_err(|e| super::say::sentence(Some(&e.field), &e.message))
     }
 
     /// The start order: VM ids per priority 1..=5, or the cycle's chain.
@@ -402,7 +402,7 @@ impl PlanEditor {
         if let Err(e) = plan::validate(&self.spec, &self.members(model)) {
             let key = key_of(&self.spec, &e.field);
             self.errors.insert(key, e.message.clone());
-            return Err(format!("{}: {}", e.field, e.message));
+            return Err(super::say::sentence(Some(&e.field), &e.message));
         }
         let recovery = self
             .site(model)
@@ -448,11 +448,7 @@ impl PlanEditor {
             .as_deref()
             .map_or(String::new(), |f| key_of(&sent, f));
         self.errors.clear();
-        let message = match &error.field {
-            Some(field) => format!("{field}: {}", error.message),
-            None => error.message.clone(),
-        };
-        self.errors.insert(key, message);
+        self.errors.insert(key, super::describe(error));
     }
 }
 
