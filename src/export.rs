@@ -46,7 +46,7 @@ pub fn markdown(run: &Run) -> String {
         plan = cell(&run.plan_name),
         from = run.protected_site,
         to = run.recovery_site,
-        started = format!("{} UTC", crate::ui::date_time(run.started_ms)),
+        started = crate::ui::date_time(run.started_ms),
         by = cell(&run.started_by),
         ended = run.ended_ms.map_or("still running".into(), |e| format!(
             "{} UTC",

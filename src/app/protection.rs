@@ -110,6 +110,10 @@ impl App {
     /// goes through the read-only gate.
     pub(super) fn protection(&mut self, action: Action) -> Option<Effect> {
         match action {
+            Action::Back if self.editor.is_none() && !self.filter.is_empty() => {
+                self.filter.clear();
+                None
+            }
             Action::Back => self.leave(Leave::Close),
             Action::Up => self.step(-1),
             Action::Down => self.step(1),

@@ -463,6 +463,8 @@ fn every_list_view_filters_with_slash() {
     assert_eq!(filtered(&mut app, View::Groups, "nothing-like-it"), 0);
     assert_eq!(filtered(&mut app, View::Plans, "tier"), 1);
     assert_eq!(filtered(&mut app, View::Plans, "nothing-like-it"), 0);
+    run(&mut app, [Action::Back]);
+    assert_eq!(app.row_keys().len(), 1, "Esc clears the plans' filter");
     assert_eq!(app.model.runs().len(), 2);
     assert_eq!(filtered(&mut app, View::History, "disaster"), 1);
     // Another view starts unfiltered.

@@ -104,7 +104,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             Constraint::Length(11),
             Constraint::Min(8),
             Constraint::Length(9),
-            Constraint::Length(12),
+            Constraint::Length(13),
             Constraint::Length(6),
             Constraint::Length(7),
             Constraint::Length(13),

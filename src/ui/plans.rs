@@ -38,12 +38,20 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             ])
         })
         .collect();
+    // The State column fits its longest word: `reprotect in progress`
+    // is never cut to `reprotect in`.
+    let state_width = plans
+        .iter()
+        .map(|p| p.state.label().chars().count() as u16)
+        .max()
+        .unwrap_or(0)
+        .max(5);
     let table = Table::new(
         rows,
         [
             Constraint::Min(12),
             Constraint::Length(18),
-            Constraint::Length(12),
+            Constraint::Length(state_width),
             Constraint::Length(4),
             Constraint::Min(10),
         ],
@@ -349,5 +357,36 @@ fn callout_text(c: &Callout) -> String {
             timeout_seconds,
         } => format!("$ {command} ({timeout_seconds}s)"),
         Callout::Prompt { message } => format!("? {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_replicator::api::types::PlanState;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use crate::app::{Action, View};
+    use crate::editor::fixture;
+
+    #[test]
+    fn a_long_plan_state_is_not_cut_at_80_columns() {
+        let mut app = fixture::app(false);
+        for site in &mut app.model.sites {
+            for plan in site.protection.plans.values_mut() {
+                plan.state = PlanState::ReprotectInProgress;
+            }
+        }
+        app.update(Action::Show(View::Plans));
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal
+            .draw(|frame| crate::ui::render(&app, frame))
+            .unwrap();
+        let buffer = terminal.backend().buffer();
+        let screen: String = (0..24)
+            .flat_map(|y| (0..80).map(move |x| (x, y)))
+            .map(|xy| buffer[xy].symbol().to_string())
+            .collect();
+        assert!(screen.contains("reprotect in progress"), "{screen}");
     }
 }

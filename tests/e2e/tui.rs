@@ -60,6 +60,45 @@ fn the_demo_in_a_real_terminal() {
         s.contains("12 of 12 VMs")
     });
 
+    // Sorted by lag, rows re-order as cycles finish; the pause key acts on
+    // the VM under the cursor, and names it.
+    tmux.keys(&["s", "s", "s", "s", "j", "j", "j"]);
+    let screen = tmux.wait_within(
+        "sorted by lag, on the fourth row",
+        Duration::from_secs(5),
+        |s| {
+            let lines: Vec<&str> = s.lines().collect();
+            let header = lines
+                .iter()
+                .position(|l| l.contains("VM") && l.contains("Lag"));
+            let cursor = lines.iter().position(|l| l.starts_with('▶'));
+            s.contains("sorted by Lag")
+                && matches!((header, cursor), (Some(h), Some(c)) if c == h + 4)
+        },
+    );
+    let cursor_vm = |screen: &str| -> String {
+        let line = screen.lines().find(|l| l.starts_with('▶')).unwrap();
+        line.split_whitespace().nth(1).unwrap().to_string()
+    };
+    let selected = cursor_vm(&screen);
+    tmux.keys(&["p"]);
+    let screen = tmux.wait_within("the pause's result", Duration::from_secs(10), |s| {
+        s.contains(&format!("paused {selected}"))
+    });
+    assert!(
+        !screen.contains("/replications/"),
+        "no API path in the message:\n{screen}"
+    );
+    // The site says so: the row of that VM turns paused.
+    tmux.wait_within(
+        "the site to report it paused",
+        Duration::from_secs(10),
+        |s| {
+            s.lines()
+                .any(|l| l.split_whitespace().any(|w| w == selected) && l.contains("⏸ paused"))
+        },
+    );
+
     // A disaster: site-a dies; its header and rows say so within 5 s.
     // SAFETY: kill(2) on the demo's child, by the pid it published.
     unsafe {

@@ -401,7 +401,7 @@ impl PlanEditor {
     pub fn save(&mut self, model: &Model) -> Result<Request, String> {
         if let Err(e) = plan::validate(&self.spec, &self.members(model)) {
             let key = key_of(&self.spec, &e.field);
-            self.errors.insert(key, e.message.clone());
+            self.errors.insert(key, super::say::ranges(&e.message));
             return Err(super::say::sentence(Some(&e.field), &e.message));
         }
         let recovery = self
