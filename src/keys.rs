@@ -138,6 +138,16 @@ mod tests {
     }
 
     #[test]
+    fn slash_filters_every_list_view() {
+        let slash = key(KeyCode::Char('/'));
+        for view in View::ALL {
+            let expected = view.lists().then_some(Action::OpenFilter);
+            assert_eq!(action(slash, Scope::View(view)), expected, "{view:?}");
+        }
+        assert_eq!(action(slash, Scope::PlanEditor), None);
+    }
+
+    #[test]
     fn letters_mean_what_the_scope_says() {
         let n = key(KeyCode::Char('n'));
         assert_eq!(

@@ -483,4 +483,16 @@ fn an_alarm_opens_in_full_and_the_cursor_stays_on_it_as_alarms_arrive() {
     assert_eq!(app.cursor(), 2, "a newer alarm on top moved it down a row");
     run(&mut app, [Action::Open]);
     assert_eq!(app.overlay, super::Overlay::Event("site-a#1".into()));
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+    terminal
+        .draw(|frame| crate::ui::render(&app, frame))
+        .unwrap();
+    let buffer = terminal.backend().buffer();
+    let screen: String = (0..24)
+        .flat_map(|y| (0..80).map(move |x| (x, y)))
+        .map(|xy| buffer[xy].symbol().to_string())
+        .collect();
+    for shown in ["Event", "db-01: RPO violated", "critical", "UTC"] {
+        assert!(screen.contains(shown), "{shown} missing:\n{screen}");
+    }
 }
