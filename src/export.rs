@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ferry_replicator::api::types::Run;
+use ferry_api::types::Run;
 
 use crate::model::runs::{duration_text, elapsed_ms, loss_text, run_look, step_look_in};
 use crate::ui::clock;

@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use ferry_replicator::api::types::{
-    Mappings, Plan, ProtectionGroup, ReplicationInfo, Run, SiteEvent, SiteInfo, VmInfo,
-};
-use ferry_replicator::store::EventRow;
+use ferry_api::types::SiteEvent;
+use ferry_api::{Client, ClientError, Failure};
 use futures_util::StreamExt;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -29,22 +27,24 @@ pub struct Endpoint {
 
 /// Keeps site `index` live until the receiver goes away.
 pub async fn run(index: usize, endpoint: Endpoint, tx: UnboundedSender<FeedUpdate>) {
-    let client = match reqwest::Client::builder()
-        .connect_timeout(REQUEST_TIMEOUT)
-        .build()
-    {
+    let client = match Client::new(
+        &endpoint.name,
+        &endpoint.url,
+        &endpoint.token,
+        REQUEST_TIMEOUT,
+    ) {
         Ok(client) => client,
         Err(e) => {
             let _ = tx.send(FeedUpdate::Down {
                 site: index,
-                error: format!("no HTTP client: {e}"),
+                error: describe(&e),
             });
             return;
         }
     };
     let mut backoff = Duration::from_millis(500);
     loop {
-        let outcome = session(&client, index, &endpoint, &tx, &mut backoff).await;
+        let outcome = session(&client, index, &tx, &mut backoff).await;
         if tx.is_closed() {
             return;
         }
@@ -59,58 +59,22 @@ pub async fn run(index: usize, endpoint: Endpoint, tx: UnboundedSender<FeedUpdat
     }
 }
 
-async fn get<T: serde::de::DeserializeOwned>(
-    client: &reqwest::Client,
-    endpoint: &Endpoint,
-    path: &str,
-) -> Result<T, String> {
-    let response = client
-        .get(format!("{}/api/v1{path}", endpoint.url))
-        .bearer_auth(&endpoint.token)
-        .timeout(REQUEST_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| describe(&e))?;
-    let status = response.status();
-    if !status.is_success() {
-        let body = response.text().await.unwrap_or_default();
-        return Err(format!("{path}: {status}: {body}"));
-    }
-    response.json().await.map_err(|e| format!("{path}: {e}"))
-}
-
-/// Like [`get`], but a site that does not serve `path` (404) gives `None`.
-async fn get_optional<T: serde::de::DeserializeOwned>(
-    client: &reqwest::Client,
-    endpoint: &Endpoint,
-    path: &str,
-) -> Result<Option<T>, String> {
-    match get(client, endpoint, path).await {
-        Ok(value) => Ok(Some(value)),
-        Err(e)
-            if e.starts_with(&format!("{path}: 404")) || e.starts_with(&format!("{path}: 403")) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e),
+/// What the dashboard says of a failed call: the transport's short reason,
+/// or the call and the site's answer.
+fn describe(e: &ClientError) -> String {
+    match &e.failure {
+        Failure::Unreachable { reason, .. } => reason.clone(),
+        failure => format!("{}: {failure}", e.call),
     }
 }
 
 /// The site's inventory and protection objects.
-async fn protection(client: &reqwest::Client, endpoint: &Endpoint) -> Result<Protection, String> {
-    let inventory = get_optional(client, endpoint, "/inventory").await?;
-    let mappings: Vec<Mappings> = get_optional(client, endpoint, "/mappings")
-        .await?
-        .unwrap_or_default();
-    let groups: Vec<ProtectionGroup> = get_optional(client, endpoint, "/protection-groups")
-        .await?
-        .unwrap_or_default();
-    let plans: Vec<Plan> = get_optional(client, endpoint, "/plans")
-        .await?
-        .unwrap_or_default();
-    let runs: Vec<Run> = get_optional(client, endpoint, "/runs")
-        .await?
-        .unwrap_or_default();
+async fn protection(client: &Client) -> Result<Protection, ClientError> {
+    let inventory = client.inventory().await?;
+    let mappings = client.mappings().await?;
+    let groups = client.groups().await?;
+    let plans = client.plans().await?;
+    let runs = client.runs().await?;
     Ok(Protection {
         inventory,
         mappings: mappings.into_iter().map(|m| (m.id.clone(), m)).collect(),
@@ -120,38 +84,24 @@ async fn protection(client: &reqwest::Client, endpoint: &Endpoint) -> Result<Pro
     })
 }
 
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_connect() {
-        "connection refused".into()
-    } else if e.is_timeout() {
-        "no answer (timed out)".into()
-    } else {
-        e.to_string()
-    }
-}
-
 /// One connected stretch: snapshot, then events until the stream ends.
 async fn session(
-    client: &reqwest::Client,
+    client: &Client,
     index: usize,
-    endpoint: &Endpoint,
     tx: &UnboundedSender<FeedUpdate>,
     backoff: &mut Duration,
 ) -> Result<(), String> {
-    let info: SiteInfo = get(client, endpoint, "/site").await?;
-    let replications: Vec<ReplicationInfo> = get(client, endpoint, "/replications").await?;
-    let alarms: Vec<EventRow> = get(client, endpoint, "/alarms?limit=200").await?;
-    let vms: Vec<VmInfo> = get(client, endpoint, "/vms").await?;
-    let protection = protection(client, endpoint).await?;
-    let response = client
-        .get(format!("{}/api/v1/events", endpoint.url))
-        .bearer_auth(&endpoint.token)
-        .send()
-        .await
-        .map_err(|e| describe(&e))?;
-    if !response.status().is_success() {
-        return Err(format!("/events: {}", response.status()));
-    }
+    let snapshot = async {
+        let info = client.site_info().await?;
+        let replications = client.replications().await?;
+        let alarms = client.alarms(200).await?;
+        let vms = client.vms().await?;
+        let protection = protection(client).await?;
+        let events = client.events().await?;
+        Ok::<_, ClientError>((info, replications, alarms, vms, protection, events))
+    };
+    let (info, replications, alarms, vms, protection, events) =
+        snapshot.await.map_err(|e| describe(&e))?;
     tx.send(FeedUpdate::Snapshot {
         site: index,
         info,
@@ -166,48 +116,27 @@ async fn session(
     })
     .map_err(|_| "UI gone".to_string())?;
     *backoff = Duration::from_millis(500);
-    let mut stream = response.bytes_stream();
-    let mut buffer = String::new();
+    let mut events = std::pin::pin!(events);
     loop {
-        let chunk = match tokio::time::timeout(SILENCE, stream.next()).await {
+        let event = match tokio::time::timeout(SILENCE, events.next()).await {
             Err(_) => return Err(format!("silent for {} s", SILENCE.as_secs())),
             Ok(None) => return Err("event stream ended".into()),
             Ok(Some(Err(e))) => return Err(describe(&e)),
-            Ok(Some(Ok(chunk))) => chunk,
+            Ok(Some(Ok(None))) => continue, // a keep-alive
+            Ok(Some(Ok(Some(event)))) => event,
         };
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let Some(event) = parse_event(&block) else {
-                continue;
-            };
-            if event == SiteEvent::Resync {
-                return Ok(()); // refetch everything
-            }
-            tx.send(FeedUpdate::Event { site: index, event })
-                .map_err(|_| "UI gone".to_string())?;
+        if event == SiteEvent::Resync {
+            return Ok(()); // refetch everything
         }
+        tx.send(FeedUpdate::Event { site: index, event })
+            .map_err(|_| "UI gone".to_string())?;
     }
-}
-
-/// Parses one SSE block (`event:` and `data:` lines); keep-alives and
-/// unknown events give `None`.
-pub fn parse_event(block: &str) -> Option<SiteEvent> {
-    let data: String = block
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(str::trim_start)
-        .collect::<Vec<_>>()
-        .join("\n");
-    if data.is_empty() {
-        return None;
-    }
-    serde_json::from_str(&data).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_api::client::parse_event;
 
     #[test]
     fn parses_events_and_skips_keepalives() {

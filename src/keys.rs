@@ -5,7 +5,7 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use ferry_replicator::api::types::RunMode;
+use ferry_api::types::RunMode;
 
 use crate::app::{Action, Scope, View};
 

@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use ferry_replicator::api::types::{
+use ferry_api::Call;
+use ferry_api::types::EventRow;
+use ferry_api::types::{
     Inventory, Mappings, PeerInfo, Plan, ProtectionGroup, ReplicationInfo, Run, SiteEvent,
     SiteInfo, VmInfo,
 };
-use ferry_replicator::store::EventRow;
 
 pub mod runs;
 pub use runs::RunEntry;
@@ -462,14 +463,17 @@ impl Model {
         }
     }
 
-    /// Forgets a deleted group or plan (`/protection-groups/{id}`,
-    /// `/plans/{id}`) before its event arrives.
-    pub fn removed(&mut self, path: &str) {
+    /// Forgets a deleted group or plan before its event arrives.
+    pub fn removed(&mut self, call: &Call) {
         for s in &mut self.sites {
-            if let Some(id) = path.strip_prefix("/protection-groups/") {
-                s.protection.groups.remove(id);
-            } else if let Some(id) = path.strip_prefix("/plans/") {
-                s.protection.plans.remove(id);
+            match call {
+                Call::DeleteGroup { id } => {
+                    s.protection.groups.remove(id);
+                }
+                Call::DeletePlan { id } => {
+                    s.protection.plans.remove(id);
+                }
+                _ => {}
             }
         }
     }
@@ -526,7 +530,7 @@ fn merged<'a, T>(
 #[doc(hidden)]
 pub mod tests {
     use super::*;
-    use ferry_replicator::api::types::LastSyncInfo;
+    use ferry_api::types::LastSyncInfo;
 
     pub fn replication(
         vm: &str,
@@ -621,7 +625,7 @@ pub mod tests {
 
     #[test]
     fn progress_rate_eta_and_cycle_history() {
-        use ferry_replicator::api::types::ProgressInfo;
+        use ferry_api::types::ProgressInfo;
         let t0 = Instant::now();
         let mut s = SiteState::new("a", "u");
         let mut r = replication("db", 15, Some(1000), 10_000);
@@ -702,7 +706,9 @@ mod protection_tests {
         };
         assert!(model.apply(event(removed), now));
         assert!(model.plan("plan-tier-1").is_some(), "site-a's mirror stays");
-        model.removed("/plans/plan-tier-1");
+        model.removed(&ferry_api::Call::DeletePlan {
+            id: "plan-tier-1".into(),
+        });
         assert!(model.plans().is_empty());
         assert!(model.mappings("site-a", "site-b").is_some());
         assert_eq!(model.vm_name("site-a.db-02"), "db-02");

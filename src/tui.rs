@@ -5,13 +5,15 @@
 
 use std::time::Duration;
 
-use ferry_replicator::api::types::ErrorBody;
+use ferry_api::client::status_line;
+use ferry_api::types::ErrorBody;
+use ferry_api::{Call, Client, ClientError, Failure};
 use ratatui::crossterm::event::{self, Event};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::app::{Action, App, Effect, RunCall, RunReply};
-use crate::editor::{Method, Reply, Request};
+use crate::editor::{Reply, Request};
 use crate::feed::{self, Endpoint};
 use crate::model::{Model, SiteState};
 use crate::theme::Theme;
@@ -145,15 +147,9 @@ struct Tasks<'a> {
 impl Tasks<'_> {
     fn run(&self, effect: Effect) {
         match effect {
-            Effect::Post {
-                site,
-                path,
-                verb,
-                vm,
-            } => {
+            Effect::Post { site, call, vm } => {
                 if let Some(endpoint) = self.endpoints.get(site).cloned() {
-                    let what = (verb, vm);
-                    tokio::spawn(post(endpoint, path, what, self.notices.clone()));
+                    tokio::spawn(post(endpoint, call, vm, self.notices.clone()));
                 }
             }
             Effect::Send(requests) => {
@@ -176,6 +172,9 @@ impl Tasks<'_> {
     }
 }
 
+/// How long a change may take before the TUI says the site did not answer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Starts or steers a run at its site; a reply always comes back.
 async fn steer(
     endpoint: Option<Endpoint>,
@@ -183,7 +182,7 @@ async fn steer(
     replies: mpsc::UnboundedSender<RunReply>,
 ) {
     let outcome = match endpoint {
-        Some(endpoint) => exchange(&endpoint, Method::Post, &call.path, call.body.as_ref()).await,
+        Some(endpoint) => exchange(&endpoint, &call.call).await,
         None => Err(ErrorBody {
             error: "no_site".into(),
             message: format!("no site number {}", call.site),
@@ -197,32 +196,26 @@ async fn steer(
     });
 }
 
-async fn post(
-    endpoint: Endpoint,
-    path: String,
-    (verb, vm): (&'static str, String),
-    notices: mpsc::UnboundedSender<String>,
-) {
+/// Tells a replication what to do; a notice names the VM and how it went.
+async fn post(endpoint: Endpoint, call: Call, vm: String, notices: mpsc::UnboundedSender<String>) {
     use crate::editor::say::{VmRefusal, vm_action};
-    let client = reqwest::Client::new();
-    let outcome = client
-        .post(format!("{}/api/v1{path}", endpoint.url))
-        .bearer_auth(&endpoint.token)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await;
+    let verb = match &call {
+        Call::Replication { verb, .. } => verb.as_str(),
+        _ => "change",
+    };
+    let outcome = match client(&endpoint) {
+        Ok(client) => client.send(&call).await,
+        Err(e) => Err(e),
+    };
     let outcome = match outcome {
-        Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => {
-            let status = r.status();
-            let body: serde_json::Value = r.json().await.unwrap_or_default();
-            let why = body["message"].as_str().map_or_else(
-                || status.canonical_reason().unwrap_or("").to_lowercase(),
-                str::to_string,
-            );
-            Err(VmRefusal::Refused(why))
-        }
-        Err(e) => Err(VmRefusal::Unreachable(e.to_string())),
+        Ok(_) => Ok(()),
+        Err(e) => match e.failure {
+            Failure::Status { status, body, .. } => Err(VmRefusal::Refused(
+                body.map_or_else(|| status_line(status).to_lowercase(), |b| b.message),
+            )),
+            Failure::Unreachable { reason, .. } => Err(VmRefusal::Unreachable(reason)),
+            Failure::Decode(reason) => Err(VmRefusal::Unreachable(reason)),
+        },
     };
     let notice = vm_action(&endpoint.name, verb, &vm, outcome);
     let _ = notices.send(notice);
@@ -232,15 +225,7 @@ async fn post(
 /// reply goes back, so the editor never waits forever.
 async fn send(endpoint: Option<Endpoint>, request: Request, replies: mpsc::UnboundedSender<Reply>) {
     let outcome = match endpoint {
-        Some(endpoint) => {
-            exchange(
-                &endpoint,
-                request.method,
-                &request.path,
-                request.body.as_ref(),
-            )
-            .await
-        }
+        Some(endpoint) => exchange(&endpoint, &request.call).await,
         None => Err(ErrorBody {
             error: "no_site".into(),
             message: format!("no site number {}", request.site),
@@ -253,39 +238,13 @@ async fn send(endpoint: Option<Endpoint>, request: Request, replies: mpsc::Unbou
     });
 }
 
-async fn exchange(
-    endpoint: &Endpoint,
-    method: Method,
-    path: &str,
-    body: Option<&serde_json::Value>,
-) -> Result<serde_json::Value, ErrorBody> {
-    let client = reqwest::Client::new();
-    let url = format!("{}/api/v1{path}", endpoint.url);
-    let builder = match method {
-        Method::Post => client.post(url),
-        Method::Put => client.put(url),
-        Method::Delete => client.delete(url),
-    };
-    let mut builder = builder
-        .bearer_auth(&endpoint.token)
-        .timeout(Duration::from_secs(10));
-    if let Some(body) = body {
-        builder = builder.json(body);
-    }
-    let unreachable = |e: reqwest::Error| ErrorBody {
-        error: "unreachable".into(),
-        message: format!("{}: {e}", endpoint.name),
-        field: None,
-    };
-    let response = builder.send().await.map_err(unreachable)?;
-    let status = response.status();
-    let text = response.text().await.map_err(unreachable)?;
-    if status.is_success() {
-        return Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null));
-    }
-    Err(serde_json::from_str(&text).unwrap_or_else(|_| ErrorBody {
-        error: status.as_str().into(),
-        message: format!("{}: {status}: {text}", endpoint.name),
-        field: None,
-    }))
+fn client(endpoint: &Endpoint) -> Result<Client, ClientError> {
+    Client::new(&endpoint.name, &endpoint.url, &endpoint.token, CALL_TIMEOUT)
+}
+
+/// Sends `call`; a failure comes back as the site's own [`ErrorBody`] (or
+/// one in its shape), which the editors turn into sentences.
+async fn exchange(endpoint: &Endpoint, call: &Call) -> Result<serde_json::Value, ErrorBody> {
+    let client = client(endpoint).map_err(|e| e.to_body())?;
+    client.send(call).await.map_err(|e| e.to_body())
 }

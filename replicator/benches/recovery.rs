@@ -87,7 +87,7 @@ fn main() {
     let rpo = env_or("FERRY_RECOVERY_RPO", 30);
     let work = tempfile::tempdir().expect("temp dir");
     let (mut site_a, _site_b, a, b) =
-        start_pair_with_ports(work.path(), "recovery", &vms(count, 4, true, 16, rpo));
+        start_pair_with_ports(work.path(), "recovery", vms(count, 4, true, 16, rpo));
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()

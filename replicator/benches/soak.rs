@@ -17,7 +17,7 @@ mod common;
 use common::*;
 
 fn soak(work: &Path, count: u64, secs: u64, rpo: u64) {
-    let (site_a, site_b, a) = start_pair(work, "soak", &vms(count, 64, true, 62, rpo));
+    let (site_a, site_b, a) = start_pair(work, "soak", vms(count, 64, true, 62, rpo));
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -68,7 +68,7 @@ fn soak(work: &Path, count: u64, secs: u64, rpo: u64) {
 }
 
 fn api_latency(work: &Path, count: u64) {
-    let (_site_a, _site_b, a) = start_pair(work, "api", &vms(count, 1, false, 0, 300));
+    let (_site_a, _site_b, a) = start_pair(work, "api", vms(count, 1, false, 0, 300));
     let client = reqwest::blocking::Client::new();
     let warm = Instant::now();
     while replications(&client, a.api)

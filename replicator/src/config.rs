@@ -98,16 +98,8 @@ pub struct DiskSeed {
     pub size_mib: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct NicSeed {
-    pub network: String,
-    /// IPv4 or IPv6 with prefix, e.g. `10.0.1.11/24`.
-    pub ip: Option<String>,
-    pub gateway: Option<String>,
-    #[serde(default)]
-    pub dns: Vec<String>,
-}
+/// A NIC seed is also what the API shows of a VM's NICs.
+pub use ferry_api::types::NicSeed;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

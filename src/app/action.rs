@@ -58,7 +58,7 @@ pub enum Action {
     /// A key for the text area, as it came.
     Input(KeyEvent),
     /// Starts a run of the selected plan (asks first).
-    StartRun(ferry_replicator::api::types::RunMode),
+    StartRun(ferry_api::types::RunMode),
     /// A cleanup that goes on past errors.
     ForceCleanup,
     /// Cancels the run on screen or the selected plan's run (asks first).

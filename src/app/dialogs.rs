@@ -38,7 +38,7 @@ impl App {
             Popup::Delete { what, request } => match action {
                 Action::Yes => {
                     self.status = Some(format!("deleting {what}…"));
-                    return Some(Effect::Send(vec![request]));
+                    return Some(Effect::Send(vec![*request]));
                 }
                 Action::Back => {}
                 _ => self.popup = Some(Popup::Delete { what, request }),

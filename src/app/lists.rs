@@ -2,7 +2,7 @@
 //! stays on its item — a VM, alarm, group, plan or run, by key — through
 //! re-sorts, filters and live updates, so a key acts on what was selected.
 
-use ferry_replicator::api::types::{Plan, ProtectionGroup};
+use ferry_api::types::{Plan, ProtectionGroup};
 
 use super::{App, View};
 use crate::model::Alarm;

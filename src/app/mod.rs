@@ -20,7 +20,8 @@ mod views;
 use std::cmp::Ordering;
 use std::time::Instant;
 
-use ferry_replicator::api::types::ReplicationInfo;
+use ferry_api::types::ReplicationInfo;
+use ferry_api::{Call, ReplicationVerb};
 use ratatui::crossterm::event::KeyEvent;
 
 use crate::editor::Request;
@@ -52,20 +53,15 @@ pub enum Overlay {
 /// Work for a task outside the UI loop.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// POST to a site's API, e.g. `/replications/{id}/sync`; the result
-    /// names the VM and what was done to it (`paused db-02`).
-    Post {
-        site: usize,
-        path: String,
-        verb: &'static str,
-        vm: String,
-    },
+    /// Tells a replication to sync, pause or resume; the result names the
+    /// VM and what was done to it (`paused db-02`).
+    Post { site: usize, call: Call, vm: String },
     /// Changes to sites' objects; each reply comes back to [`App::reply`].
     Send(Vec<Request>),
     /// Starts or steers a run; the reply comes back to [`App::run_replied`].
     Run(RunCall),
     /// Writes a run to files; a notice says where.
-    Export(Box<ferry_replicator::api::types::Run>),
+    Export(Box<ferry_api::types::Run>),
 }
 
 /// Which keys mean what now: letters are text while typing, commands
@@ -175,7 +171,7 @@ impl App {
             noc,
             quit: false,
             status: None,
-            now_ms: ferry_replicator::replication::sender::now_ms(),
+            now_ms: ferry_api::now_ms(),
             now: Instant::now(),
             ticks: 0,
             mappings: MappingsEditor::default(),
@@ -352,7 +348,7 @@ impl App {
         }
         match (&mut self.overlay, action) {
             (_, Action::Tick) => {
-                self.now_ms = ferry_replicator::replication::sender::now_ms();
+                self.now_ms = ferry_api::now_ms();
                 self.now = Instant::now();
                 self.ticks += 1;
                 if self.noc && self.ticks.is_multiple_of(NOC_ROTATE_TICKS) {
@@ -482,15 +478,17 @@ impl App {
         // The VM is named now and in the result, so the operator sees which
         // one the key reached even if rows moved since.
         let (verb, doing) = match action {
-            Action::SyncNow => ("sync", "asking for a sync of"),
-            _ if r.paused => ("resume", "resuming"),
-            _ => ("pause", "pausing"),
+            Action::SyncNow => (ReplicationVerb::Sync, "asking for a sync of"),
+            _ if r.paused => (ReplicationVerb::Resume, "resuming"),
+            _ => (ReplicationVerb::Pause, "pausing"),
         };
         self.status = Some(format!("{doing} {}…", r.vm));
         Some(Effect::Post {
             site,
-            path: format!("/replications/{}/{verb}", r.vm_id),
-            verb,
+            call: Call::Replication {
+                vm_id: r.vm_id.clone(),
+                verb,
+            },
             vm: r.vm,
         })
     }
@@ -519,7 +517,7 @@ impl App {
             "run" | "test" | "cleanup" | "migrate" | "failover" | "reprotect" | "cancel"
                 if self.view == View::Plans && self.editor.is_none() =>
             {
-                use ferry_replicator::api::types::RunMode;
+                use ferry_api::types::RunMode;
                 return self.normal(match command {
                     "run" => Action::OpenRun,
                     "test" => Action::StartRun(RunMode::Test),

@@ -3,8 +3,9 @@
 //! and the replies that come back. Unsaved changes are never dropped
 //! silently: leaving asks save, discard or stay ([`Leave`]).
 
-use ferry_replicator::api::types::{Mappings, Plan, ProtectionGroup};
-use ferry_replicator::recovery::plan::check_name;
+use ferry_api::Call;
+use ferry_api::plan::check_name;
+use ferry_api::types::{Mappings, Plan, ProtectionGroup};
 use ratatui_textarea::TextArea;
 
 use super::dialogs::retarget;
@@ -13,7 +14,7 @@ use crate::editor::form::{Field, Form, PickItem, Picker};
 use crate::editor::groups::GroupEditor;
 use crate::editor::mappings::{self, Kind, Row};
 use crate::editor::plans::{self, CalloutsFor, PlanEditor};
-use crate::editor::{Method, Purpose, Reply, Request, describe};
+use crate::editor::{Purpose, Reply, Request, describe};
 
 /// An editor open over its view.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +70,8 @@ pub enum Popup {
     /// Delete `what`? Sends `request` on yes.
     Delete {
         what: String,
-        request: Request,
+        /// Boxed: a request may carry a whole plan.
+        request: Box<Request>,
     },
 }
 
@@ -305,7 +307,7 @@ impl App {
                         .map(|g| (*g).clone())?;
                     (
                         format!("group {}", g.name),
-                        format!("/protection-groups/{}", g.id),
+                        Call::DeleteGroup { id: g.id },
                         g.recovery_site,
                     )
                 } else {
@@ -315,11 +317,11 @@ impl App {
                         .map(|p| (*p).clone())?;
                     (
                         format!("plan {}", p.name),
-                        format!("/plans/{}", p.id),
+                        Call::DeletePlan { id: p.id },
                         p.recovery_site,
                     )
                 };
-                let (what, path, owner) = target;
+                let (what, call, owner) = target;
                 let Some(site) = self.model.site_index(&owner) else {
                     self.status =
                         Some(format!("{what}: its owner {owner} is not one of the sites"));
@@ -327,13 +329,14 @@ impl App {
                 };
                 self.popup = Some(Popup::Delete {
                     what: what.clone(),
-                    request: Request {
+                    request: Box::new(Request {
                         site,
-                        method: Method::Delete,
-                        path: path.clone(),
-                        body: None,
-                        purpose: Purpose::Delete { what, path },
-                    },
+                        call: call.clone(),
+                        purpose: Purpose::Delete {
+                            what,
+                            call: Box::new(call),
+                        },
+                    }),
                 });
             }
             _ => {}
@@ -504,8 +507,8 @@ impl App {
                 }
                 self.refused("", &describe(&e));
             }
-            (Purpose::Delete { what, path }, Ok(_)) => {
-                self.model.removed(&path);
+            (Purpose::Delete { what, call }, Ok(_)) => {
+                self.model.removed(&call);
                 self.status = Some(format!("deleted {what}"));
             }
             (Purpose::Delete { what, .. }, Err(e)) => {

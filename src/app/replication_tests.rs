@@ -3,7 +3,7 @@
 use super::*;
 use crate::model::SiteState;
 use crate::model::tests::replication;
-use ferry_replicator::api::types::SiteInfo;
+use ferry_api::types::SiteInfo;
 
 fn app(read_only: bool) -> App {
     let mut model = Model::new(vec![SiteState::new("a", "http://a")]);
@@ -89,14 +89,12 @@ fn read_only_refuses_actions_in_one_place() {
     assert!(app.status.as_deref().unwrap_or("").contains("read-only"));
     assert!(!app.keys().iter().any(|(_, what)| *what == "sync now"));
     let mut app = self::app(false);
+    let Some(Effect::Post { site, call, .. }) = app.update(Action::SyncNow) else {
+        panic!("sync now posts to the replication's site");
+    };
     assert_eq!(
-        app.update(Action::SyncNow),
-        Some(Effect::Post {
-            site: 0,
-            path: "/replications/site-a.app-01/sync".into(),
-            verb: "sync",
-            vm: "app-01".into(),
-        })
+        (site, call.path().as_str()),
+        (0, "/replications/site-a.app-01/sync")
     );
 }
 
@@ -114,12 +112,7 @@ fn the_selection_follows_its_vm_through_resorts_and_updates() {
     let now = app.now_ms;
     app.feed(FeedUpdate::Event {
         site: 0,
-        event: ferry_replicator::api::types::SiteEvent::Replication(replication(
-            "db-01",
-            15,
-            Some(1_000),
-            now,
-        )),
+        event: ferry_api::types::SiteEvent::Replication(replication("db-01", 15, Some(1_000), now)),
     });
     assert_eq!(names(&app), ["db-01", "web-01", "app-01"]);
     assert_eq!(app.cursor(), 0, "the cursor moved with db-01");
@@ -129,8 +122,10 @@ fn the_selection_follows_its_vm_through_resorts_and_updates() {
         effect,
         Some(Effect::Post {
             site: 0,
-            path: "/replications/site-a.db-01/pause".into(),
-            verb: "pause",
+            call: Call::Replication {
+                vm_id: "site-a.db-01".into(),
+                verb: ReplicationVerb::Pause,
+            },
             vm: "db-01".into(),
         })
     );

@@ -4,7 +4,8 @@
 //! history view, and the replies of the run's site. Every call goes to the
 //! site that executes the run: the plan's recovery site.
 
-use ferry_replicator::api::types::{ErrorBody, Run, RunMode, RunRequest, RunState};
+use ferry_api::Call;
+use ferry_api::types::{ErrorBody, Run, RunMode, RunRequest, RunState};
 
 use super::{Action, App, Effect, Scope, View};
 use crate::editor::describe;
@@ -88,9 +89,7 @@ impl Start {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunCall {
     pub site: usize,
-    /// Under `/api/v1`: `/plans/{id}/runs`, `/runs/{id}/ack`.
-    pub path: String,
-    pub body: Option<serde_json::Value>,
+    pub call: Call,
     pub purpose: RunPurpose,
 }
 
@@ -174,8 +173,7 @@ impl App {
                 self.status = Some(format!("cancelling {what}…"));
                 return Some(Effect::Run(RunCall {
                     site,
-                    path: format!("/runs/{run_id}/cancel"),
-                    body: None,
+                    call: Call::CancelRun { run_id },
                     purpose: RunPurpose::Cancel,
                 }));
             }
@@ -223,11 +221,12 @@ impl App {
 
     fn start(&mut self, start: &Start, confirm: Option<String>) -> Option<Effect> {
         self.status = Some(format!("starting the {}…", start.what()));
-        let body = serde_json::to_value(start.request(confirm)).ok()?;
         Some(Effect::Run(RunCall {
             site: start.site,
-            path: format!("/plans/{}/runs", start.plan_id),
-            body: Some(body),
+            call: Call::StartRun {
+                plan_id: start.plan_id.clone(),
+                request: start.request(confirm),
+            },
             purpose: RunPurpose::Start(start.plan_name.clone()),
         }))
     }
@@ -323,8 +322,9 @@ impl App {
             self.status = Some("acknowledged".into());
             return Some(Effect::Run(RunCall {
                 site,
-                path: format!("/runs/{}/ack", prompt.run_id),
-                body: None,
+                call: Call::AckRun {
+                    run_id: prompt.run_id.clone(),
+                },
                 purpose: RunPurpose::Ack,
             }));
         }

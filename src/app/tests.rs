@@ -1,7 +1,7 @@
 //! The editors as a state machine: keys in, drafts, dialogs and requests
 //! out, replies back; on the pinned pair of `editor::fixture`.
 
-use ferry_replicator::api::types::{ErrorBody, GroupSpec, MappingSpec, PlanSpec};
+use ferry_api::types::{ErrorBody, GroupSpec, MappingSpec, PlanSpec};
 use serde_json::json;
 
 use super::{Action, App, Editor, Effect, Leave, Popup, View};
@@ -66,10 +66,10 @@ fn mappings_pick_a_target_and_save_to_the_recovery_site() {
     assert_eq!(requests.len(), 1);
     let r = &requests[0];
     assert_eq!(
-        (r.site, r.method, r.path.as_str()),
+        (r.site, r.call.method(), r.call.path().as_str()),
         (1, Method::Put, "/mappings/site-a-to-site-b")
     );
-    let spec: MappingSpec = serde_json::from_value(r.body.clone().unwrap()).unwrap();
+    let spec: MappingSpec = serde_json::from_value(r.call.body().unwrap()).unwrap();
     assert!(
         spec.networks
             .iter()
@@ -173,8 +173,11 @@ fn a_group_is_made_by_name_and_a_multi_select_and_saved_where_it_recovers() {
     );
     run(&mut app, [Action::Bottom, Action::Toggle]);
     let requests = sent(&run(&mut app, [Action::Save]));
-    assert_eq!((requests[0].site, requests[0].method), (1, Method::Post));
-    let spec: GroupSpec = serde_json::from_value(requests[0].body.clone().unwrap()).unwrap();
+    assert_eq!(
+        (requests[0].site, requests[0].call.method()),
+        (1, Method::Post)
+    );
+    let spec: GroupSpec = serde_json::from_value(requests[0].call.body().unwrap()).unwrap();
     assert_eq!(spec.vms, ["site-a.app-01", "site-a.web-01"]);
     let mut group = fixture::group();
     group.id = "pg-apps".into();
@@ -291,10 +294,10 @@ fn plan_priorities_dependencies_and_the_live_start_order() {
     assert_eq!((db2.power_on, db2.heartbeat_timeout_seconds), (false, 90));
     let requests = sent(&run(&mut app, [Action::Save]));
     assert_eq!(
-        (requests[0].site, requests[0].path.as_str()),
+        (requests[0].site, requests[0].call.path().as_str()),
         (1, "/plans/plan-tier-1")
     );
-    let spec: PlanSpec = serde_json::from_value(requests[0].body.clone().unwrap()).unwrap();
+    let spec: PlanSpec = serde_json::from_value(requests[0].call.body().unwrap()).unwrap();
     assert_eq!(spec.vms.len(), 2);
 }
 
@@ -415,8 +418,8 @@ fn deleting_asks_and_sends_to_the_owner() {
     assert_eq!(
         (
             requests[0].site,
-            requests[0].method,
-            requests[0].path.as_str()
+            requests[0].call.method(),
+            requests[0].call.path().as_str()
         ),
         (1, Method::Delete, "/protection-groups/pg-databases")
     );
@@ -428,8 +431,8 @@ fn deleting_asks_and_sends_to_the_owner() {
 }
 
 fn alarm(app: &mut App, id: i64, severity: &str, message: &str) {
-    use ferry_replicator::api::types::SiteEvent;
-    use ferry_replicator::store::EventRow;
+    use ferry_api::types::EventRow;
+    use ferry_api::types::SiteEvent;
     app.feed(crate::model::FeedUpdate::Event {
         site: 0,
         event: SiteEvent::Alarm(EventRow {

@@ -11,7 +11,7 @@ use ferry::app::{Action, App, View};
 use ferry::model::tests::replication;
 use ferry::model::{FeedUpdate, Model, SiteState};
 use ferry::theme::Theme;
-use ferry_replicator::api::types::{ProgressInfo, SiteEvent, SiteInfo};
+use ferry_api::types::{ProgressInfo, SiteEvent, SiteInfo};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 

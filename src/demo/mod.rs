@@ -285,7 +285,27 @@ pub fn run(
 
 /// Seeds a new demo in the background; the sites run either way.
 async fn seed_quietly(sites: Vec<DemoSite>, inventory: Inventory) {
-    match seed::seed(sites, &inventory).await {
+    let network = |n: &NetworkConfig| seed::Network {
+        name: n.name.clone(),
+        test: n.test,
+        subnet: n.subnet.clone(),
+        gateway: n.gateway.clone(),
+    };
+    let layout = seed::Layout {
+        folders: inventory.folders,
+        resource_pools: inventory.resource_pools,
+        protected_networks: inventory.protected_networks.iter().map(network).collect(),
+        recovery_networks: inventory.recovery_networks.iter().map(network).collect(),
+        vms: inventory
+            .vms
+            .iter()
+            .map(|v| seed::Vm {
+                name: v.name.clone(),
+                folder: v.folder.clone(),
+            })
+            .collect(),
+    };
+    match seed::seed(sites, &layout).await {
         Ok(()) => tracing::info!("demo mappings, groups and plan in place"),
         Err(e) => tracing::warn!("demo mappings, groups and plan not made: {e}"),
     }

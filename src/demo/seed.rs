@@ -6,28 +6,50 @@
 
 use std::time::{Duration, Instant};
 
-use ferry_replicator::api::types::{
-    Callout, GroupSpec, IpRule, MappingSpec, Pair, PlanSpec, PlanVm,
+use ferry_api::types::{
+    Callout, GroupSpec, IpRule, MappingSpec, Pair, PlanSpec, PlanVm, ProtectionGroup,
 };
-use ferry_replicator::config::NetworkConfig;
-use serde_json::Value;
+use ferry_api::{Call, Client};
 
-use super::{DemoSite, Inventory};
+use super::DemoSite;
+
+/// What of the demo inventory the seeding needs: names, not site configs.
+pub struct Layout {
+    pub folders: Vec<String>,
+    pub resource_pools: Vec<String>,
+    pub protected_networks: Vec<Network>,
+    pub recovery_networks: Vec<Network>,
+    pub vms: Vec<Vm>,
+}
+
+pub struct Network {
+    pub name: String,
+    /// The isolated network test recoveries use.
+    pub test: bool,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+}
+
+pub struct Vm {
+    pub name: String,
+    pub folder: String,
+}
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// site-b learns of site-a's replications from its peer; until then it
 /// refuses groups of them.
 const PEER_WAIT: Duration = Duration::from_secs(60);
 
-pub async fn seed(sites: Vec<DemoSite>, inventory: &Inventory) -> Result<(), String> {
-    let site_api = |i: usize| {
-        sites.get(i).map(|s| Api {
-            client: reqwest::Client::new(),
-            url: format!("{}/api/v1", s.url),
-            token: s.tokens.admin.clone(),
-        })
+pub async fn seed(sites: Vec<DemoSite>, inventory: &Layout) -> Result<(), String> {
+    let site_api = |i: usize| match sites.get(i) {
+        Some(s) => Client::new(&s.name, &s.url, &s.tokens.admin, CALL_TIMEOUT)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        None => Ok(None),
     };
-    let protected = site_api(0).ok_or("no protected site")?;
-    let api = site_api(1).ok_or("no recovery site")?;
+    let protected = site_api(0)?.ok_or("no protected site")?;
+    let api = site_api(1)?.ok_or("no recovery site")?;
     let (there, back) = (&inventory.protected_networks, &inventory.recovery_networks);
     let forward = mappings_spec(
         inventory,
@@ -46,8 +68,8 @@ pub async fn seed(sites: Vec<DemoSite>, inventory: &Inventory) -> Result<(), Str
     // After a reprotect the groups and the plan live at site-a: either
     // site holding any means the demo has them.
     for site in [&api, &protected] {
-        let groups = site.get("/protection-groups").await?;
-        if groups.as_array().is_some_and(|g| !g.is_empty()) {
+        let groups = site.groups().await.map_err(|e| e.to_string())?;
+        if !groups.is_empty() {
             return Ok(());
         }
     }
@@ -74,17 +96,18 @@ pub async fn seed(sites: Vec<DemoSite>, inventory: &Inventory) -> Result<(), Str
             vms,
         };
         let started = Instant::now();
+        let save = Call::SaveGroup { id: None, spec };
         let group = loop {
-            match api.post("/protection-groups", &spec).await {
+            match api.send_as::<ProtectionGroup>(&save).await {
                 Ok(group) => break group,
                 Err(e) if started.elapsed() < PEER_WAIT => {
                     tracing::debug!("demo group {name} not yet: {e}");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.to_string()),
             }
         };
-        ids.push(group["id"].as_str().unwrap_or_default().to_string());
+        ids.push(group.id);
     }
     let vms = inventory
         .vms
@@ -120,30 +143,33 @@ pub async fn seed(sites: Vec<DemoSite>, inventory: &Inventory) -> Result<(), Str
         pre_power_on: Vec::new(),
         post_power_on: Vec::new(),
     };
-    api.post("/plans", &plan).await?;
+    api.send(&Call::SavePlan {
+        id: None,
+        spec: plan,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(())
 }
 
 /// The mappings of `to`, made there when it has none yet; the site may
 /// not know its peer's inventory for a moment after starting.
-async fn ensure_mappings(api: &Api, spec: MappingSpec) -> Result<(), String> {
+async fn ensure_mappings(api: &Client, spec: MappingSpec) -> Result<(), String> {
     let id = format!("{}-to-{}", spec.from_site, spec.to_site);
-    let mappings = api.get("/mappings").await?;
-    if mappings
-        .as_array()
-        .is_some_and(|all| all.iter().any(|m| m["id"] == id.as_str()))
-    {
+    let mappings = api.mappings().await.map_err(|e| e.to_string())?;
+    if mappings.iter().any(|m| m.id == id) {
         return Ok(());
     }
+    let save = Call::SaveMappings { id: None, spec };
     let started = Instant::now();
     loop {
-        match api.post("/mappings", &spec).await {
+        match api.send(&save).await {
             Ok(_) => return Ok(()),
             Err(e) if started.elapsed() < PEER_WAIT => {
                 tracing::debug!("demo mappings {id} not yet: {e}");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.to_string()),
         }
     }
 }
@@ -152,9 +178,9 @@ async fn ensure_mappings(api: &Api, spec: MappingSpec) -> Result<(), String> {
 /// `rename`, e.g. `prod-x` onto `dr-x`; each onto the isolated test
 /// network for tests), with a subnet rule per network.
 fn mappings_spec(
-    inventory: &Inventory,
-    (from_site, from_networks): (&str, &[NetworkConfig]),
-    (to_site, to_networks): (&str, &[NetworkConfig]),
+    inventory: &Layout,
+    (from_site, from_networks): (&str, &[Network]),
+    (to_site, to_networks): (&str, &[Network]),
     rename: (&str, &str),
 ) -> MappingSpec {
     let same = |names: &[String]| {
@@ -204,37 +230,4 @@ fn mappings_spec(
         }
     }
     spec
-}
-
-struct Api {
-    client: reqwest::Client,
-    url: String,
-    token: String,
-}
-
-impl Api {
-    async fn get(&self, path: &str) -> Result<Value, String> {
-        let request = self.client.get(format!("{}{path}", self.url));
-        self.send(path, request).await
-    }
-
-    async fn post(&self, path: &str, body: &impl serde::Serialize) -> Result<Value, String> {
-        let request = self.client.post(format!("{}{path}", self.url)).json(body);
-        self.send(path, request).await
-    }
-
-    async fn send(&self, path: &str, request: reqwest::RequestBuilder) -> Result<Value, String> {
-        let response = request
-            .bearer_auth(&self.token)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .map_err(|e| format!("{path}: {e}"))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(format!("{path}: {status}: {}", body["message"]));
-        }
-        Ok(body)
-    }
 }

@@ -11,7 +11,7 @@
 //! timeout is optional (300 s when left out). Blank lines and lines that
 //! start with `#` are skipped.
 
-use ferry_replicator::api::types::{Callout, DEFAULT_CALLOUT_TIMEOUT};
+use ferry_api::types::{Callout, DEFAULT_CALLOUT_TIMEOUT};
 
 /// The longest timeout the editor accepts: a day.
 const MAX_TIMEOUT: u64 = 86_400;

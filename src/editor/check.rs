@@ -1,6 +1,6 @@
 //! Reading what an operator types into a field: lists and seconds. Whether
 //! the values make sense (subnets, gateways, cycles) is checked by the same
-//! rules the site uses, `ferry_replicator::recovery`, before anything is sent.
+//! rules the site uses, `ferry_api`, before anything is sent.
 
 /// Items separated by commas or spaces: `10.0.0.53, 10.0.0.54`.
 pub fn list(text: &str) -> Vec<String> {

@@ -4,11 +4,11 @@
 
 use std::time::Instant;
 
-use ferry_replicator::api::types::{
+use ferry_api::types::NicSeed;
+use ferry_api::types::{
     DiskInfo, GroupVm, Inventory, IpCustomization, IpRule, MappingSpec, Mappings, NetworkInfo,
     Pair, Placeholder, Plan, PlanState, PlanVm, PowerState, ProtectionGroup, SiteInfo, VmInfo,
 };
-use ferry_replicator::config::NicSeed;
 
 use crate::app::App;
 use crate::model::tests::replication;

@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use ferry_replicator::api::types::{ErrorBody, GroupSpec, GroupVm, ProtectionGroup};
-use ferry_replicator::recovery::plan::check_name;
+use ferry_api::plan::check_name;
+use ferry_api::types::{ErrorBody, GroupSpec, GroupVm, ProtectionGroup};
 
-use super::{Method, Purpose, Request, path};
+use ferry_api::Call;
+
+use super::{Purpose, Request, path};
 use crate::model::Model;
 
 /// A VM the group may hold.
@@ -157,20 +159,13 @@ impl GroupEditor {
             .site_index(&self.site)
             .ok_or_else(|| format!("the recovery site {} is not one of the sites", self.site))?;
         let spec = self.spec();
-        let body = serde_json::to_value(&spec).map_err(|e| e.to_string())?;
-        self.sent = Some(spec);
+        self.sent = Some(spec.clone());
         Ok(Request {
             site,
-            method: if self.id.is_some() {
-                Method::Put
-            } else {
-                Method::Post
+            call: Call::SaveGroup {
+                id: self.id.clone(),
+                spec,
             },
-            path: match &self.id {
-                Some(id) => format!("/protection-groups/{id}"),
-                None => "/protection-groups".into(),
-            },
-            body: Some(body),
             purpose: Purpose::SaveGroup,
         })
     }

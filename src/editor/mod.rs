@@ -1,8 +1,8 @@
 //! Editing protection objects: mappings, protection groups and recovery
 //! plans. Pure state like the rest of the app: an editor holds a draft and
 //! what was last saved, checks edits with the site's own rules
-//! (`ferry_replicator::recovery`), and builds the [`Request`] that saves
-//! it; a task sends it and the [`Reply`] comes back to the app.
+//! (`ferry_api`), and builds the [`Request`] that saves
+//! it, a typed [`Call`]; a task sends it and the [`Reply`] comes back to the app.
 //!
 //! - [`form`]: forms and pickers, the dialogs every editor uses.
 //! - [`mappings`], [`groups`], [`plans`]: one editor each.
@@ -19,14 +19,9 @@ pub mod nic;
 pub mod plans;
 pub mod say;
 
-use ferry_replicator::api::types::ErrorBody;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Post,
-    Put,
-    Delete,
-}
+use ferry_api::Call;
+pub use ferry_api::Method;
+use ferry_api::types::ErrorBody;
 
 /// What a request is for; its reply comes back with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,11 +31,12 @@ pub enum Purpose {
     },
     SaveGroup,
     SavePlan,
-    /// `what` names the object for the operator (`group db-tier`), `path`
-    /// is where it lives (`/protection-groups/{id}`).
+    /// `what` names the object for the operator (`group db-tier`), `call`
+    /// is the deletion, which says what to forget when it succeeds.
     Delete {
         what: String,
-        path: String,
+        /// Boxed: a call may carry a whole plan.
+        call: Box<Call>,
     },
 }
 
@@ -48,10 +44,7 @@ pub enum Purpose {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub site: usize,
-    pub method: Method,
-    /// Under `/api/v1`: `/plans/{id}`.
-    pub path: String,
-    pub body: Option<serde_json::Value>,
+    pub call: Call,
     pub purpose: Purpose,
 }
 

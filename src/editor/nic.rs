@@ -1,7 +1,7 @@
 //! The one form for a NIC's fixed address, shared by the mappings' per-VM
 //! overrides and a plan VM's manual IP customization.
 
-use ferry_replicator::api::types::NicAddress;
+use ferry_api::types::NicAddress;
 
 use crate::editor::check::{list, optional};
 use crate::editor::form::{Field, Form};

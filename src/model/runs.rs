@@ -2,7 +2,7 @@
 //! id (the executing site's copy wins), newest first, and the words and
 //! symbols each state reads as.
 
-use ferry_replicator::api::types::{Run, RunState, RunVm, StepState};
+use ferry_api::types::{Run, RunState, RunVm, StepState};
 
 use super::Model;
 

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Sparkline};
 use super::{age, bytes, events};
 use crate::app::App;
 use crate::model::{BUCKET, Link};
-use ferry_replicator::api::types::PeerStatus;
+use ferry_api::types::PeerStatus;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let [sites_area, alarms_area] =

@@ -14,7 +14,7 @@ use super::mappings::fit;
 use crate::app::App;
 use crate::editor::groups::GroupEditor;
 use crate::theme::Theme;
-use ferry_replicator::api::types::{GroupVm, ProtectionGroup};
+use ferry_api::types::{GroupVm, ProtectionGroup};
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;

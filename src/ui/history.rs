@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
 use super::date_time;
 use crate::app::App;
 use crate::model::runs::{duration_text, elapsed_ms, run_look, worst_loss, worst_loss_text};
-use ferry_replicator::api::types::{RunMode, RunState};
+use ferry_api::types::{RunMode, RunState};
 
 /// Below this width modes and losses take their short forms.
 const COMPACT_BELOW: u16 = 120;

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, HighlightSpacing, List, ListItem, ListSta
 use super::clock;
 use crate::app::App;
 use crate::editor::mappings::{self, Direction, Row};
-use ferry_replicator::api::types::{IpRule, MappingSpec};
+use ferry_api::types::{IpRule, MappingSpec};
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let dirs = mappings::directions(&app.model);

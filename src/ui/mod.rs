@@ -15,6 +15,8 @@ mod replication;
 mod runs;
 #[cfg(test)]
 mod snapshots;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};

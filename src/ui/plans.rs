@@ -17,7 +17,7 @@ use crate::editor::callouts;
 use crate::editor::plans::{PlanEditor, ip_word};
 use crate::model::Model;
 use crate::theme::Theme;
-use ferry_replicator::api::types::{Callout, PlanVm};
+use ferry_api::types::{Callout, PlanVm};
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
@@ -362,7 +362,7 @@ fn callout_text(c: &Callout) -> String {
 
 #[cfg(test)]
 mod tests {
-    use ferry_replicator::api::types::PlanState;
+    use ferry_api::types::PlanState;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 

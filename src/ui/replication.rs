@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
 use super::{age, bytes};
 use crate::app::{App, Column};
 use crate::model::{Compliance, compliance, lag_seconds};
-use ferry_replicator::api::types::ReplicationInfo;
+use ferry_api::types::ReplicationInfo;
 
 /// Below this width the direction goes (it is in the detail pane) and the
 /// sync gauge shrinks to a bar and a percentage.

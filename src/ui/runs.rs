@@ -20,7 +20,7 @@ use crate::model::runs::{
     worst_loss_text,
 };
 use crate::theme::Theme;
-use ferry_replicator::api::types::{Run, RunMode, RunVm, Step};
+use ferry_api::types::{Run, RunMode, RunVm, Step};
 
 /// From this width the VMs' results sit beside the steps.
 const SPLIT_FROM: u16 = 120;
@@ -121,11 +121,7 @@ fn header(app: &App, frame: &mut Frame, area: Rect, run: &Run) {
     frame.render_widget(Paragraph::new(lines), area);
 }
 
-fn state_span(
-    t: &Theme,
-    run: &Run,
-    state: ferry_replicator::api::types::StepState,
-) -> Span<'static> {
+fn state_span(t: &Theme, run: &Run, state: ferry_api::types::StepState) -> Span<'static> {
     let (symbol, word, role) = step_look_in(run, state);
     Span::styled(format!("{symbol} {word:<8}"), t.get(role))
 }

@@ -205,18 +205,20 @@ async fn replication_through_the_api_survives_restarts_and_outages() {
 #[test]
 fn a_bad_config_names_the_file_and_key_and_exits_non_zero() {
     let tmp = tempfile::tempdir().unwrap();
+    let mut empty_disk = site_config("a", 1).build();
+    empty_disk.vms[0].disks[0].size_mib = 0;
+    let mut outside = site_config("a", 0).build();
+    outside.datastores[0].name = "../up".into();
     let cases = [
         (
-            site_toml("a", "127.0.0.1:0", "127.0.0.1:0", 1).replace("size_mib = 8", "size_mib = 0"),
+            toml::to_string(&empty_disk).unwrap(),
             "vms[0].disks[0].size_mib",
         ),
+        (toml::to_string(&outside).unwrap(), "datastores[0].name"),
         (
-            site_toml("a", "127.0.0.1:0", "127.0.0.1:0", 0)
-                .replace("name = \"ds1\"", "name = \"../up\""),
-            "datastores[0].name",
-        ),
-        (
-            site_toml("a", "not an address", "127.0.0.1:0", 0),
+            site_config("a", 0)
+                .listen("not an address", "127.0.0.1:0")
+                .to_toml(),
             "listen.api",
         ),
         ("name = [".to_string(), "site.toml"),

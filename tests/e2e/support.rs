@@ -1,13 +1,15 @@
-//! Site processes for tests: config files in temp dirs, `ferry site` on port
-//! 0, pairing, and an HTTP client with deadlines.
+//! Site processes for tests, on the test kit (`ferry-testkit`): configs in
+//! temp dirs, `ferry site` on port 0, pairing, and an HTTP client with
+//! deadlines.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use ferry_replicator::access::hash_token;
-use ferry_replicator::api::types::{ReplicationInfo, SiteInfo};
+use ferry_api::types::{ReplicationInfo, SiteInfo};
+use ferry_replicator::access::Role;
+use ferry_replicator::config::{GuestSeed, SiteConfig, VmSeed};
+use ferry_testkit::{SiteConfigBuilder, config};
+pub use ferry_testkit::{SiteProcess, eventually};
 use serde_json::{Value, json};
 
 pub const SECRET: &str = "e2e pairing secret, long enough";
@@ -15,146 +17,56 @@ pub const ADMIN: &str = "admin-token-for-tests";
 pub const OPERATOR: &str = "operator-token-for-tests";
 pub const VIEWER: &str = "viewer-token-for-tests";
 
-/// A site.toml for tests: `vms` guest VMs with small disks, no peer yet.
-pub fn site_toml(name: &str, api: &str, replication: &str, vms: usize) -> String {
-    let mut text = format!(
-        r#"name = "{name}"
-folders = ["f"]
-resource_pools = ["p"]
-[listen]
-api = "{api}"
-replication = "{replication}"
-[[datastores]]
-name = "ds1"
-path = "ds1"
-[[networks]]
-name = "net"
-[[networks]]
-name = "bubble"
-test = true
-[[tokens]]
-name = "admin"
-role = "admin"
-hash = "{}"
-[[tokens]]
-name = "operator"
-role = "operator"
-hash = "{}"
-[[tokens]]
-name = "viewer"
-role = "viewer"
-hash = "{}"
-"#,
-        hash_token(ADMIN),
-        hash_token(OPERATOR),
-        hash_token(VIEWER)
-    );
-    for i in 0..vms {
-        text.push_str(&format!(
-            r#"[[vms]]
-name = "vm-{i}"
-folder = "f"
-resource_pool = "p"
-power_on = true
-disks = [{{ datastore = "ds1", size_mib = 8 }}]
-nics = [{{ network = "net", ip = "10.0.0.{}/24" }}]
-guest = {{ records_per_second = 20.0, overwrite_kib_per_second = 256 }}
-"#,
-            10 + i
-        ));
-    }
-    text
+/// A test site's config: `vms` guest VMs with small disks, each with an
+/// address on `net`, tokens for every role, no peer yet, port 0.
+pub fn site_config(name: &str, vms: usize) -> SiteConfigBuilder {
+    SiteConfigBuilder::new(name)
+        .token("admin", Role::Admin, ADMIN)
+        .token("operator", Role::Operator, OPERATOR)
+        .token("viewer", Role::Viewer, VIEWER)
+        .vms((0..vms).map(|i| VmSeed {
+            nics: vec![config::nic("net", &format!("10.0.0.{}/24", 10 + i))],
+            guest: GuestSeed {
+                records_per_second: 20.0,
+                overwrite_kib_per_second: 256,
+            },
+            ..config::vm(&format!("vm-{i}"), 8)
+        }))
 }
 
-pub struct SiteProcess {
-    pub dir: PathBuf,
-    pub child: Child,
-    pub api: String,
-    pub replication: String,
-}
-
-impl SiteProcess {
+/// The test kit's site process, as the e2e tests start it: `ferry site`.
+pub trait SiteProcessExt: Sized {
     /// Starts `ferry site` on the config in `dir` and reads its addresses.
-    pub fn start(dir: &Path) -> Self {
-        let log = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(dir.join("site.log"))
-            .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["site", "--config"])
-            .arg(dir.join("site.toml"))
-            .env("FERRY_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut next = |prefix: &str| -> String {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("site in {} exited; see site.log", dir.display()))
-                .unwrap();
-            line.strip_prefix(prefix)
-                .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
-                .to_string()
-        };
-        let api = next("api listening on ");
-        let replication = next("replication listening on ");
-        std::thread::spawn(move || for _ in lines {});
-        Self {
-            dir: dir.to_path_buf(),
-            child,
-            api,
-            replication,
-        }
+    fn start(dir: &Path) -> Self;
+    /// A new site in a fresh `dir` with `vms` VMs, on port 0.
+    fn create(dir: &Path, name: &str, vms: usize) -> Self;
+    /// Rewrites the config to listen on the ports it has now, so a restart
+    /// comes back where the peer expects it.
+    fn pin_ports(&self);
+}
+
+impl SiteProcessExt for SiteProcess {
+    fn start(dir: &Path) -> Self {
+        SiteProcess::spawn(
+            Path::new(env!("CARGO_BIN_EXE_ferry")),
+            &["site", "--config"],
+            dir,
+            "info",
+        )
     }
 
-    /// A new site in a fresh `dir` with `vms` VMs, on port 0.
-    pub fn create(dir: &Path, name: &str, vms: usize) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(
-            dir.join("site.toml"),
-            site_toml(name, "127.0.0.1:0", "127.0.0.1:0", vms),
-        )
-        .unwrap();
+    fn create(dir: &Path, name: &str, vms: usize) -> Self {
+        site_config(name, vms).write(dir);
         Self::start(dir)
     }
 
-    /// Rewrites the config to listen on the ports it has now, so a restart
-    /// comes back where the peer expects it.
-    pub fn pin_ports(&self) {
+    fn pin_ports(&self) {
         let path = self.dir.join("site.toml");
         let text = std::fs::read_to_string(&path).unwrap();
-        let api = self.api.trim_start_matches("http://");
-        let text = text
-            .replacen("api = \"127.0.0.1:0\"", &format!("api = \"{api}\""), 1)
-            .replacen(
-                "replication = \"127.0.0.1:0\"",
-                &format!("replication = \"{}\"", self.replication),
-                1,
-            );
-        std::fs::write(path, text).unwrap();
-    }
-
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        // SAFETY: kill(2) on our own child, not yet reaped.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        self.child.wait().unwrap()
-    }
-
-    pub fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for SiteProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut config: SiteConfig = toml::from_str(&text).unwrap();
+        config.listen.api = self.api.trim_start_matches("http://").to_string();
+        config.listen.replication = self.replication.clone();
+        std::fs::write(path, toml::to_string(&config).unwrap()).unwrap();
     }
 }
 
@@ -235,26 +147,6 @@ pub async fn pair(a: &SiteProcess, an: &str, b: &SiteProcess, bn: &str) {
                 })),
             )
             .await;
-    }
-}
-
-/// Polls `check` every 100 ms until it returns `Some`, or panics at the
-/// deadline saying what it waited for.
-pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

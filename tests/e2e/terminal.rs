@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a screen may take to show what a test waits for by default.
 const SCREEN_DEADLINE: Duration = Duration::from_secs(20);
@@ -77,18 +77,14 @@ impl Tmux {
         deadline: Duration,
         check: impl Fn(&str) -> bool,
     ) -> String {
-        let start = Instant::now();
-        loop {
+        ferry_testkit::wait_until(what, deadline, Duration::from_millis(50), || {
             let screen = self.screen();
             if check(&screen) {
-                return screen;
+                Ok(screen)
+            } else {
+                Err(format!("the screen:\n{screen}"))
             }
-            assert!(
-                start.elapsed() < deadline,
-                "timed out after {deadline:?} waiting for {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
     }
 }
 

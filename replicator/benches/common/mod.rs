@@ -1,12 +1,14 @@
 //! What the site benchmarks share: a site pair on free loopback ports,
-//! each a real `ferry-replicator` process, and their configs.
+//! each a real `ferry-replicator` process started by the test kit, and
+//! their configs.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
-use ferry_replicator::access::hash_token;
+use ferry_replicator::access::Role;
+use ferry_replicator::config::{GuestSeed, VmSeed};
+use ferry_testkit::config as testkit;
+use ferry_testkit::{SiteConfigBuilder, SiteProcess};
 
 pub const TOKEN: &str = "soak-viewer-token";
 pub const SECRET: &str = "soak pairing secret 0123456789";
@@ -30,81 +32,69 @@ pub struct Ports {
     pub repl: u16,
 }
 
-pub fn config(name: &str, own: &Ports, peer: (&str, &Ports), vms: &str) -> String {
-    format!(
-        r#"name = "{name}"
-folders = ["f"]
-resource_pools = ["p"]
-[listen]
-api = "127.0.0.1:{}"
-replication = "127.0.0.1:{}"
-[[datastores]]
-name = "ds1"
-path = "ds1"
-[[networks]]
-name = "net"
-[[networks]]
-name = "bubble"
-test = true
-[peer]
-name = "{}"
-url = "http://127.0.0.1:{}"
-replication = "127.0.0.1:{}"
-secret = "{SECRET}"
-[[tokens]]
-name = "bench"
-role = "admin"
-hash = "{}"
-{vms}"#,
-        own.api,
-        own.repl,
-        peer.0,
-        peer.1.api,
-        peer.1.repl,
-        hash_token(TOKEN)
-    )
+pub fn config(
+    name: &str,
+    own: &Ports,
+    peer: (&str, &Ports),
+    vms: Vec<VmSeed>,
+) -> SiteConfigBuilder {
+    SiteConfigBuilder::new(name)
+        .listen(
+            &format!("127.0.0.1:{}", own.api),
+            &format!("127.0.0.1:{}", own.repl),
+        )
+        .peer(
+            peer.0,
+            &format!("http://127.0.0.1:{}", peer.1.api),
+            &format!("127.0.0.1:{}", peer.1.repl),
+            SECRET,
+        )
+        .token("bench", Role::Admin, TOKEN)
+        .vms(vms)
 }
 
-pub fn vms(count: u64, size_mib: u64, power_on: bool, kib_s: u64, rpo: u64) -> String {
+pub fn vms(count: u64, size_mib: u64, power_on: bool, kib_s: u64, rpo: u64) -> Vec<VmSeed> {
     (0..count)
-        .map(|i| {
-            format!(
-                r#"[[vms]]
-name = "vm-{i:04}"
-folder = "f"
-resource_pool = "p"
-power_on = {power_on}
-disks = [{{ datastore = "ds1", size_mib = {size_mib} }}]
-guest = {{ records_per_second = 2.0, overwrite_kib_per_second = {kib_s} }}
-replication = {{ rpo_seconds = {rpo} }}
-"#
-            )
+        .map(|i| VmSeed {
+            power_on,
+            guest: GuestSeed {
+                records_per_second: 2.0,
+                overwrite_kib_per_second: kib_s,
+            },
+            replication: Some(testkit::replication(rpo)),
+            ..testkit::vm(&format!("vm-{i:04}"), size_mib)
         })
         .collect()
 }
 
+/// A `ferry-replicator` process, stopped with SIGTERM when dropped.
 pub struct Site {
-    pub child: Child,
+    process: SiteProcess,
+}
+
+impl std::ops::Deref for Site {
+    type Target = SiteProcess;
+    fn deref(&self) -> &SiteProcess {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Site {
+    fn deref_mut(&mut self) -> &mut SiteProcess {
+        &mut self.process
+    }
 }
 
 impl Site {
-    pub fn start(dir: &Path, text: &str) -> Self {
-        std::fs::create_dir_all(dir).expect("dir");
-        std::fs::write(dir.join("site.toml"), text).expect("config");
-        let log = std::fs::File::create(dir.join("site.log")).expect("log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry-replicator"))
-            .arg("--config")
-            .arg(dir.join("site.toml"))
-            .env("FERRY_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start site");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        lines.next();
-        lines.next();
-        std::thread::spawn(move || for _ in lines {});
-        Self { child }
+    pub fn start(dir: &Path, config: &SiteConfigBuilder) -> Self {
+        config.write(dir);
+        let process = SiteProcess::spawn(
+            Path::new(env!("CARGO_BIN_EXE_ferry-replicator")),
+            &["--config"],
+            dir,
+            "warn",
+        );
+        Self { process }
     }
 
     /// CPU seconds used so far (user + system).
@@ -133,11 +123,7 @@ impl Site {
 
 impl Drop for Site {
     fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
+        self.process.terminate();
     }
 }
 
@@ -152,13 +138,17 @@ pub fn replications(client: &reqwest::blocking::Client, port: u16) -> Vec<serde_
 
 /// A paired site-a (with `vms`) and an empty site-b on free ports; returns
 /// both and site-a's ports.
-pub fn start_pair(work: &Path, name: &str, vms: &str) -> (Site, Site, Ports) {
+pub fn start_pair(work: &Path, name: &str, vms: Vec<VmSeed>) -> (Site, Site, Ports) {
     let (site_a, site_b, a, _) = start_pair_with_ports(work, name, vms);
     (site_a, site_b, a)
 }
 
 /// [`start_pair`], with site-b's ports too.
-pub fn start_pair_with_ports(work: &Path, name: &str, vms: &str) -> (Site, Site, Ports, Ports) {
+pub fn start_pair_with_ports(
+    work: &Path,
+    name: &str,
+    vms: Vec<VmSeed>,
+) -> (Site, Site, Ports, Ports) {
     let a = Ports {
         api: free_port(),
         repl: free_port(),
@@ -169,7 +159,7 @@ pub fn start_pair_with_ports(work: &Path, name: &str, vms: &str) -> (Site, Site,
     };
     let site_b = Site::start(
         &work.join(format!("{name}-b")),
-        &config("site-b", &b, ("site-a", &a), ""),
+        &config("site-b", &b, ("site-a", &a), Vec::new()),
     );
     let site_a = Site::start(
         &work.join(format!("{name}-a")),

@@ -8,7 +8,8 @@
 pub mod auth;
 pub mod error;
 pub mod routes;
-pub mod types;
+/// The bodies live in `ferry-api`, so clients need not build the server.
+pub use ferry_api::types;
 
 use std::sync::Arc;
 

@@ -71,22 +71,8 @@ fn parse(r: &[u8]) -> Slot {
     }
 }
 
-/// What a boot-time check of the record log found.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Verification {
-    /// True when the log is an intact prefix: no torn, missing or
-    /// out-of-order record.
-    pub ok: bool,
-    /// The newest intact record (0 when the log is empty).
-    pub last_seq: u64,
-    pub last_time_ms: Option<u64>,
-    /// Records checked.
-    pub records: u64,
-    pub problem: Option<String>,
-    /// Checksum of the newest record, which the next record chains to.
-    #[serde(skip)]
-    pub head_sum: u64,
-}
+/// What a boot-time check found is shown by the API too.
+pub use ferry_api::types::Verification;
 
 /// Verifies the log on a disk of `disk_size` bytes read through `read_at`.
 pub fn verify(

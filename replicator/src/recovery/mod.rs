@@ -1,5 +1,6 @@
 //! Protection and recovery: inventory mappings, protection groups, recovery
-//! plans and their runs. Above replication, below the API.
+//! plans and their runs. Above replication, below the API. The objects and
+//! their pure rules are in the `ferry-api` crate, re-exported here:
 //!
 //! - [`model`]: the objects and the API bodies that carry them.
 //! - [`mapping`]: checking mapping sets.
@@ -7,24 +8,6 @@
 //! - [`plan`]: checking plans, resolving VM settings, the start order.
 //! - [`run`]: a run's record, its outcome, RTO and data loss.
 
-pub mod mapping;
-pub mod model;
-pub mod placement;
-pub mod plan;
-pub mod run;
-
-/// A value out of range or inconsistent, with the field at fault.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
-    pub field: String,
-    pub message: String,
-}
-
-impl Invalid {
-    pub fn new(field: &str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.to_string(),
-            message: message.into(),
-        }
-    }
-}
+// The objects and their pure rules live in `ferry-api`, which the TUI shares;
+// re-exported here so the site names them where they belong.
+pub use ferry_api::{Invalid, mapping, model, placement, plan, run};

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::connection::{self, Connection};
 use super::error::WireError;
@@ -85,11 +85,7 @@ pub struct CycleReport {
     pub frozen: Vec<FrozenDisk>,
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use ferry_api::now_ms;
 
 /// Ends the frozen point when the cycle ends, however it ends.
 struct PointGuard<'a> {

@@ -45,29 +45,8 @@ pub struct ReplicationRow {
     pub last_sync: Option<LastSync>,
 }
 
-/// One audit entry.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at_ms: u64,
-    pub actor: String,
-    pub role: String,
-    pub action: String,
-    pub target: String,
-    pub status: u16,
-    pub result: String,
-}
-
-/// One stored event (alarms and notable changes, not progress ticks).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct EventRow {
-    pub id: i64,
-    pub at_ms: u64,
-    pub kind: String,
-    pub severity: String,
-    pub vm_id: Option<String>,
-    pub message: String,
-}
+// Audit entries and events are what the API returns too.
+pub use ferry_api::types::{AuditEntry, EventRow};
 
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferry_replicator::replication::{
     CycleProgress, CycleReport, PairingSecret, Receiver, ReceiverConfig, SyncTarget, WireError,
@@ -142,13 +142,12 @@ pub fn source_contents(vm: &TrackedVm) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Polls `check` until it holds or `deadline` passes.
+/// Polls `check` every 10 ms until it holds, or panics at `deadline`: the
+/// test kit's one wait, for checks that only say yes or no.
 pub fn wait_for(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    ferry_testkit::wait_until(what, deadline, Duration::from_millis(10), || {
+        if check() { Ok(()) } else { Err(String::new()) }
+    })
 }
 
 pub fn assert_same(what: &str, got: &[Vec<u8>], want: &[Vec<u8>]) {

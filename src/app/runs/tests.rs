@@ -1,6 +1,6 @@
 //! The run actions' state machine: dialogs, the read-only gate, replies.
 
-use ferry_replicator::api::types::{ErrorBody, RunMode, RunState};
+use ferry_api::types::{ErrorBody, RunMode, RunState};
 
 use super::*;
 use crate::app::{Action, Effect, View};
@@ -57,8 +57,8 @@ fn a_real_failover_needs_the_plans_name_typed() {
         panic!("the typed name starts the run");
     };
     assert_eq!(call.site, 1, "sent to the plan's recovery site");
-    assert_eq!(call.path, "/plans/plan-tier-1/runs");
-    let body = call.body.unwrap();
+    assert_eq!(call.call.path(), "/plans/plan-tier-1/runs");
+    let body = call.call.body().unwrap();
     assert_eq!(body["mode"], "disaster_recovery");
     assert_eq!(body["confirm"], "Tier-1");
     assert!(app.run_dialog.is_none());
@@ -83,7 +83,7 @@ fn a_test_asks_yes_then_opens_its_run_view() {
         panic!("y starts the test");
     };
     assert_eq!(
-        call.body.unwrap(),
+        call.call.body().unwrap(),
         serde_json::json!({"mode": "test", "confirm": null, "sync": null, "force": null})
     );
     let mut run = runs::waiting();
@@ -145,7 +145,10 @@ fn a_prompt_is_acknowledged_with_enter_or_left_with_esc() {
     let Some(Effect::Run(call)) = app.update(Action::Open) else {
         panic!("Enter acknowledges");
     };
-    assert_eq!((call.site, call.path.as_str()), (1, "/runs/run-3/ack"));
+    assert_eq!(
+        (call.site, call.call.path().as_str()),
+        (1, "/runs/run-3/ack")
+    );
     app.run_replied(RunReply {
         site: 1,
         purpose: RunPurpose::Ack,
@@ -169,7 +172,7 @@ fn cancel_asks_then_goes_to_the_runs_site() {
     let Some(Effect::Run(call)) = app.update(Action::Yes) else {
         panic!("y cancels");
     };
-    assert_eq!(call.path, "/runs/run-3/cancel");
+    assert_eq!(call.call.path(), "/runs/run-3/cancel");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The mappings editor's forms: an IP subnet rule, a VM's NIC address.
 //! What is typed is checked with the site's rules before it is kept.
 
-use ferry_replicator::api::types::{IpOverride, IpRule, NicAddress};
+use ferry_api::types::{IpOverride, IpRule, NicAddress};
 
 use super::{FormFor, MappingsEditor, directions, remove_nic, source_vms};
 use crate::editor::check::{list, optional};

@@ -9,11 +9,13 @@ mod forms;
 
 use std::collections::BTreeMap;
 
-use ferry_replicator::api::types::{ErrorBody, Inventory, MappingSpec, Pair};
-use ferry_replicator::recovery::{Invalid, mapping};
+use ferry_api::types::{ErrorBody, Inventory, MappingSpec, Pair};
+use ferry_api::{Invalid, mapping};
 
 use super::form::PickItem;
-use super::{Method, Purpose, Request, path};
+use ferry_api::Call;
+
+use super::{Purpose, Request, path};
 use crate::model::Model;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -281,21 +283,13 @@ impl MappingsEditor {
             let site = model
                 .site_index(owner)
                 .ok_or_else(|| format!("{id}: its owner {owner} is not one of the sites"))?;
-            let body = serde_json::to_value(&draft.spec).map_err(|e| e.to_string())?;
             draft.sent = Some(draft.spec.clone());
             requests.push(Request {
                 site,
-                method: if draft.base.is_some() {
-                    Method::Put
-                } else {
-                    Method::Post
+                call: Call::SaveMappings {
+                    id: draft.base.is_some().then(|| id.clone()),
+                    spec: draft.spec.clone(),
                 },
-                path: if draft.base.is_some() {
-                    format!("/mappings/{id}")
-                } else {
-                    "/mappings".into()
-                },
-                body: Some(body),
                 purpose: Purpose::SaveMappings { id: id.clone() },
             });
         }

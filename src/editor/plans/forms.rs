@@ -2,7 +2,7 @@
 //! timeout and its IP customization. A value the site's rules refuse stays
 //! in the form, beside its field.
 
-use ferry_replicator::api::types::{IpCustomization, NicAddress};
+use ferry_api::types::{IpCustomization, NicAddress};
 
 use super::{FormFor, MAX_HEARTBEAT, PlanEditor};
 use crate::editor::check::seconds;

@@ -8,12 +8,14 @@ mod forms;
 
 use std::collections::BTreeMap;
 
-use ferry_replicator::api::types::{Callout, ErrorBody, IpCustomization, Plan, PlanSpec, PlanVm};
-use ferry_replicator::recovery::Invalid;
-use ferry_replicator::recovery::plan::{self, Member};
+use ferry_api::Invalid;
+use ferry_api::plan::{self, Member};
+use ferry_api::types::{Callout, ErrorBody, IpCustomization, Plan, PlanSpec, PlanVm};
 
 use super::form::{PickItem, Picker};
-use super::{Method, Purpose, Request, callouts, path};
+use ferry_api::Call;
+
+use super::{Purpose, Request, callouts, path};
 use crate::model::Model;
 
 /// The longest heartbeat wait the editor accepts: a day.
@@ -410,20 +412,13 @@ impl PlanEditor {
         let site = model
             .site_index(&recovery)
             .ok_or_else(|| format!("the recovery site {recovery} is not one of the sites"))?;
-        let body = serde_json::to_value(&self.spec).map_err(|e| e.to_string())?;
         self.sent = Some(self.spec.clone());
         Ok(Request {
             site,
-            method: if self.id.is_some() {
-                Method::Put
-            } else {
-                Method::Post
+            call: Call::SavePlan {
+                id: self.id.clone(),
+                spec: self.spec.clone(),
             },
-            path: match &self.id {
-                Some(id) => format!("/plans/{id}"),
-                None => "/plans".into(),
-            },
-            body: Some(body),
             purpose: Purpose::SavePlan,
         })
     }

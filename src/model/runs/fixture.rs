@@ -1,9 +1,7 @@
 //! Pinned runs of the editors' fixture plan Tier-1 (db-01, db-02 at
 //! site-b) for the run view's and history's tests and snapshots.
 
-use ferry_replicator::api::types::{
-    PendingPrompt, Run, RunMode, RunState, RunVm, Step, StepState, SubStep,
-};
+use ferry_api::types::{PendingPrompt, Run, RunMode, RunState, RunVm, Step, StepState, SubStep};
 
 use crate::editor::fixture::T0;
 use crate::model::FeedUpdate;
@@ -209,7 +207,7 @@ pub fn feed() -> Vec<FeedUpdate> {
         .into_iter()
         .map(|run| FeedUpdate::Event {
             site: 1,
-            event: ferry_replicator::api::types::SiteEvent::Run(run),
+            event: ferry_api::types::SiteEvent::Run(run),
         })
         .collect()
 }

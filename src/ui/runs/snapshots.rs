@@ -2,31 +2,12 @@
 //! history view and the typed-name dialog at 80x24 and 160x48, on the
 //! pinned runs of `model::runs::fixture`.
 
-use ferry_replicator::api::types::RunMode;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
+use ferry_api::types::RunMode;
 
 use crate::app::{Action, App, View};
 use crate::editor::fixture;
 use crate::model::runs::fixture as runs;
-
-fn render(app: &App, width: u16, height: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal
-        .draw(|frame| crate::ui::render(app, frame))
-        .unwrap();
-    let buffer = terminal.backend().buffer();
-    (0..height)
-        .map(|y| {
-            (0..width)
-                .map(|x| buffer[(x, y)].symbol().to_string())
-                .collect::<String>()
-                .trim_end()
-                .to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use crate::ui::testing::render_to_string as render;
 
 fn app() -> App {
     let mut app = fixture::app(false);

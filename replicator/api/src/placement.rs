@@ -2,9 +2,9 @@
 //! (folder, pool, datastore, networks), its test networks, and its
 //! addresses rewritten by subnet rules and overrides.
 
-use super::mapping::Cidr;
-use super::model::{IpRule, MappingSpec, NicAddress, Pair, Placeholder};
-use crate::config::NicSeed;
+use crate::mapping::Cidr;
+use crate::model::{IpRule, MappingSpec, NicAddress, Pair, Placeholder};
+use crate::types::NicSeed;
 
 fn lookup<'a>(pairs: &'a [Pair], source: &str) -> Option<&'a str> {
     pairs
@@ -90,7 +90,7 @@ pub fn customize(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recovery::mapping::tests::good;
+    use crate::mapping::tests::good;
 
     #[test]
     fn placement_names_the_missing_kind() {

@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::Invalid;
-use super::mapping::check_nic_address;
-use super::model::{Callout, IpCustomization, PlanSpec, PlanVm};
+use crate::Invalid;
+use crate::mapping::check_nic_address;
+use crate::model::{Callout, IpCustomization, PlanSpec, PlanVm};
 
 pub const MAX_NAME: usize = 64;
 const MAX_TIMEOUT: u64 = 24 * 3600;
@@ -412,7 +412,7 @@ mod tests {
             (
                 spec(vec![PlanVm {
                     ip_customization: IpCustomization::Manual {
-                        nics: vec![super::super::model::NicAddress {
+                        nics: vec![crate::model::NicAddress {
                             nic: 1,
                             ipv4: Some("10.0.0.1/24".into()),
                             ..Default::default()

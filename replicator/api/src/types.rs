@@ -3,10 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::NicSeed;
-use crate::guest::Verification;
-pub use crate::recovery::model::*;
-use crate::store::{AuditEntry, EventRow};
+pub use crate::model::*;
 
 /// `{"error": "<code>", "message": "<what and why>"}`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,4 +202,66 @@ impl SiteEvent {
             Self::Resync => "resync",
         }
     }
+}
+
+/// A VM's NIC as the site's inventory seeds it: `nics` of [`VmInfo`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NicSeed {
+    pub network: String,
+    /// IPv4 or IPv6 with prefix, e.g. `10.0.1.11/24`.
+    pub ip: Option<String>,
+    pub gateway: Option<String>,
+    #[serde(default)]
+    pub dns: Vec<String>,
+}
+
+/// What a boot-time check of the record log found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// True when the log is an intact prefix: no torn, missing or
+    /// out-of-order record.
+    pub ok: bool,
+    /// The newest intact record (0 when the log is empty).
+    pub last_seq: u64,
+    pub last_time_ms: Option<u64>,
+    /// Records checked.
+    pub records: u64,
+    pub problem: Option<String>,
+    /// Checksum of the newest record, which the next record chains to.
+    /// The site keeps it to append; it never crosses the wire.
+    #[serde(skip)]
+    pub head_sum: u64,
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at_ms: u64,
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    pub target: String,
+    pub status: u16,
+    pub result: String,
+}
+
+/// One stored event (alarms and notable changes, not progress ticks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub at_ms: u64,
+    pub kind: String,
+    pub severity: String,
+    pub vm_id: Option<String>,
+    pub message: String,
+}
+
+/// Wall-clock time in ms since the Unix epoch, the unit of every `*_ms`
+/// field above (0 if the clock is before the epoch).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -3,7 +3,7 @@
 //! plan state a run leaves behind. Pure: the executor in `site::runs` does
 //! the work and records it here.
 
-use super::model::{PlanState, Run, RunMode, RunState, RunVm, Step, StepState, SubStep};
+use crate::model::{PlanState, Run, RunMode, RunState, RunVm, Step, StepState, SubStep};
 
 impl Step {
     pub fn new(name: impl Into<String>) -> Self {

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use super::Invalid;
-use super::model::{Inventory, IpRule, MappingSpec, NicAddress, Pair};
+use crate::Invalid;
+use crate::model::{Inventory, IpRule, MappingSpec, NicAddress, Pair};
 
 /// An address with a prefix length: `10.1.0.5/24`, `fd00::5/64`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,7 +331,7 @@ pub fn validate(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::recovery::model::{IpOverride, NetworkInfo};
+    use crate::model::{IpOverride, NetworkInfo};
 
     fn inventory(site: &str, prefix: &str) -> Inventory {
         Inventory {

@@ -1,0 +1,42 @@
+//! ferry's site API as both ends see it: what the `ferry` TUI, the demo, the
+//! tests and the benches need to talk to a site, without the site itself
+//! (no axum, SQLite or compression here).
+//!
+//! - [`client`]: a typed async client for one site; [`call`]: every change
+//!   it can ask for, typed, and the one place paths are spelled.
+//! - [`types`]: request, response and event bodies of `/api/v1`.
+//! - [`model`]: the protection objects (mappings, groups, plans, runs) those
+//!   bodies carry; re-exported by [`types`].
+//! - [`mapping`], [`plan`], [`placement`]: the pure checks and derivations
+//!   the site enforces and the TUI runs before sending, so both agree.
+//! - [`run`]: a run's record and how it changes (pure; the site's executor
+//!   does the work and records it here).
+
+pub mod call;
+pub mod client;
+pub mod mapping;
+pub mod model;
+pub mod placement;
+pub mod plan;
+pub mod run;
+pub mod types;
+
+pub use call::{Call, Method, ReplicationVerb};
+pub use client::{Client, ClientError, Failure};
+pub use types::now_ms;
+
+/// A value out of range or inconsistent, with the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub field: String,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}

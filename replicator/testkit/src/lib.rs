@@ -1,0 +1,17 @@
+//! What ferry's tests and benchmarks share, written once (dev-dependency
+//! only):
+//!
+//! - [`config`]: a typed builder for a test site's `site.toml`.
+//! - [`process`]: one way to start a site process and read its addresses.
+//! - [`wait`]: one condition wait with a deadline that says what it waited for.
+//!
+//! The TUI's render-to-string helper lives with the TUI
+//! (`src/ui/testing.rs`), since it needs the app's own types.
+
+pub mod config;
+pub mod process;
+pub mod wait;
+
+pub use config::SiteConfigBuilder;
+pub use process::SiteProcess;
+pub use wait::{eventually, wait_until};
