@@ -43,7 +43,10 @@ fn site(app: &App, index: usize, frame: &mut Frame, area: Rect) {
         let status = match p.status {
             PeerStatus::Connected => "● connected",
             PeerStatus::Unreachable => "✖ unreachable",
-            PeerStatus::Unknown => "○ unknown",
+            // A site waits for a peer it has not reached since it started
+            // before calling it unreachable.
+            PeerStatus::Unknown if p.error.is_some() => "○ waiting for first contact",
+            PeerStatus::Unknown => "○ not checked yet",
         };
         format!("{} {status}", p.name)
     });

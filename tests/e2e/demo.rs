@@ -85,6 +85,31 @@ async fn demo_runs_two_sites_and_stops_them_cleanly() {
         "mixed RPOs"
     );
 
+    // Started one after the other, the sites waited for each other: no
+    // alarm says a peer is unreachable.
+    for site in sites {
+        let url = format!("{}/api/v1/alarms?limit=500", site["url"].as_str().unwrap());
+        let token = site["tokens"]["viewer"].as_str().unwrap();
+        let alarms: Vec<serde_json::Value> = client
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let false_alarms: Vec<_> = alarms
+            .iter()
+            .filter(|a| a["kind"] == "peer_unreachable" || a["severity"] == "critical")
+            .collect();
+        assert!(
+            false_alarms.is_empty(),
+            "{} raised at demo start: {false_alarms:?}",
+            site["name"]
+        );
+    }
+
     // SAFETY: kill(2) on our own child.
     unsafe {
         libc::kill(demo.id() as libc::pid_t, libc::SIGTERM);
