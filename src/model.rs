@@ -62,6 +62,12 @@ pub enum FeedUpdate {
         site: usize,
         protection: Protection,
     },
+    /// The site's plans, read again: a plan's VMs follow its groups, and a
+    /// group's change comes as a group event only.
+    Plans {
+        site: usize,
+        plans: Vec<Plan>,
+    },
     /// The site stopped answering.
     Down {
         site: usize,
@@ -303,6 +309,15 @@ impl Model {
                 };
                 s.protection = protection;
                 true
+            }
+            FeedUpdate::Plans { site, plans } => {
+                let Some(s) = self.sites.get_mut(site) else {
+                    return false;
+                };
+                let plans: BTreeMap<_, _> = plans.into_iter().map(|p| (p.id.clone(), p)).collect();
+                let changed = s.protection.plans != plans;
+                s.protection.plans = plans;
+                changed
             }
             FeedUpdate::Down { site, error } => {
                 let Some(s) = self.sites.get_mut(site) else {

@@ -13,4 +13,5 @@ mod e2e {
     pub mod support;
     pub mod terminal;
     pub mod tui;
+    pub mod two_tuis;
 }
