@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ferry_api::Call;
 use ferry_api::types::EventRow;
 use ferry_api::types::{
-    Inventory, Mappings, PeerInfo, Plan, ProtectionGroup, ReplicationInfo, Run, SiteEvent,
+    Inventory, Mappings, PeerInfo, Plan, ProtectionGroup, ReplicationInfo, Role, Run, SiteEvent,
     SiteInfo, VmInfo,
 };
 
@@ -96,6 +96,9 @@ pub struct SiteState {
     pub last_contact: Option<Instant>,
     pub error: Option<String>,
     pub peer: Option<PeerInfo>,
+    /// What this TUI's token may do at the site, as the site said; `None`
+    /// until it answered.
+    pub role: Option<Role>,
     pub replications: BTreeMap<String, ReplicationInfo>,
     /// Bytes of completed cycles per [`BUCKET`], newest last.
     pub throughput: VecDeque<u64>,
@@ -117,6 +120,7 @@ impl SiteState {
             last_contact: None,
             error: None,
             peer: None,
+            role: None,
             replications: BTreeMap::new(),
             throughput: VecDeque::from(vec![0; BUCKETS]),
             bucket_started: None,
@@ -284,6 +288,7 @@ impl Model {
                 s.vms = vms.into_iter().map(|vm| (vm.id.clone(), vm)).collect();
                 s.name = info.name;
                 s.peer = info.peer;
+                s.role = Some(info.role);
                 s.link = Link::Connected;
                 s.last_contact = Some(now);
                 s.error = None;
@@ -609,6 +614,7 @@ pub mod tests {
         ]);
         let info = SiteInfo {
             name: "site-a".into(),
+            role: ferry_api::types::Role::Admin,
             peer: None,
             vm_count: 1,
             replicated_count: 1,

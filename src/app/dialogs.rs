@@ -184,7 +184,7 @@ impl App {
 
     /// The keys of the editing scopes, for the bar and for `?`.
     pub(super) fn editing_keys(&self) -> Vec<(&'static str, &'static str)> {
-        let edits = !self.read_only;
+        let edits = self.may_edit();
         match (self.scope(), &self.popup) {
             (Scope::Text, _) => vec![
                 ("type", "edit"),
@@ -247,7 +247,7 @@ impl App {
 impl App {
     /// The keys of the editor or protection view under `?`, in words.
     pub fn help_keys(&self) -> Vec<(&'static str, &'static str)> {
-        let edits = !self.read_only;
+        let edits = self.may_edit();
         let mut keys = Vec::new();
         match (&self.editor, self.view) {
             (Some(Editor::Group(_)), _) => keys.extend([

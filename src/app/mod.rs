@@ -12,6 +12,7 @@ mod lists;
 mod protection;
 #[cfg(test)]
 mod replication_tests;
+mod roles;
 mod runs;
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,7 @@ use crate::theme::Theme;
 pub use action::Action;
 pub use lists::alarm_key;
 pub use protection::{Editor, FormFor, Leave, PickFor, Popup};
+pub use roles::role_for;
 pub use runs::{PromptView, RunCall, RunDialog, RunPurpose, RunReply, RunView, Start};
 pub use views::{Column, View};
 
@@ -268,6 +270,18 @@ impl App {
         self.selected = self.selected.min(count.saturating_sub(1));
     }
 
+    /// Whether the selected VM's replication may be synced, paused or
+    /// resumed at its site.
+    pub fn may_replicate(&self) -> bool {
+        let site = self
+            .selected_replication()
+            .and_then(|(i, _)| self.model.sites.get(i));
+        match site {
+            Some(s) => self.may(ferry_api::types::Role::Admin, Some(&s.name)),
+            None => self.may(ferry_api::types::Role::Admin, None),
+        }
+    }
+
     fn selected_replication(&self) -> Option<(usize, ReplicationInfo)> {
         let rows = self.rows();
         let at = self.cursor_among(rows.iter().map(|(_, r)| r.vm_id.as_str()));
@@ -296,7 +310,7 @@ impl App {
                         ("s/S", "sort/reverse"),
                         ("Enter", "details"),
                     ]);
-                    if !self.read_only {
+                    if self.may_replicate() {
                         keys.extend([("n", "sync now"), ("p", "pause/resume")]);
                     }
                 }
@@ -305,7 +319,7 @@ impl App {
                 }
                 if self.view == View::History {
                     keys.extend([("↑↓/jk", "move"), ("Enter", "open"), ("e", "export")]);
-                    if !self.read_only {
+                    if self.may_steer() {
                         keys.push(("X", "cancel"));
                     }
                 }
@@ -466,6 +480,10 @@ impl App {
     fn act(&mut self, action: Action) -> Option<Effect> {
         if self.read_only {
             self.status = Some("read-only: no actions here".into());
+            return None;
+        }
+        if let Some(why) = self.refusal(&action) {
+            self.status = Some(why);
             return None;
         }
         if action.runs() {

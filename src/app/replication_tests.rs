@@ -13,6 +13,7 @@ fn app(read_only: bool) -> App {
             site: 0,
             info: SiteInfo {
                 name: "site-a".into(),
+                role: ferry_api::types::Role::Admin,
                 peer: None,
                 vm_count: 3,
                 replicated_count: 3,

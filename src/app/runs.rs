@@ -448,7 +448,7 @@ impl App {
 
     /// The keys of the run view, the history view and the run dialogs.
     pub(super) fn run_keys(&self) -> Option<Vec<(&'static str, &'static str)>> {
-        let acts = !self.read_only;
+        let acts = self.may_steer();
         if let Some(dialog) = &self.run_dialog {
             return Some(match dialog {
                 RunDialog::TypeName { .. } => {
@@ -482,27 +482,41 @@ impl App {
     /// The plans view's run keys, for the bar (short) or for `?`.
     pub fn plan_run_keys(&self, long: bool) -> Vec<(&'static str, &'static str)> {
         let mut keys = vec![("o", if long { "open the plan's run" } else { "run" })];
-        if self.read_only {
-            return keys;
-        }
-        if long {
-            keys.extend([
-                ("t", "test failover (asks)"),
+        // Each mode only where this token's role at the plan's site runs it.
+        let offered = [
+            (RunMode::Test, ("t", "test failover (asks)"), ("t", "test")),
+            (
+                RunMode::Cleanup,
                 ("c  C", "cleanup after a test; C forces it"),
-                ("m", "planned migration (type the name)"),
-                ("d", "disaster recovery (type the name)"),
-                ("r", "reprotect (type the name)"),
-                ("X", "cancel the plan's run (asks)"),
-            ]);
-        } else {
-            keys.extend([
-                ("t", "test"),
                 ("c", "cleanup"),
+            ),
+            (
+                RunMode::PlannedMigration,
+                ("m", "planned migration (type the name)"),
                 ("m", "migrate"),
+            ),
+            (
+                RunMode::DisasterRecovery,
+                ("d", "disaster recovery (type the name)"),
                 ("d", "DR"),
+            ),
+            (
+                RunMode::Reprotect,
+                ("r", "reprotect (type the name)"),
                 ("r", "reprotect"),
-                ("X", "cancel"),
-            ]);
+            ),
+        ];
+        for (mode, long_key, short_key) in offered {
+            if self.may_run(mode) {
+                keys.push(if long { long_key } else { short_key });
+            }
+        }
+        if self.may_run(RunMode::Test) {
+            keys.push(if long {
+                ("X", "cancel the plan's run (asks)")
+            } else {
+                ("X", "cancel")
+            });
         }
         keys
     }
@@ -516,7 +530,7 @@ impl App {
                 ("Enter Space", "show or hide the step's VMs"),
                 ("e", "export the run (JSON and Markdown)"),
             ]);
-            if !self.read_only {
+            if self.may_steer() {
                 keys.extend([
                     ("a", "answer the prompt the run waits on"),
                     ("x X", "cancel the run (asks)"),
@@ -529,7 +543,7 @@ impl App {
                 ("Enter", "open the run"),
                 ("e", "export the run (JSON and Markdown)"),
             ]);
-            if !self.read_only {
+            if self.may_steer() {
                 keys.push(("X", "cancel the run (asks)"));
             }
         }

@@ -65,7 +65,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Some(g) => members(app, frame, bottom, g),
         None => frame.render_widget(
             Paragraph::new(Span::styled(
-                if app.read_only {
+                if !app.may(ferry_api::types::Role::Admin, None) {
                     "No protection groups yet."
                 } else {
                     "No protection groups yet: n makes one."

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::{age, bytes, clock, date_time};
-use crate::app::{App, COMMANDS, Overlay};
+use crate::app::{App, Overlay};
 use crate::model::{compliance, lag_seconds};
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
@@ -54,7 +54,7 @@ fn help(app: &App, frame: &mut Frame, area: Rect) {
     }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled("Commands (:)", t.get("title"))));
-    for (cmd, what) in COMMANDS {
+    for (cmd, what) in app.commands() {
         lines.push(Line::from(vec![
             Span::styled(format!("{:>10}  ", format!(":{cmd}")), t.get("key")),
             Span::raw(what),
@@ -90,7 +90,7 @@ fn app_keys_under_help(app: &App) -> Vec<(&'static str, &'static str)> {
             ("Enter", "details of the VM"),
             ("Esc", "back; clear the filter"),
         ]);
-        if !app.read_only {
+        if app.may_replicate() {
             keys.extend([("n", "sync the VM now"), ("p", "pause or resume it")]);
         }
     }
@@ -111,13 +111,14 @@ fn app_keys_under_help(app: &App) -> Vec<(&'static str, &'static str)> {
 
 fn palette(app: &App, frame: &mut Frame, area: Rect, input: &str) {
     let t = &app.theme;
-    let matches: Vec<Line> = COMMANDS
-        .iter()
+    let matches: Vec<Line> = app
+        .commands()
+        .into_iter()
         .filter(|(c, _)| c.starts_with(input))
         .map(|(c, what)| {
             Line::from(vec![
                 Span::styled(format!(":{c:<12}"), t.get("key")),
-                Span::raw(*what),
+                Span::raw(what),
             ])
         })
         .collect();
@@ -332,3 +333,7 @@ fn event(app: &App, frame: &mut Frame, area: Rect, key: &str) {
         popup,
     );
 }
+
+#[cfg(test)]
+#[path = "role_tests.rs"]
+mod role_tests;

@@ -71,7 +71,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let mut state = TableState::default().with_selected((!plans.is_empty()).then_some(selected));
     frame.render_stateful_widget(table, top, &mut state);
     let Some(plan) = plans.get(selected) else {
-        let hint = if app.read_only {
+        let hint = if !app.may(ferry_api::types::Role::Admin, None) {
             "No recovery plans yet."
         } else {
             "No recovery plans yet: n makes one."

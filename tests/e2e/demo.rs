@@ -101,6 +101,22 @@ async fn demo_runs_two_sites_and_stops_them_cleanly() {
         "mixed RPOs"
     );
 
+    // Each site says the role of the token that asks.
+    for site in sites {
+        for role in ["viewer", "operator", "admin"] {
+            let info: serde_json::Value = client
+                .get(format!("{}/api/v1/site", site["url"].as_str().unwrap()))
+                .bearer_auth(site["tokens"][role].as_str().unwrap())
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(info["role"], role, "{info}");
+        }
+    }
+
     // Started one after the other, the sites waited for each other: no
     // alarm says a peer is unreachable.
     for site in sites {

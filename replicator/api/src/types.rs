@@ -18,10 +18,34 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SiteInfo {
     pub name: String,
+    /// The role of the token that asked: what the caller may do here.
+    pub role: Role,
     pub peer: Option<PeerInfo>,
     /// VMs at this site, and how many of them replicate.
     pub vm_count: usize,
     pub replicated_count: usize,
+}
+
+/// API roles, each including the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything, changes nothing.
+    Viewer,
+    /// Also runs tests and cleanups, powers VMs on and off.
+    Operator,
+    /// Everything: replication settings, real failover, edits.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Operator => "operator",
+            Self::Admin => "admin",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
