@@ -93,6 +93,7 @@ impl App {
             View::Groups => self.groups_shown().iter().map(|g| g.id.clone()).collect(),
             View::Plans => self.plans_shown().iter().map(|p| p.id.clone()).collect(),
             View::History => self.runs_shown().iter().map(|e| e.run.id.clone()).collect(),
+            View::Home => self.home_alarms().into_iter().map(alarm_key).collect(),
             View::Dashboard | View::Mappings => Vec::new(),
         }
     }

@@ -8,6 +8,7 @@
 
 mod action;
 mod dialogs;
+mod home;
 mod lists;
 mod protection;
 #[cfg(test)]
@@ -31,6 +32,7 @@ use crate::model::{FeedUpdate, Model, compliance, lag_seconds};
 use crate::theme::Theme;
 
 pub use action::Action;
+pub use home::AtRisk;
 pub use lists::alarm_key;
 pub use protection::{Editor, FormFor, Leave, PickFor, Popup};
 pub use roles::role_for;
@@ -87,7 +89,8 @@ pub enum Scope {
 }
 
 /// `:` commands and what they do.
-pub const COMMANDS: [(&str, &str); 20] = [
+pub const COMMANDS: [(&str, &str); 21] = [
+    ("home", "runs, plans' readiness and risk, alarms"),
     ("dash", "the dashboard"),
     ("vms", "the replication view"),
     ("replication", "the replication view"),
@@ -151,6 +154,9 @@ pub struct App {
     pub run: Option<RunView>,
     /// A question before a run starts or is cancelled.
     pub run_dialog: Option<RunDialog>,
+    /// Alarms acknowledged on the home screen, by [`alarm_key`]: kept in
+    /// this TUI until the sites have an acknowledgement API.
+    pub acked: std::collections::BTreeSet<String>,
 }
 
 impl App {
@@ -158,11 +164,7 @@ impl App {
         Self {
             model,
             theme,
-            view: if noc {
-                View::Dashboard
-            } else {
-                View::Replication
-            },
+            view: if noc { View::Dashboard } else { View::Home },
             overlay: Overlay::None,
             selected: 0,
             anchor: None,
@@ -184,6 +186,7 @@ impl App {
             save_failed: false,
             run: None,
             run_dialog: None,
+            acked: std::collections::BTreeSet::new(),
         }
     }
 
@@ -261,6 +264,7 @@ impl App {
             View::Groups => self.groups_shown().len(),
             View::Plans => self.plans_shown().len(),
             View::History => self.runs_shown().len(),
+            View::Home => self.home_alarms().len(),
             View::Dashboard | View::Mappings => 0,
         }
     }
@@ -316,6 +320,12 @@ impl App {
                 }
                 if self.view == View::Events {
                     keys.extend([("↑↓/jk", "move"), ("Enter", "details")]);
+                }
+                if self.view == View::Home {
+                    keys.push(("↑↓/jk", "move"));
+                    if self.may_ack() {
+                        keys.push(("a", "acknowledge alarm"));
+                    }
                 }
                 if self.view == View::History {
                     keys.extend([("↑↓/jk", "move"), ("Enter", "open"), ("e", "export")]);
@@ -466,6 +476,7 @@ impl App {
             Action::SortReverse if self.view == View::Replication => {
                 self.descending = !self.descending
             }
+            Action::AckAlarm if self.view == View::Home => self.ack_alarm(),
             Action::SyncNow | Action::TogglePause if self.view == View::Replication => {
                 return self.act(action);
             }
@@ -525,6 +536,7 @@ impl App {
 
     fn run_command(&mut self, command: &str) -> Option<Effect> {
         match command {
+            "home" => return self.leave(Leave::Show(View::Home)),
             "dash" | "dashboard" => return self.leave(Leave::Show(View::Dashboard)),
             "vms" | "replication" | "repl" => return self.leave(Leave::Show(View::Replication)),
             "events" | "alarms" => return self.leave(Leave::Show(View::Events)),

@@ -31,6 +31,7 @@ fn app(read_only: bool) -> App {
     let theme = crate::theme::Theme::load("dark", std::path::Path::new("/none")).unwrap();
     let mut app = App::new(model, theme, read_only, false);
     app.now_ms = now;
+    app.view = View::Replication;
     app
 }
 

@@ -2,6 +2,8 @@
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
+    /// The operator's home screen, opened first.
+    Home,
     Dashboard,
     Replication,
     Events,
@@ -12,7 +14,8 @@ pub enum View {
 }
 
 impl View {
-    pub const ALL: [View; 7] = [
+    pub const ALL: [View; 8] = [
+        View::Home,
         View::Dashboard,
         View::Replication,
         View::Events,
@@ -24,6 +27,7 @@ impl View {
 
     pub fn title(self) -> &'static str {
         match self {
+            Self::Home => "Home",
             Self::Dashboard => "Dashboard",
             Self::Replication => "Replication",
             Self::Events => "Events",

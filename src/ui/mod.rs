@@ -8,6 +8,7 @@ mod dialogs;
 mod events;
 mod groups;
 mod history;
+mod home;
 mod mappings;
 mod overlays;
 mod plans;
@@ -42,6 +43,7 @@ pub fn render(app: &App, frame: &mut Frame) {
         }
         (Some(Editor::Group(g)), _) => groups::editor(app, frame, body, g),
         (Some(Editor::Plan(p)), _) => plans::editor(app, frame, body, p),
+        (None, View::Home) => home::render(app, frame, body),
         (None, View::Dashboard) => dashboard::render(app, frame, body),
         (None, View::Replication) => replication::render(app, frame, body),
         (None, View::Events) => events::render(app, frame, body),

@@ -61,8 +61,8 @@ fn help(app: &App, frame: &mut Frame, area: Rect) {
         ]));
     }
     lines.push(Line::from(vec![
-        Span::styled(format!("{:>10}  ", "1 … 7"), t.get("key")),
-        Span::raw("the views, in the header's order"),
+        Span::styled(format!("{:>10}  ", "0 … 7"), t.get("key")),
+        Span::raw("the views, in the header's order (0 Home)"),
     ]));
     let height = lines.len() as u16 + 2;
     let popup = centered(area, 56, height);
@@ -96,6 +96,12 @@ fn app_keys_under_help(app: &App) -> Vec<(&'static str, &'static str)> {
     }
     if app.view == crate::app::View::Events {
         keys.push(("↑ ↓ j k", "move"));
+    }
+    if app.view == crate::app::View::Home {
+        keys.push(("↑ ↓ j k", "move through the alarms"));
+        if app.may_ack() {
+            keys.push(("a", "acknowledge the alarm (kept in this TUI)"));
+        }
     }
     if app.run.is_some() || app.view == crate::app::View::History {
         return [keys, app.run_help_keys()].concat();

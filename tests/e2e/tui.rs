@@ -25,6 +25,11 @@ fn the_demo_in_a_real_terminal() {
         (120, 36),
     );
 
+    // The home screen opens first; 2 is the replication view.
+    tmux.wait_within("the home screen", Duration::from_secs(60), |s| {
+        s.contains("Runs now") && s.contains("site-a ● connected")
+    });
+    tmux.keys(&["2"]);
     let screen = tmux.wait_within("all twelve demo VMs", Duration::from_secs(60), |s| {
         s.contains("12 of 12 VMs") && s.contains("web-06") && s.contains("db-02")
     });
@@ -165,7 +170,7 @@ fn sigterm_and_sighup_restore_the_terminal() {
             (80, 24),
         );
         tmux.wait_within("the UI", Duration::from_secs(20), |s| {
-            s.contains("Replication")
+            s.contains("Home") && s.contains("Runs now")
         });
         let modes = tmux.run(&["display-message", "-p", "-t", "t", "#{alternate_on}"]);
         assert_eq!(modes.trim(), "1", "the UI is in the alternate screen");

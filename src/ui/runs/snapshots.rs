@@ -67,3 +67,51 @@ fn run_and_history_views_at_both_sizes() {
         }
     }
 }
+
+/// The home screen on the same runs, a test of Tier-1 before them (its RTO
+/// is the estimate), and two alarms, the older one acknowledged.
+#[test]
+fn home_at_both_sizes() {
+    use ferry_api::types::{EventRow, RunState, SiteEvent};
+    for (width, height) in [(80u16, 24u16), (160, 48)] {
+        let mut app = app();
+        let mut test = runs::finished();
+        test.id = "run-6".into();
+        test.mode = RunMode::Test;
+        test.state = RunState::Succeeded;
+        test.started_ms -= 86_400_000;
+        test.ended_ms = Some(test.started_ms + 40_000);
+        test.rto_seconds = Some(38.0);
+        app.feed(crate::model::FeedUpdate::Event {
+            site: 1,
+            event: SiteEvent::Run(test),
+        });
+        for (id, severity, message) in [
+            (1, "warning", "db-02: RPO at risk"),
+            (
+                2,
+                "critical",
+                "peer site site-b is unreachable: connection refused",
+            ),
+        ] {
+            app.feed(crate::model::FeedUpdate::Event {
+                site: 0,
+                event: SiteEvent::Alarm(EventRow {
+                    id,
+                    at_ms: fixture::T0 - 60_000 + id as u64 * 1000,
+                    kind: "test".into(),
+                    severity: severity.into(),
+                    vm_id: None,
+                    message: message.into(),
+                }),
+            });
+        }
+        app.update(Action::Show(View::Home));
+        app.update(Action::Down);
+        app.update(Action::AckAlarm);
+        insta::assert_snapshot!(
+            format!("home_{width}x{height}"),
+            render(&app, width, height)
+        );
+    }
+}
