@@ -140,17 +140,3 @@ async fn session(
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ferry_api::client::parse_event;
-
-    #[test]
-    fn parses_events_and_skips_keepalives() {
-        assert_eq!(parse_event(":\n\n"), None);
-        let block = "event: resync\ndata: {\"type\":\"resync\"}\n\n";
-        assert_eq!(parse_event(block), Some(SiteEvent::Resync));
-        assert_eq!(parse_event("event: x\ndata: {\"type\":\"nope\"}\n\n"), None);
-    }
-}

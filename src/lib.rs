@@ -11,6 +11,7 @@
 //! - [`export`]: a run's record as JSON and Markdown files.
 
 pub mod app;
+pub mod cli;
 pub mod demo;
 pub mod editor;
 pub mod export;

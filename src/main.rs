@@ -3,7 +3,7 @@
 //! `ferry demo` starts a demo pair of sites and opens the UI on them;
 //! `ferry site` runs a site; `ferry info` says where ferry keeps its files.
 
-use ferry::{demo, feed, settings, theme, tui};
+use ferry::{cli, demo, feed, settings, theme, tui};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,10 +32,10 @@ struct Cli {
 #[derive(Args, Clone)]
 struct UiArgs {
     /// A site's API URL; repeat for the second site (each followed by --token).
-    #[arg(long = "site", value_name = "URL")]
+    #[arg(long = "site", value_name = "URL", global = true)]
     sites: Vec<String>,
     /// The API token for the --site before it (shows in `ps`: prefer --token-file).
-    #[arg(long = "token", value_name = "TOKEN")]
+    #[arg(long = "token", value_name = "TOKEN", global = true)]
     tokens: Vec<String>,
     /// A file holding the API token for the --site before it.
     #[arg(long = "token-file", value_name = "FILE")]
@@ -45,7 +45,7 @@ struct UiArgs {
     #[arg(skip)]
     token_sources: Vec<settings::TokenSource>,
     /// The config file (default: the platform config directory's config.toml).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "FERRY_CONFIG")]
     config: Option<PathBuf>,
     /// Colour theme: dark, light, high-contrast, monochrome, or one of yours.
     #[arg(long, global = true)]
@@ -72,6 +72,15 @@ enum Command {
     },
     /// Print where ferry keeps its config, themes and log.
     Info,
+    #[command(flatten)]
+    Scripted(cli::args::Scripted),
+    /// Print a shell completion script: `ferry completions bash > /etc/bash_completion.d/ferry`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `ferry man > ferry.1 && man ./ferry.1`.
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -79,24 +88,29 @@ fn main() -> ExitCode {
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     cli.ui.token_sources = token_sources(&matches, &cli.ui);
     let paths = settings::Paths::discover();
-    let tui_mode = match &cli.command {
-        None => true,
-        Some(Command::Demo(args)) => !args.no_tui,
-        _ => false,
-    };
-    if tui_mode {
-        log_to_file(&paths.log_file);
-    } else {
-        ferry_replicator::site::init_logging();
+    match &cli.command {
+        None => log_to_file(&paths.log_file),
+        Some(Command::Demo(args)) if !args.no_tui => log_to_file(&paths.log_file),
+        Some(Command::Demo(_) | Command::Site { .. }) => ferry_replicator::site::init_logging(),
+        // Scripts read stdout and stderr: no log lines among them.
+        _ => {}
     }
     let _ = color_eyre::install();
     let result = match cli.command {
         None => open_ui(&cli.ui, &paths, None),
-        Some(Command::Demo(args)) => demo::run(args, &cli.ui.options(), &paths),
+        Some(Command::Demo(args)) => run_demo(args, &cli.ui.options(), &paths),
         Some(Command::Site { site_config }) => {
             ferry_replicator::site::serve_config_file(&site_config)
         }
         Some(Command::Info) => info(&cli.ui, &paths),
+        Some(Command::Scripted(command)) => return scripted(command, &cli.ui, &paths),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
+            Ok(())
+        }
+        Some(Command::Man) => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map_err(|e| format!("cannot write the manual page: {e}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -109,11 +123,20 @@ fn main() -> ExitCode {
 
 /// `--token` and `--token-file` values in command-line order.
 fn token_sources(matches: &ArgMatches, ui: &UiArgs) -> Vec<settings::TokenSource> {
+    // --site and --token are global: after a subcommand they are that
+    // subcommand's, so look there too.
     let at = |id: &str| -> Vec<usize> {
-        matches
-            .indices_of(id)
-            .map(|i| i.collect())
-            .unwrap_or_default()
+        let mut found = Vec::new();
+        let mut level = Some(matches);
+        while let Some(m) = level {
+            if let Ok(Some(i)) = m.try_get_raw(id).map(|_| m.indices_of(id)) {
+                found.extend(i);
+            }
+            level = m.subcommand().map(|(_, sub)| sub);
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
     };
     let mut sources: Vec<(usize, settings::TokenSource)> = at("tokens")
         .into_iter()
@@ -128,6 +151,37 @@ fn token_sources(matches: &ArgMatches, ui: &UiArgs) -> Vec<settings::TokenSource
         .collect();
     sources.sort_by_key(|(i, _)| *i);
     sources.into_iter().map(|(_, s)| s).collect()
+}
+
+/// Writes the demo pair's site configs (the one part of the demo that knows
+/// a site's config) and hands the sites to `ferry::demo` to run.
+fn run_demo(
+    args: demo::DemoArgs,
+    ui: &ferry::UiOptions,
+    paths: &settings::Paths,
+) -> Result<(), String> {
+    let pair =
+        ferry_replicator::demo_pair::write(&args.data_dir(), demo::INVENTORY, args.port_base())
+            .map_err(|e| e.to_string())?;
+    let sites = pair
+        .into_iter()
+        .map(|site| demo::PairSite {
+            name: site.name,
+            dir: site.dir,
+            tokens: demo::Tokens {
+                admin: site.tokens.admin,
+                operator: site.tokens.operator,
+                viewer: site.tokens.viewer,
+            },
+        })
+        .collect();
+    demo::run(
+        args,
+        sites,
+        ferry_replicator::site::shutdown_signal(),
+        ui,
+        paths,
+    )
 }
 
 /// Logs go to a file, never to the screen the UI draws on.
@@ -184,6 +238,58 @@ impl UiArgs {
     }
 }
 
+/// Runs a scripted command on the configured sites; its exit code is the
+/// command's verdict (see `ferry::cli`).
+fn scripted(command: cli::args::Scripted, ui: &UiArgs, paths: &settings::Paths) -> ExitCode {
+    let config_file = ui
+        .config
+        .clone()
+        .unwrap_or_else(|| paths.config_file.clone());
+    if ui.config.is_some() && !config_file.exists() {
+        eprintln!(
+            "ferry: the config file {} does not exist (from --config or FERRY_CONFIG)",
+            config_file.display()
+        );
+        return ExitCode::from(cli::commands::USAGE);
+    }
+    let clients = settings::load(&config_file)
+        .and_then(|config| {
+            settings::endpoints(&config, &ui.sites, &ui.token_sources, &|name| {
+                std::env::var(name).ok()
+            })
+        })
+        .and_then(|endpoints| {
+            endpoints
+                .iter()
+                .map(|e| {
+                    ferry_api::Client::new(&e.name, &e.url, &e.token, cli::REQUEST_TIMEOUT)
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Result<Vec<_>, _>>()
+        });
+    let clients = match clients {
+        Ok(clients) => clients,
+        Err(message) => {
+            eprintln!("ferry: {message}");
+            return ExitCode::from(cli::commands::USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ferry: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command.run(&clients)) {
+        Ok(code) => ExitCode::from(code),
+        Err(failed) => {
+            eprintln!("ferry: {}", failed.message);
+            ExitCode::from(failed.code)
+        }
+    }
+}
+
 /// Opens the UI on `endpoints`, or on the configured sites when `None`.
 fn open_ui(
     ui: &UiArgs,
@@ -207,4 +313,37 @@ fn open_ui(
     )?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(tui::run(endpoints, theme, ui.read_only || ui.noc, ui.noc))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn completions_and_the_manual_page_cover_the_scripted_commands() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut super::Cli::command(), "ferry", &mut script);
+            let script = String::from_utf8(script).unwrap();
+            for word in ["status", "runbook", "reprotect", "confirm"] {
+                assert!(script.contains(word), "{shell:?} completion lacks {word}");
+            }
+        }
+        let mut page = Vec::new();
+        clap_mangen::Man::new(super::Cli::command())
+            .render(&mut page)
+            .unwrap();
+        let page = String::from_utf8(page).unwrap();
+        assert!(page.contains(".TH ferry"), "roff: {page}");
+        assert!(page.contains("status"), "{page}");
+    }
 }

@@ -3,7 +3,10 @@
 
 mod e2e {
     pub mod api_errors;
+    pub mod cli;
     pub mod demo;
+    pub mod guide;
+    pub mod pictures;
     pub mod protection;
     pub mod protection_tui;
     pub mod runs;

@@ -18,14 +18,11 @@ use common::*;
 
 fn soak(work: &Path, count: u64, secs: u64, rpo: u64) {
     let (site_a, site_b, a) = start_pair(work, "soak", vms(count, 64, true, 62, rpo));
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client");
+    let api = Api::new("site-a", &a, Duration::from_secs(30));
     let warm = Instant::now();
     loop {
-        let reps = replications(&client, a.api);
-        if reps.len() as u64 == count && reps.iter().all(|r| r["last_sync"].is_object()) {
+        let reps = api.replications();
+        if reps.len() as u64 == count && reps.iter().all(|r| r.last_sync.is_some()) {
             break;
         }
         assert!(
@@ -43,11 +40,11 @@ fn soak(work: &Path, count: u64, secs: u64, rpo: u64) {
     let (mut samples, mut compliant, mut max_lag) = (0u64, 0u64, 0f64);
     while started.elapsed() < Duration::from_secs(secs) {
         let tick = Instant::now();
-        for r in replications(&client, a.api) {
+        for r in api.replications() {
             samples += 1;
-            let lag = r["lag_seconds"].as_f64().unwrap_or(f64::INFINITY);
+            let lag = r.lag_seconds.unwrap_or(f64::INFINITY);
             max_lag = max_lag.max(lag);
-            if lag <= rpo as f64 && r["rpo_violated"] == false {
+            if lag <= rpo as f64 && !r.rpo_violated {
                 compliant += 1;
             }
         }
@@ -69,11 +66,12 @@ fn soak(work: &Path, count: u64, secs: u64, rpo: u64) {
 
 fn api_latency(work: &Path, count: u64) {
     let (_site_a, _site_b, a) = start_pair(work, "api", vms(count, 1, false, 0, 300));
-    let client = reqwest::blocking::Client::new();
+    let api = Api::new("site-a", &a, Duration::from_secs(30));
     let warm = Instant::now();
-    while replications(&client, a.api)
+    while api
+        .replications()
         .iter()
-        .filter(|r| r["last_sync"].is_object())
+        .filter(|r| r.last_sync.is_some())
         .count()
         < count as usize
     {
@@ -86,7 +84,7 @@ fn api_latency(work: &Path, count: u64) {
     let mut times = Vec::new();
     for _ in 0..500 {
         let t = Instant::now();
-        let n = replications(&client, a.api).len();
+        let n = api.replications().len();
         times.push(t.elapsed());
         assert_eq!(n as u64, count);
     }

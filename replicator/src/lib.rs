@@ -14,6 +14,7 @@ pub mod access;
 pub mod api;
 pub mod config;
 pub mod crash;
+pub mod demo_pair;
 pub mod guest;
 pub mod inventory;
 pub mod recovery;

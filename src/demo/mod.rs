@@ -1,5 +1,6 @@
-//! `ferry demo`: creates (or reuses) two demo sites under a data directory,
-//! runs them as child processes of this binary, writes `demo.json` with
+//! `ferry demo`: runs two demo sites under a data directory (their configs
+//! written by the entry point with `ferry_replicator::demo_pair`) as
+//! child processes of this binary, writes `demo.json` with
 //! their URLs, pids and tokens, and stops them cleanly on SIGINT or SIGTERM.
 //! A site that dies is left dead: killing site-a is how a disaster is
 //! simulated. A new demo gets mappings, two protection groups and a plan
@@ -7,20 +8,19 @@
 
 mod seed;
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use ferry_replicator::access::{Role, TokenEntry, hash_token, new_token};
-use ferry_replicator::config::{
-    DatastoreConfig, Listen, NetworkConfig, PeerConfig, SiteConfig, VmSeed,
-};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const INVENTORY: &str = include_str!("../../assets/demo.toml");
-const SITES: [&str; 2] = ["site-a", "site-b"];
+/// The demo inventory: the entry point writes the pair's site configs from
+/// it, and the seeding takes its names.
+pub const INVENTORY: &str = include_str!("../../assets/demo.toml");
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -33,19 +33,31 @@ pub struct DemoArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// First of four loopback ports: site-a API and replication, then site-b's.
-    #[arg(long, default_value_t = 47800)]
+    #[arg(long, env = "FERRY_DEMO_PORT_BASE", default_value_t = 47800)]
     port_base: u16,
 }
 
-/// The demo inventory file in assets/.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Inventory {
-    folders: Vec<String>,
-    resource_pools: Vec<String>,
-    protected_networks: Vec<NetworkConfig>,
-    recovery_networks: Vec<NetworkConfig>,
-    vms: Vec<VmSeed>,
+impl DemoArgs {
+    /// Where the demo keeps its sites: `--data-dir` or the platform's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            directories::ProjectDirs::from("dev", "ferry", "ferry")
+                .map(|d| d.data_dir().join("demo"))
+                .unwrap_or_else(|| std::env::temp_dir().join("ferry-demo"))
+        })
+    }
+
+    pub fn port_base(&self) -> u16 {
+        self.port_base
+    }
+}
+
+/// One site of the pair whose config the entry point has written.
+pub struct PairSite {
+    pub name: String,
+    /// Holds the site's site.toml; its log and database go beside it.
+    pub dir: PathBuf,
+    pub tokens: Tokens,
 }
 
 /// `demo.json`: what scripts and tests need to reach the sites.
@@ -69,91 +81,29 @@ pub struct Tokens {
     pub viewer: String,
 }
 
-/// Tokens and the pairing secret survive restarts of the demo.
-#[derive(Serialize, Deserialize)]
-struct Secrets {
-    pairing: String,
-    tokens: Vec<Tokens>,
-}
-
-fn default_data_dir() -> PathBuf {
-    directories::ProjectDirs::from("dev", "ferry", "ferry")
-        .map(|d| d.data_dir().join("demo"))
-        .unwrap_or_else(|| std::env::temp_dir().join("ferry-demo"))
-}
-
-fn load_or_make_secrets(dir: &Path) -> Result<Secrets, String> {
-    let path = dir.join("secrets.json");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()));
+/// `ferry.toml` beside `demo.json`: both sites with their admin tokens, so
+/// scripts and a second TUI can say `ferry --config <dir>/ferry.toml status`
+/// (or set `FERRY_CONFIG`). Readable by its owner only: it holds tokens.
+fn write_client_config(dir: &Path, demo: &DemoFile) -> Result<(), String> {
+    let mut text = String::from(
+        "# Written by `ferry demo`: its two sites, for `ferry --config <this file>`.\n",
+    );
+    for site in &demo.sites {
+        text.push_str(&format!(
+            "\n[[sites]]\nname = {:?}\nurl = {:?}\ntoken = {:?}\n",
+            site.name, site.url, site.tokens.admin
+        ));
     }
-    let secrets = Secrets {
-        pairing: new_token(),
-        tokens: SITES
-            .iter()
-            .map(|_| Tokens {
-                admin: new_token(),
-                operator: new_token(),
-                viewer: new_token(),
-            })
-            .collect(),
-    };
-    let text = serde_json::to_string_pretty(&secrets).map_err(|e| e.to_string())?;
-    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(secrets)
-}
-
-fn site_config(
-    index: usize,
-    inventory: &Inventory,
-    secrets: &Secrets,
-    port_base: u16,
-) -> SiteConfig {
-    let port = |i: u16| port_base + i;
-    let (own, peer) = (index as u16 * 2, (1 - index as u16) * 2);
-    let t = &secrets.tokens[index];
-    let tokens = [
-        ("admin", Role::Admin, &t.admin),
-        ("operator", Role::Operator, &t.operator),
-        ("viewer", Role::Viewer, &t.viewer),
-    ]
-    .into_iter()
-    .map(|(name, role, token)| TokenEntry {
-        name: name.into(),
-        role,
-        hash: hash_token(token),
-    })
-    .collect();
-    SiteConfig {
-        name: SITES[index].into(),
-        listen: Listen {
-            api: format!("127.0.0.1:{}", port(own)),
-            replication: format!("127.0.0.1:{}", port(own + 1)),
-        },
-        datastores: vec![DatastoreConfig {
-            name: "ds1".into(),
-            path: "ds1".into(),
-        }],
-        networks: if index == 0 {
-            inventory.protected_networks.clone()
-        } else {
-            inventory.recovery_networks.clone()
-        },
-        folders: inventory.folders.clone(),
-        resource_pools: inventory.resource_pools.clone(),
-        peer: Some(PeerConfig {
-            name: SITES[1 - index].into(),
-            url: format!("http://127.0.0.1:{}", port(peer)),
-            replication: format!("127.0.0.1:{}", port(peer + 1)),
-            secret: secrets.pairing.clone(),
-        }),
-        tokens,
-        vms: if index == 0 {
-            inventory.vms.clone()
-        } else {
-            Vec::new()
-        },
-    }
+    let path = dir.join("ferry.toml");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 async fn start_site(exe: &Path, dir: &Path) -> Result<(Child, String), String> {
@@ -205,57 +155,44 @@ async fn start_site(exe: &Path, dir: &Path) -> Result<(Child, String), String> {
     Ok((child, url))
 }
 
+/// Starts `sites` (the protected site first), writes demo.json and
+/// ferry.toml, seeds a new demo and opens the UI (or, with `--no-tui`, waits
+/// for `shutdown`); then stops the sites.
 pub fn run(
     args: DemoArgs,
+    sites: Vec<PairSite>,
+    shutdown: impl Future<Output = ()>,
     ui: &crate::UiOptions,
     paths: &crate::settings::Paths,
 ) -> Result<(), String> {
-    let dir = args.data_dir.unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let inventory: Inventory =
+    let dir = args.data_dir();
+    let layout: seed::Layout =
         toml::from_str(INVENTORY).map_err(|e| format!("assets/demo.toml: {e}"))?;
-    let secrets = load_or_make_secrets(&dir)?;
-    if args.port_base > u16::MAX - 4 {
-        return Err(format!(
-            "--port-base {} leaves no room for four ports",
-            args.port_base
-        ));
-    }
-    for (index, name) in SITES.iter().enumerate() {
-        let site_dir = dir.join(name);
-        std::fs::create_dir_all(&site_dir).map_err(|e| e.to_string())?;
-        let config = site_config(index, &inventory, &secrets, args.port_base);
-        let text = toml::to_string(&config).map_err(|e| e.to_string())?;
-        std::fs::write(site_dir.join("site.toml"), text).map_err(|e| e.to_string())?;
-    }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let mut children = Vec::new();
-        let mut sites = Vec::new();
+        let mut started = Vec::new();
         // The recovery site first, so the protected site finds it listening.
-        for (index, name) in SITES.iter().enumerate().rev() {
-            let (child, url) = start_site(&exe, &dir.join(name)).await?;
-            sites.push(DemoSite {
-                name: name.to_string(),
+        for site in sites.into_iter().rev() {
+            let (child, url) = start_site(&exe, &site.dir).await?;
+            started.push(DemoSite {
+                name: site.name,
                 url,
                 pid: child.id().unwrap_or(0),
-                tokens: Tokens {
-                    admin: secrets.tokens[index].admin.clone(),
-                    operator: secrets.tokens[index].operator.clone(),
-                    viewer: secrets.tokens[index].viewer.clone(),
-                },
+                tokens: site.tokens,
             });
             children.push(child);
         }
-        sites.reverse();
-        let file = DemoFile { sites };
+        started.reverse();
+        let file = DemoFile { sites: started };
         let json = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
         std::fs::write(dir.join("demo.json"), &json).map_err(|e| e.to_string())?;
-        let seeding = tokio::spawn(seed_quietly(file.sites.clone(), inventory));
+        write_client_config(&dir, &file)?;
+        let seeding = tokio::spawn(seed_quietly(file.sites.clone(), layout));
         let outcome = if args.no_tui {
             println!("{json}");
-            ferry_replicator::site::shutdown_signal().await;
+            shutdown.await;
             Ok(())
         } else {
             let endpoints = file
@@ -284,27 +221,7 @@ pub fn run(
 }
 
 /// Seeds a new demo in the background; the sites run either way.
-async fn seed_quietly(sites: Vec<DemoSite>, inventory: Inventory) {
-    let network = |n: &NetworkConfig| seed::Network {
-        name: n.name.clone(),
-        test: n.test,
-        subnet: n.subnet.clone(),
-        gateway: n.gateway.clone(),
-    };
-    let layout = seed::Layout {
-        folders: inventory.folders,
-        resource_pools: inventory.resource_pools,
-        protected_networks: inventory.protected_networks.iter().map(network).collect(),
-        recovery_networks: inventory.recovery_networks.iter().map(network).collect(),
-        vms: inventory
-            .vms
-            .iter()
-            .map(|v| seed::Vm {
-                name: v.name.clone(),
-                folder: v.folder.clone(),
-            })
-            .collect(),
-    };
+async fn seed_quietly(sites: Vec<DemoSite>, layout: seed::Layout) {
     match seed::seed(sites, &layout).await {
         Ok(()) => tracing::info!("demo mappings, groups and plan in place"),
         Err(e) => tracing::warn!("demo mappings, groups and plan not made: {e}"),

@@ -10,10 +10,13 @@ use ferry_api::types::{
     Callout, GroupSpec, IpRule, MappingSpec, Pair, PlanSpec, PlanVm, ProtectionGroup,
 };
 use ferry_api::{Call, Client};
+use serde::Deserialize;
 
 use super::DemoSite;
 
-/// What of the demo inventory the seeding needs: names, not site configs.
+/// What of the demo inventory (assets/demo.toml) the seeding needs: names,
+/// not site configs; the rest of the file is the site configs' business.
+#[derive(Deserialize)]
 pub struct Layout {
     pub folders: Vec<String>,
     pub resource_pools: Vec<String>,
@@ -22,14 +25,17 @@ pub struct Layout {
     pub vms: Vec<Vm>,
 }
 
+#[derive(Deserialize)]
 pub struct Network {
     pub name: String,
     /// The isolated network test recoveries use.
+    #[serde(default)]
     pub test: bool,
     pub subnet: Option<String>,
     pub gateway: Option<String>,
 }
 
+#[derive(Deserialize)]
 pub struct Vm {
     pub name: String,
     pub folder: String,

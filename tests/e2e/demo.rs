@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use ferry_api::types::Role;
+
 use super::support::*;
 
 /// Starts `ferry demo --no-tui` in `dir`; returns it and what it printed
@@ -59,41 +61,27 @@ async fn demo_runs_two_sites_and_stops_them_cleanly() {
     assert_eq!(sites.len(), 2);
     assert_eq!(sites[0]["name"], "site-a");
 
-    let client = reqwest::Client::new();
     let site_a = &sites[0];
-    let url = format!("{}/api/v1/replications", site_a["url"].as_str().unwrap());
-    let token = site_a["tokens"]["viewer"].as_str().unwrap().to_string();
+    let client = ferry_api::Client::new(
+        "site-a",
+        site_a["url"].as_str().unwrap(),
+        site_a["tokens"]["viewer"].as_str().unwrap(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
     let count = eventually(
         "every demo VM replicated and ok",
         Duration::from_secs(90),
         || async {
-            let reps: Vec<serde_json::Value> = client
-                .get(&url)
-                .bearer_auth(&token)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            (reps.len() >= 10 && reps.iter().all(|r| r["state"] == "ok")).then_some(reps.len())
+            let reps = client.replications().await.ok()?;
+            (reps.len() >= 10 && reps.iter().all(|r| r.state == "ok")).then_some(reps.len())
         },
     )
     .await;
     assert_eq!(count, 12);
     let rpos: std::collections::BTreeSet<u64> = {
-        let reps: Vec<serde_json::Value> = client
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        reps.iter()
-            .filter_map(|r| r["rpo_seconds"].as_u64())
-            .collect()
+        let reps = client.replications().await.unwrap();
+        reps.iter().map(|r| r.rpo_seconds).collect()
     };
     assert_eq!(
         rpos.into_iter().collect::<Vec<_>>(),
@@ -101,44 +89,32 @@ async fn demo_runs_two_sites_and_stops_them_cleanly() {
         "mixed RPOs"
     );
 
-    // Each site says the role of the token that asks.
+    // Each site says the role of the token that asks; started one after
+    // the other, the sites waited for each other: no alarm says a peer is
+    // unreachable.
     for site in sites {
-        for role in ["viewer", "operator", "admin"] {
-            let info: serde_json::Value = client
-                .get(format!("{}/api/v1/site", site["url"].as_str().unwrap()))
-                .bearer_auth(site["tokens"][role].as_str().unwrap())
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert_eq!(info["role"], role, "{info}");
+        let name = site["name"].as_str().unwrap();
+        let url = site["url"].as_str().unwrap();
+        let client = |role: &str| {
+            let token = site["tokens"][role].as_str().unwrap();
+            ferry_api::Client::new(name, url, token, Duration::from_secs(10)).unwrap()
+        };
+        for (role, expected) in [
+            ("viewer", Role::Viewer),
+            ("operator", Role::Operator),
+            ("admin", Role::Admin),
+        ] {
+            let info = client(role).site_info().await.unwrap();
+            assert_eq!(info.role, expected, "{name}, the {role}'s token");
         }
-    }
-
-    // Started one after the other, the sites waited for each other: no
-    // alarm says a peer is unreachable.
-    for site in sites {
-        let url = format!("{}/api/v1/alarms?limit=500", site["url"].as_str().unwrap());
-        let token = site["tokens"]["viewer"].as_str().unwrap();
-        let alarms: Vec<serde_json::Value> = client
-            .get(&url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let alarms = client("viewer").alarms(500).await.unwrap();
         let false_alarms: Vec<_> = alarms
             .iter()
-            .filter(|a| a["kind"] == "peer_unreachable" || a["severity"] == "critical")
+            .filter(|a| a.kind == "peer_unreachable" || a.severity == "critical")
             .collect();
         assert!(
             false_alarms.is_empty(),
-            "{} raised at demo start: {false_alarms:?}",
-            site["name"]
+            "{name} raised at demo start: {false_alarms:?}"
         );
     }
 

@@ -64,17 +64,13 @@ fn a_test_failover_started_and_watched_in_the_tui() {
     // The site that ran it agrees.
     let (url, token) = recovery_site(&data);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let runs: Vec<serde_json::Value> = runtime.block_on(async {
-        reqwest::Client::new()
-            .get(format!("{url}/api/v1/runs"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+    let runs = runtime.block_on(async {
+        let site = ferry_api::Client::new("site-b", &url, &token, Duration::from_secs(10)).unwrap();
+        site.runs().await.unwrap()
     });
+    // As JSON, the way a script reads it.
+    let runs: Vec<serde_json::Value> =
+        serde_json::from_value(serde_json::to_value(runs).unwrap()).unwrap();
     assert_eq!(runs.len(), 1, "{runs:#?}");
     let run = &runs[0];
     assert_eq!(run["mode"], "test");

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use ferry_api::Client;
 use ferry_api::types::{ReplicationInfo, SiteInfo};
 use ferry_replicator::access::Role;
 use ferry_replicator::config::{GuestSeed, SiteConfig, VmSeed};
@@ -70,9 +71,12 @@ impl SiteProcessExt for SiteProcess {
     }
 }
 
+/// Raw HTTP to a site, for tests of the API itself (statuses, bodies the
+/// typed client would never send); `typed` is the client the TUI uses.
 pub struct Api {
     pub client: reqwest::Client,
     pub base: String,
+    pub typed: Client,
 }
 
 impl Api {
@@ -83,6 +87,7 @@ impl Api {
                 .build()
                 .unwrap(),
             base: format!("{}/api/v1", site.api),
+            typed: Client::new("site", &site.api, VIEWER, Duration::from_secs(10)).unwrap(),
         }
     }
 
@@ -118,11 +123,11 @@ impl Api {
     }
 
     pub async fn site(&self) -> SiteInfo {
-        serde_json::from_value(self.get("/site").await).unwrap()
+        self.typed.site_info().await.unwrap()
     }
 
     pub async fn replications(&self) -> Vec<ReplicationInfo> {
-        serde_json::from_value(self.get("/replications").await).unwrap()
+        self.typed.replications().await.unwrap()
     }
 
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -178,24 +183,14 @@ pub async fn watch_events(
 ) {
     use futures_util::StreamExt;
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let stream = api
-        .client
-        .get(format!("{}/events", api.base))
-        .bearer_auth(VIEWER)
-        .timeout(Duration::from_secs(600))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), 200);
+    let stream = api.typed.events().await.unwrap();
     let collector = {
         let seen = seen.clone();
         tokio::spawn(async move {
-            let mut body = stream.bytes_stream();
-            while let Some(Ok(chunk)) = body.next().await {
-                for line in String::from_utf8_lossy(&chunk).lines() {
-                    if let Some(name) = line.strip_prefix("event: ") {
-                        seen.lock().unwrap().push(name.to_string());
-                    }
+            let mut stream = std::pin::pin!(stream);
+            while let Some(Ok(event)) = stream.next().await {
+                if let Some(event) = event {
+                    seen.lock().unwrap().push(event.name().to_string());
                 }
             }
         })

@@ -16,13 +16,29 @@ impl Tmux {
     /// Starts `ferry <args>` in a `cols`x`rows` terminal of a tmux server of
     /// its own (`<name>-<pid>`), in `home` and with its config and data
     /// there. When ferry exits the window shows `FERRY-EXITED <status>`.
-    pub fn ferry(name: &str, home: &Path, args: &str, (cols, rows): (u16, u16)) -> Self {
+    pub fn ferry(name: &str, home: &Path, args: &str, size: (u16, u16)) -> Self {
+        let env = format!(
+            "XDG_CONFIG_HOME={home}/config XDG_DATA_HOME={home}/data",
+            home = home.display()
+        );
+        Self::ferry_with_env(name, home, &env, args, size)
+    }
+
+    /// Like [`Self::ferry`], in `dir` with exactly the variables `env`
+    /// (`NAME=value …`) set over a clean XDG environment.
+    pub fn ferry_with_env(
+        name: &str,
+        dir: &Path,
+        env: &str,
+        args: &str,
+        (cols, rows): (u16, u16),
+    ) -> Self {
         let tmux = Self {
             socket: format!("{name}-{}", std::process::id()),
         };
         let command = format!(
-            "cd {home} && env XDG_CONFIG_HOME={home}/config XDG_DATA_HOME={home}/data {exe} {args}; echo FERRY-EXITED $?; sleep 120",
-            home = home.display(),
+            "cd {dir} && env -u XDG_CONFIG_HOME -u XDG_DATA_HOME {env} {exe} {args}; echo FERRY-EXITED $?; sleep 120",
+            dir = dir.display(),
             exe = env!("CARGO_BIN_EXE_ferry"),
         );
         let (cols, rows) = (cols.to_string(), rows.to_string());

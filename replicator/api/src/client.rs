@@ -128,6 +128,11 @@ impl Client {
         })
     }
 
+    /// The site's URL, without `/api/v1`.
+    pub fn url(&self) -> &str {
+        self.base.trim_end_matches("/api/v1")
+    }
+
     /// The site's name as the caller knows it.
     pub fn site(&self) -> &str {
         &self.site

@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::time::Duration;
 
+use ferry_api::types::ReplicationInfo;
 use ferry_replicator::access::Role;
 use ferry_replicator::config::{GuestSeed, VmSeed};
 use ferry_testkit::config as testkit;
@@ -127,13 +129,36 @@ impl Drop for Site {
     }
 }
 
-pub fn replications(client: &reqwest::blocking::Client, port: u16) -> Vec<serde_json::Value> {
-    client
-        .get(format!("http://127.0.0.1:{port}/api/v1/replications"))
-        .bearer_auth(TOKEN)
-        .send()
-        .and_then(|r| r.json())
-        .unwrap_or_default()
+/// One site's API through the ferry-api client, for benches that are plain
+/// blocking code: each call runs on a current-thread runtime of its own.
+pub struct Api {
+    runtime: tokio::runtime::Runtime,
+    client: ferry_api::Client,
+}
+
+impl Api {
+    pub fn new(site: &str, ports: &Ports, timeout: Duration) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let url = format!("http://127.0.0.1:{}", ports.api);
+        let client = ferry_api::Client::new(site, &url, TOKEN, timeout).expect("a client");
+        Self { runtime, client }
+    }
+
+    /// Runs one of the client's calls to its end.
+    pub fn block<'a, T, F>(&'a self, call: impl FnOnce(&'a ferry_api::Client) -> F) -> T
+    where
+        F: Future<Output = T> + 'a,
+    {
+        self.runtime.block_on(call(&self.client))
+    }
+
+    /// The site's replications; none while it does not answer.
+    pub fn replications(&self) -> Vec<ReplicationInfo> {
+        self.block(|c| c.replications()).unwrap_or_default()
+    }
 }
 
 /// A paired site-a (with `vms`) and an empty site-b on free ports; returns

@@ -7,7 +7,7 @@
 //! `End` → `Committed` → `Consolidated`. Either side may send `Refused` and
 //! close. Instead of `Open`, a session may carry site-to-site calls:
 //! `Control` → `ControlReply`, each body a JSON document the site layer
-//! defines.
+//! defines. `replicator/docs/wire.md` gives every field's encoding.
 
 use super::error::WireError;
 use crate::storage::BlockHash;
@@ -84,50 +84,93 @@ pub enum Message<'a> {
     },
 }
 
-const KINDS: [&str; 15] = [
-    "ClientHello",
-    "ServerHello",
-    "ClientProof",
-    "Welcome",
-    "Open",
-    "Opened",
-    "Begin",
-    "Hashes",
-    "Blocks",
-    "End",
-    "Committed",
-    "Consolidated",
-    "Refused",
-    "Control",
-    "ControlReply",
-];
+/// Declares the frame kinds once: the `Kind` enum with its wire numbers and
+/// names, and the mapping from each [`Message`] variant to its kind (which
+/// must exist, so a message without a kind or a kind without a message does
+/// not compile). `docs/wire.md` lists the same table; a test holds the two
+/// together.
+macro_rules! kinds {
+    ($($(#[doc = $doc:literal])* $name:ident = $number:literal,)*) => {
+        /// The kind byte of a frame: which message its payload holds.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum Kind {
+            $($(#[doc = $doc])* $name = $number,)*
+        }
+
+        impl Kind {
+            /// Every kind, in wire order.
+            pub const ALL: &[Kind] = &[$(Kind::$name,)*];
+
+            /// The kind a frame's kind byte names, if any.
+            pub fn from_byte(byte: u8) -> Option<Kind> {
+                match byte {
+                    $($number => Some(Kind::$name),)*
+                    _ => None,
+                }
+            }
+
+            /// The message's name, as errors and `docs/wire.md` spell it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Kind::$name => stringify!($name),)*
+                }
+            }
+        }
+
+        impl Message<'_> {
+            /// The kind of frame that carries this message.
+            pub fn frame_kind(&self) -> Kind {
+                match self {
+                    $(Message::$name { .. } => Kind::$name,)*
+                }
+            }
+        }
+    };
+}
+
+kinds! {
+    /// Client → server: opens the handshake.
+    ClientHello = 1,
+    /// Server → client: answers the hello and proves the secret.
+    ServerHello = 2,
+    /// Client → server: proves the secret.
+    ClientProof = 3,
+    /// Server → client: the handshake succeeded.
+    Welcome = 4,
+    /// Sender → receiver: names the VM whose replica the session writes.
+    Open = 5,
+    /// Receiver → sender: the replica's complete instance.
+    Opened = 6,
+    /// Sender → receiver: starts a cycle.
+    Begin = 7,
+    /// Receiver → sender: the replica's block hashes, in a full sync.
+    Hashes = 8,
+    /// Sender → receiver: a batch of one disk's blocks.
+    Blocks = 9,
+    /// Sender → receiver: ends a cycle.
+    End = 10,
+    /// Receiver → sender: the instance is complete (redo log committed).
+    Committed = 11,
+    /// Receiver → sender: the instance is in the base disks.
+    Consolidated = 12,
+    /// Either side: why it closes the connection.
+    Refused = 13,
+    /// Caller → callee: a site-to-site call.
+    Control = 14,
+    /// Callee → caller: the answer to a `Control`.
+    ControlReply = 15,
+}
 
 /// The human name of a frame kind, for errors.
 pub fn kind_name(kind: u8) -> String {
-    KINDS
-        .get(usize::from(kind).wrapping_sub(1))
-        .map_or_else(|| format!("unknown kind {kind}"), |k| (*k).to_string())
+    Kind::from_byte(kind).map_or_else(|| format!("unknown kind {kind}"), |k| k.name().to_string())
 }
 
 impl Message<'_> {
+    /// The kind byte of the frame that carries this message.
     pub fn kind(&self) -> u8 {
-        1 + match self {
-            Self::ClientHello { .. } => 0,
-            Self::ServerHello { .. } => 1,
-            Self::ClientProof { .. } => 2,
-            Self::Welcome => 3,
-            Self::Open { .. } => 4,
-            Self::Opened { .. } => 5,
-            Self::Begin { .. } => 6,
-            Self::Hashes { .. } => 7,
-            Self::Blocks { .. } => 8,
-            Self::End { .. } => 9,
-            Self::Committed { .. } => 10,
-            Self::Consolidated { .. } => 11,
-            Self::Refused { .. } => 12,
-            Self::Control { .. } => 13,
-            Self::ControlReply { .. } => 14,
-        }
+        self.frame_kind() as u8
     }
 
     pub fn name(&self) -> String {
@@ -223,22 +266,25 @@ impl Message<'_> {
 /// Decodes a payload of frame kind `kind`. Anything short, long or out of
 /// shape is `Malformed`.
 pub fn decode(kind: u8, payload: &[u8]) -> Result<Message<'_>, WireError> {
+    let Some(kind) = Kind::from_byte(kind) else {
+        return Err(WireError::malformed(format!("unknown message kind {kind}")));
+    };
     let mut r = Reader(payload);
     let message = match kind {
-        1 => Message::ClientHello {
+        Kind::ClientHello => Message::ClientHello {
             version: r.u16()?,
             site: r.str()?,
             nonce: r.array()?,
         },
-        2 => Message::ServerHello {
+        Kind::ServerHello => Message::ServerHello {
             version: r.u16()?,
             site: r.str()?,
             nonce: r.array()?,
             proof: r.array()?,
         },
-        3 => Message::ClientProof { proof: r.array()? },
-        4 => Message::Welcome,
-        5 => {
+        Kind::ClientProof => Message::ClientProof { proof: r.array()? },
+        Kind::Welcome => Message::Welcome,
+        Kind::Open => {
             let vm = r.str()?;
             let datastore = r.str()?;
             let block_size = r.u32()?;
@@ -254,11 +300,11 @@ pub fn decode(kind: u8, payload: &[u8]) -> Result<Message<'_>, WireError> {
                 disk_sizes,
             }
         }
-        6 => Message::Opened {
+        Kind::Opened => Message::Opened {
             instance: r.u64()?.checked_sub(1),
             point_time_ms: r.u64()?,
         },
-        7 => Message::Begin {
+        Kind::Begin => Message::Begin {
             instance: r.u64()?,
             point_time_ms: r.u64()?,
             full: match r.take(1)?[0] {
@@ -267,7 +313,7 @@ pub fn decode(kind: u8, payload: &[u8]) -> Result<Message<'_>, WireError> {
                 other => return Err(WireError::malformed(format!("Begin: full flag {other}"))),
             },
         },
-        8 => {
+        Kind::Hashes => {
             let disk = r.u16()?;
             let first_block = r.u64()?;
             let count = r.u32()? as usize;
@@ -281,7 +327,7 @@ pub fn decode(kind: u8, payload: &[u8]) -> Result<Message<'_>, WireError> {
                 hashes,
             }
         }
-        9 => {
+        Kind::Blocks => {
             let disk = r.u16()?;
             let count = r.u32()? as usize;
             if count > r.0.len() / 13 {
@@ -302,29 +348,24 @@ pub fn decode(kind: u8, payload: &[u8]) -> Result<Message<'_>, WireError> {
             }
             Message::Blocks { disk, entries }
         }
-        10 => Message::End {
+        Kind::End => Message::End {
             instance: r.u64()?,
             blocks: r.u64()?,
         },
-        11 => Message::Committed { instance: r.u64()? },
-        12 => Message::Consolidated { instance: r.u64()? },
-        13 => Message::Refused { reason: r.str()? },
-        14 => Message::Control {
+        Kind::Committed => Message::Committed { instance: r.u64()? },
+        Kind::Consolidated => Message::Consolidated { instance: r.u64()? },
+        Kind::Refused => Message::Refused { reason: r.str()? },
+        Kind::Control => Message::Control {
             body: std::mem::take(&mut r.0),
         },
-        15 => Message::ControlReply {
+        Kind::ControlReply => Message::ControlReply {
             body: std::mem::take(&mut r.0),
         },
-        other => {
-            return Err(WireError::malformed(format!(
-                "unknown message kind {other}"
-            )));
-        }
     };
     if !r.0.is_empty() {
         return Err(WireError::malformed(format!(
             "{}: {} trailing bytes",
-            kind_name(kind),
+            kind.name(),
             r.0.len()
         )));
     }
@@ -358,7 +399,7 @@ pub fn set_block_count(out: &mut [u8], count: u32) {
 }
 
 /// The frame kind of a `Blocks` message.
-pub const BLOCKS_KIND: u8 = 9;
+pub const BLOCKS_KIND: u8 = Kind::Blocks as u8;
 
 struct Writer<'a>(&'a mut Vec<u8>);
 
@@ -504,6 +545,65 @@ mod tests {
             }
             buf.push(0);
             assert!(decode(message.kind(), &buf).is_err());
+        }
+    }
+
+    /// The rows of the "Message kinds" table in `docs/wire.md`: number and
+    /// name (the header and the separator row do not parse as a number).
+    fn documented_kinds() -> Vec<(u8, String)> {
+        let doc = include_str!("../../docs/wire.md");
+        let section = doc
+            .split("\n## ")
+            .find(|s| s.starts_with("Message kinds"))
+            .expect("wire.md has a \"Message kinds\" section");
+        // The first table of the section; the block entry's follows it.
+        section
+            .lines()
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
+            .filter_map(|line| {
+                let mut cells = line.split('|').map(str::trim).skip(1);
+                let number = cells.next()?.parse().ok()?;
+                let name = cells.next()?.trim_matches('`').to_string();
+                Some((number, name))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn wire_md_lists_every_kind() {
+        let documented = documented_kinds();
+        let declared: Vec<(u8, String)> = Kind::ALL
+            .iter()
+            .map(|&k| (k as u8, k.name().to_string()))
+            .collect();
+        for row in &documented {
+            assert!(
+                declared.contains(row),
+                "wire.md lists {row:?}, the Kind enum does not"
+            );
+        }
+        for kind in &declared {
+            assert!(documented.contains(kind), "wire.md does not list {kind:?}");
+        }
+        assert_eq!(
+            documented.len(),
+            declared.len(),
+            "a kind listed twice in wire.md"
+        );
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_byte() {
+        for &kind in Kind::ALL {
+            assert_eq!(Kind::from_byte(kind as u8), Some(kind));
+            assert_eq!(kind_name(kind as u8), kind.name());
+        }
+        assert_eq!(Kind::from_byte(0), None);
+        assert_eq!(kind_name(0), "unknown kind 0");
+        for message in samples() {
+            assert_eq!(message.kind(), message.frame_kind() as u8);
+            assert_eq!(message.name(), message.frame_kind().name());
         }
     }
 

@@ -7,6 +7,10 @@
 //!   point, ship dirty blocks (delta) or blocks whose hashes differ (full).
 //! - [`receiver`]: the recovery site's listener: redo log, commit,
 //!   consolidation.
+//!
+//! The protocol (handshake, frame layout, message kinds and fields, the
+//! version rule, limits) is written down in `replicator/docs/wire.md`;
+//! change it with the code.
 
 pub mod error;
 pub mod frame;

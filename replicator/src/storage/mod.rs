@@ -8,6 +8,10 @@
 //!   a committed log is consolidated into the base disks, replayed after a
 //!   crash.
 //! - [`durable`]: fsync discipline (atomic replace, directory fsync, holes).
+//!
+//! The contract (what is assumed of the disk, the order of writes and
+//! fsyncs, the crash points, every file's byte layout) is written down in
+//! `replicator/docs/storage.md`; change it with the code.
 
 pub mod bitmap;
 pub mod content;

@@ -6,7 +6,9 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// Polls `check` every `every` until it gives `Ok`; at `deadline` panics
-/// naming `what` and the last `Err` (what the check saw instead).
+/// naming `what` and the last `Err` (what the check saw instead). A
+/// failure points at the caller's line.
+#[track_caller]
 pub fn wait_until<T>(
     what: &str,
     deadline: Duration,
@@ -41,6 +43,7 @@ where
 }
 
 /// Panics once `deadline` has passed since `start`.
+#[track_caller]
 fn expired(what: &str, deadline: Duration, start: Instant, seen: &str) {
     assert!(
         start.elapsed() < deadline,

@@ -1,0 +1,50 @@
+//! `ferry` as a command for scripts and runbooks, on the same typed client
+//! and config as the TUI:
+//!
+//! - [`status`]: both sites, the link, RPO compliance, runs in progress;
+//!   the exit code tells a NOC check or cron whether all is well.
+//! - [`lists`]: `ferry vms|plans|runs` as tables or JSON.
+//! - [`follow`]: a run followed step by step, its report and its verdict.
+//! - [`runbook`]: a plan as a printable runbook.
+//! - [`table`]: plain-text tables.
+//!
+//! Exit codes, for every command: 0 all well; 1 the check found a problem
+//! or the run failed (or lost more than an RPO); 2 bad usage or config;
+//! 3 a site could not be reached or refused the request.
+
+pub mod args;
+pub mod commands;
+pub mod follow;
+pub mod runbook;
+pub mod status;
+pub mod table;
+
+/// How long one request to a site may take before it counts as no answer.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `2026-12-01 14:03:07` (UTC) of a wall-clock time in ms.
+pub fn date_time(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {}", crate::ui::clock(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_utc_calendar_dates() {
+        assert_eq!(super::date_time(0), "1970-01-01 00:00:00");
+        assert_eq!(super::date_time(1_796_083_387_000), "2026-12-01 00:03:07");
+        assert_eq!(super::date_time(951_782_400_000), "2000-02-29 00:00:00");
+    }
+}
