@@ -512,11 +512,25 @@ impl Model {
     }
 
     /// (ok, at risk, violated, pending) counts for one site.
+    /// Replications of `site` still protecting a VM (not of VMs recovered
+    /// at the other site).
+    pub fn protected_count(&self, site: usize) -> usize {
+        self.sites.get(site).map_or(0, |s| {
+            s.replications
+                .keys()
+                .filter(|id| self.recovered_by(id).is_none())
+                .count()
+        })
+    }
+
     pub fn compliance_counts(&self, site: usize, now_ms: u64) -> [usize; 4] {
         let mut counts = [0; 4];
         if let Some(s) = self.sites.get(site) {
+            // A VM recovered elsewhere is no longer protected here.
             for r in s.replications.values() {
-                counts[compliance(r, now_ms) as usize] += 1;
+                if self.recovered_by(&r.vm_id).is_none() {
+                    counts[compliance(r, now_ms) as usize] += 1;
+                }
             }
         }
         counts

@@ -62,7 +62,7 @@ fn site(app: &App, index: usize, frame: &mut Frame, area: Rect) {
         Line::from(format!("peer {peer}")),
         Line::from(format!(
             "protected VMs {}, {}/s",
-            s.replications.len(),
+            app.model.protected_count(index),
             bytes(rate as u64)
         )),
         Line::from(vec![

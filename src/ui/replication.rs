@@ -62,7 +62,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         .collect();
     let state_width = rows
         .iter()
-        .map(|(_, r)| state_text(r).chars().count() as u16)
+        .map(|(_, r)| state_word(app, r).chars().count() as u16)
         .max()
         .unwrap_or(0);
     let table_rows: Vec<Row> = visible
@@ -107,7 +107,13 @@ fn row<'a>(
         Compliance::Unknown => t.get("dim"),
     };
     let lag = lag_seconds(r, app.now_ms).map_or("-".to_string(), age);
-    let state = Line::from(state_text(r));
+    let recovered = app.model.recovered_by(&r.vm_id);
+    // A VM recovered at the other site: its replication ended there, and
+    // neither its state nor its lag is a failure.
+    let state = match recovered {
+        Some(_) => Line::from(Span::styled(state_word(app, r), t.get("accent"))),
+        None => Line::from(state_text(r)),
+    };
     let last = match stale {
         Some(old) => format!("STALE {}", age(old.as_secs_f64())),
         None => r.last_sync.map_or("never".into(), |l| {
@@ -130,10 +136,13 @@ fn row<'a>(
     cells.extend([
         Cell::from(state),
         Cell::from(age(r.rpo_seconds as f64)),
-        Cell::from(Span::styled(
-            format!("{} {lag} {}", c.symbol(), c.word()),
-            lag_style,
-        )),
+        match recovered {
+            Some(_) => Cell::from(Span::styled("- ended", t.get("dim"))),
+            None => Cell::from(Span::styled(
+                format!("{} {lag} {}", c.symbol(), c.word()),
+                lag_style,
+            )),
+        },
     ]);
     if syncing {
         cells.push(Cell::from(progress_text(
@@ -151,6 +160,15 @@ fn row<'a>(
         row.style(t.get("stale"))
     } else {
         row
+    }
+}
+
+/// The State column's text: the replication's state, or where the VM was
+/// recovered and by which run.
+fn state_word(app: &App, r: &ReplicationInfo) -> String {
+    match app.model.recovered_by(&r.vm_id) {
+        Some(run) => format!("⇥ recovered at {} ({})", run.recovery_site, run.id),
+        None => state_text(r),
     }
 }
 

@@ -115,3 +115,47 @@ fn home_at_both_sizes() {
         );
     }
 }
+
+/// A VM a finished recovery brought up at site-b: its old replication
+/// reads as recovered there, with the run, not as failing; dashboard counts
+/// leave it out. A VM the run failed to bring up stays as it was.
+#[test]
+fn a_recovered_vm_reads_as_recovered_not_violated() {
+    let mut app = app();
+    let protected = app.model.protected_count(0);
+    for r in app.model.sites[0].replications.values_mut() {
+        r.state = "error".into();
+        r.rpo_violated = true;
+    }
+    app.update(Action::Show(View::Replication));
+    let screen = render(&app, 160, 48);
+    let line = |vm: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(&format!("{vm} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let db1 = line("db-01");
+    assert!(
+        db1.contains("⇥ recovered at site-b (run-7)") && !db1.contains("violated"),
+        "{db1}"
+    );
+    assert!(!db1.contains("error"), "{db1}");
+    let db2 = line("db-02");
+    assert!(db2.contains("✖ error") && db2.contains("violated"), "{db2}");
+    let all = app.model.sites[0].replications.len();
+    assert_eq!(protected, all - 1, "db-01 is not protected at site-a now");
+    let [ok, risk, violated, pending] = app.model.compliance_counts(0, app.now_ms);
+    assert_eq!(ok + risk + violated + pending, all - 1);
+    // Reprotected afterwards, it is protected again (the other way).
+    let mut reprotect = runs::finished();
+    reprotect.id = "run-8".into();
+    reprotect.mode = RunMode::Reprotect;
+    reprotect.started_ms += 60_000;
+    app.feed(crate::model::FeedUpdate::Event {
+        site: 1,
+        event: ferry_api::types::SiteEvent::Run(reprotect),
+    });
+    assert!(app.model.recovered_by("site-a.db-01").is_none());
+}
