@@ -5,6 +5,7 @@ mod engine {
     pub mod bad_frames;
     pub mod crash;
     pub mod racing;
+    pub mod reconnect;
     pub mod restart;
     pub mod scheduler;
     pub mod support;

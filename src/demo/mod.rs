@@ -1,5 +1,5 @@
 //! `ferry demo`: runs two demo sites under a data directory (their configs
-//! written by the entry point with `ferry_replicator::demo_pair`) as
+//! written by the entry point, with the replicator's `demo_pair`) as
 //! child processes of this binary, writes `demo.json` with
 //! their URLs, pids and tokens, and stops them cleanly on SIGINT or SIGTERM.
 //! A site that dies is left dead: killing site-a is how a disaster is

@@ -7,6 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
 
+use super::runs::group_when_known;
 use super::support::*;
 
 const MAPPINGS: &str = "/mappings/site-a-to-site-b";
@@ -91,25 +92,7 @@ async fn mappings_groups_and_plans_are_validated_shared_and_kept() {
     );
 
     // A group before any mapping: created, but its VMs lack placeholders.
-    let group = eventually(
-        "site-b to see site-a's replications",
-        Duration::from_secs(20),
-        || {
-            let api = &api_b;
-            async move {
-                let (status, body) = api
-                    .send(
-                        Method::POST,
-                        "/protection-groups",
-                        Some(ADMIN),
-                        Some(json!({"name": "tier-1", "vms": ["site-a.vm-0", "site-a.vm-1"]})),
-                    )
-                    .await;
-                (status == 201).then_some(body)
-            }
-        },
-    )
-    .await;
+    let group = group_when_known(&api_b, "tier-1", json!(["site-a.vm-0", "site-a.vm-1"])).await;
     let group_id = group["id"].as_str().unwrap().to_string();
     assert_eq!(group["recovery_site"], "site-b");
     assert_eq!(group["protected_site"], "site-a");

@@ -61,22 +61,28 @@ pub async fn protected_pair(a: &SiteProcess, b: &SiteProcess, vms: usize) -> Str
         }
     })
     .await;
-    let group = eventually("the group", Duration::from_secs(20), || {
-        let (api, ids) = (&api_b, ids.clone());
-        async move {
-            let (status, body) = api
-                .send(
-                    Method::POST,
-                    "/protection-groups",
-                    Some(ADMIN),
-                    Some(json!({"name": "apps", "vms": ids})),
-                )
-                .await;
-            (status == 201).then_some(body)
-        }
-    })
-    .await;
+    let group = group_when_known(&api_b, "apps", json!(ids)).await;
     group["id"].as_str().unwrap().to_string()
+}
+
+/// Creates the protection group `name` of `vms` at `api`'s site as soon as
+/// the site has heard of their replications from its peer (until then it
+/// refuses a group of VMs it does not know).
+pub async fn group_when_known(api: &Api, name: &str, vms: Value) -> Value {
+    eventually(
+        &format!("the group {name}, once the site knows its VMs"),
+        Duration::from_secs(20),
+        || {
+            let body = json!({"name": name, "vms": vms.clone()});
+            async move {
+                let (status, body) = api
+                    .send(Method::POST, "/protection-groups", Some(ADMIN), Some(body))
+                    .await;
+                (status == 201).then_some(body)
+            }
+        },
+    )
+    .await
 }
 
 pub async fn start(api: &Api, plan: &str, token: &str, body: Value) -> (u16, Value) {
@@ -114,6 +120,12 @@ pub async fn drive(api: &Api, run: &str) -> Value {
         },
     )
     .await
+}
+
+/// Starts a run of `plan` and follows it to its end (see [`drive`]).
+pub async fn run_to_end(api: &Api, plan: &str, body: Value) -> Value {
+    let run = started(api, plan, body).await;
+    drive(api, &run).await
 }
 
 pub async fn wait_state(api: &Api, run: &str, state: &str) -> Value {
@@ -294,8 +306,7 @@ async fn test_cleanup_migration_reprotect_and_failback() {
     // A test complete plan allows cleanup only.
     let (status, _) = start(&api_b, &plan, OPERATOR, json!({"mode": "test"})).await;
     assert_eq!(status, 409);
-    let cleanup = started(&api_b, &plan, json!({"mode": "cleanup"})).await;
-    let run = drive(&api_b, &cleanup).await;
+    let run = run_to_end(&api_b, &plan, json!({"mode": "cleanup"})).await;
     assert_eq!(run["state"], "succeeded", "{run:#}");
     assert!(
         tests_dir(&b).is_empty(),
@@ -319,13 +330,12 @@ async fn test_cleanup_migration_reprotect_and_failback() {
     )
     .await;
     assert_eq!(status, 403);
-    let migration = started(
+    let run = run_to_end(
         &api_b,
         &plan,
         json!({"mode": "planned_migration", "confirm": "Apps"}),
     )
     .await;
-    let run = drive(&api_b, &migration).await;
     assert_eq!(run["state"], "succeeded", "{run:#}");
     for vm in run["vms"].as_array().unwrap() {
         assert_eq!(vm["verified"], true, "{vm}");
@@ -352,13 +362,12 @@ async fn test_cleanup_migration_reprotect_and_failback() {
     );
 
     // Reprotect: site-b replicates back, from the old disks as seeds.
-    let reprotect = started(
+    let run = run_to_end(
         &api_b,
         &plan,
         json!({"mode": "reprotect", "confirm": "Apps"}),
     )
     .await;
-    let run = drive(&api_b, &reprotect).await;
     assert_eq!(run["state"], "succeeded", "{run:#}");
     let moved = plan_at(&api_a, &plan, "site-a").await;
     assert_eq!(moved["state"], "ready");
@@ -395,24 +404,22 @@ async fn test_cleanup_migration_reprotect_and_failback() {
     .await;
 
     // Failback: a planned migration back and a reprotect, from site-a.
-    let back = started(
+    let run = run_to_end(
         &api_a,
         &plan,
         json!({"mode": "planned_migration", "confirm": "Apps"}),
     )
     .await;
-    let run = drive(&api_a, &back).await;
     assert_eq!(run["state"], "succeeded", "{run:#}");
     for vm in run["vms"].as_array().unwrap() {
         assert_eq!(vm["data_loss_seconds"], 0.0, "{vm}");
     }
-    let again = started(
+    let run = run_to_end(
         &api_a,
         &plan,
         json!({"mode": "reprotect", "confirm": "Apps"}),
     )
     .await;
-    let run = drive(&api_a, &again).await;
     assert_eq!(run["state"], "succeeded", "{run:#}");
     let home = plan_at(&api_b, &plan, "site-b").await;
     assert_eq!(home["state"], "ready");

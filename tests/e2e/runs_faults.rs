@@ -55,8 +55,7 @@ async fn callouts_cancel_restart_and_disaster_recovery() {
         })))
         .await;
     let callouts = callouts["id"].as_str().unwrap().to_string();
-    let run = started(&api_b, &callouts, json!({"mode": "test", "sync": false})).await;
-    let run = drive(&api_b, &run).await;
+    let run = run_to_end(&api_b, &callouts, json!({"mode": "test", "sync": false})).await;
     assert_eq!(run["state"], "failed", "{run:#}");
     let steps = run["steps"].as_array().unwrap();
     assert!(steps.iter().all(|s| s["name"] != "Synchronize storage"));
@@ -175,13 +174,12 @@ async fn callouts_cancel_restart_and_disaster_recovery() {
     )
     .await;
     a.kill9();
-    let dr = started(
+    let run = run_to_end(
         &api_b,
         &prompted,
         json!({"mode": "disaster_recovery", "confirm": "Prompted"}),
     )
     .await;
-    let run = drive(&api_b, &dr).await;
     assert_eq!(run["state"], "succeeded_with_warnings", "{run:#}");
     assert_steps(&run, &["done", "warning"]);
     for vm in run["vms"].as_array().unwrap() {
@@ -210,13 +208,12 @@ async fn callouts_cancel_restart_and_disaster_recovery() {
             .iter()
             .any(|v| v["power_state"] == "on")
     );
-    let reprotect = started(
+    let run = run_to_end(
         &api_b,
         &prompted,
         json!({"mode": "reprotect", "confirm": "Prompted"}),
     )
     .await;
-    let run = drive(&api_b, &reprotect).await;
     assert_eq!(run["state"], "succeeded", "{run:#}");
     assert!(api_a.get("/vms").await.as_array().unwrap().is_empty());
     plan_at(&api_a, &prompted, "site-a").await;

@@ -100,42 +100,15 @@ mod tests {
             gateway: Some("10.1.0.1".into()),
             dns: vec![],
         };
+        let nics = std::slice::from_ref(&nic);
+        let at_b = |m: &MappingSpec| place(Some(m), "a-apps", "a-pool", nics, "b-ds");
         let mut m = good();
-        let p = place(
-            Some(&m),
-            "a-apps",
-            "a-pool",
-            std::slice::from_ref(&nic),
-            "b-ds",
-        )
-        .unwrap();
-        assert_eq!(p.networks, vec!["b-prod".to_string()]);
+        assert_eq!(at_b(&m).unwrap().networks, vec!["b-prod".to_string()]);
         m.networks.clear();
-        assert_eq!(
-            place(
-                Some(&m),
-                "a-apps",
-                "a-pool",
-                std::slice::from_ref(&nic),
-                "b-ds"
-            ),
-            Err("network")
-        );
+        assert_eq!(at_b(&m), Err("network"));
         m.resource_pools.clear();
-        assert_eq!(
-            place(
-                Some(&m),
-                "a-apps",
-                "a-pool",
-                std::slice::from_ref(&nic),
-                "b-ds"
-            ),
-            Err("resource pool")
-        );
-        assert_eq!(
-            place(None, "a-apps", "a-pool", &[nic], "b-ds"),
-            Err("folder")
-        );
+        assert_eq!(at_b(&m), Err("resource pool"));
+        assert_eq!(place(None, "a-apps", "a-pool", nics, "b-ds"), Err("folder"));
     }
 
     #[test]

@@ -217,22 +217,21 @@ mod tests {
     #[test]
     fn compression_bomb_is_refused() {
         let bomb = zstd::bulk::compress(&vec![0u8; 64 << 20], 3).unwrap();
-        // Claims a small size but expands far past it.
-        let mut payload = 1024u32.to_be_bytes().to_vec();
-        payload.extend_from_slice(&bomb);
-        let mut wire = ((payload.len() + 2) as u32).to_be_bytes().to_vec();
-        wire.extend_from_slice(&[1, FLAG_ZSTD]);
-        wire.extend_from_slice(&payload);
-        let mut r = FrameReader::new(&wire[..], MAX_FRAME);
-        assert!(matches!(r.read(), Err(WireError::Compression(_))));
-        // Claims a huge size.
-        let mut payload = (u32::MAX).to_be_bytes().to_vec();
-        payload.extend_from_slice(&bomb);
-        let mut wire = ((payload.len() + 2) as u32).to_be_bytes().to_vec();
-        wire.extend_from_slice(&[1, FLAG_ZSTD]);
-        wire.extend_from_slice(&payload);
-        let mut r = FrameReader::new(&wire[..], MAX_FRAME);
-        assert!(matches!(r.read(), Err(WireError::Compression(_))));
+        // A compressed frame whose payload claims `size` bytes unpacked.
+        let claiming = |size: u32| {
+            let mut payload = size.to_be_bytes().to_vec();
+            payload.extend_from_slice(&bomb);
+            let mut wire = ((payload.len() + 2) as u32).to_be_bytes().to_vec();
+            wire.extend_from_slice(&[1, FLAG_ZSTD]);
+            wire.extend_from_slice(&payload);
+            wire
+        };
+        // Claims a small size but expands far past it; claims a huge size.
+        for size in [1024, u32::MAX] {
+            let wire = claiming(size);
+            let mut r = FrameReader::new(&wire[..], MAX_FRAME);
+            assert!(matches!(r.read(), Err(WireError::Compression(_))), "{size}");
+        }
     }
 
     #[test]

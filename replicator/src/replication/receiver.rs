@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
@@ -35,6 +36,11 @@ const MAX_DISKS: usize = 64;
 const MAX_DISK_SIZE: u64 = 64 << 40;
 const MIN_BLOCK_SIZE: u32 = 4096;
 const MAX_BLOCK_SIZE: u32 = 1 << 20;
+/// How long a session waits for the replica's previous session to end. A
+/// sender that reconnects (after a restart or a dropped link) can be quicker
+/// than the old session's thread is to see the close; longer than this, the
+/// old session is alive and the new one is refused.
+const BUSY_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
@@ -56,7 +62,7 @@ pub struct Receiver {
     /// The pairing secret in force; replaced when the site is paired anew.
     secret: std::sync::RwLock<PairingSecret>,
     /// VMs with a session in progress: one writer per replica at a time.
-    busy: Mutex<HashSet<String>>,
+    busy: Leases,
     /// VMs recovered at this site: their replicas take no more cycles.
     fenced: Mutex<HashSet<String>>,
 }
@@ -70,19 +76,49 @@ pub struct ReplicaHold {
 
 impl Drop for ReplicaHold {
     fn drop(&mut self) {
-        lock(&self.receiver.busy).remove(&self.key);
+        self.receiver.busy.release(&self.key);
     }
 }
 
 /// Releases a VM's replica when its session ends.
 struct ReplicaLease<'a> {
-    busy: &'a Mutex<HashSet<String>>,
+    busy: &'a Leases,
     key: String,
 }
 
 impl Drop for ReplicaLease<'_> {
     fn drop(&mut self) {
-        lock(self.busy).remove(&self.key);
+        self.busy.release(&self.key);
+    }
+}
+
+/// The replicas a session or a hold has (by `<datastore>/<vm>`), and a
+/// signal each time one is let go, so a session can wait out its
+/// predecessor without polling.
+#[derive(Default)]
+struct Leases {
+    held: Mutex<HashSet<String>>,
+    freed: Condvar,
+}
+
+impl Leases {
+    fn try_take(&self, key: &str) -> bool {
+        lock(&self.held).insert(key.to_string())
+    }
+
+    /// Takes `key`, waiting up to `wait` for its holder to let go.
+    fn take_within(&self, key: &str, wait: Duration) -> bool {
+        let held = lock(&self.held);
+        let (mut held, _) = self
+            .freed
+            .wait_timeout_while(held, wait, |held| held.contains(key))
+            .unwrap_or_else(|e| e.into_inner());
+        held.insert(key.to_string())
+    }
+
+    fn release(&self, key: &str) {
+        lock(&self.held).remove(key);
+        self.freed.notify_all();
     }
 }
 
@@ -103,7 +139,7 @@ impl Receiver {
             secret: std::sync::RwLock::new(config.secret.clone()),
             config,
             control: std::sync::OnceLock::new(),
-            busy: Mutex::new(HashSet::new()),
+            busy: Leases::default(),
             fenced: Mutex::new(HashSet::new()),
         })
     }
@@ -132,7 +168,7 @@ impl Receiver {
         let key = format!("{datastore}/{vm}");
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            if lock(&self.busy).insert(key.clone()) {
+            if self.busy.try_take(&key) {
                 return Ok(ReplicaHold {
                     receiver: self.clone(),
                     key,
@@ -226,7 +262,7 @@ impl Receiver {
             ));
         }
         let key = format!("{datastore}/{vm}");
-        if !lock(&self.busy).insert(key.clone()) {
+        if !self.busy.take_within(&key, BUSY_WAIT) {
             return Err(refuse(
                 &mut conn,
                 format!("VM {vm} is already receiving a cycle on another connection"),

@@ -44,15 +44,7 @@ fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
 
 /// An authenticated session that has opened the VM and begun its next cycle.
 fn begun(addr: &str, instance: u64) -> Connection {
-    let secret = PairingSecret::new(SECRET).unwrap();
-    let mut conn = Connection::connect(addr, &secret, "site-a").unwrap();
-    conn.send_now(&Message::Open {
-        vm: VM,
-        datastore: "ds",
-        block_size: 4096,
-        disk_sizes: vec![1 << 20],
-    })
-    .unwrap();
+    let mut conn = open_session(addr);
     assert!(matches!(conn.recv().unwrap(), Message::Opened { .. }));
     conn.send_now(&Message::Begin {
         instance,

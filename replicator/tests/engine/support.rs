@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_replicator::replication::connection::Connection;
+use ferry_replicator::replication::message::Message;
 use ferry_replicator::replication::{
     CycleProgress, CycleReport, PairingSecret, Receiver, ReceiverConfig, SyncTarget, WireError,
     receiver, run_cycle,
@@ -115,6 +117,21 @@ pub fn open_vm(dir: &Path, disks: usize, size: u64) -> TrackedVm {
         .map(|i| (dir.join(format!("disk-{i}.raw")), Geometry::new(size, 4096)))
         .collect();
     TrackedVm::open(dir, &layout).unwrap()
+}
+
+/// An authenticated connection that has asked for the VM's replica (one
+/// 1 MiB disk of 4 KiB blocks); the answer is left unread.
+pub fn open_session(addr: &str) -> Connection {
+    let secret = PairingSecret::new(SECRET).unwrap();
+    let mut conn = Connection::connect(addr, &secret, "site-a").unwrap();
+    conn.send_now(&Message::Open {
+        vm: VM,
+        datastore: "ds",
+        block_size: 4096,
+        disk_sizes: vec![1 << 20],
+    })
+    .unwrap();
+    conn
 }
 
 pub fn cycle(vm: &TrackedVm, addr: &str) -> Result<CycleReport, WireError> {
