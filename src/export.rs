@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_api::types::Run;
 
-use crate::model::runs::{duration_text, elapsed_ms, loss_text, run_look, step_look};
+use crate::model::runs::{duration_text, elapsed_ms, loss_text, run_look, step_look_in};
 use crate::ui::clock;
 
 pub fn json(run: &Run) -> String {
@@ -25,7 +25,9 @@ fn cell(text: &str) -> String {
 }
 
 fn when(ms: Option<u64>) -> String {
-    ms.map_or("—".into(), clock)
+    ms.map_or("—".into(), |ms| {
+        format!("{} UTC", crate::ui::date_time(ms))
+    })
 }
 
 pub fn markdown(run: &Run) -> String {
@@ -44,11 +46,12 @@ pub fn markdown(run: &Run) -> String {
         plan = cell(&run.plan_name),
         from = run.protected_site,
         to = run.recovery_site,
-        started = clock(run.started_ms),
+        started = crate::ui::date_time(run.started_ms),
         by = cell(&run.started_by),
-        ended = run
-            .ended_ms
-            .map_or("still running".into(), |e| format!("{} UTC", clock(e))),
+        ended = run.ended_ms.map_or("still running".into(), |e| format!(
+            "{} UTC",
+            crate::ui::date_time(e)
+        )),
         duration = took(run.ended_ms.map(|e| e.saturating_sub(run.started_ms))),
         rto = run.rto_seconds.map_or("—".into(), |r| format!("{r:.1} s")),
     );
@@ -57,7 +60,7 @@ pub fn markdown(run: &Run) -> String {
     }
     out.push_str("\n## Steps\n\n| # | Step | State | Started | Took | Message |\n|---|---|---|---|---|---|\n");
     for (i, s) in run.steps.iter().enumerate() {
-        let (symbol, word, _) = step_look(s.state);
+        let (symbol, word, _) = step_look_in(run, s.state);
         out.push_str(&format!(
             "| {} | {} | {symbol} {word} | {} | {} | {} |\n",
             i + 1,
@@ -67,7 +70,7 @@ pub fn markdown(run: &Run) -> String {
             cell(&s.message),
         ));
         for v in &s.vms {
-            let (symbol, word, _) = step_look(v.state);
+            let (symbol, word, _) = step_look_in(run, v.state);
             out.push_str(&format!(
                 "| | ↳ {} | {symbol} {word} | {} | {} | {} |\n",
                 cell(&v.vm),
@@ -79,7 +82,7 @@ pub fn markdown(run: &Run) -> String {
     }
     out.push_str("\n## VMs\n\n| VM | Priority | Result | Data loss | Verified | Heartbeat | Message |\n|---|---|---|---|---|---|---|\n");
     for v in &run.vms {
-        let (symbol, word, _) = step_look(v.result);
+        let (symbol, word, _) = step_look_in(run, v.result);
         let verified = match v.verified {
             Some(true) => "yes",
             Some(false) => "NO",

@@ -128,7 +128,15 @@ async fn session(
         if event == SiteEvent::Resync {
             return Ok(()); // refetch everything
         }
+        let group_changed = matches!(event, SiteEvent::Group(_) | SiteEvent::GroupRemoved { .. });
         tx.send(FeedUpdate::Event { site: index, event })
             .map_err(|_| "UI gone".to_string())?;
+        if group_changed {
+            // The site sends no plan event when a group's VMs change, yet
+            // the plans of that group now have other VMs.
+            let plans = client.plans().await.map_err(|e| describe(&e))?;
+            tx.send(FeedUpdate::Plans { site: index, plans })
+                .map_err(|_| "UI gone".to_string())?;
+        }
     }
 }

@@ -40,7 +40,8 @@ pub fn action(key: KeyEvent, scope: Scope) -> Option<Action> {
         (Scope::Confirm, _) => None,
         (Scope::Picker | Scope::GroupEditor, KeyCode::Char(' ')) => Some(Action::Toggle),
         (Scope::Picker, KeyCode::Char('q')) => None,
-        (Scope::View(View::Replication), KeyCode::Char('/')) => Some(Action::OpenFilter),
+        (Scope::View(view), KeyCode::Char('/')) if view.lists() => Some(Action::OpenFilter),
+        (Scope::View(View::Home), KeyCode::Char('a')) => Some(Action::AckAlarm),
         (Scope::View(View::Replication), KeyCode::Char('s')) => Some(Action::SortNext),
         (Scope::View(View::Replication), KeyCode::Char('S')) => Some(Action::SortReverse),
         (Scope::View(View::Replication), KeyCode::Char('n')) => Some(Action::SyncNow),
@@ -107,7 +108,8 @@ pub fn action(key: KeyEvent, scope: Scope) -> Option<Action> {
         KeyCode::Char('q') => Action::Quit,
         KeyCode::Char('?') => Action::OpenHelp,
         KeyCode::Char(':') => Action::OpenPalette,
-        KeyCode::Char(c @ '1'..='7') => Action::Show(View::ALL[c as usize - '1' as usize]),
+        // 0 is Home, 1 … 7 the other views in the header's order.
+        KeyCode::Char(c @ '0'..='7') => Action::Show(View::ALL[c as usize - '0' as usize]),
         _ => return None,
     })
 }
@@ -135,6 +137,16 @@ mod tests {
 
     fn key(code: KeyCode) -> KeyEvent {
         KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn slash_filters_every_list_view() {
+        let slash = key(KeyCode::Char('/'));
+        for view in View::ALL {
+            let expected = view.lists().then_some(Action::OpenFilter);
+            assert_eq!(action(slash, Scope::View(view)), expected, "{view:?}");
+        }
+        assert_eq!(action(slash, Scope::PlanEditor), None);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! - [`model`]: what is known of both sites; [`app`]: the UI state machine.
 //! - [`editor`]: mappings, protection group and recovery plan editors.
 //! - [`ui`]: rendering, pure functions of the app; [`theme`]: styles by role.
-//! - [`tui`]: the terminal's owner and the event loop; [`keys`]: key map.
+//! - [`tui`]: the terminal's owner and the event loop; [`keys`]: key map;
+//!   [`stop`]: the signals that quit it like `q`.
 //! - [`demo`]: the two-site demo; [`settings`]: config file and paths.
 //! - [`export`]: a run's record as JSON and Markdown files.
 
@@ -18,6 +19,7 @@ pub mod feed;
 pub mod keys;
 pub mod model;
 pub mod settings;
+pub mod stop;
 pub mod theme;
 pub mod tui;
 pub mod ui;

@@ -8,7 +8,7 @@ use ferry::{cli, demo, feed, settings, theme, tui};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -16,7 +16,10 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
     about = "ferry: disaster recovery for paired sites, run from the keyboard",
     long_about = "ferry: disaster recovery for paired sites, run from the keyboard.\n\n\
                   With no command, opens the terminal UI on both sites of a pair: the sites \
-                  listed in the config file (see `ferry info`), or given as --site URL --token T, twice."
+                  listed in the config file (see `ferry info`), or given as --site URL --token T, twice. \
+                  --token-file FILE reads a token from a file instead, and with neither the token comes \
+                  from FERRY_TOKEN_1, FERRY_TOKEN_2 (by the --site's place) or FERRY_TOKEN, \
+                  so it does not show in `ps`."
 )]
 struct Cli {
     #[command(flatten)]
@@ -31,9 +34,16 @@ struct UiArgs {
     /// A site's API URL; repeat for the second site (each followed by --token).
     #[arg(long = "site", value_name = "URL", global = true)]
     sites: Vec<String>,
-    /// The API token for the --site before it.
+    /// The API token for the --site before it (shows in `ps`: prefer --token-file).
     #[arg(long = "token", value_name = "TOKEN", global = true)]
     tokens: Vec<String>,
+    /// A file holding the API token for the --site before it.
+    #[arg(long = "token-file", value_name = "FILE")]
+    token_files: Vec<PathBuf>,
+    /// Where each --token/--token-file stood on the command line, so they
+    /// pair with the --site flags in order; filled in after parsing.
+    #[arg(skip)]
+    token_sources: Vec<settings::TokenSource>,
     /// The config file (default: the platform config directory's config.toml).
     #[arg(long, value_name = "FILE", env = "FERRY_CONFIG")]
     config: Option<PathBuf>,
@@ -74,7 +84,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.ui.token_sources = token_sources(&matches, &cli.ui);
     let paths = settings::Paths::discover();
     match &cli.command {
         None => log_to_file(&paths.log_file),
@@ -107,6 +119,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--token` and `--token-file` values in command-line order.
+fn token_sources(matches: &ArgMatches, ui: &UiArgs) -> Vec<settings::TokenSource> {
+    // --site and --token are global: after a subcommand they are that
+    // subcommand's, so look there too.
+    let at = |id: &str| -> Vec<usize> {
+        let mut found = Vec::new();
+        let mut level = Some(matches);
+        while let Some(m) = level {
+            if let Ok(Some(i)) = m.try_get_raw(id).map(|_| m.indices_of(id)) {
+                found.extend(i);
+            }
+            level = m.subcommand().map(|(_, sub)| sub);
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
+    };
+    let mut sources: Vec<(usize, settings::TokenSource)> = at("tokens")
+        .into_iter()
+        .zip(&ui.tokens)
+        .map(|(i, t)| (i, settings::TokenSource::Given(t.clone())))
+        .chain(
+            at("token_files")
+                .into_iter()
+                .zip(&ui.token_files)
+                .map(|(i, f)| (i, settings::TokenSource::File(f.clone()))),
+        )
+        .collect();
+    sources.sort_by_key(|(i, _)| *i);
+    sources.into_iter().map(|(_, s)| s).collect()
 }
 
 /// Writes the demo pair's site configs (the one part of the demo that knows
@@ -209,7 +253,11 @@ fn scripted(command: cli::args::Scripted, ui: &UiArgs, paths: &settings::Paths) 
         return ExitCode::from(cli::commands::USAGE);
     }
     let clients = settings::load(&config_file)
-        .and_then(|config| settings::endpoints(&config, &ui.sites, &ui.tokens))
+        .and_then(|config| {
+            settings::endpoints(&config, &ui.sites, &ui.token_sources, &|name| {
+                std::env::var(name).ok()
+            })
+        })
         .and_then(|endpoints| {
             endpoints
                 .iter()
@@ -255,7 +303,9 @@ fn open_ui(
     let config = settings::load(&config_file)?;
     let endpoints = match endpoints {
         Some(endpoints) => endpoints,
-        None => settings::endpoints(&config, &ui.sites, &ui.tokens)?,
+        None => settings::endpoints(&config, &ui.sites, &ui.token_sources, &|name| {
+            std::env::var(name).ok()
+        })?,
     };
     let theme = theme::Theme::load(
         &theme::choose(ui.theme.as_deref(), config.theme.as_deref()),

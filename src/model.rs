@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ferry_api::Call;
 use ferry_api::types::EventRow;
 use ferry_api::types::{
-    Inventory, Mappings, PeerInfo, Plan, ProtectionGroup, ReplicationInfo, Run, SiteEvent,
+    Inventory, Mappings, PeerInfo, Plan, ProtectionGroup, ReplicationInfo, Role, Run, SiteEvent,
     SiteInfo, VmInfo,
 };
 
@@ -62,6 +62,12 @@ pub enum FeedUpdate {
         site: usize,
         protection: Protection,
     },
+    /// The site's plans, read again: a plan's VMs follow its groups, and a
+    /// group's change comes as a group event only.
+    Plans {
+        site: usize,
+        plans: Vec<Plan>,
+    },
     /// The site stopped answering.
     Down {
         site: usize,
@@ -90,6 +96,9 @@ pub struct SiteState {
     pub last_contact: Option<Instant>,
     pub error: Option<String>,
     pub peer: Option<PeerInfo>,
+    /// What this TUI's token may do at the site, as the site said; `None`
+    /// until it answered.
+    pub role: Option<Role>,
     pub replications: BTreeMap<String, ReplicationInfo>,
     /// Bytes of completed cycles per [`BUCKET`], newest last.
     pub throughput: VecDeque<u64>,
@@ -111,6 +120,7 @@ impl SiteState {
             last_contact: None,
             error: None,
             peer: None,
+            role: None,
             replications: BTreeMap::new(),
             throughput: VecDeque::from(vec![0; BUCKETS]),
             bucket_started: None,
@@ -278,6 +288,7 @@ impl Model {
                 s.vms = vms.into_iter().map(|vm| (vm.id.clone(), vm)).collect();
                 s.name = info.name;
                 s.peer = info.peer;
+                s.role = Some(info.role);
                 s.link = Link::Connected;
                 s.last_contact = Some(now);
                 s.error = None;
@@ -303,6 +314,15 @@ impl Model {
                 };
                 s.protection = protection;
                 true
+            }
+            FeedUpdate::Plans { site, plans } => {
+                let Some(s) = self.sites.get_mut(site) else {
+                    return false;
+                };
+                let plans: BTreeMap<_, _> = plans.into_iter().map(|p| (p.id.clone(), p)).collect();
+                let changed = s.protection.plans != plans;
+                s.protection.plans = plans;
+                changed
             }
             FeedUpdate::Down { site, error } => {
                 let Some(s) = self.sites.get_mut(site) else {
@@ -492,11 +512,25 @@ impl Model {
     }
 
     /// (ok, at risk, violated, pending) counts for one site.
+    /// Replications of `site` still protecting a VM (not of VMs recovered
+    /// at the other site).
+    pub fn protected_count(&self, site: usize) -> usize {
+        self.sites.get(site).map_or(0, |s| {
+            s.replications
+                .keys()
+                .filter(|id| self.recovered_by(id).is_none())
+                .count()
+        })
+    }
+
     pub fn compliance_counts(&self, site: usize, now_ms: u64) -> [usize; 4] {
         let mut counts = [0; 4];
         if let Some(s) = self.sites.get(site) {
+            // A VM recovered elsewhere is no longer protected here.
             for r in s.replications.values() {
-                counts[compliance(r, now_ms) as usize] += 1;
+                if self.recovered_by(&r.vm_id).is_none() {
+                    counts[compliance(r, now_ms) as usize] += 1;
+                }
             }
         }
         counts
@@ -594,6 +628,7 @@ pub mod tests {
         ]);
         let info = SiteInfo {
             name: "site-a".into(),
+            role: ferry_api::types::Role::Admin,
             peer: None,
             vm_count: 1,
             replicated_count: 1,

@@ -1,5 +1,7 @@
 //! The TUI's own settings: which sites to watch (from the config file or
 //! `--site/--token`), the theme, and where config, themes and logs live.
+//! A token can come from a file or the environment instead of the command
+//! line, so it does not show in `ps`.
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +23,68 @@ pub struct ConfigFile {
 pub struct SiteEntry {
     pub name: Option<String>,
     pub url: String,
-    pub token: String,
+    /// One of `token`, `token_file` (a file holding it) or `token_env`
+    /// (an environment variable holding it).
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub token_env: Option<String>,
+}
+
+/// Where one site's API token comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// Given as is (`--token`, `token =`): visible in `ps` on the command line.
+    Given(String),
+    /// Read from a file (`--token-file`, `token_file =`), trimmed.
+    File(PathBuf),
+    /// Read from an environment variable (`token_env =`, `FERRY_TOKEN`).
+    Env(String),
+}
+
+/// The environment variable read for site `n` (1-based) given with
+/// `--site` but no token: `FERRY_TOKEN_<n>`, else `FERRY_TOKEN`.
+pub const TOKEN_ENV: &str = "FERRY_TOKEN";
+
+impl TokenSource {
+    /// The token, or a sentence saying why there is none.
+    pub fn read(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+        let token = match self {
+            Self::Given(token) => token.clone(),
+            Self::File(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?
+                .trim()
+                .to_string(),
+            Self::Env(name) => env(name)
+                .ok_or_else(|| {
+                    format!("the environment variable {name} holding a token is not set")
+                })?
+                .trim()
+                .to_string(),
+        };
+        if token.is_empty() {
+            return Err(match self {
+                Self::Given(_) => "an empty --token".to_string(),
+                Self::File(path) => format!("the token file {} is empty", path.display()),
+                Self::Env(name) => format!("the environment variable {name} is empty"),
+            });
+        }
+        Ok(token)
+    }
+}
+
+impl SiteEntry {
+    fn token_source(&self) -> Result<TokenSource, String> {
+        let site = self.name.as_deref().unwrap_or(&self.url);
+        match (&self.token, &self.token_file, &self.token_env) {
+            (Some(t), None, None) => Ok(TokenSource::Given(t.clone())),
+            (None, Some(f), None) => Ok(TokenSource::File(f.clone())),
+            (None, None, Some(e)) => Ok(TokenSource::Env(e.clone())),
+            (None, None, None) => Ok(TokenSource::Env(TOKEN_ENV.into())),
+            _ => Err(format!(
+                "site {site} in the config file: give one of token, token_file and token_env"
+            )),
+        }
+    }
 }
 
 /// Where ferry keeps its files on this machine.
@@ -69,39 +132,58 @@ pub fn load(path: &Path) -> Result<ConfigFile, String> {
     }
 }
 
-/// The sites to watch: `--site/--token` pairs win over the config file.
+/// The sites to watch: `--site` with its token (given, from a file, or
+/// from the environment) wins over the config file. `env` looks up an
+/// environment variable (the real one outside tests).
 pub fn endpoints(
     config: &ConfigFile,
     sites: &[String],
-    tokens: &[String],
+    tokens: &[TokenSource],
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Endpoint>, String> {
-    if sites.len() != tokens.len() {
-        return Err(format!(
-            "{} --site but {} --token: give one --token after each --site",
-            sites.len(),
-            tokens.len()
-        ));
-    }
+    let from_env = |n: usize| {
+        let numbered = format!("{TOKEN_ENV}_{n}");
+        if env(&numbered).is_some() {
+            TokenSource::Env(numbered)
+        } else {
+            TokenSource::Env(TOKEN_ENV.into())
+        }
+    };
     let endpoints: Vec<Endpoint> = if sites.is_empty() {
         config
             .sites
             .iter()
-            .map(|s| Endpoint {
-                name: s.name.clone().unwrap_or_else(|| s.url.clone()),
-                url: s.url.trim_end_matches('/').to_string(),
-                token: s.token.clone(),
+            .map(|s| {
+                let source = s.token_source()?;
+                let name = s.name.clone().unwrap_or_else(|| s.url.clone());
+                Ok(Endpoint {
+                    token: source.read(env).map_err(|e| format!("site {name}: {e}"))?,
+                    name,
+                    url: s.url.trim_end_matches('/').to_string(),
+                })
             })
-            .collect()
+            .collect::<Result<_, String>>()?
     } else {
+        if !tokens.is_empty() && sites.len() != tokens.len() {
+            return Err(format!(
+                "{} --site but {} tokens: give one --token or --token-file after each --site, \
+                 or none and set {TOKEN_ENV}_1, {TOKEN_ENV}_2 or {TOKEN_ENV}",
+                sites.len(),
+                tokens.len()
+            ));
+        }
         sites
             .iter()
-            .zip(tokens)
-            .map(|(url, token)| Endpoint {
-                name: url.clone(),
-                url: url.trim_end_matches('/').to_string(),
-                token: token.clone(),
+            .enumerate()
+            .map(|(i, url)| {
+                let source = tokens.get(i).cloned().unwrap_or_else(|| from_env(i + 1));
+                Ok(Endpoint {
+                    name: url.clone(),
+                    url: url.trim_end_matches('/').to_string(),
+                    token: source.read(env).map_err(|e| format!("site {url}: {e}"))?,
+                })
             })
-            .collect()
+            .collect::<Result<_, String>>()?
     };
     if endpoints.is_empty() {
         return Err(
@@ -119,4 +201,62 @@ pub fn endpoints(
         }
     }
     Ok(endpoints)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "FERRY_TOKEN_2" => Some("two\n".into()),
+            "FERRY_TOKEN" => Some("shared".into()),
+            "MY_TOKEN" => Some("mine".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn tokens_come_from_the_command_line_a_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let sites = ["http://a:1".to_string(), "http://b:2".to_string()];
+        let given = [
+            TokenSource::Given("t1".into()),
+            TokenSource::File(file.clone()),
+        ];
+        let got = endpoints(&ConfigFile::default(), &sites, &given, &env).unwrap();
+        assert_eq!(got[0].token, "t1");
+        assert_eq!(got[1].token, "from-file");
+        // No token on the command line: FERRY_TOKEN_<n>, else FERRY_TOKEN.
+        let got = endpoints(&ConfigFile::default(), &sites, &[], &env).unwrap();
+        assert_eq!(got[0].token, "shared");
+        assert_eq!(got[1].token, "two");
+        let err = endpoints(&ConfigFile::default(), &sites, &given[..1], &env).unwrap_err();
+        assert!(err.contains("2 --site but 1 tokens"), "{err}");
+    }
+
+    #[test]
+    fn config_entries_name_their_token_file_or_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file").unwrap();
+        let text = format!(
+            "[[sites]]\nname = \"site-a\"\nurl = \"http://a:1\"\ntoken_file = {:?}\n\
+             [[sites]]\nname = \"site-b\"\nurl = \"http://b:2\"\ntoken_env = \"MY_TOKEN\"\n",
+            file.display().to_string()
+        );
+        let config: ConfigFile = toml::from_str(&text).unwrap();
+        let got = endpoints(&config, &[], &[], &env).unwrap();
+        assert_eq!(got[0].token, "from-file");
+        assert_eq!(got[1].token, "mine");
+        let text = "[[sites]]\nname = \"site-c\"\nurl = \"http://c:3\"\ntoken_env = \"UNSET\"\n";
+        let config: ConfigFile = toml::from_str(text).unwrap();
+        let err = endpoints(&config, &[], &[], &env).unwrap_err();
+        assert_eq!(
+            err,
+            "site site-c: the environment variable UNSET holding a token is not set"
+        );
+    }
 }

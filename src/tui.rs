@@ -55,6 +55,7 @@ pub async fn run(
         runs: &run_tx,
     };
 
+    let mut stop = crate::stop::Stop::listen();
     let mut terminal = ratatui::init();
     let mut ticker = tokio::time::interval(TICK);
     let mut dirty = true;
@@ -101,6 +102,7 @@ pub async fn run(
                 dirty = true;
             }
             () = tokio::time::sleep_until(redraw_at), if dirty => {}
+            () = stop.requested() => app.quit = true,
         }
         if app.quit {
             break Ok(());
@@ -145,9 +147,9 @@ struct Tasks<'a> {
 impl Tasks<'_> {
     fn run(&self, effect: Effect) {
         match effect {
-            Effect::Post { site, call } => {
+            Effect::Post { site, call, vm } => {
                 if let Some(endpoint) = self.endpoints.get(site).cloned() {
-                    tokio::spawn(post(endpoint, call, self.notices.clone()));
+                    tokio::spawn(post(endpoint, call, vm, self.notices.clone()));
                 }
             }
             Effect::Send(requests) => {
@@ -194,25 +196,28 @@ async fn steer(
     });
 }
 
-/// Tells a replication what to do; a notice says how it went.
-async fn post(endpoint: Endpoint, call: Call, notices: mpsc::UnboundedSender<String>) {
-    let path = call.path();
+/// Tells a replication what to do; a notice names the VM and how it went.
+async fn post(endpoint: Endpoint, call: Call, vm: String, notices: mpsc::UnboundedSender<String>) {
+    use crate::editor::say::{VmRefusal, vm_action};
+    let verb = match &call {
+        Call::Replication { verb, .. } => verb.as_str(),
+        _ => "change",
+    };
     let outcome = match client(&endpoint) {
         Ok(client) => client.send(&call).await,
         Err(e) => Err(e),
     };
-    let notice = match outcome {
-        Ok(_) => format!("{path}: done"),
-        Err(e) => match &e.failure {
-            Failure::Status { status, body, .. } => format!(
-                "{path}: {}: {}",
-                status_line(*status),
-                body.as_ref().map_or("", |b| b.message.as_str())
-            ),
-            Failure::Unreachable { detail, .. } => format!("{path}: {detail}"),
-            Failure::Decode(reason) => format!("{path}: {reason}"),
+    let outcome = match outcome {
+        Ok(_) => Ok(()),
+        Err(e) => match e.failure {
+            Failure::Status { status, body, .. } => Err(VmRefusal::Refused(
+                body.map_or_else(|| status_line(status).to_lowercase(), |b| b.message),
+            )),
+            Failure::Unreachable { reason, .. } => Err(VmRefusal::Unreachable(reason)),
+            Failure::Decode(reason) => Err(VmRefusal::Unreachable(reason)),
         },
     };
+    let notice = vm_action(&endpoint.name, verb, &vm, outcome);
     let _ = notices.send(notice);
 }
 

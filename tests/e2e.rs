@@ -17,4 +17,5 @@ mod e2e {
     pub mod terminal;
     pub mod trust;
     pub mod tui;
+    pub mod two_tuis;
 }

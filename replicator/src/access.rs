@@ -2,27 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// API roles, each including the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Reads everything, changes nothing.
-    Viewer,
-    /// Also runs tests and cleanups, powers VMs on and off.
-    Operator,
-    /// Everything: replication settings, real failover, edits.
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Viewer => "viewer",
-            Self::Operator => "operator",
-            Self::Admin => "admin",
-        }
-    }
-}
+/// API roles: the API's own type, so a client reads the role a site names.
+pub use ferry_api::types::Role;
 
 /// The stored form of a token: BLAKE3 of its text, as hex.
 pub fn hash_token(token: &str) -> String {

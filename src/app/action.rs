@@ -67,6 +67,8 @@ pub enum Action {
     Ack,
     /// Opens the selected plan's run.
     OpenRun,
+    /// Acknowledges the home screen's selected alarm.
+    AckAlarm,
     /// Writes a run out as JSON and Markdown.
     Export,
     /// A second passed: ages and the NOC rotation move on.

@@ -132,7 +132,12 @@ impl App {
                 let target = picked.first().filter(|t| !t.is_empty()).map(String::as_str);
                 self.mappings
                     .set_target(model, dir, *kind, source, target)
-                    .map_err(|e| format!("not changed: {}: {}", e.field, e.message))?;
+                    .map_err(|e| {
+                        format!(
+                            "not changed: {}",
+                            crate::editor::say::sentence(Some(&e.field), &e.message)
+                        )
+                    })?;
                 self.status = Some("changed; Ctrl-S saves".into());
             }
             (PickFor::Plan(plans::PickFor::Depends { vm_id }), Some(Editor::Plan(p))) => {
@@ -179,7 +184,7 @@ impl App {
 
     /// The keys of the editing scopes, for the bar and for `?`.
     pub(super) fn editing_keys(&self) -> Vec<(&'static str, &'static str)> {
-        let edits = !self.read_only;
+        let edits = self.may_edit();
         match (self.scope(), &self.popup) {
             (Scope::Text, _) => vec![
                 ("type", "edit"),
@@ -242,7 +247,7 @@ impl App {
 impl App {
     /// The keys of the editor or protection view under `?`, in words.
     pub fn help_keys(&self) -> Vec<(&'static str, &'static str)> {
-        let edits = !self.read_only;
+        let edits = self.may_edit();
         let mut keys = Vec::new();
         match (&self.editor, self.view) {
             (Some(Editor::Group(_)), _) => keys.extend([

@@ -8,9 +8,12 @@
 
 mod action;
 mod dialogs;
+mod home;
+mod lists;
 mod protection;
 #[cfg(test)]
 mod replication_tests;
+mod roles;
 mod runs;
 #[cfg(test)]
 mod tests;
@@ -29,7 +32,10 @@ use crate::model::{FeedUpdate, Model, compliance, lag_seconds};
 use crate::theme::Theme;
 
 pub use action::Action;
+pub use home::AtRisk;
+pub use lists::alarm_key;
 pub use protection::{Editor, FormFor, Leave, PickFor, Popup};
+pub use roles::role_for;
 pub use runs::{PromptView, RunCall, RunDialog, RunPurpose, RunReply, RunView, Start};
 pub use views::{Column, View};
 
@@ -44,13 +50,16 @@ pub enum Overlay {
     Filter,
     /// The detail pane of one replication.
     Detail(String),
+    /// The detail pane of one alarm (by [`lists::alarm_key`]): its whole message.
+    Event(String),
 }
 
 /// Work for a task outside the UI loop.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Tells a replication to sync, pause or resume; a notice says how it went.
-    Post { site: usize, call: Call },
+    /// Tells a replication to sync, pause or resume; the result names the
+    /// VM and what was done to it (`paused db-02`).
+    Post { site: usize, call: Call, vm: String },
     /// Changes to sites' objects; each reply comes back to [`App::reply`].
     Send(Vec<Request>),
     /// Starts or steers a run; the reply comes back to [`App::run_replied`].
@@ -80,7 +89,8 @@ pub enum Scope {
 }
 
 /// `:` commands and what they do.
-pub const COMMANDS: [(&str, &str); 20] = [
+pub const COMMANDS: [(&str, &str); 21] = [
+    ("home", "runs, plans' readiness and risk, alarms"),
     ("dash", "the dashboard"),
     ("vms", "the replication view"),
     ("replication", "the replication view"),
@@ -111,7 +121,11 @@ pub struct App {
     pub theme: Theme,
     pub view: View,
     pub overlay: Overlay,
+    /// The cursor's row when its item is gone; see [`App::cursor`].
     pub selected: usize,
+    /// The key of the item under the cursor (a VM id, alarm, group, plan
+    /// or run id): the cursor follows it through re-sorts and updates.
+    pub anchor: Option<String>,
     pub sort: Column,
     pub descending: bool,
     pub filter: String,
@@ -140,6 +154,9 @@ pub struct App {
     pub run: Option<RunView>,
     /// A question before a run starts or is cancelled.
     pub run_dialog: Option<RunDialog>,
+    /// Alarms acknowledged on the home screen, by [`alarm_key`]: kept in
+    /// this TUI until the sites have an acknowledgement API.
+    pub acked: std::collections::BTreeSet<String>,
 }
 
 impl App {
@@ -147,13 +164,10 @@ impl App {
         Self {
             model,
             theme,
-            view: if noc {
-                View::Dashboard
-            } else {
-                View::Replication
-            },
+            view: if noc { View::Dashboard } else { View::Home },
             overlay: Overlay::None,
             selected: 0,
+            anchor: None,
             sort: Column::Vm,
             descending: false,
             filter: String::new(),
@@ -172,6 +186,7 @@ impl App {
             save_failed: false,
             run: None,
             run_dialog: None,
+            acked: std::collections::BTreeSet::new(),
         }
     }
 
@@ -186,7 +201,7 @@ impl App {
             (Some(Popup::Picker(_)), ..) => Scope::Picker,
             (Some(_), ..) => Scope::Confirm,
             (None, Overlay::Palette(_) | Overlay::Filter, _) => Scope::Text,
-            (None, Overlay::Help | Overlay::Detail(_), _) => Scope::Overlay,
+            (None, Overlay::Help | Overlay::Detail(_) | Overlay::Event(_), _) => Scope::Overlay,
             (None, Overlay::None, Some(Editor::Group(_))) => Scope::GroupEditor,
             (None, Overlay::None, Some(Editor::Plan(_))) => Scope::PlanEditor,
             (None, Overlay::None, None) => Scope::View(self.view),
@@ -245,10 +260,11 @@ impl App {
     fn row_count(&self) -> usize {
         match self.view {
             View::Replication => self.rows().len(),
-            View::Events => self.model.alarms.len(),
-            View::Groups => self.model.groups().len(),
-            View::Plans => self.model.plans().len(),
-            View::History => self.model.runs().len(),
+            View::Events => self.alarms_shown().len(),
+            View::Groups => self.groups_shown().len(),
+            View::Plans => self.plans_shown().len(),
+            View::History => self.runs_shown().len(),
+            View::Home => self.home_alarms().len(),
             View::Dashboard | View::Mappings => 0,
         }
     }
@@ -258,10 +274,22 @@ impl App {
         self.selected = self.selected.min(count.saturating_sub(1));
     }
 
+    /// Whether the selected VM's replication may be synced, paused or
+    /// resumed at its site.
+    pub fn may_replicate(&self) -> bool {
+        let site = self
+            .selected_replication()
+            .and_then(|(i, _)| self.model.sites.get(i));
+        match site {
+            Some(s) => self.may(ferry_api::types::Role::Admin, Some(&s.name)),
+            None => self.may(ferry_api::types::Role::Admin, None),
+        }
+    }
+
     fn selected_replication(&self) -> Option<(usize, ReplicationInfo)> {
-        self.rows()
-            .get(self.selected)
-            .map(|(site, r)| (*site, (*r).clone()))
+        let rows = self.rows();
+        let at = self.cursor_among(rows.iter().map(|(_, r)| r.vm_id.as_str()));
+        rows.get(at).map(|(site, r)| (*site, (*r).clone()))
     }
 
     /// The actions the current mode accepts: what `?` and the bottom bar show.
@@ -276,7 +304,7 @@ impl App {
             Overlay::Help => vec![("Esc/?", "close help"), ("q", "quit")],
             Overlay::Palette(_) => vec![("Tab", "complete"), ("Enter", "run"), ("Esc", "cancel")],
             Overlay::Filter => vec![("type", "filter rows"), ("Enter", "keep"), ("Esc", "clear")],
-            Overlay::Detail(_) => vec![("Esc", "back"), ("q", "quit")],
+            Overlay::Detail(_) | Overlay::Event(_) => vec![("Esc", "back"), ("q", "quit")],
             Overlay::None => {
                 let mut keys = vec![("Tab", "next view"), (":", "command"), ("?", "help")];
                 if self.view == View::Replication {
@@ -286,16 +314,22 @@ impl App {
                         ("s/S", "sort/reverse"),
                         ("Enter", "details"),
                     ]);
-                    if !self.read_only {
+                    if self.may_replicate() {
                         keys.extend([("n", "sync now"), ("p", "pause/resume")]);
                     }
                 }
                 if self.view == View::Events {
+                    keys.extend([("↑↓/jk", "move"), ("Enter", "details")]);
+                }
+                if self.view == View::Home {
                     keys.push(("↑↓/jk", "move"));
+                    if self.may_ack() {
+                        keys.push(("a", "acknowledge alarm"));
+                    }
                 }
                 if self.view == View::History {
                     keys.extend([("↑↓/jk", "move"), ("Enter", "open"), ("e", "export")]);
-                    if !self.read_only {
+                    if self.may_steer() {
                         keys.push(("X", "cancel"));
                     }
                 }
@@ -311,6 +345,10 @@ impl App {
                         .filter(|k| !keys.contains(k))
                         .collect();
                     keys.extend(more);
+                }
+                // The other lists' filter comes last: their actions first.
+                if self.view.lists() && self.view != View::Replication && self.editor.is_none() {
+                    keys.push(("/", "filter"));
                 }
                 if !self.filter.is_empty() {
                     keys.push(("Esc", "clear filter"));
@@ -340,6 +378,7 @@ impl App {
                 if self.noc && self.ticks.is_multiple_of(NOC_ROTATE_TICKS) {
                     self.view = self.view.step(1);
                     self.selected = 0;
+                    self.anchor = None;
                     self.run = None;
                 }
             }
@@ -354,7 +393,7 @@ impl App {
                 }
             }
             (Overlay::Palette(input), Action::Open) => {
-                let command = input.trim().to_string();
+                let command = resolve(input.trim()).to_string();
                 self.overlay = Overlay::None;
                 return self.run_command(&command);
             }
@@ -379,7 +418,7 @@ impl App {
             (_, Action::Quit) => return self.leave(Leave::Quit),
             (Overlay::Help, Action::OpenHelp) => self.overlay = Overlay::None,
             (_, Action::OpenHelp) => self.overlay = Overlay::Help,
-            (Overlay::Help | Overlay::Detail(_), _) => {}
+            (Overlay::Help | Overlay::Detail(_) | Overlay::Event(_), _) => {}
             (Overlay::None, action) => return self.normal(action),
         }
         self.clamp_selection();
@@ -399,20 +438,29 @@ impl App {
                 self.overlay = Overlay::Palette(String::new());
                 return None;
             }
+            Action::OpenFilter if self.view.lists() && self.editor.is_none() => {
+                self.overlay = Overlay::Filter;
+                return None;
+            }
             _ => {}
         }
         if self.view.edits() {
             return self.protection(action);
         }
         let count = self.row_count();
+        let at = self.cursor();
         match action {
-            Action::Up => self.selected = self.selected.saturating_sub(1),
-            Action::Down => self.selected = (self.selected + 1).min(count.saturating_sub(1)),
-            Action::PageUp => self.selected = self.selected.saturating_sub(10),
-            Action::PageDown => self.selected = (self.selected + 10).min(count.saturating_sub(1)),
-            Action::Top => self.selected = 0,
-            Action::Bottom => self.selected = count.saturating_sub(1),
-            Action::OpenFilter if self.view == View::Replication => self.overlay = Overlay::Filter,
+            Action::Up => self.move_cursor(at.saturating_sub(1)),
+            Action::Down => self.move_cursor((at + 1).min(count.saturating_sub(1))),
+            Action::PageUp => self.move_cursor(at.saturating_sub(10)),
+            Action::PageDown => self.move_cursor((at + 10).min(count.saturating_sub(1))),
+            Action::Top => self.move_cursor(0),
+            Action::Bottom => self.move_cursor(count.saturating_sub(1)),
+            Action::Open if self.view == View::Events => {
+                if let Some(a) = self.alarms_shown().get(at) {
+                    self.overlay = Overlay::Event(lists::alarm_key(a));
+                }
+            }
             Action::Open if self.view == View::Replication => {
                 if let Some((_, r)) = self.selected_replication() {
                     self.overlay = Overlay::Detail(r.vm_id);
@@ -428,6 +476,7 @@ impl App {
             Action::SortReverse if self.view == View::Replication => {
                 self.descending = !self.descending
             }
+            Action::AckAlarm if self.view == View::Home => self.ack_alarm(),
             Action::SyncNow | Action::TogglePause if self.view == View::Replication => {
                 return self.act(action);
             }
@@ -444,6 +493,10 @@ impl App {
             self.status = Some("read-only: no actions here".into());
             return None;
         }
+        if let Some(why) = self.refusal(&action) {
+            self.status = Some(why);
+            return None;
+        }
         if action.runs() {
             return self.act_on_run(action);
         }
@@ -451,18 +504,21 @@ impl App {
             return self.edit(action);
         }
         let (site, r) = self.selected_replication()?;
-        let (verb, what) = match action {
-            Action::SyncNow => (ReplicationVerb::Sync, "sync requested"),
-            _ if r.paused => (ReplicationVerb::Resume, "resume requested"),
-            _ => (ReplicationVerb::Pause, "pause requested"),
+        // The VM is named now and in the result, so the operator sees which
+        // one the key reached even if rows moved since.
+        let (verb, doing) = match action {
+            Action::SyncNow => (ReplicationVerb::Sync, "asking for a sync of"),
+            _ if r.paused => (ReplicationVerb::Resume, "resuming"),
+            _ => (ReplicationVerb::Pause, "pausing"),
         };
-        self.status = Some(format!("{}: {what}", r.vm));
+        self.status = Some(format!("{doing} {}…", r.vm));
         Some(Effect::Post {
             site,
             call: Call::Replication {
                 vm_id: r.vm_id.clone(),
                 verb,
             },
+            vm: r.vm,
         })
     }
 
@@ -471,11 +527,16 @@ impl App {
         if self.view != view {
             self.view = view;
             self.selected = 0;
+            self.anchor = None;
+            // A filter belongs to its view: another view's rows are not
+            // hidden by it.
+            self.filter.clear();
         }
     }
 
     fn run_command(&mut self, command: &str) -> Option<Effect> {
         match command {
+            "home" => return self.leave(Leave::Show(View::Home)),
             "dash" | "dashboard" => return self.leave(Leave::Show(View::Dashboard)),
             "vms" | "replication" | "repl" => return self.leave(Leave::Show(View::Replication)),
             "events" | "alarms" => return self.leave(Leave::Show(View::Events)),
@@ -516,6 +577,20 @@ impl App {
             }
         }
         None
+    }
+}
+
+/// What `:` input means: a command as typed, else the one command it
+/// begins (`:p` is `:plans`); several or none stay as typed, to be refused
+/// with the list.
+fn resolve(input: &str) -> &str {
+    if input.is_empty() || COMMANDS.iter().any(|(c, _)| *c == input) {
+        return input;
+    }
+    let mut begun = COMMANDS.iter().filter(|(c, _)| c.starts_with(input));
+    match (begun.next(), begun.next()) {
+        (Some((only, _)), None) => only,
+        _ => input,
     }
 }
 

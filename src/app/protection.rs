@@ -112,6 +112,10 @@ impl App {
     /// goes through the read-only gate.
     pub(super) fn protection(&mut self, action: Action) -> Option<Effect> {
         match action {
+            Action::Back if self.editor.is_none() && !self.filter.is_empty() => {
+                self.filter.clear();
+                None
+            }
             Action::Back => self.leave(Leave::Close),
             Action::Up => self.step(-1),
             Action::Down => self.step(1),
@@ -152,7 +156,8 @@ impl App {
             }
             None => {
                 let count = self.row_count();
-                self.selected = move_by(self.selected, count);
+                let to = move_by(self.cursor(), count);
+                self.move_cursor(to);
             }
         }
         None
@@ -236,7 +241,10 @@ impl App {
             }
             (Action::Delete, _) => {
                 if let Err(e) = self.mappings.remove(&self.model, dir, &row) {
-                    self.status = Some(format!("not removed: {}: {}", e.field, e.message));
+                    self.status = Some(format!(
+                        "not removed: {}",
+                        crate::editor::say::sentence(Some(&e.field), &e.message)
+                    ));
                 }
             }
             _ => {}
@@ -279,26 +287,23 @@ impl App {
             }
             Action::Open if groups => {
                 let group = self
-                    .model
-                    .groups()
-                    .get(self.selected)
+                    .groups_shown()
+                    .get(self.cursor())
                     .map(|g| GroupEditor::open(g));
                 self.editor = group.map(|g| Editor::Group(Box::new(g)));
             }
             Action::Open => {
                 let plan = self
-                    .model
-                    .plans()
-                    .get(self.selected)
+                    .plans_shown()
+                    .get(self.cursor())
                     .map(|p| PlanEditor::open(p));
                 self.editor = plan.map(|p| Editor::Plan(Box::new(p)));
             }
             Action::Delete => {
                 let target = if groups {
                     let g = self
-                        .model
-                        .groups()
-                        .get(self.selected)
+                        .groups_shown()
+                        .get(self.cursor())
                         .map(|g| (*g).clone())?;
                     (
                         format!("group {}", g.name),
@@ -307,9 +312,8 @@ impl App {
                     )
                 } else {
                     let p = self
-                        .model
-                        .plans()
-                        .get(self.selected)
+                        .plans_shown()
+                        .get(self.cursor())
                         .map(|p| (*p).clone())?;
                     (
                         format!("plan {}", p.name),

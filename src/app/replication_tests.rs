@@ -13,6 +13,7 @@ fn app(read_only: bool) -> App {
             site: 0,
             info: SiteInfo {
                 name: "site-a".into(),
+                role: ferry_api::types::Role::Admin,
                 peer: None,
                 vm_count: 3,
                 replicated_count: 3,
@@ -31,6 +32,7 @@ fn app(read_only: bool) -> App {
     let theme = crate::theme::Theme::load("dark", std::path::Path::new("/none")).unwrap();
     let mut app = App::new(model, theme, read_only, false);
     app.now_ms = now;
+    app.view = View::Replication;
     app
 }
 
@@ -90,12 +92,92 @@ fn read_only_refuses_actions_in_one_place() {
     assert!(app.status.as_deref().unwrap_or("").contains("read-only"));
     assert!(!app.keys().iter().any(|(_, what)| *what == "sync now"));
     let mut app = self::app(false);
-    let Some(Effect::Post { site, call }) = app.update(Action::SyncNow) else {
+    let Some(Effect::Post { site, call, .. }) = app.update(Action::SyncNow) else {
         panic!("sync now posts to the replication's site");
     };
     assert_eq!(
         (site, call.path().as_str()),
         (0, "/replications/site-a.app-01/sync")
+    );
+}
+
+#[test]
+fn the_selection_follows_its_vm_through_resorts_and_updates() {
+    let mut app = app(false);
+    for _ in 0..4 {
+        app.update(Action::SortNext);
+    }
+    assert_eq!(app.sort, Column::Lag);
+    assert_eq!(names(&app), ["web-01", "db-01", "app-01"]);
+    app.update(Action::Down);
+    assert_eq!(app.cursor(), 1, "on db-01");
+    // db-01 syncs: its lag drops and it moves to the top of the list.
+    let now = app.now_ms;
+    app.feed(FeedUpdate::Event {
+        site: 0,
+        event: ferry_api::types::SiteEvent::Replication(replication("db-01", 15, Some(1_000), now)),
+    });
+    assert_eq!(names(&app), ["db-01", "web-01", "app-01"]);
+    assert_eq!(app.cursor(), 0, "the cursor moved with db-01");
+    // The key acts on db-01, named now and in the result.
+    let effect = app.update(Action::TogglePause);
+    assert_eq!(
+        effect,
+        Some(Effect::Post {
+            site: 0,
+            call: Call::Replication {
+                vm_id: "site-a.db-01".into(),
+                verb: ReplicationVerb::Pause,
+            },
+            vm: "db-01".into(),
+        })
+    );
+    assert_eq!(app.status.as_deref(), Some("pausing db-01…"));
+    // Reversing the sort keeps it on db-01 too; a filter that hides it
+    // leaves the cursor on a row, and clearing the filter finds it again.
+    app.update(Action::SortReverse);
+    assert_eq!(names(&app)[app.cursor()], "db-01");
+    app.update(Action::OpenFilter);
+    app.update(Action::Type('w'));
+    assert_eq!(names(&app), ["web-01"]);
+    assert_eq!(app.cursor(), 0);
+    app.update(Action::Back);
+    assert_eq!(names(&app)[app.cursor()], "db-01");
+}
+
+#[test]
+fn the_palette_runs_the_single_command_begun() {
+    let mut app = app(false);
+    app.update(Action::OpenPalette);
+    app.update(Action::Type('p'));
+    app.update(Action::Open);
+    assert_eq!(
+        app.view,
+        View::Plans,
+        ":p is :plans, the one command it begins"
+    );
+    app.update(Action::OpenPalette);
+    for c in "he".chars() {
+        app.update(Action::Type(c));
+    }
+    app.update(Action::Open);
+    assert_eq!(app.overlay, Overlay::Help, ":he is :help");
+    app.update(Action::Back);
+    app.update(Action::OpenPalette);
+    for c in "re".chars() {
+        app.update(Action::Type(c));
+    }
+    app.update(Action::Open);
+    assert_eq!(
+        app.view,
+        View::Plans,
+        ":re begins :replication and :reprotect"
+    );
+    assert!(
+        app.status
+            .as_deref()
+            .unwrap_or("")
+            .contains("no command :re")
     );
 }
 

@@ -284,7 +284,7 @@ impl App {
         }
         match (self.view, action) {
             (View::Plans, Action::OpenRun) => {
-                let plan = self.model.plans().get(self.selected).map(|p| p.id.clone());
+                let plan = self.plans_shown().get(self.cursor()).map(|p| p.id.clone());
                 let run = plan.and_then(|p| self.model.plan_run(&p).map(|e| e.run.id.clone()));
                 match run {
                     Some(id) => self.run = Some(RunView::new(&id)),
@@ -309,9 +309,8 @@ impl App {
     }
 
     fn history_id(&self) -> Option<String> {
-        let runs = self.model.runs();
-        runs.get(self.selected.min(runs.len().saturating_sub(1)))
-            .map(|e| e.run.id.clone())
+        let runs = self.runs_shown();
+        runs.get(self.cursor()).map(|e| e.run.id.clone())
     }
 
     /// Past the read-only gate: asks before starting or cancelling a run;
@@ -336,7 +335,7 @@ impl App {
                 (Some(view), _) => Some(view.id.clone()),
                 (None, View::History) => self.history_id(),
                 (None, _) => {
-                    let plan = self.model.plans().get(self.selected).map(|p| p.id.clone());
+                    let plan = self.plans_shown().get(self.cursor()).map(|p| p.id.clone());
                     plan.and_then(|p| self.model.plan_run(&p).map(|e| e.run.id.clone()))
                 }
             };
@@ -359,9 +358,8 @@ impl App {
             _ => return None,
         };
         let plan = self
-            .model
-            .plans()
-            .get(self.selected)
+            .plans_shown()
+            .get(self.cursor())
             .map(|p| (*p).clone())?;
         let Some(site) = self.model.site_index(&plan.recovery_site) else {
             self.status = Some(format!(
@@ -450,7 +448,7 @@ impl App {
 
     /// The keys of the run view, the history view and the run dialogs.
     pub(super) fn run_keys(&self) -> Option<Vec<(&'static str, &'static str)>> {
-        let acts = !self.read_only;
+        let acts = self.may_steer();
         if let Some(dialog) = &self.run_dialog {
             return Some(match dialog {
                 RunDialog::TypeName { .. } => {
@@ -484,27 +482,41 @@ impl App {
     /// The plans view's run keys, for the bar (short) or for `?`.
     pub fn plan_run_keys(&self, long: bool) -> Vec<(&'static str, &'static str)> {
         let mut keys = vec![("o", if long { "open the plan's run" } else { "run" })];
-        if self.read_only {
-            return keys;
-        }
-        if long {
-            keys.extend([
-                ("t", "test failover (asks)"),
+        // Each mode only where this token's role at the plan's site runs it.
+        let offered = [
+            (RunMode::Test, ("t", "test failover (asks)"), ("t", "test")),
+            (
+                RunMode::Cleanup,
                 ("c  C", "cleanup after a test; C forces it"),
-                ("m", "planned migration (type the name)"),
-                ("d", "disaster recovery (type the name)"),
-                ("r", "reprotect (type the name)"),
-                ("X", "cancel the plan's run (asks)"),
-            ]);
-        } else {
-            keys.extend([
-                ("t", "test"),
                 ("c", "cleanup"),
+            ),
+            (
+                RunMode::PlannedMigration,
+                ("m", "planned migration (type the name)"),
                 ("m", "migrate"),
+            ),
+            (
+                RunMode::DisasterRecovery,
+                ("d", "disaster recovery (type the name)"),
                 ("d", "DR"),
+            ),
+            (
+                RunMode::Reprotect,
+                ("r", "reprotect (type the name)"),
                 ("r", "reprotect"),
-                ("X", "cancel"),
-            ]);
+            ),
+        ];
+        for (mode, long_key, short_key) in offered {
+            if self.may_run(mode) {
+                keys.push(if long { long_key } else { short_key });
+            }
+        }
+        if self.may_run(RunMode::Test) {
+            keys.push(if long {
+                ("X", "cancel the plan's run (asks)")
+            } else {
+                ("X", "cancel")
+            });
         }
         keys
     }
@@ -518,7 +530,7 @@ impl App {
                 ("Enter Space", "show or hide the step's VMs"),
                 ("e", "export the run (JSON and Markdown)"),
             ]);
-            if !self.read_only {
+            if self.may_steer() {
                 keys.extend([
                     ("a", "answer the prompt the run waits on"),
                     ("x X", "cancel the run (asks)"),
@@ -531,7 +543,7 @@ impl App {
                 ("Enter", "open the run"),
                 ("e", "export the run (JSON and Markdown)"),
             ]);
-            if !self.read_only {
+            if self.may_steer() {
                 keys.push(("X", "cancel the run (asks)"));
             }
         }

@@ -193,6 +193,34 @@ fn a_group_is_made_by_name_and_a_multi_select_and_saved_where_it_recovers() {
 }
 
 #[test]
+fn moving_a_vm_away_and_back_never_drops_a_dependency_silently() {
+    let mut app = app(false);
+    run(&mut app, [Action::Show(View::Plans), Action::Open]);
+    // db-01 (which db-02 starts after) goes down a priority, then back up.
+    run(&mut app, [Action::Lower]);
+    assert!(
+        app.status
+            .as_deref()
+            .unwrap()
+            .contains("dropped dependencies: db-02 after db-01")
+    );
+    run(&mut app, [Action::Raise]);
+    assert!(
+        app.status
+            .as_deref()
+            .unwrap()
+            .contains("restored dependencies: db-02 after db-01")
+    );
+    let db2 = plan_editor(&app)
+        .spec
+        .vms
+        .iter()
+        .find(|v| v.vm_id == "site-a.db-02")
+        .unwrap();
+    assert_eq!(db2.depends_on, ["site-a.db-01"]);
+}
+
+#[test]
 fn plan_priorities_dependencies_and_the_live_start_order() {
     let mut app = app(false);
     run(&mut app, [Action::Show(View::Plans), Action::Open]);
@@ -208,9 +236,30 @@ fn plan_priorities_dependencies_and_the_live_start_order() {
     let order = plan_editor(&app).start_order().unwrap();
     assert_eq!(order[0], ["site-a.db-01"]);
     assert_eq!(order[1], ["site-a.db-02"]);
-    // Back up; then db-01 after db-02 is fine, and db-02 after db-01 would
+    // Back up: the dependency the move dropped comes back, named, so `J`
+    // then `K` loses nothing; db-01 after db-02 would now close a cycle.
+    run(&mut app, [Action::Raise]);
+    assert!(
+        app.status
+            .as_deref()
+            .unwrap()
+            .contains("restored dependencies: db-02 after db-01"),
+        "{:?}",
+        app.status
+    );
+    run(&mut app, [Action::Up, Action::Depends]);
+    let Some(Popup::Picker(picker)) = &app.popup else {
+        panic!("no picker")
+    };
+    assert_eq!(
+        picker.items[0].refused.as_deref(),
+        Some("would make a cycle: db-01 → db-02 → db-01")
+    );
+    run(&mut app, [Action::Back]);
+    // Without it, db-01 after db-02 is fine, and db-02 after db-01 would
     // close a cycle: the picker refuses it with the chain.
-    run(&mut app, [Action::Raise, Action::Up, Action::Depends]);
+    run(&mut app, [Action::Down, Action::Depends, Action::Toggle]);
+    run(&mut app, [Action::Open, Action::Up, Action::Depends]);
     run(&mut app, [Action::Toggle, Action::Open]);
     assert_eq!(plan_editor(&app).spec.vms[0].depends_on, ["site-a.db-02"]);
     run(&mut app, [Action::Down, Action::Depends]);
@@ -379,4 +428,74 @@ fn deleting_asks_and_sends_to_the_owner() {
         outcome: Ok(json!(null)),
     });
     assert!(app.model.groups().is_empty());
+}
+
+fn alarm(app: &mut App, id: i64, severity: &str, message: &str) {
+    use ferry_api::types::EventRow;
+    use ferry_api::types::SiteEvent;
+    app.feed(crate::model::FeedUpdate::Event {
+        site: 0,
+        event: SiteEvent::Alarm(EventRow {
+            id,
+            at_ms: fixture::T0 - 60_000 + id as u64,
+            kind: "rpo".into(),
+            severity: severity.into(),
+            vm_id: Some("site-a.db-01".into()),
+            message: message.into(),
+        }),
+    });
+}
+
+fn filtered(app: &mut App, view: View, text: &str) -> usize {
+    run(app, [Action::Show(view), Action::OpenFilter]);
+    run(app, typed(text));
+    run(app, [Action::Open]);
+    app.row_keys().len()
+}
+
+#[test]
+fn every_list_view_filters_with_slash() {
+    let mut app = app(false);
+    for update in crate::model::runs::fixture::feed() {
+        app.feed(update);
+    }
+    alarm(&mut app, 1, "critical", "db-01: RPO violated");
+    alarm(&mut app, 2, "info", "db-01: RPO met again");
+    assert_eq!(filtered(&mut app, View::Events, "violated"), 1);
+    assert_eq!(filtered(&mut app, View::Groups, "datab"), 1);
+    assert_eq!(filtered(&mut app, View::Groups, "nothing-like-it"), 0);
+    assert_eq!(filtered(&mut app, View::Plans, "tier"), 1);
+    assert_eq!(filtered(&mut app, View::Plans, "nothing-like-it"), 0);
+    run(&mut app, [Action::Back]);
+    assert_eq!(app.row_keys().len(), 1, "Esc clears the plans' filter");
+    assert_eq!(app.model.runs().len(), 2);
+    assert_eq!(filtered(&mut app, View::History, "disaster"), 1);
+    // Another view starts unfiltered.
+    run(&mut app, [Action::Show(View::Events)]);
+    assert_eq!(app.row_keys().len(), 2);
+}
+
+#[test]
+fn an_alarm_opens_in_full_and_the_cursor_stays_on_it_as_alarms_arrive() {
+    let mut app = app(false);
+    alarm(&mut app, 1, "critical", "db-01: RPO violated");
+    alarm(&mut app, 2, "info", "db-01: RPO met again");
+    run(&mut app, [Action::Show(View::Events), Action::Down]);
+    assert_eq!(app.cursor(), 1, "on alarm 1, the older");
+    alarm(&mut app, 3, "warning", "site-b: peer slow");
+    assert_eq!(app.cursor(), 2, "a newer alarm on top moved it down a row");
+    run(&mut app, [Action::Open]);
+    assert_eq!(app.overlay, super::Overlay::Event("site-a#1".into()));
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+    terminal
+        .draw(|frame| crate::ui::render(&app, frame))
+        .unwrap();
+    let buffer = terminal.backend().buffer();
+    let screen: String = (0..24)
+        .flat_map(|y| (0..80).map(move |x| (x, y)))
+        .map(|xy| buffer[xy].symbol().to_string())
+        .collect();
+    for shown in ["Event", "db-01: RPO violated", "critical", "UTC"] {
+        assert!(screen.contains(shown), "{shown} missing:\n{screen}");
+    }
 }

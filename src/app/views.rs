@@ -2,6 +2,8 @@
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
+    /// The operator's home screen, opened first.
+    Home,
     Dashboard,
     Replication,
     Events,
@@ -12,7 +14,8 @@ pub enum View {
 }
 
 impl View {
-    pub const ALL: [View; 7] = [
+    pub const ALL: [View; 8] = [
+        View::Home,
         View::Dashboard,
         View::Replication,
         View::Events,
@@ -24,6 +27,7 @@ impl View {
 
     pub fn title(self) -> &'static str {
         match self {
+            Self::Home => "Home",
             Self::Dashboard => "Dashboard",
             Self::Replication => "Replication",
             Self::Events => "Events",
@@ -47,6 +51,14 @@ impl View {
     /// The views that edit protection objects.
     pub fn edits(self) -> bool {
         matches!(self, Self::Mappings | Self::Groups | Self::Plans)
+    }
+
+    /// The views that list items one per row, with a `/` filter.
+    pub fn lists(self) -> bool {
+        matches!(
+            self,
+            Self::Replication | Self::Events | Self::Groups | Self::Plans | Self::History
+        )
     }
 
     pub(super) fn step(self, by: isize) -> Self {

@@ -47,6 +47,7 @@ fn main() {
                 site,
                 info: SiteInfo {
                     name: format!("site-{site}"),
+                    role: ferry_api::types::Role::Admin,
                     peer: None,
                     vm_count: VMS / 2,
                     replicated_count: VMS / 2,

@@ -261,6 +261,7 @@ mod tests {
             reply: Ok(SiteData {
                 info: SiteInfo {
                     name: name.into(),
+                    role: ferry_api::types::Role::Admin,
                     peer: Some(PeerInfo {
                         name: peer.into(),
                         url: format!("http://{peer}"),

@@ -22,7 +22,7 @@ pub fn seconds(text: &str, max: u64) -> Result<u64, String> {
     let text = text.trim().trim_end_matches('s');
     match text.parse::<u64>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
-        Ok(n) => Err(format!("{n} is outside 1..={max} seconds")),
+        Ok(n) => Err(format!("{n} is outside 1 to {max} seconds")),
         Err(_) => Err(format!("{text:?} is not a whole number of seconds")),
     }
 }

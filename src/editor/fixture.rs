@@ -203,6 +203,7 @@ pub fn model() -> Model {
                 site,
                 info: SiteInfo {
                     name: name.to_string(),
+                    role: ferry_api::types::Role::Admin,
                     peer: None,
                     vm_count: 4,
                     replicated_count: 4,

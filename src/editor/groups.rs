@@ -185,6 +185,6 @@ impl GroupEditor {
             _ => String::new(),
         };
         self.errors.clear();
-        self.errors.insert(key, error.message.clone());
+        self.errors.insert(key, super::say::ranges(&error.message));
     }
 }

@@ -17,6 +17,7 @@ pub mod groups;
 pub mod mappings;
 pub mod nic;
 pub mod plans;
+pub mod say;
 
 use ferry_api::Call;
 pub use ferry_api::Method;
@@ -71,12 +72,10 @@ pub fn leaf(field: &str) -> &str {
     path(field).last().map_or("", |(name, _)| name)
 }
 
-/// `error: message` for a status line, with the field when there is one.
+/// A refusal for a status line, as a sentence, with the field in words
+/// when there is one.
 pub fn describe(e: &ErrorBody) -> String {
-    match &e.field {
-        Some(field) => format!("{field}: {}", e.message),
-        None => e.message.clone(),
-    }
+    say::sentence(e.field.as_deref(), &e.message)
 }
 
 #[cfg(test)]

@@ -60,6 +60,32 @@ impl Model {
     }
 
     /// A run a site answered with, before its event arrives.
+    /// The run that recovered `vm_id` at its recovery site, when the VM
+    /// now runs there: the latest finished planned migration or disaster
+    /// recovery that brought it up (done or with a warning), with no later
+    /// reprotect of it. Its old replication is ended, not failing.
+    pub fn recovered_by(&self, vm_id: &str) -> Option<&Run> {
+        use ferry_api::types::{RunMode, StepState};
+        let mut touching: Vec<&Run> = self
+            .runs()
+            .into_iter()
+            .map(|e| e.run)
+            .filter(|r| r.ended_ms.is_some() && r.vms.iter().any(|v| v.vm_id == vm_id))
+            .collect();
+        touching.sort_by_key(|r| r.started_ms);
+        let last = touching.into_iter().rev().find(|r| {
+            matches!(
+                r.mode,
+                RunMode::PlannedMigration | RunMode::DisasterRecovery | RunMode::Reprotect
+            )
+        })?;
+        let up = last
+            .vms
+            .iter()
+            .any(|v| v.vm_id == vm_id && matches!(v.result, StepState::Done | StepState::Warning));
+        (last.mode != RunMode::Reprotect && up).then_some(last)
+    }
+
     pub fn saved_run(&mut self, site: usize, run: Run) {
         if let Some(s) = self.sites.get_mut(site) {
             s.protection.runs.insert(run.id.clone(), run);
@@ -137,6 +163,42 @@ pub fn step_look(state: StepState) -> (&'static str, &'static str, &'static str)
     }
 }
 
+/// Symbol, word and theme role of a step or sub-step as it stands in `run`:
+/// once the run has ended nothing is still running, so a step the run left
+/// running or waiting reads `unknown` (its outcome was never reported) and
+/// one it never reached reads `not run`.
+pub fn step_look_in(run: &Run, state: StepState) -> (&'static str, &'static str, &'static str) {
+    if !run.state.is_finished() {
+        return step_look(state);
+    }
+    match state {
+        StepState::Running | StepState::Waiting => ("?", "unknown", "warn"),
+        StepState::Pending => ("·", "not run", "dim"),
+        other => step_look(other),
+    }
+}
+
+/// How long a step or sub-step of `run` took, or has taken so far: only a
+/// step that is running or waiting in a live run grows; one that did not
+/// run (pending, skipped) has no time unless the site gave it both ends,
+/// and one left open by an ended run stops at the run's end.
+pub fn step_elapsed_ms(
+    run: &Run,
+    state: StepState,
+    started: Option<u64>,
+    ended: Option<u64>,
+    now_ms: u64,
+) -> Option<u64> {
+    let started = started?;
+    let end = match (ended, state) {
+        (Some(ended), _) => ended,
+        (None, StepState::Running | StepState::Waiting) if !run.state.is_finished() => now_ms,
+        (None, StepState::Running | StepState::Waiting) => run.ended_ms?,
+        (None, _) => return None,
+    };
+    Some(end.saturating_sub(started))
+}
+
 /// Symbol, word and theme role of a run as a whole.
 pub fn run_look(state: RunState) -> (&'static str, &'static str, &'static str) {
     match state {
@@ -158,3 +220,44 @@ pub fn elapsed_ms(started: Option<u64>, ended: Option<u64>, now_ms: u64) -> Opti
 
 #[cfg(test)]
 pub mod fixture;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skipped_step_shows_no_growing_time() {
+        let run = fixture::waiting();
+        // A skipped step with a start and no end, as the site reports one.
+        let at = run.started_ms + 3_700;
+        let shown = |now| step_elapsed_ms(&run, StepState::Skipped, Some(at), None, now);
+        assert_eq!(shown(at + 1_000), None);
+        assert_eq!(shown(at + 60_000), None);
+        // A running step of the live run does grow.
+        let running = |now| step_elapsed_ms(&run, StepState::Running, Some(at), None, now);
+        assert_eq!(running(at + 2_000), Some(2_000));
+        assert_eq!(running(at + 5_000), Some(5_000));
+    }
+
+    #[test]
+    fn an_ended_run_has_nothing_running() {
+        let mut run = fixture::waiting();
+        run.state = RunState::Failed;
+        run.ended_ms = Some(run.started_ms + 100_000);
+        for state in [StepState::Running, StepState::Waiting, StepState::Pending] {
+            let (_, word, _) = step_look_in(&run, state);
+            assert_ne!(word, "running");
+            assert_ne!(word, "waiting");
+            assert_ne!(word, "pending");
+        }
+        assert_eq!(step_look_in(&run, StepState::Running).1, "unknown");
+        assert_eq!(step_look_in(&run, StepState::Done).1, "done");
+        // A sub-step left open stops at the run's end, however late it is now.
+        let started = Some(run.started_ms + 90_000);
+        let now = run.started_ms + 10_000_000;
+        assert_eq!(
+            step_elapsed_ms(&run, StepState::Running, started, None, now),
+            Some(10_000)
+        );
+    }
+}

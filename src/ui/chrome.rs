@@ -71,7 +71,24 @@ pub fn footer(app: &App, frame: &mut Frame, area: Rect) {
     if !app.filter.is_empty() {
         spans.push(Span::styled(format!("/{} ", app.filter), t.get("accent")));
     }
-    for (key, what) in app.keys() {
+    // Keys that do not fit are left to `?`, never cut mid-word, and the
+    // last one (quit, or back) always shows.
+    let used: usize = spans.iter().map(|s| s.width()).sum();
+    let keys = app.keys();
+    let width = |(key, what): &(&str, &str)| key.chars().count() + what.chars().count() + 3;
+    let last = keys.last().map_or(0, width);
+    let mut room = (area.width as usize).saturating_sub(used + last);
+    let mut full = false;
+    for (i, entry) in keys.iter().enumerate() {
+        if i + 1 < keys.len() {
+            // In order: the first key that does not fit ends the run.
+            full |= width(entry) > room;
+            if full {
+                continue;
+            }
+            room -= width(entry);
+        }
+        let (key, what) = entry;
         spans.push(Span::styled(format!(" {key}"), t.get("key")));
         spans.push(Span::styled(format!(" {what} "), t.get("dim")));
     }

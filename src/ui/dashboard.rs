@@ -43,7 +43,10 @@ fn site(app: &App, index: usize, frame: &mut Frame, area: Rect) {
         let status = match p.status {
             PeerStatus::Connected => "● connected",
             PeerStatus::Unreachable => "✖ unreachable",
-            PeerStatus::Unknown => "○ unknown",
+            // A site waits for a peer it has not reached since it started
+            // before calling it unreachable.
+            PeerStatus::Unknown if p.error.is_some() => "○ waiting for first contact",
+            PeerStatus::Unknown => "○ not checked yet",
         };
         format!("{} {status}", p.name)
     });
@@ -59,7 +62,7 @@ fn site(app: &App, index: usize, frame: &mut Frame, area: Rect) {
         Line::from(format!("peer {peer}")),
         Line::from(format!(
             "protected VMs {}, {}/s",
-            s.replications.len(),
+            app.model.protected_count(index),
             bytes(rate as u64)
         )),
         Line::from(vec![

@@ -10,22 +10,32 @@ use super::clock;
 use crate::app::App;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    list(app, frame, area, " Events: alarms, newest first ");
+    let (shown, all) = (app.alarms_shown().len(), app.model.alarms.len());
+    let title = if shown == all {
+        " Events: alarms, newest first ".to_string()
+    } else {
+        format!(" Events: {shown} of {all} alarms, newest first ")
+    };
+    list(app, frame, area, &title);
 }
 
 pub fn list(app: &App, frame: &mut Frame, area: Rect, title: &str) {
     let t = &app.theme;
     let height = area.height.saturating_sub(1) as usize;
     let selecting = app.view == crate::app::View::Events;
-    let selected = app.selected.min(app.model.alarms.len().saturating_sub(1));
+    let alarms = if selecting {
+        app.alarms_shown()
+    } else {
+        app.model.alarms.iter().collect()
+    };
+    let keys: Vec<String> = alarms.iter().map(|a| crate::app::alarm_key(a)).collect();
+    let selected = app.cursor_among(keys.iter().map(String::as_str));
     let offset = if selecting {
         selected.saturating_sub(height.saturating_sub(1))
     } else {
         0
     };
-    let items: Vec<ListItem> = app
-        .model
-        .alarms
+    let items: Vec<ListItem> = alarms
         .iter()
         .skip(offset)
         .take(height.max(1))

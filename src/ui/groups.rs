@@ -18,11 +18,11 @@ use ferry_api::types::{GroupVm, ProtectionGroup};
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let groups = app.model.groups();
+    let groups = app.groups_shown();
     let list_height = (groups.len() as u16 + 3).clamp(4, area.height / 2);
     let [top, bottom] =
         Layout::vertical([Constraint::Length(list_height), Constraint::Min(3)]).areas(area);
-    let selected = app.selected.min(groups.len().saturating_sub(1));
+    let selected = app.cursor_among(groups.iter().map(|g| g.id.as_str()));
     let rows: Vec<Row> = groups
         .iter()
         .map(|g| {
@@ -39,7 +39,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             ])
         })
         .collect();
-    let title = format!(" Protection groups: {} ", groups.len());
+    let title = super::counted("Protection groups", groups.len(), app.model.groups().len());
     let table = Table::new(
         rows,
         [
@@ -65,7 +65,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Some(g) => members(app, frame, bottom, g),
         None => frame.render_widget(
             Paragraph::new(Span::styled(
-                if app.read_only {
+                if !app.may(ferry_api::types::Role::Admin, None) {
                     "No protection groups yet."
                 } else {
                     "No protection groups yet: n makes one."

@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
 
-use super::clock;
+use super::date_time;
 use crate::app::App;
 use crate::model::runs::{duration_text, elapsed_ms, run_look, worst_loss, worst_loss_text};
 use ferry_api::types::{RunMode, RunState};
@@ -24,16 +24,25 @@ fn short(mode: RunMode) -> &'static str {
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let runs = app.model.runs();
+    let runs = app.runs_shown();
+    let all = app.model.runs().len();
     let block = Block::new()
         .borders(Borders::TOP)
         .border_style(t.get("border"))
         .title(Span::styled(
-            format!(" History: {} runs, newest first ", runs.len()),
+            if runs.len() == all {
+                format!(" History: {all} runs, newest first ")
+            } else {
+                format!(" History: {} of {all} runs, newest first ", runs.len())
+            },
             t.get("title"),
         ));
     if runs.is_empty() {
-        let hint = "No runs yet: start one from the plans view (6).";
+        let hint = if all > 0 {
+            "No run matches the filter (Esc clears it)."
+        } else {
+            "No runs yet: start one from the plans view (6)."
+        };
         frame.render_widget(
             Paragraph::new(Span::styled(hint, t.get("dim"))).block(block),
             area,
@@ -42,7 +51,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     }
     let compact = area.width < COMPACT_BELOW;
     let inner_height = area.height.saturating_sub(2) as usize;
-    let selected = app.selected.min(runs.len() - 1);
+    let selected = app.cursor_among(runs.iter().map(|e| e.run.id.as_str()));
     let offset = selected.saturating_sub(inner_height.saturating_sub(1));
     let rows: Vec<Row> = runs
         .iter()
@@ -68,7 +77,12 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 run.mode.label()
             };
             Row::new([
-                Cell::from(clock(run.started_ms)),
+                // The day too: history spans days; compact keeps month-day.
+                Cell::from(if compact {
+                    date_time(run.started_ms)[5..16].to_string()
+                } else {
+                    date_time(run.started_ms)
+                }),
                 Cell::from(run.plan_name.clone()),
                 Cell::from(mode),
                 Cell::from(Span::styled(
@@ -87,17 +101,17 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         .collect();
     let widths = if compact {
         [
-            Constraint::Length(8),
+            Constraint::Length(11),
             Constraint::Min(8),
             Constraint::Length(9),
-            Constraint::Length(12),
+            Constraint::Length(13),
             Constraint::Length(6),
             Constraint::Length(7),
             Constraint::Length(13),
         ]
     } else {
         [
-            Constraint::Length(9),
+            Constraint::Length(19),
             Constraint::Min(14),
             Constraint::Length(18),
             Constraint::Length(26),

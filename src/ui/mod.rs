@@ -8,6 +8,7 @@ mod dialogs;
 mod events;
 mod groups;
 mod history;
+mod home;
 mod mappings;
 mod overlays;
 mod plans;
@@ -42,6 +43,7 @@ pub fn render(app: &App, frame: &mut Frame) {
         }
         (Some(Editor::Group(g)), _) => groups::editor(app, frame, body, g),
         (Some(Editor::Plan(p)), _) => plans::editor(app, frame, body, p),
+        (None, View::Home) => home::render(app, frame, body),
         (None, View::Dashboard) => dashboard::render(app, frame, body),
         (None, View::Replication) => replication::render(app, frame, body),
         (None, View::Events) => events::render(app, frame, body),
@@ -83,6 +85,35 @@ pub fn age(seconds: f64) -> String {
 }
 
 /// `HH:MM:SS` (UTC) of a wall-clock time in ms.
+/// `2026-12-01 05:45:22` (UTC): a moment in a list of days, not only of
+/// hours.
+pub fn date_time(ms: u64) -> String {
+    format!("{} {}", date(ms), clock(ms))
+}
+
+/// `2026-12-01` (UTC), from days since 1970 by the civil calendar.
+pub fn date(ms: u64) -> String {
+    let days = (ms / 86_400_000) as i64 + 719_468;
+    let era = days.div_euclid(146_097);
+    let doe = days.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// ` Recovery plans: 3 `, or ` Recovery plans: 1 of 3 ` under a filter.
+pub fn counted(what: &str, shown: usize, all: usize) -> String {
+    if shown == all {
+        format!(" {what}: {all} ")
+    } else {
+        format!(" {what}: {shown} of {all} ")
+    }
+}
+
 pub fn clock(ms: u64) -> String {
     let s = (ms / 1000) % 86_400;
     format!("{:02}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)

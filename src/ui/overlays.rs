@@ -1,13 +1,13 @@
 //! What opens on top of a view: help, the command palette, the filter
-//! prompt and the detail pane.
+//! prompt and the detail panes of a replication and of an alarm.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::{age, bytes, clock};
-use crate::app::{App, COMMANDS, Overlay};
+use super::{age, bytes, clock, date_time};
+use crate::app::{App, Overlay};
 use crate::model::{compliance, lag_seconds};
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
@@ -17,6 +17,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Overlay::Palette(input) => palette(app, frame, area, input),
         Overlay::Filter => prompt(app, frame, area, &format!("/{}", app.filter)),
         Overlay::Detail(vm_id) => detail(app, frame, area, vm_id),
+        Overlay::Event(key) => event(app, frame, area, key),
     }
 }
 
@@ -53,15 +54,15 @@ fn help(app: &App, frame: &mut Frame, area: Rect) {
     }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled("Commands (:)", t.get("title"))));
-    for (cmd, what) in COMMANDS {
+    for (cmd, what) in app.commands() {
         lines.push(Line::from(vec![
             Span::styled(format!("{:>10}  ", format!(":{cmd}")), t.get("key")),
             Span::raw(what),
         ]));
     }
     lines.push(Line::from(vec![
-        Span::styled(format!("{:>10}  ", "1 … 7"), t.get("key")),
-        Span::raw("the views, in the header's order"),
+        Span::styled(format!("{:>10}  ", "0 … 7"), t.get("key")),
+        Span::raw("the views, in the header's order (0 Home)"),
     ]));
     let height = lines.len() as u16 + 2;
     let popup = centered(area, 56, height);
@@ -89,12 +90,18 @@ fn app_keys_under_help(app: &App) -> Vec<(&'static str, &'static str)> {
             ("Enter", "details of the VM"),
             ("Esc", "back; clear the filter"),
         ]);
-        if !app.read_only {
+        if app.may_replicate() {
             keys.extend([("n", "sync the VM now"), ("p", "pause or resume it")]);
         }
     }
     if app.view == crate::app::View::Events {
         keys.push(("↑ ↓ j k", "move"));
+    }
+    if app.view == crate::app::View::Home {
+        keys.push(("↑ ↓ j k", "move through the alarms"));
+        if app.may_ack() {
+            keys.push(("a", "acknowledge the alarm (kept in this TUI)"));
+        }
     }
     if app.run.is_some() || app.view == crate::app::View::History {
         return [keys, app.run_help_keys()].concat();
@@ -110,13 +117,14 @@ fn app_keys_under_help(app: &App) -> Vec<(&'static str, &'static str)> {
 
 fn palette(app: &App, frame: &mut Frame, area: Rect, input: &str) {
     let t = &app.theme;
-    let matches: Vec<Line> = COMMANDS
-        .iter()
+    let matches: Vec<Line> = app
+        .commands()
+        .into_iter()
         .filter(|(c, _)| c.starts_with(input))
         .map(|(c, what)| {
             Line::from(vec![
                 Span::styled(format!(":{c:<12}"), t.get("key")),
-                Span::raw(*what),
+                Span::raw(what),
             ])
         })
         .collect();
@@ -284,3 +292,54 @@ fn detail(app: &App, frame: &mut Frame, area: Rect, vm_id: &str) {
         popup,
     );
 }
+
+/// One alarm in full: when (with the day), where, what kind, which VM, and
+/// the whole message, wrapped, however long the list row cut it.
+fn event(app: &App, frame: &mut Frame, area: Rect, key: &str) {
+    let t = &app.theme;
+    let Some(a) = app
+        .model
+        .alarms
+        .iter()
+        .find(|a| crate::app::alarm_key(a) == key)
+    else {
+        return;
+    };
+    let vm = a
+        .row
+        .vm_id
+        .as_deref()
+        .map_or("—".to_string(), |id| app.model.vm_name(id));
+    let lines = vec![
+        Line::from(vec![
+            Span::styled("at ", t.get("dim")),
+            Span::raw(format!("{} UTC", date_time(a.row.at_ms))),
+            Span::styled("   site ", t.get("dim")),
+            Span::raw(a.site.clone()),
+        ]),
+        Line::from(vec![
+            Span::styled("severity ", t.get("dim")),
+            Span::raw(a.row.severity.clone()),
+            Span::styled("   kind ", t.get("dim")),
+            Span::raw(a.row.kind.clone()),
+            Span::styled("   VM ", t.get("dim")),
+            Span::raw(vm),
+        ]),
+        Line::from(""),
+        Line::from(a.row.message.clone()),
+    ];
+    let width = 76u16.min(area.width);
+    let wrapped = a.row.message.chars().count() as u16 / width.saturating_sub(4).max(1) + 1;
+    let popup = centered(area, width, 5 + wrapped + 1);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(boxed(app, " Event ")),
+        popup,
+    );
+}
+
+#[cfg(test)]
+#[path = "role_tests.rs"]
+mod role_tests;

@@ -21,11 +21,11 @@ use ferry_api::types::{Callout, PlanVm};
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let plans = app.model.plans();
+    let plans = app.plans_shown();
     let list_height = (plans.len() as u16 + 3).clamp(4, area.height / 2);
     let [top, bottom] =
         Layout::vertical([Constraint::Length(list_height), Constraint::Min(3)]).areas(area);
-    let selected = app.selected.min(plans.len().saturating_sub(1));
+    let selected = app.cursor_among(plans.iter().map(|p| p.id.as_str()));
     let rows: Vec<Row> = plans
         .iter()
         .map(|p| {
@@ -38,12 +38,20 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             ])
         })
         .collect();
+    // The State column fits its longest word: `reprotect in progress`
+    // is never cut to `reprotect in`.
+    let state_width = plans
+        .iter()
+        .map(|p| p.state.label().chars().count() as u16)
+        .max()
+        .unwrap_or(0)
+        .max(5);
     let table = Table::new(
         rows,
         [
             Constraint::Min(12),
             Constraint::Length(18),
-            Constraint::Length(12),
+            Constraint::Length(state_width),
             Constraint::Length(4),
             Constraint::Min(10),
         ],
@@ -54,7 +62,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             .borders(Borders::TOP)
             .border_style(t.get("border"))
             .title(Span::styled(
-                format!(" Recovery plans: {} ", plans.len()),
+                super::counted("Recovery plans", plans.len(), app.model.plans().len()),
                 t.get("title"),
             )),
     )
@@ -63,7 +71,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let mut state = TableState::default().with_selected((!plans.is_empty()).then_some(selected));
     frame.render_stateful_widget(table, top, &mut state);
     let Some(plan) = plans.get(selected) else {
-        let hint = if app.read_only {
+        let hint = if !app.may(ferry_api::types::Role::Admin, None) {
             "No recovery plans yet."
         } else {
             "No recovery plans yet: n makes one."
@@ -349,5 +357,36 @@ fn callout_text(c: &Callout) -> String {
             timeout_seconds,
         } => format!("$ {command} ({timeout_seconds}s)"),
         Callout::Prompt { message } => format!("? {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_api::types::PlanState;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use crate::app::{Action, View};
+    use crate::editor::fixture;
+
+    #[test]
+    fn a_long_plan_state_is_not_cut_at_80_columns() {
+        let mut app = fixture::app(false);
+        for site in &mut app.model.sites {
+            for plan in site.protection.plans.values_mut() {
+                plan.state = PlanState::ReprotectInProgress;
+            }
+        }
+        app.update(Action::Show(View::Plans));
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal
+            .draw(|frame| crate::ui::render(&app, frame))
+            .unwrap();
+        let buffer = terminal.backend().buffer();
+        let screen: String = (0..24)
+            .flat_map(|y| (0..80).map(move |x| (x, y)))
+            .map(|xy| buffer[xy].symbol().to_string())
+            .collect();
+        assert!(screen.contains("reprotect in progress"), "{screen}");
     }
 }

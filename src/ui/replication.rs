@@ -12,27 +12,28 @@ use crate::app::{App, Column};
 use crate::model::{Compliance, compliance, lag_seconds};
 use ferry_api::types::ReplicationInfo;
 
-/// Widths for wide terminals: every column.
-const WIDE: [Constraint; 7] = [
-    Constraint::Min(10),
-    Constraint::Length(17),
-    Constraint::Length(14),
-    Constraint::Length(6),
-    Constraint::Length(17),
-    Constraint::Min(44),
-    Constraint::Length(18),
-];
 /// Below this width the direction goes (it is in the detail pane) and the
 /// sync gauge shrinks to a bar and a percentage.
 const COMPACT_BELOW: u16 = 120;
-const COMPACT: [Constraint; 6] = [
-    Constraint::Min(8),
-    Constraint::Length(12),
-    Constraint::Length(6),
-    Constraint::Length(16),
-    Constraint::Length(10),
-    Constraint::Length(14),
-];
+
+/// A column's width: the State column as wide as its longest word, so no
+/// state is cut short; the Sync gauge only while a shown VM syncs.
+fn width(column: Column, compact: bool, state_width: u16) -> Constraint {
+    match (column, compact) {
+        (Column::Vm, false) => Constraint::Min(10),
+        (Column::Vm, true) => Constraint::Min(8),
+        (Column::Direction, _) => Constraint::Length(17),
+        (Column::State, false) => Constraint::Length(state_width.max(14)),
+        (Column::State, true) => Constraint::Length(state_width.max(6)),
+        (Column::Rpo, _) => Constraint::Length(6),
+        (Column::Lag, false) => Constraint::Length(17),
+        (Column::Lag, true) => Constraint::Length(16),
+        (Column::Progress, false) => Constraint::Min(44),
+        (Column::Progress, true) => Constraint::Length(10),
+        (Column::LastSync, false) => Constraint::Length(18),
+        (Column::LastSync, true) => Constraint::Length(14),
+    }
+}
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
@@ -49,29 +50,35 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         .border_style(t.get("border"))
         .title(Span::styled(title, t.get("title")));
     let inner_height = area.height.saturating_sub(2) as usize; // border + header row
-    let selected = app.selected.min(rows.len().saturating_sub(1));
+    let selected = app.cursor_among(rows.iter().map(|(_, r)| r.vm_id.as_str()));
     let offset = selected.saturating_sub(inner_height.saturating_sub(1));
     let visible = rows.iter().skip(offset).take(inner_height.max(1));
     let compact = area.width < COMPACT_BELOW;
-    let table_rows: Vec<Row> = visible
-        .map(|(site, r)| row(app, *site, r, compact))
+    let syncing = rows.iter().any(|(_, r)| r.progress.is_some());
+    let columns: Vec<Column> = Column::ALL
+        .into_iter()
+        .filter(|c| !(compact && *c == Column::Direction))
+        .filter(|c| syncing || *c != Column::Progress)
         .collect();
-    let header = Row::new(
-        Column::ALL
-            .into_iter()
-            .filter(|c| !(compact && *c == Column::Direction))
-            .map(|c| {
-                let marker = match (c == app.sort, app.descending) {
-                    (false, _) => "",
-                    (true, true) => "↓",
-                    (true, false) => "↑",
-                };
-                Cell::from(format!("{}{marker}", c.title()))
-            }),
-    )
+    let state_width = rows
+        .iter()
+        .map(|(_, r)| state_word(app, r).chars().count() as u16)
+        .max()
+        .unwrap_or(0);
+    let table_rows: Vec<Row> = visible
+        .map(|(site, r)| row(app, *site, r, compact, syncing))
+        .collect();
+    let header = Row::new(columns.iter().copied().map(|c| {
+        let marker = match (c == app.sort, app.descending) {
+            (false, _) => "",
+            (true, true) => "↓",
+            (true, false) => "↑",
+        };
+        Cell::from(format!("{}{marker}", c.title()))
+    }))
     .style(t.get("title"));
-    let widths: &[Constraint] = if compact { &COMPACT } else { &WIDE };
-    let table = Table::new(table_rows, widths.iter().copied())
+    let widths = columns.iter().map(|c| width(*c, compact, state_width));
+    let table = Table::new(table_rows, widths)
         .header(header)
         .block(block)
         .row_highlight_style(t.get("selected"))
@@ -83,7 +90,13 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_stateful_widget(table, area, &mut state);
 }
 
-fn row<'a>(app: &'a App, site: usize, r: &'a ReplicationInfo, compact: bool) -> Row<'a> {
+fn row<'a>(
+    app: &'a App,
+    site: usize,
+    r: &'a ReplicationInfo,
+    compact: bool,
+    syncing: bool,
+) -> Row<'a> {
     let t = &app.theme;
     let stale = app.model.sites.get(site).and_then(|s| s.stale_for(app.now));
     let c = compliance(r, app.now_ms);
@@ -94,7 +107,13 @@ fn row<'a>(app: &'a App, site: usize, r: &'a ReplicationInfo, compact: bool) -> 
         Compliance::Unknown => t.get("dim"),
     };
     let lag = lag_seconds(r, app.now_ms).map_or("-".to_string(), age);
-    let state = Line::from(state_text(r));
+    let recovered = app.model.recovered_by(&r.vm_id);
+    // A VM recovered at the other site: its replication ended there, and
+    // neither its state nor its lag is a failure.
+    let state = match recovered {
+        Some(_) => Line::from(Span::styled(state_word(app, r), t.get("accent"))),
+        None => Line::from(state_text(r)),
+    };
     let last = match stale {
         Some(old) => format!("STALE {}", age(old.as_secs_f64())),
         None => r.last_sync.map_or("never".into(), |l| {
@@ -117,25 +136,39 @@ fn row<'a>(app: &'a App, site: usize, r: &'a ReplicationInfo, compact: bool) -> 
     cells.extend([
         Cell::from(state),
         Cell::from(age(r.rpo_seconds as f64)),
-        Cell::from(Span::styled(
-            format!("{} {lag} {}", c.symbol(), c.word()),
-            lag_style,
-        )),
-        Cell::from(progress_text(
+        match recovered {
+            Some(_) => Cell::from(Span::styled("- ended", t.get("dim"))),
+            None => Cell::from(Span::styled(
+                format!("{} {lag} {}", c.symbol(), c.word()),
+                lag_style,
+            )),
+        },
+    ]);
+    if syncing {
+        cells.push(Cell::from(progress_text(
             r,
             compact,
             app.model
                 .sites
                 .get(site)
                 .and_then(|s| s.rate_and_eta(r, app.now)),
-        )),
-        Cell::from(last),
-    ]);
+        )));
+    }
+    cells.push(Cell::from(last));
     let row = Row::new(cells);
     if stale.is_some() {
         row.style(t.get("stale"))
     } else {
         row
+    }
+}
+
+/// The State column's text: the replication's state, or where the VM was
+/// recovered and by which run.
+fn state_word(app: &App, r: &ReplicationInfo) -> String {
+    match app.model.recovered_by(&r.vm_id) {
+        Some(run) => format!("⇥ recovered at {} ({})", run.recovery_site, run.id),
+        None => state_text(r),
     }
 }
 

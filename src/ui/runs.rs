@@ -16,7 +16,8 @@ use super::mappings::fit;
 use super::overlays::{boxed, centered};
 use crate::app::{App, RunDialog, RunView};
 use crate::model::runs::{
-    duration_text, elapsed_ms, loss_text, progress, run_look, step_look, worst_loss_text,
+    duration_text, elapsed_ms, loss_text, progress, run_look, step_elapsed_ms, step_look_in,
+    worst_loss_text,
 };
 use crate::theme::Theme;
 use ferry_api::types::{Run, RunMode, RunVm, Step};
@@ -120,8 +121,8 @@ fn header(app: &App, frame: &mut Frame, area: Rect, run: &Run) {
     frame.render_widget(Paragraph::new(lines), area);
 }
 
-fn state_span(t: &Theme, state: ferry_api::types::StepState) -> Span<'static> {
-    let (symbol, word, role) = step_look(state);
+fn state_span(t: &Theme, run: &Run, state: ferry_api::types::StepState) -> Span<'static> {
+    let (symbol, word, role) = step_look_in(run, state);
     Span::styled(format!("{symbol} {word:<8}"), t.get(role))
 }
 
@@ -136,18 +137,30 @@ fn steps(app: &App, frame: &mut Frame, area: Rect, run: &Run, view: &RunView) {
         if i == selected {
             selected_item = Some(items.len());
         }
-        let spent = took(elapsed_ms(step.started_ms, step.ended_ms, app.now_ms));
+        let spent = took(step_elapsed_ms(
+            run,
+            step.state,
+            step.started_ms,
+            step.ended_ms,
+            app.now_ms,
+        ));
         let used = 11 + name_width + 8;
         items.push(ListItem::new(Line::from(vec![
-            state_span(t, step.state),
+            state_span(t, run, step.state),
             Span::raw(format!(" {:<name_width$}", fit(&step.name, name_width))),
             Span::raw(format!(" {spent:>6} ")),
             Span::styled(fit(&step.message, width.saturating_sub(used)), t.get("dim")),
         ])));
         if i == selected && view.expanded {
             for sub in &step.vms {
-                let spent = took(elapsed_ms(sub.started_ms, sub.ended_ms, app.now_ms));
-                let (symbol, word, role) = step_look(sub.state);
+                let spent = took(step_elapsed_ms(
+                    run,
+                    sub.state,
+                    sub.started_ms,
+                    sub.ended_ms,
+                    app.now_ms,
+                ));
+                let (symbol, word, role) = step_look_in(run, sub.state);
                 items.push(ListItem::new(Line::from(vec![
                     Span::raw("    "),
                     Span::styled(format!("{symbol} {word:<8}"), t.get(role)),
@@ -225,7 +238,7 @@ fn vm_table(app: &App, frame: &mut Frame, area: Rect, run: &Run, borders: Border
         .vms
         .iter()
         .map(|v| {
-            let (symbol, word, role) = step_look(v.result);
+            let (symbol, word, role) = step_look_in(run, v.result);
             let verified = match v.verified {
                 Some(true) => Span::styled("✔ yes", t.get("ok")),
                 Some(false) => Span::styled("✖ NO", t.get("crit")),
@@ -266,7 +279,7 @@ fn vm_table(app: &App, frame: &mut Frame, area: Rect, run: &Run, borders: Border
 }
 
 fn step_detail<'a>(t: &Theme, run: &Run, step: &'a Step) -> Vec<Line<'a>> {
-    let (symbol, word, role) = step_look(step.state);
+    let (symbol, word, role) = step_look_in(run, step.state);
     let at = |ms: Option<u64>| ms.map_or("—".to_string(), clock);
     let mut lines = vec![Line::from(vec![
         Span::styled(format!("{symbol} {word}"), t.get(role)),

@@ -80,7 +80,11 @@ fn every_view_at_both_sizes() {
     settings.bind(|| {
         for (width, height) in [(80u16, 24u16), (160, 48)] {
             for (view, keys) in [
-                ("replication", vec![]),
+                ("home", vec![]),
+                (
+                    "replication",
+                    vec![Action::Show(crate::app::View::Replication)],
+                ),
                 ("dashboard", vec![Action::Show(crate::app::View::Dashboard)]),
                 ("events", vec![Action::Show(crate::app::View::Events)]),
                 (

@@ -2,14 +2,17 @@
 //! replicating, and a clean stop on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use ferry_api::types::Role;
 
 use super::support::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_runs_two_sites_and_stops_them_cleanly() {
-    let tmp = tempfile::tempdir().unwrap();
+/// Starts `ferry demo --no-tui` in `dir`; returns it and what it printed
+/// (the sites' names, URLs, pids and tokens).
+pub fn start(dir: &Path) -> (Child, serde_json::Value) {
     let port_base = super::support::free_port_base();
     let mut demo = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args([
@@ -19,7 +22,7 @@ async fn demo_runs_two_sites_and_stops_them_cleanly() {
             &port_base.to_string(),
             "--data-dir",
         ])
-        .arg(tmp.path())
+        .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -34,7 +37,22 @@ async fn demo_runs_two_sites_and_stops_them_cleanly() {
             break;
         }
     }
-    let printed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    (demo, serde_json::from_str(&json).unwrap())
+}
+
+/// Stops a demo started by [`start`] as an operator would, with SIGTERM.
+pub fn stop(demo: &mut Child) -> std::process::ExitStatus {
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(demo.id() as libc::pid_t, libc::SIGTERM);
+    }
+    demo.wait().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_two_sites_and_stops_them_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut demo, printed) = start(tmp.path());
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(tmp.path().join("demo.json")).unwrap())
             .unwrap();
@@ -87,11 +105,36 @@ async fn demo_runs_two_sites_and_stops_them_cleanly() {
         "mixed RPOs"
     );
 
-    // SAFETY: kill(2) on our own child.
-    unsafe {
-        libc::kill(demo.id() as libc::pid_t, libc::SIGTERM);
+    // Each site says the role of the token that asks; started one after
+    // the other, the sites waited for each other: no alarm says a peer is
+    // unreachable.
+    for site in sites {
+        let name = site["name"].as_str().unwrap();
+        let url = site["url"].as_str().unwrap();
+        let client = |role: &str| {
+            let token = site["tokens"][role].as_str().unwrap();
+            ferry_api::Client::new(name, url, token, Duration::from_secs(10)).unwrap()
+        };
+        for (role, expected) in [
+            ("viewer", Role::Viewer),
+            ("operator", Role::Operator),
+            ("admin", Role::Admin),
+        ] {
+            let info = client(role).site_info().await.unwrap();
+            assert_eq!(info.role, expected, "{name}, the {role}'s token");
+        }
+        let alarms = client("viewer").alarms(500).await.unwrap();
+        let false_alarms: Vec<_> = alarms
+            .iter()
+            .filter(|a| a.kind == "peer_unreachable" || a.severity == "critical")
+            .collect();
+        assert!(
+            false_alarms.is_empty(),
+            "{name} raised at demo start: {false_alarms:?}"
+        );
     }
-    let status = demo.wait().unwrap();
+
+    let status = stop(&mut demo);
     assert!(status.success(), "demo exits cleanly on SIGTERM: {status}");
     for site in sites {
         let pid = site["pid"].as_i64().unwrap() as libc::pid_t;

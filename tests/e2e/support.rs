@@ -156,21 +156,19 @@ pub async fn pair(a: &SiteProcess, an: &str, b: &SiteProcess, bn: &str) {
     }
 }
 
-/// The first of four free loopback ports in a row (for the demo's
-/// --port-base): each is bound once to be sure, then let go.
+/// The first of a run of free loopback ports (for the demo's --port-base):
+/// below the ephemeral range, so no site on port 0 takes one of them
+/// between here and the demo's start, and a different run for each demo of
+/// this process (by a counter) and of other test processes (by pid).
 pub fn free_port_base() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
     loop {
-        let base = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if base > u16::MAX - 8 {
-            continue;
-        }
-        let all_free =
-            (base..base + 4).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
-        if all_free {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let slot = (std::process::id().wrapping_mul(31) + n * 7) % 750;
+        let base = 20_000 + 16 * slot as u16;
+        if (base..base + 8).all(free) {
             return base;
         }
     }

@@ -1,6 +1,7 @@
 //! The real `ferry demo` in a real terminal (tmux): every demo VM appears,
 //! keys filter, open help and switch views, killing site-a raises the
-//! unreachable banner, and quitting restores the terminal and stops the sites.
+//! unreachable banner, and quitting restores the terminal and stops the sites;
+//! SIGTERM and SIGHUP restore it too.
 
 use super::terminal::Tmux;
 use std::path::Path;
@@ -24,6 +25,11 @@ fn the_demo_in_a_real_terminal() {
         (120, 36),
     );
 
+    // The home screen opens first; 2 is the replication view.
+    tmux.wait_within("the home screen", Duration::from_secs(60), |s| {
+        s.contains("Runs now") && s.contains("site-a ● connected")
+    });
+    tmux.keys(&["2"]);
     let screen = tmux.wait_within("all twelve demo VMs", Duration::from_secs(60), |s| {
         s.contains("12 of 12 VMs") && s.contains("web-06") && s.contains("db-02")
     });
@@ -44,7 +50,12 @@ fn the_demo_in_a_real_terminal() {
     tmux.wait_within("help", Duration::from_secs(5), |s| {
         s.contains("Help") && s.contains("filter rows")
     });
-    tmux.keys(&["Escape", "Tab"]);
+    // Esc and Tab sent together can read as one Alt-Tab: one at a time.
+    tmux.keys(&["Escape"]);
+    tmux.wait_within("help closed", Duration::from_secs(5), |s| {
+        !s.contains("Help (")
+    });
+    tmux.keys(&["Tab"]);
     tmux.wait_within("the events view", Duration::from_secs(5), |s| {
         s.contains("Events: alarms")
     });
@@ -58,6 +69,43 @@ fn the_demo_in_a_real_terminal() {
     tmux.wait_within("the replication view", Duration::from_secs(5), |s| {
         s.contains("12 of 12 VMs")
     });
+
+    // Sorted by lag, rows re-order as cycles finish; the pause key acts on
+    // the VM under the cursor, and names it.
+    tmux.keys(&["s", "s", "s", "s", "j", "j", "j"]);
+    let screen = tmux.wait_within(
+        "sorted by lag, on the fourth row",
+        Duration::from_secs(5),
+        |s| {
+            let lines: Vec<&str> = s.lines().collect();
+            let header = lines.iter().position(|l| l.trim_start().starts_with("VM"));
+            let cursor = lines.iter().position(|l| l.starts_with('▶'));
+            s.contains("sorted by Lag")
+                && matches!((header, cursor), (Some(h), Some(c)) if c == h + 4)
+        },
+    );
+    let cursor_vm = |screen: &str| -> String {
+        let line = screen.lines().find(|l| l.starts_with('▶')).unwrap();
+        line.split_whitespace().nth(1).unwrap().to_string()
+    };
+    let selected = cursor_vm(&screen);
+    tmux.keys(&["p"]);
+    let screen = tmux.wait_within("the pause's result", Duration::from_secs(10), |s| {
+        s.contains(&format!("paused {selected}"))
+    });
+    assert!(
+        !screen.contains("/replications/"),
+        "no API path in the message:\n{screen}"
+    );
+    // The site says so: the row of that VM turns paused.
+    tmux.wait_within(
+        "the site to report it paused",
+        Duration::from_secs(10),
+        |s| {
+            s.lines()
+                .any(|l| l.split_whitespace().any(|w| w == selected) && l.contains("⏸ paused"))
+        },
+    );
 
     // A disaster: site-a dies; its header and rows say so within 5 s.
     // SAFETY: kill(2) on the demo's child, by the pid it published.
@@ -98,4 +146,59 @@ fn the_demo_in_a_real_terminal() {
         unsafe { libc::kill(demo_pid(&data, 1), 0) } != 0,
         "site-b stopped with the UI"
     );
+}
+
+/// The pid of the program a tmux pane runs: the shell's one child.
+fn pane_child(tmux: &Tmux) -> i32 {
+    let shell = tmux.run(&["display-message", "-p", "-t", "t", "#{pane_pid}"]);
+    let shell = shell.trim();
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+    children.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn sigterm_and_sighup_restore_the_terminal() {
+    for (name, signal) in [("TERM", libc::SIGTERM), ("HUP", libc::SIGHUP)] {
+        let tmp = tempfile::tempdir().unwrap();
+        // The token comes from a file, so it shows in no `ps`; no site
+        // answers there, which is fine for a screen to draw.
+        std::fs::write(tmp.path().join("token"), "not-shown\n").unwrap();
+        let tmux = Tmux::ferry(
+            &format!("ferry-sig{name}"),
+            tmp.path(),
+            "--site http://127.0.0.1:9 --token-file token",
+            (80, 24),
+        );
+        tmux.wait_within("the UI", Duration::from_secs(20), |s| {
+            s.contains("Home") && s.contains("Runs now")
+        });
+        let modes = tmux.run(&["display-message", "-p", "-t", "t", "#{alternate_on}"]);
+        assert_eq!(modes.trim(), "1", "the UI is in the alternate screen");
+        let ferry = pane_child(&tmux);
+        let args = std::fs::read_to_string(format!("/proc/{ferry}/cmdline")).unwrap();
+        assert!(
+            !args.contains("not-shown"),
+            "the token is not on the command line"
+        );
+        // SAFETY: kill(2) on the child of the pane's shell: ferry.
+        unsafe {
+            libc::kill(ferry, signal);
+        }
+        let screen = tmux.wait_within("ferry to exit", Duration::from_secs(20), |s| {
+            s.contains("FERRY-EXITED")
+        });
+        assert!(screen.contains("FERRY-EXITED 0"), "SIG{name}: {screen}");
+        let modes = tmux.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            "t",
+            "#{alternate_on} #{cursor_flag}",
+        ]);
+        assert_eq!(
+            modes.trim(),
+            "0 1",
+            "SIG{name}: alternate screen left and cursor shown again"
+        );
+    }
 }

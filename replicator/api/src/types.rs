@@ -18,6 +18,8 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SiteInfo {
     pub name: String,
+    /// The role of the token that asked: what the caller may do here.
+    pub role: Role,
     pub peer: Option<PeerInfo>,
     /// VMs at this site, and how many of them replicate.
     pub vm_count: usize,
@@ -26,6 +28,28 @@ pub struct SiteInfo {
     /// the peer to pin (`sha256:` and 64 hex digits).
     #[serde(default)]
     pub fingerprint: Option<String>,
+}
+
+/// API roles, each including the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything, changes nothing.
+    Viewer,
+    /// Also runs tests and cleanups, powers VMs on and off.
+    Operator,
+    /// Everything: replication settings, real failover, edits.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Operator => "operator",
+            Self::Admin => "admin",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

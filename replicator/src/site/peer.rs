@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::sync::Weak;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::control::{ControlCall, ControlReply};
 use super::notify::Severity;
@@ -22,6 +22,21 @@ use ferry_api::types::{PeerInfo, PeerRequest, PeerStatus, SiteEvent};
 
 const CHECK_EVERY: Duration = Duration::from_secs(2);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a peer never reached since start (or pairing) is waited for
+/// before it is called unreachable: paired sites start one after the other
+/// (the demo starts site-b first), and a peer still starting is no disaster.
+const FIRST_CONTACT_GRACE: Duration = Duration::from_secs(30);
+
+/// What one failed check makes of the peer's status: a peer never reached
+/// since `since`, within the grace, is still `Unknown` (waiting for first
+/// contact), not `Unreachable`.
+fn failed_status(last_contact_ms: Option<u64>, since: Instant, now: Instant) -> PeerStatus {
+    if last_contact_ms.is_none() && now.duration_since(since) < FIRST_CONTACT_GRACE {
+        PeerStatus::Unknown
+    } else {
+        PeerStatus::Unreachable
+    }
+}
 
 pub struct PeerState {
     pub config: Option<PeerConfig>,
@@ -30,6 +45,8 @@ pub struct PeerState {
     error: Option<String>,
     /// When the peer's view was last saved.
     saved_view_ms: u64,
+    /// When this site started watching this peer (start or pairing).
+    since: Instant,
 }
 
 impl PeerState {
@@ -40,6 +57,7 @@ impl PeerState {
             last_contact_ms: None,
             error: None,
             saved_view_ms: 0,
+            since: Instant::now(),
         }
     }
 
@@ -152,9 +170,10 @@ impl Site {
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
         };
-        let (changed, info) = {
+        let (changed, first_wait, info) = {
             let mut state = lock(&self.peer);
             let before = state.status;
+            let waited_before = state.error.is_some();
             match &result {
                 Ok(()) => {
                     state.status = PeerStatus::Connected;
@@ -162,13 +181,28 @@ impl Site {
                     state.error = None;
                 }
                 Err(e) => {
-                    state.status = PeerStatus::Unreachable;
+                    state.status =
+                        failed_status(state.last_contact_ms, state.since, Instant::now());
                     state.error = Some(e.clone());
                 }
             }
-            (before != state.status, state.info())
+            let first_wait = state.status == PeerStatus::Unknown && !waited_before;
+            (before != state.status, first_wait, state.info())
         };
         let Some(info) = info else { return };
+        if first_wait {
+            let why = info.error.clone().unwrap_or_default();
+            self.alarm(
+                "peer_waiting",
+                Severity::Info,
+                None,
+                format!(
+                    "waiting for first contact with peer site {}: {why}",
+                    info.name
+                ),
+            )
+            .await;
+        }
         if changed {
             match info.status {
                 PeerStatus::Connected => {
@@ -229,5 +263,30 @@ pub async fn monitor(site: Weak<Site>, stopped: impl Future<Output = ()>) {
             () = &mut stopped => return,
             () = tokio::time::sleep(CHECK_EVERY) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_never_reached_is_waited_for_then_unreachable() {
+        let since = Instant::now();
+        assert_eq!(
+            failed_status(None, since, since + Duration::from_secs(5)),
+            PeerStatus::Unknown,
+            "still starting: waiting for first contact"
+        );
+        assert_eq!(
+            failed_status(None, since, since + FIRST_CONTACT_GRACE),
+            PeerStatus::Unreachable,
+            "never came: unreachable"
+        );
+        assert_eq!(
+            failed_status(Some(1), since, since + Duration::from_secs(5)),
+            PeerStatus::Unreachable,
+            "reached once and lost: unreachable at once"
+        );
     }
 }

@@ -163,7 +163,7 @@ impl MappingsEditor {
                     .copied()
                     .unwrap_or("ipv4"),
             };
-            vec![(key, e.message)]
+            vec![(key, crate::editor::say::ranges(&e.message))]
         })
     }
 }

@@ -309,11 +309,7 @@ impl MappingsEditor {
                 .field
                 .as_deref()
                 .map_or(Row::Whole, |f| row_of(&sent, f));
-            let message = match &error.field {
-                Some(field) => format!("{field}: {}", error.message),
-                None => error.message.clone(),
-            };
-            draft.errors = vec![(row, message)];
+            draft.errors = vec![(row, super::describe(error))];
         }
     }
 }

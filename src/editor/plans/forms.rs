@@ -119,7 +119,7 @@ impl PlanEditor {
                     .copied()
                     .unwrap_or("mode"),
             };
-            vec![(key, e.message)]
+            vec![(key, crate::editor::say::ranges(&e.message))]
         })
     }
 }

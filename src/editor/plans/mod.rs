@@ -58,6 +58,9 @@ pub struct PlanEditor {
     /// id, or `""` for the plan as a whole.
     pub errors: BTreeMap<String, String>,
     pub sent: Option<PlanSpec>,
+    /// Dependencies a priority move dropped, as (VM, the VM it started
+    /// after): moving back puts them back, so `K` then `J` loses nothing.
+    pub dropped: Vec<(String, String)>,
 }
 
 impl PlanEditor {
@@ -76,6 +79,7 @@ impl PlanEditor {
             selected: 0,
             errors: BTreeMap::new(),
             sent: None,
+            dropped: Vec::new(),
         }
     }
 
@@ -95,6 +99,7 @@ impl PlanEditor {
             selected: 0,
             errors: BTreeMap::new(),
             sent: None,
+            dropped: Vec::new(),
         }
     }
 
@@ -183,7 +188,8 @@ impl PlanEditor {
 
     /// Moves the selected VM to an earlier (`by < 0`) or later priority.
     /// Dependencies cannot cross priorities: those it had, and those on it,
-    /// are dropped, and the message names them.
+    /// are dropped and the message names them; those an earlier move
+    /// dropped come back once both VMs share a priority again, named too.
     pub fn shift(&mut self, model: &Model, by: i8) -> Option<String> {
         let vm = self.selected_vm(model)?;
         let (vm_id, from) = (vm.vm_id.clone(), vm.priority);
@@ -204,6 +210,8 @@ impl PlanEditor {
                 dropped.push((other.vm_id.clone(), vm_id.clone()));
             }
         }
+        let restored = self.restore_dropped();
+        self.dropped.extend(dropped.iter().cloned());
         self.errors.remove(&vm_id);
         if let Some(row) = self
             .rows(model)
@@ -212,15 +220,55 @@ impl PlanEditor {
         {
             self.selected = row;
         }
-        let mut message = format!("{} → priority {to}", model.vm_name(&vm_id));
-        if !dropped.is_empty() {
-            let names: Vec<String> = dropped
+        let pairs = |list: &[(String, String)]| -> String {
+            let names: Vec<String> = list
                 .iter()
                 .map(|(a, b)| format!("{} after {}", model.vm_name(a), model.vm_name(b)))
                 .collect();
-            message.push_str(&format!("; dropped dependencies: {}", names.join(", ")));
+            names.join(", ")
+        };
+        let mut message = format!("{} → priority {to}", model.vm_name(&vm_id));
+        if !dropped.is_empty() {
+            message.push_str(&format!("; dropped dependencies: {}", pairs(&dropped)));
+        }
+        if !restored.is_empty() {
+            message.push_str(&format!("; restored dependencies: {}", pairs(&restored)));
         }
         Some(message)
+    }
+
+    /// Puts back the dropped dependencies whose two VMs share a priority
+    /// again, unless one would close a cycle; returns those put back.
+    fn restore_dropped(&mut self) -> Vec<(String, String)> {
+        let priority =
+            |spec: &PlanSpec, id: &str| spec.vms.iter().find(|v| v.vm_id == id).map(|v| v.priority);
+        let mut restored = Vec::new();
+        let mut kept = Vec::new();
+        for (vm, after) in std::mem::take(&mut self.dropped) {
+            let same = priority(&self.spec, &vm).is_some()
+                && priority(&self.spec, &vm) == priority(&self.spec, &after);
+            let Some(entry) = self.spec.vms.iter_mut().find(|v| v.vm_id == vm) else {
+                continue;
+            };
+            if entry.depends_on.contains(&after) {
+                continue;
+            }
+            if !same {
+                kept.push((vm, after));
+                continue;
+            }
+            entry.depends_on.push(after.clone());
+            if plan::order(&self.spec.vms).is_err() {
+                if let Some(entry) = self.spec.vms.iter_mut().find(|v| v.vm_id == vm) {
+                    entry.depends_on.retain(|d| *d != after);
+                }
+                kept.push((vm, after));
+            } else {
+                restored.push((vm, after));
+            }
+        }
+        self.dropped = kept;
+        restored
     }
 
     /// A picker of the VMs of the selected VM's priority; those that would
@@ -342,7 +390,7 @@ impl PlanEditor {
             }
         }
         self.accept(model, spec)
-            .map_err(|e| format!("{}: {}", e.field, e.message))
+            .map_err(|e| super::say::sentence(Some(&e.field), &e.message))
     }
 
     /// The start order: VM ids per priority 1..=5, or the cycle's chain.
@@ -355,8 +403,8 @@ impl PlanEditor {
     pub fn save(&mut self, model: &Model) -> Result<Request, String> {
         if let Err(e) = plan::validate(&self.spec, &self.members(model)) {
             let key = key_of(&self.spec, &e.field);
-            self.errors.insert(key, e.message.clone());
-            return Err(format!("{}: {}", e.field, e.message));
+            self.errors.insert(key, super::say::ranges(&e.message));
+            return Err(super::say::sentence(Some(&e.field), &e.message));
         }
         let recovery = self
             .site(model)
@@ -395,11 +443,7 @@ impl PlanEditor {
             .as_deref()
             .map_or(String::new(), |f| key_of(&sent, f));
         self.errors.clear();
-        let message = match &error.field {
-            Some(field) => format!("{field}: {}", error.message),
-            None => error.message.clone(),
-        };
-        self.errors.insert(key, message);
+        self.errors.insert(key, super::describe(error));
     }
 }
 

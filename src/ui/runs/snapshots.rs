@@ -67,3 +67,95 @@ fn run_and_history_views_at_both_sizes() {
         }
     }
 }
+
+/// The home screen on the same runs, a test of Tier-1 before them (its RTO
+/// is the estimate), and two alarms, the older one acknowledged.
+#[test]
+fn home_at_both_sizes() {
+    use ferry_api::types::{EventRow, RunState, SiteEvent};
+    for (width, height) in [(80u16, 24u16), (160, 48)] {
+        let mut app = app();
+        let mut test = runs::finished();
+        test.id = "run-6".into();
+        test.mode = RunMode::Test;
+        test.state = RunState::Succeeded;
+        test.started_ms -= 86_400_000;
+        test.ended_ms = Some(test.started_ms + 40_000);
+        test.rto_seconds = Some(38.0);
+        app.feed(crate::model::FeedUpdate::Event {
+            site: 1,
+            event: SiteEvent::Run(test),
+        });
+        for (id, severity, message) in [
+            (1, "warning", "db-02: RPO at risk"),
+            (
+                2,
+                "critical",
+                "peer site site-b is unreachable: connection refused",
+            ),
+        ] {
+            app.feed(crate::model::FeedUpdate::Event {
+                site: 0,
+                event: SiteEvent::Alarm(EventRow {
+                    id,
+                    at_ms: fixture::T0 - 60_000 + id as u64 * 1000,
+                    kind: "test".into(),
+                    severity: severity.into(),
+                    vm_id: None,
+                    message: message.into(),
+                }),
+            });
+        }
+        app.update(Action::Show(View::Home));
+        app.update(Action::Down);
+        app.update(Action::AckAlarm);
+        insta::assert_snapshot!(
+            format!("home_{width}x{height}"),
+            render(&app, width, height)
+        );
+    }
+}
+
+/// A VM a finished recovery brought up at site-b: its old replication
+/// reads as recovered there, with the run, not as failing; dashboard counts
+/// leave it out. A VM the run failed to bring up stays as it was.
+#[test]
+fn a_recovered_vm_reads_as_recovered_not_violated() {
+    let mut app = app();
+    let protected = app.model.protected_count(0);
+    for r in app.model.sites[0].replications.values_mut() {
+        r.state = "error".into();
+        r.rpo_violated = true;
+    }
+    app.update(Action::Show(View::Replication));
+    let screen = render(&app, 160, 48);
+    let line = |vm: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(&format!("{vm} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let db1 = line("db-01");
+    assert!(
+        db1.contains("⇥ recovered at site-b (run-7)") && !db1.contains("violated"),
+        "{db1}"
+    );
+    assert!(!db1.contains("error"), "{db1}");
+    let db2 = line("db-02");
+    assert!(db2.contains("✖ error") && db2.contains("violated"), "{db2}");
+    let all = app.model.sites[0].replications.len();
+    assert_eq!(protected, all - 1, "db-01 is not protected at site-a now");
+    let [ok, risk, violated, pending] = app.model.compliance_counts(0, app.now_ms);
+    assert_eq!(ok + risk + violated + pending, all - 1);
+    // Reprotected afterwards, it is protected again (the other way).
+    let mut reprotect = runs::finished();
+    reprotect.id = "run-8".into();
+    reprotect.mode = RunMode::Reprotect;
+    reprotect.started_ms += 60_000;
+    app.feed(crate::model::FeedUpdate::Event {
+        site: 1,
+        event: ferry_api::types::SiteEvent::Run(reprotect),
+    });
+    assert!(app.model.recovered_by("site-a.db-01").is_none());
+}

@@ -16,10 +16,14 @@ pub fn router() -> Router<AppState> {
         .route("/site/peer", put(pair))
 }
 
-async fn show(State(site): State<AppState>) -> Json<SiteInfo> {
+async fn show(
+    State(site): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Json<SiteInfo> {
     let (vm_count, replicated_count) = site.counts();
     Json(SiteInfo {
         name: site.name.clone(),
+        role: caller.role,
         peer: site.peer_info(),
         vm_count,
         replicated_count,
