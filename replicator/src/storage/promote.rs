@@ -88,7 +88,11 @@ pub fn prepare(
         // The home's own entry must survive before the marker in it counts.
         layer.sync_dir(parent)?;
     }
-    write_atomic_in(&**layer, &home.join(MARKER), encode_marker(point).as_bytes())?;
+    write_atomic_in(
+        &**layer,
+        &home.join(MARKER),
+        encode_marker(point).as_bytes(),
+    )?;
     Ok(point)
 }
 

@@ -51,7 +51,11 @@ fn check_promoted(world: &World, disks: usize) -> Result<(), String> {
             return Err(format!("disk {disk} differs from instance 2"));
         }
     }
-    if world.fs.contents(&world.dir.join("replica.state")).is_some() {
+    if world
+        .fs
+        .contents(&world.dir.join("replica.state"))
+        .is_some()
+    {
         return Err("the replica directory is still there".into());
     }
     if world.fs.contents(&Path::new(HOME).join(MARKER)).is_some() {
@@ -84,7 +88,10 @@ fn a_promote_crashed_at_every_call_is_finished_by_a_retry() {
                     crash_at: Some(w.fs.calls() + crash_at),
                     ..Faults::default()
                 });
-                assert!(run(&w, &mut recorded, disks).is_err(), "crash at {crash_at}");
+                assert!(
+                    run(&w, &mut recorded, disks).is_err(),
+                    "crash at {crash_at}"
+                );
                 w.fs.power_loss(loss);
                 let what = format!("seed {seed}, crash at {crash_at}/{total}, {loss:?}");
                 if recorded.0.is_none() {
@@ -142,8 +149,17 @@ fn a_replica_without_an_instance_is_not_promoted_and_stays() {
 
 #[test]
 fn a_marker_is_exactly_one_line_with_the_point() {
-    assert_eq!(promote::decode_marker(promote::encode_marker(42).as_bytes()), Some(42));
-    for bad in ["", "point_time_ms \n", "point_time_ms 1", "point_time_ms -1\n", "x 1\n"] {
+    assert_eq!(
+        promote::decode_marker(promote::encode_marker(42).as_bytes()),
+        Some(42)
+    );
+    for bad in [
+        "",
+        "point_time_ms \n",
+        "point_time_ms 1",
+        "point_time_ms -1\n",
+        "x 1\n",
+    ] {
         assert_eq!(promote::decode_marker(bad.as_bytes()), None, "{bad:?}");
     }
 }

@@ -333,14 +333,22 @@ impl FileLayer for SimFs {
         let gone: Vec<PathBuf> = state
             .durable_names
             .keys()
-            .filter_map(|p| p.strip_prefix(dir).ok()?.components().next().map(|c| dir.join(c)))
+            .filter_map(|p| {
+                p.strip_prefix(dir)
+                    .ok()?
+                    .components()
+                    .next()
+                    .map(|c| dir.join(c))
+            })
             .filter(|sub| {
                 sub.parent() == Some(dir)
                     && !state.names.contains_key(sub)
                     && !state.names.keys().any(|p| p.starts_with(sub))
             })
             .collect();
-        state.durable_names.retain(|p, _| !gone.iter().any(|g| p.starts_with(g)));
+        state
+            .durable_names
+            .retain(|p, _| !gone.iter().any(|g| p.starts_with(g)));
         let in_dir = |p: &Path| p.parent() == Some(dir);
         let current: Vec<(PathBuf, u64)> = state
             .names
