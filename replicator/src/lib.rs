@@ -27,6 +27,8 @@ pub mod access;
 pub mod api;
 pub mod config;
 pub mod crash;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guest;
 pub mod identity;
 pub mod inventory;
