@@ -13,9 +13,12 @@ use crate::storage::fs::sim::SimFs;
 use crate::storage::fs::{FileLayer, Open};
 use crate::storage::{Geometry, ReplicaState, promote, redo_log, tracked_vm};
 
+/// A fuzz target: any bytes in, no panic.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, as the fuzz project and the corpus directories
 /// name them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("frames", frames),
     ("replica_state", replica_state),
     ("promote_marker", promote_marker),
@@ -138,6 +141,52 @@ mod tests {
             }
         }
         assert!(inputs >= TARGETS.len() * 2, "only {inputs} inputs");
+    }
+
+    /// A stable-toolchain stand-in for cargo-fuzz where nightly is not at
+    /// hand: random byte flips, inserts, truncations and splices of the
+    /// corpus, `FERRY_FUZZ_ROUNDS` per target (default 20,000).
+    #[test]
+    #[ignore = "a mutation run: minutes, not for CI"]
+    fn mutate_the_corpus() {
+        let rounds: u64 = std::env::var("FERRY_FUZZ_ROUNDS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(20_000);
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for (name, target) in TARGETS {
+            let seeds: Vec<Vec<u8>> = std::fs::read_dir(corpus().join(name))
+                .unwrap()
+                .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+                .collect();
+            for _ in 0..rounds {
+                let mut input = seeds[(next() % seeds.len() as u64) as usize].clone();
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() % (input.len() as u64 + 1)) as usize;
+                    match next() % 5 {
+                        0 if at < input.len() => input[at] ^= 1 << (next() % 8),
+                        1 => input.insert(at, next() as u8),
+                        2 => input.truncate(at),
+                        3 if at < input.len() => {
+                            input[at] = [0, 0xff, b'\n', b' '][(next() % 4) as usize]
+                        }
+                        _ => {
+                            let other = &seeds[(next() % seeds.len() as u64) as usize];
+                            let from = (next() % (other.len() as u64 + 1)) as usize;
+                            input.splice(at..at, other[from..].iter().copied());
+                        }
+                    }
+                }
+                target(&input);
+            }
+            eprintln!("{name}: {rounds} mutated inputs, no panic");
+        }
     }
 
     fn frame(out: &mut Vec<u8>, message: &Message) {

@@ -299,6 +299,17 @@ fn a_bad_link_heals_by_itself_and_never_exposes_a_torn_instance() {
         lag <= limit,
         "RPO alarm raised at a lag of {lag} s, past {limit} s"
     );
+    let alarms_at_a = pair
+        .http
+        .get(format!("{}/api/v1/alarms", pair.a.api))
+        .bearer_auth(TOKEN)
+        .send()
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    assert!(
+        alarms_at_a.contains("rpo_violated") && alarms_at_a.contains(&pair.vm_id),
+        "no RPO alarm naming the VM at site-a: {alarms_at_a}"
+    );
     pair.chaos.heal();
     // The cycle stuck behind the cap goes through once the cap is gone.
     pair.until("the RPO alarm clears", Duration::from_secs(30), |r| {
