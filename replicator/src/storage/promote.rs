@@ -48,7 +48,9 @@ pub fn encode_marker(point_time_ms: u64) -> String {
 pub fn decode_marker(bytes: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(bytes).ok()?;
     let value = text.strip_suffix('\n')?.strip_prefix("point_time_ms ")?;
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+    // Digits only, no leading zero: exactly what `encode_marker` writes.
+    let canonical = value == "0" || !value.starts_with('0');
+    if value.is_empty() || !canonical || !value.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     value.parse().ok()

@@ -158,6 +158,7 @@ fn a_marker_is_exactly_one_line_with_the_point() {
         "point_time_ms \n",
         "point_time_ms 1",
         "point_time_ms -1\n",
+        "point_time_ms 02\n",
         "x 1\n",
     ] {
         assert_eq!(promote::decode_marker(bad.as_bytes()), None, "{bad:?}");
