@@ -28,6 +28,8 @@ pub mod api;
 pub mod config;
 pub mod crash;
 pub mod demo_pair;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guest;
 pub mod identity;
 pub mod inventory;

@@ -4,6 +4,7 @@
 mod engine {
     pub mod architecture;
     pub mod bad_frames;
+    pub mod chaos;
     pub mod crash;
     pub mod racing;
     pub mod reconnect;

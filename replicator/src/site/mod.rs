@@ -184,6 +184,8 @@ impl Site {
     async fn open_vms(self: &Arc<Self>) -> Result<(), SiteError> {
         let records = self.store.call(|c| store::list_vms(c)).await?;
         let rows = self.store.call(|c| store::list_replications(c)).await?;
+        self.resume_promotes(&records)
+            .map_err(|e| SiteError::Io(std::io::Error::other(e)))?;
         for record in records {
             let disks = Arc::new(self.open_disks(&record)?);
             let guest = if record.power_on {

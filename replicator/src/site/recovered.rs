@@ -16,6 +16,7 @@ use crate::guest::{Guest, GuestStatus, Verification};
 use crate::inventory::{VmDisk, VmRecord};
 use crate::storage::durable::{data_ranges, fsync_dir};
 use crate::storage::{DEFAULT_BLOCK_SIZE, Geometry, Replica, TrackedVm};
+use crate::storage::{fs, promote};
 use crate::store;
 use crate::sync::lock;
 use ferry_api::types::{PowerState, VmInfo};
@@ -232,6 +233,10 @@ impl Site {
     /// Makes the replica of `vm` a VM of this site, placed and addressed as
     /// given, powered off. Returns the recovered instance's consistency
     /// point, or `None` when an earlier attempt already promoted it.
+    ///
+    /// Idempotent across a crash or an error at every step (see
+    /// [`crate::storage::promote`]): the decision is made durable in the
+    /// VM's home, the VM is recorded, and only then do the disks move.
     pub(crate) async fn promote(
         &self,
         vm: &VmInfo,
@@ -242,8 +247,11 @@ impl Site {
         if lock(&self.vms).contains_key(&vm.id) {
             return Ok(None);
         }
+        // A promote left half done is resumed where its marker is, even
+        // once the replica directory is gone.
         let datastore = self
-            .replica_datastore(&vm.id)
+            .promoting_datastore(&vm.id)
+            .or_else(|| self.replica_datastore(&vm.id))
             .ok_or_else(|| format!("no replica of {} at site {}", vm.id, self.name))?;
         self.receiver.fence(&vm.id, true);
         let hold = self.receiver.hold(&datastore, &vm.id, HOLD_TIMEOUT).await?;
@@ -257,34 +265,25 @@ impl Site {
             })
             .collect();
         let count = disks.len();
-        let point = tokio::task::spawn_blocking(move || -> Result<u64, String> {
-            // Opening finishes any committed instance still in the redo log.
-            let replica = Replica::open(&hold.dir).map_err(|e| e.to_string())?;
-            if replica.state().instance.is_none() {
-                return Err(
-                    "the replica has no complete instance (initial sync never finished)".into(),
-                );
+        let id = vm.id.clone();
+        let recorded = self
+            .store
+            .call(move |c| Ok(store::list_vms(c)?.into_iter().any(|v| v.id == id)))
+            .await
+            .map_err(|e| e.to_string())?;
+        let layer = fs::real();
+        let (replica_dir, at) = (hold.dir.clone(), home.clone());
+        let point = tokio::task::spawn_blocking(move || {
+            // The record follows the marker: recorded without a marker is
+            // promoted whole, by an attempt that failed after its last step.
+            if recorded && promote::in_progress(&*layer, &at)?.is_none() {
+                return Ok(None);
             }
-            let point = replica.state().point_time_ms;
-            std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
-            for i in 0..count {
-                let from = replica.disk_path(i);
-                let to = home.join(format!("disk-{i}.raw"));
-                if from.exists() {
-                    std::fs::rename(&from, &to).map_err(|e| e.to_string())?;
-                } else if !to.exists() {
-                    return Err(format!("disk {i} is missing from the replica"));
-                }
-            }
-            fsync_dir(&home).map_err(|e| e.to_string())?;
-            std::fs::remove_dir_all(&hold.dir).map_err(|e| e.to_string())?;
-            if let Some(parent) = hold.dir.parent() {
-                fsync_dir(parent).map_err(|e| e.to_string())?;
-            }
-            Ok(point)
+            promote::prepare(&layer, &replica_dir, &at).map(Some)
         })
         .await
-        .map_err(|e| e.to_string())??;
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
         let record = VmRecord {
             id: vm.id.clone(),
             name: vm.name.clone(),
@@ -297,9 +296,22 @@ impl Site {
         };
         let stored = record.clone();
         self.store
-            .call(move |c| store::insert_vm(c, &stored))
+            .call(move |c| {
+                if store::list_vms(c)?.iter().any(|v| v.id == stored.id) {
+                    return Ok(());
+                }
+                store::insert_vm(c, &stored)
+            })
             .await
             .map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || {
+            let done = promote::finish(&*fs::real(), &hold.dir, &home, count);
+            drop(hold);
+            done
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
         let disks = Arc::new(self.open_disks(&record).map_err(|e| e.to_string())?);
         lock(&self.vms).insert(
             vm.id.clone(),
@@ -310,7 +322,43 @@ impl Site {
                 replication: None,
             },
         );
-        Ok(Some(point))
+        Ok(point)
+    }
+
+    /// The datastore holding a promote of `vm_id` left half done.
+    fn promoting_datastore(&self, vm_id: &str) -> Option<String> {
+        self.config.site.datastores.iter().find_map(|d| {
+            let home = self.vm_dir(&d.name, vm_id).ok()?;
+            home.join(promote::MARKER).exists().then(|| d.name.clone())
+        })
+    }
+
+    /// At start, before any VM's disks are opened: finishes each promote
+    /// whose VM was recorded, and fences every replica with a promote
+    /// still undecided by a run, so no cycle lands in it meanwhile.
+    pub(super) fn resume_promotes(&self, records: &[VmRecord]) -> Result<(), String> {
+        for d in &self.config.site.datastores {
+            let Some(root) = self.config.datastore_path(&d.name) else {
+                continue;
+            };
+            let Ok(entries) = std::fs::read_dir(root.join("vms")) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let home = entry.path();
+                if !home.join(promote::MARKER).exists() {
+                    continue;
+                }
+                let id = entry.file_name().to_string_lossy().to_string();
+                self.receiver.fence(&id, true);
+                if let Some(record) = records.iter().find(|r| r.id == id) {
+                    let replica = self.receiver.replica_dir(&d.name, &id)?;
+                    promote::finish(&*fs::real(), &replica, &home, record.disks.len())
+                        .map_err(|e| format!("finishing the promote of {id}: {e}"))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Powers on a recovered VM; returns what its guest verified on boot.

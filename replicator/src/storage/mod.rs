@@ -20,6 +20,7 @@ pub mod content;
 pub mod durable;
 pub mod fs;
 pub mod geometry;
+pub mod promote;
 pub mod redo_log;
 pub mod replica;
 pub mod tracked_disk;

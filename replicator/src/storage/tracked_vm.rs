@@ -141,6 +141,11 @@ fn encode(shipped: Shipped, bitmaps: &[Bitmap]) -> Vec<u8> {
     out
 }
 
+/// Whether saved tracking would be trusted for `disks` (for the fuzzers).
+pub(crate) fn tracking_is_trusted(bytes: &[u8], disks: &[(PathBuf, Geometry)]) -> bool {
+    decode(bytes, disks).is_some()
+}
+
 /// Parses saved tracking; anything off (checksum, version, disk layout) means
 /// the tracking is not trusted and the next cycle is a full sync.
 fn decode(bytes: &[u8], disks: &[(PathBuf, Geometry)]) -> Option<(Shipped, Vec<Bitmap>)> {

@@ -1,6 +1,7 @@
 //! What ferry's tests and benchmarks share, written once (dev-dependency
 //! only):
 //!
+//! - [`chaos`]: a loopback proxy that makes a link slow, lossy or broken.
 //! - [`config`]: a typed builder for a test site's `site.toml`.
 //! - [`process`]: one way to start a site process and read its addresses.
 //! - [`wait`]: one condition wait with a deadline that says what it waited for.
@@ -8,10 +9,12 @@
 //! The TUI's render-to-string helper lives with the TUI
 //! (`src/ui/testing.rs`), since it needs the app's own types.
 
+pub mod chaos;
 pub mod config;
 pub mod process;
 pub mod wait;
 
+pub use chaos::{Chaos, Knobs};
 pub use config::SiteConfigBuilder;
 pub use process::SiteProcess;
 pub use wait::{eventually, wait_until};

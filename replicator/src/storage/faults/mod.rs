@@ -2,5 +2,6 @@
 //! the audit of issue 15, each with its test, and the crash sweep.
 
 mod holes;
+mod promote;
 mod sweep;
 mod world;

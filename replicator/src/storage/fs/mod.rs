@@ -37,6 +37,9 @@ pub trait FileLayer: Send + Sync + std::fmt::Debug {
     fn open(&self, path: &Path, how: Open) -> io::Result<Box<dyn LayerFile>>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes a directory and everything in it; durable once its parent
+    /// is synced. A missing directory is not an error.
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Makes the entries of `dir` (creates, renames, unlinks) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
@@ -137,6 +140,13 @@ impl FileLayer for RealFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         fs::remove_file(path)
+    }
+
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        match fs::remove_dir_all(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

@@ -317,10 +317,38 @@ impl FileLayer for SimFs {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file (simulated)"))
     }
 
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        state.enter()?;
+        state.names.retain(|p, _| !p.starts_with(dir));
+        Ok(())
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.lock();
         state.enter()?;
         state.sync_fault(dir)?;
+        // A subdirectory of `dir` with no name left under it was removed:
+        // syncing `dir` makes that removal durable, as rmdir's entry is.
+        let gone: Vec<PathBuf> = state
+            .durable_names
+            .keys()
+            .filter_map(|p| {
+                p.strip_prefix(dir)
+                    .ok()?
+                    .components()
+                    .next()
+                    .map(|c| dir.join(c))
+            })
+            .filter(|sub| {
+                sub.parent() == Some(dir)
+                    && !state.names.contains_key(sub)
+                    && !state.names.keys().any(|p| p.starts_with(sub))
+            })
+            .collect();
+        state
+            .durable_names
+            .retain(|p, _| !gone.iter().any(|g| p.starts_with(g)));
         let in_dir = |p: &Path| p.parent() == Some(dir);
         let current: Vec<(PathBuf, u64)> = state
             .names

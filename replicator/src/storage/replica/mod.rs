@@ -41,7 +41,7 @@ pub struct ReplicaState {
 }
 
 impl ReplicaState {
-    fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         let sizes: Vec<String> = self.disk_sizes.iter().map(u64::to_string).collect();
         let body = format!(
             "ferry-replica 1\ninstance {}\npoint_time_ms {}\nblock_size {}\ndisks {}\n",
@@ -53,7 +53,8 @@ impl ReplicaState {
         format!("{body}checksum {:016x}\n", xxh3_64(body.as_bytes())).into_bytes()
     }
 
-    fn decode(text: &str) -> Option<Self> {
+    /// Parses `replica.state`; `None` when it is not whole and valid.
+    pub fn decode(text: &str) -> Option<Self> {
         let (body, sum_line) = text.rsplit_once("checksum ")?;
         if u64::from_str_radix(sum_line.trim(), 16).ok()? != xxh3_64(body.as_bytes()) {
             return None;

@@ -1,0 +1,280 @@
+//! Entry points for the fuzzers (`replicator/fuzz/`, cargo-fuzz) and for
+//! the test that replays their committed corpus: each takes any bytes and
+//! must return without panicking, whatever they are. Every parser that
+//! reads what a peer, a disk or an operator wrote has one here.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::replication::frame::FrameReader;
+use crate::replication::message;
+use crate::storage::fs::sim::SimFs;
+use crate::storage::fs::{FileLayer, Open};
+use crate::storage::{Geometry, ReplicaState, promote, redo_log, tracked_vm};
+
+/// A fuzz target: any bytes in, no panic.
+pub type Target = fn(&[u8]);
+
+/// The targets by name, as the fuzz project and the corpus directories
+/// name them.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("frames", frames),
+    ("replica_state", replica_state),
+    ("promote_marker", promote_marker),
+    ("redo_log", redo_log),
+    ("tracking", tracking),
+    ("site_toml", site_toml),
+    ("api_json", api_json),
+];
+
+/// A stream off the wire: frames, each decoded as a message.
+pub fn frames(data: &[u8]) {
+    let mut reader = FrameReader::new(Cursor::new(data), 1 << 20);
+    for _ in 0..1024 {
+        match reader.read() {
+            Ok((kind, payload)) => {
+                let _ = message::decode(kind, payload);
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// `replica.state`: what decodes must encode back to the same state.
+pub fn replica_state(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Some(state) = ReplicaState::decode(text) {
+        let again = String::from_utf8(state.encode()).ok();
+        assert_eq!(again.as_deref().and_then(ReplicaState::decode), Some(state));
+    }
+}
+
+/// A promote's marker.
+pub fn promote_marker(data: &[u8]) {
+    if let Some(point) = promote::decode_marker(data) {
+        assert_eq!(promote::encode_marker(point).as_bytes(), data);
+    }
+}
+
+/// A redo log as found at open: read as committed or not, and every data
+/// record of a committed one read back.
+pub fn redo_log(data: &[u8]) {
+    let fs = SimFs::new();
+    let path = Path::new("/r/redo.log");
+    let Ok(file) = fs.open(path, Open::Write) else {
+        return;
+    };
+    if file.write_all_at(data, 0).is_err() {
+        return;
+    }
+    drop(file);
+    let layer: Arc<dyn FileLayer> = Arc::new(fs);
+    if let Ok(Some(log)) = redo_log::read_committed(&*layer, path) {
+        let mut buf = Vec::new();
+        for record in log.records.iter().take(4096) {
+            let _ = log.read_data(record, &mut buf);
+        }
+    }
+}
+
+/// Saved change tracking, for a two-disk VM.
+pub fn tracking(data: &[u8]) {
+    let disks = [
+        (PathBuf::from("/v/disk-0.raw"), Geometry::new(1 << 20, 4096)),
+        (
+            PathBuf::from("/v/disk-1.raw"),
+            Geometry::new(300_000, 65536),
+        ),
+    ];
+    let _ = tracked_vm::tracking_is_trusted(data, &disks);
+}
+
+/// `site.toml`, parsed and validated.
+pub fn site_toml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(site) = toml::from_str::<crate::config::SiteConfig>(text) {
+        let _ = crate::config::validate(&site);
+    }
+}
+
+/// The API's JSON request bodies.
+pub fn api_json(data: &[u8]) {
+    use ferry_api::model;
+    use ferry_api::types;
+    let _ = serde_json::from_slice::<types::PeerRequest>(data);
+    let _ = serde_json::from_slice::<types::PowerRequest>(data);
+    let _ = serde_json::from_slice::<types::ReplicationRequest>(data);
+    let _ = serde_json::from_slice::<model::RunRequest>(data);
+    let _ = serde_json::from_slice::<model::GroupSpec>(data);
+    let _ = serde_json::from_slice::<model::PlanSpec>(data);
+    let _ = serde_json::from_slice::<model::MappingSpec>(data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::message::Message;
+    use crate::storage::{RedoHeader, Replica};
+
+    fn corpus() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus")
+    }
+
+    /// Every committed input of every target, through the same function
+    /// the fuzzer calls: what it once found stays fixed.
+    #[test]
+    fn the_committed_corpus_replays_without_a_panic() {
+        let mut inputs = 0;
+        for (name, target) in TARGETS {
+            let dir = corpus().join(name);
+            let entries = std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("no corpus for {name} at {}: {e}", dir.display()));
+            for entry in entries {
+                let path = entry.unwrap().path();
+                target(&std::fs::read(&path).unwrap());
+                inputs += 1;
+            }
+        }
+        assert!(inputs >= TARGETS.len() * 2, "only {inputs} inputs");
+    }
+
+    /// A stable-toolchain stand-in for cargo-fuzz where nightly is not at
+    /// hand: random byte flips, inserts, truncations and splices of the
+    /// corpus, `FERRY_FUZZ_ROUNDS` per target (default 20,000).
+    #[test]
+    #[ignore = "a mutation run: minutes, not for CI"]
+    fn mutate_the_corpus() {
+        let rounds: u64 = std::env::var("FERRY_FUZZ_ROUNDS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(20_000);
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for (name, target) in TARGETS {
+            let seeds: Vec<Vec<u8>> = std::fs::read_dir(corpus().join(name))
+                .unwrap()
+                .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+                .collect();
+            for _ in 0..rounds {
+                let mut input = seeds[(next() % seeds.len() as u64) as usize].clone();
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() % (input.len() as u64 + 1)) as usize;
+                    match next() % 5 {
+                        0 if at < input.len() => input[at] ^= 1 << (next() % 8),
+                        1 => input.insert(at, next() as u8),
+                        2 => input.truncate(at),
+                        3 if at < input.len() => {
+                            input[at] = [0, 0xff, b'\n', b' '][(next() % 4) as usize]
+                        }
+                        _ => {
+                            let other = &seeds[(next() % seeds.len() as u64) as usize];
+                            let from = (next() % (other.len() as u64 + 1)) as usize;
+                            input.splice(at..at, other[from..].iter().copied());
+                        }
+                    }
+                }
+                target(&input);
+            }
+            eprintln!("{name}: {rounds} mutated inputs, no panic");
+        }
+    }
+
+    fn frame(out: &mut Vec<u8>, message: &Message) {
+        let mut payload = Vec::new();
+        message.encode(&mut payload);
+        out.extend_from_slice(&((payload.len() + 2) as u32).to_be_bytes());
+        out.extend_from_slice(&[message.kind(), 0]);
+        out.extend_from_slice(&payload);
+    }
+
+    /// Writes the seed inputs (valid ones, from the real encoders) into
+    /// the corpus: `cargo test -p ferry-replicator --lib fuzzing -- --ignored`.
+    #[test]
+    #[ignore = "writes the seed corpus"]
+    fn write_seed_corpus() {
+        let put = |target: &str, name: &str, bytes: &[u8]| {
+            let dir = corpus().join(target);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(name), bytes).unwrap();
+        };
+        let mut stream = Vec::new();
+        frame(
+            &mut stream,
+            &Message::End {
+                instance: 2,
+                blocks: 7,
+            },
+        );
+        frame(
+            &mut stream,
+            &Message::End {
+                instance: 3,
+                blocks: 0,
+            },
+        );
+        put("frames", "end-end", &stream);
+        put("frames", "truncated", &stream[..stream.len() - 3]);
+
+        let state = ReplicaState {
+            instance: Some(4),
+            point_time_ms: 1_700_000_000_000,
+            block_size: 65536,
+            disk_sizes: vec![8 << 20, 1 << 20],
+        };
+        put("replica_state", "two-disks", &state.encode());
+        put("replica_state", "none", &ReplicaState::default().encode());
+        put(
+            "promote_marker",
+            "point",
+            promote::encode_marker(42).as_bytes(),
+        );
+        put("promote_marker", "empty", b"");
+
+        let fs = SimFs::new();
+        let dir = Path::new("/r");
+        let mut replica = Replica::open_in(Arc::new(fs.clone()), dir).unwrap();
+        let header = |instance| RedoHeader {
+            instance,
+            point_time_ms: 1000 * instance,
+            block_size: 4096,
+            disk_sizes: vec![16384, 8192],
+        };
+        for instance in 1..=2 {
+            let mut writer = replica.begin(&header(instance)).unwrap();
+            writer.append_data(0, 1, &[7u8; 4096]).unwrap();
+            writer.append_zero(1, 0, 4096).unwrap();
+            replica.commit(writer).unwrap();
+        }
+        let log = fs.contents(&dir.join("redo.log")).unwrap();
+        put("redo_log", "committed", &log);
+        put("redo_log", "torn", &log[..log.len() / 2]);
+
+        put("tracking", "empty", b"");
+        put("tracking", "short", &[0u8; 16]);
+        let site = ferry_testkit::SiteConfigBuilder::new("site-a")
+            .vm(ferry_testkit::config::vm("vm-0", 8));
+        put("site_toml", "one-vm", site.to_toml().as_bytes());
+        put("site_toml", "garbage", b"[[[");
+        put(
+            "api_json",
+            "replication",
+            br#"{"rpo_seconds":60,"datastore":"ds1","compress":true}"#,
+        );
+        put("api_json", "power", br#"{"state":"off"}"#);
+        put(
+            "api_json",
+            "nested",
+            br#"{"a":[[[[{"b":null}]]]],"rpo_seconds":1e400}"#,
+        );
+    }
+}
