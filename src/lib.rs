@@ -17,6 +17,7 @@ pub mod export;
 pub mod feed;
 pub mod keys;
 pub mod model;
+pub mod pinning;
 pub mod settings;
 pub mod theme;
 pub mod tui;

@@ -22,6 +22,9 @@ pub struct SiteEntry {
     pub name: Option<String>,
     pub url: String,
     pub token: String,
+    /// The site's API certificate, pinned on first contact (`sha256:…`).
+    #[serde(default)]
+    pub fingerprint: Option<String>,
 }
 
 /// Where ferry keeps its files on this machine.
@@ -90,6 +93,7 @@ pub fn endpoints(
                 name: s.name.clone().unwrap_or_else(|| s.url.clone()),
                 url: s.url.trim_end_matches('/').to_string(),
                 token: s.token.clone(),
+                fingerprint: s.fingerprint.clone(),
             })
             .collect()
     } else {
@@ -100,6 +104,7 @@ pub fn endpoints(
                 name: url.clone(),
                 url: url.trim_end_matches('/').to_string(),
                 token: token.clone(),
+                fingerprint: None,
             })
             .collect()
     };

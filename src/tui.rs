@@ -211,6 +211,7 @@ async fn post(endpoint: Endpoint, call: Call, notices: mpsc::UnboundedSender<Str
             ),
             Failure::Unreachable { detail, .. } => format!("{path}: {detail}"),
             Failure::Decode(reason) => format!("{path}: {reason}"),
+            failure @ Failure::Certificate { .. } => format!("{path}: {failure}"),
         },
     };
     let _ = notices.send(notice);
@@ -234,7 +235,7 @@ async fn send(endpoint: Option<Endpoint>, request: Request, replies: mpsc::Unbou
 }
 
 fn client(endpoint: &Endpoint) -> Result<Client, ClientError> {
-    Client::new(&endpoint.name, &endpoint.url, &endpoint.token, CALL_TIMEOUT)
+    endpoint.client(CALL_TIMEOUT)
 }
 
 /// Sends `call`; a failure comes back as the site's own [`ErrorBody`] (or
