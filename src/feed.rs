@@ -23,16 +23,26 @@ pub struct Endpoint {
     pub name: String,
     pub url: String,
     pub token: String,
+    /// The pinned certificate of an `https://` site (`sha256:…`).
+    pub fingerprint: Option<String>,
+}
+
+impl Endpoint {
+    /// A typed client for this site, trusting only its pinned certificate.
+    pub fn client(&self, timeout: std::time::Duration) -> Result<Client, ferry_api::ClientError> {
+        Client::pinned(
+            &self.name,
+            &self.url,
+            &self.token,
+            timeout,
+            self.fingerprint.as_deref(),
+        )
+    }
 }
 
 /// Keeps site `index` live until the receiver goes away.
 pub async fn run(index: usize, endpoint: Endpoint, tx: UnboundedSender<FeedUpdate>) {
-    let client = match Client::new(
-        &endpoint.name,
-        &endpoint.url,
-        &endpoint.token,
-        REQUEST_TIMEOUT,
-    ) {
+    let client = match endpoint.client(REQUEST_TIMEOUT) {
         Ok(client) => client,
         Err(e) => {
             let _ = tx.send(FeedUpdate::Down {

@@ -18,6 +18,7 @@ pub mod export;
 pub mod feed;
 pub mod keys;
 pub mod model;
+pub mod pinning;
 pub mod settings;
 pub mod stop;
 pub mod theme;

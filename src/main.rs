@@ -3,7 +3,7 @@
 //! `ferry demo` starts a demo pair of sites and opens the UI on them;
 //! `ferry site` runs a site; `ferry info` says where ferry keeps its files.
 
-use ferry::{cli, demo, feed, settings, theme, tui};
+use ferry::{cli, demo, feed, pinning, settings, theme, tui};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -252,19 +252,31 @@ fn scripted(command: cli::args::Scripted, ui: &UiArgs, paths: &settings::Paths) 
         );
         return ExitCode::from(cli::commands::USAGE);
     }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ferry: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let clients = settings::load(&config_file)
         .and_then(|config| {
             settings::endpoints(&config, &ui.sites, &ui.token_sources, &|name| {
                 std::env::var(name).ok()
             })
         })
+        .and_then(|mut endpoints| {
+            runtime.block_on(pinning::first_contact(
+                &mut endpoints,
+                &config_file,
+                &mut pinning::ask_on_terminal,
+            ))?;
+            Ok(endpoints)
+        })
         .and_then(|endpoints| {
             endpoints
                 .iter()
-                .map(|e| {
-                    ferry_api::Client::new(&e.name, &e.url, &e.token, cli::REQUEST_TIMEOUT)
-                        .map_err(|e| e.to_string())
-                })
+                .map(|e| e.client(cli::REQUEST_TIMEOUT).map_err(|e| e.to_string()))
                 .collect::<Result<Vec<_>, _>>()
         });
     let clients = match clients {
@@ -272,13 +284,6 @@ fn scripted(command: cli::args::Scripted, ui: &UiArgs, paths: &settings::Paths) 
         Err(message) => {
             eprintln!("ferry: {message}");
             return ExitCode::from(cli::commands::USAGE);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("ferry: cannot start: {e}");
-            return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(command.run(&clients)) {
@@ -312,6 +317,12 @@ fn open_ui(
         &paths.themes_dir,
     )?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let mut endpoints = endpoints;
+    runtime.block_on(pinning::first_contact(
+        &mut endpoints,
+        &config_file,
+        &mut pinning::ask_on_terminal,
+    ))?;
     runtime.block_on(tui::run(endpoints, theme, ui.read_only || ui.noc, ui.noc))
 }
 

@@ -28,6 +28,9 @@ pub struct SiteEntry {
     pub token: Option<String>,
     pub token_file: Option<PathBuf>,
     pub token_env: Option<String>,
+    /// The site's API certificate, pinned on first contact (`sha256:…`).
+    #[serde(default)]
+    pub fingerprint: Option<String>,
 }
 
 /// Where one site's API token comes from.
@@ -160,6 +163,7 @@ pub fn endpoints(
                     token: source.read(env).map_err(|e| format!("site {name}: {e}"))?,
                     name,
                     url: s.url.trim_end_matches('/').to_string(),
+                    fingerprint: s.fingerprint.clone(),
                 })
             })
             .collect::<Result<_, String>>()?
@@ -181,6 +185,7 @@ pub fn endpoints(
                     name: url.clone(),
                     url: url.trim_end_matches('/').to_string(),
                     token: source.read(env).map_err(|e| format!("site {url}: {e}"))?,
+                    fingerprint: None,
                 })
             })
             .collect::<Result<_, String>>()?

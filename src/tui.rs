@@ -215,6 +215,9 @@ async fn post(endpoint: Endpoint, call: Call, vm: String, notices: mpsc::Unbound
             )),
             Failure::Unreachable { reason, .. } => Err(VmRefusal::Unreachable(reason)),
             Failure::Decode(reason) => Err(VmRefusal::Unreachable(reason)),
+            failure @ Failure::Certificate { .. } => {
+                Err(VmRefusal::Unreachable(failure.to_string()))
+            }
         },
     };
     let notice = vm_action(&endpoint.name, verb, &vm, outcome);
@@ -239,7 +242,7 @@ async fn send(endpoint: Option<Endpoint>, request: Request, replies: mpsc::Unbou
 }
 
 fn client(endpoint: &Endpoint) -> Result<Client, ClientError> {
-    Client::new(&endpoint.name, &endpoint.url, &endpoint.token, CALL_TIMEOUT)
+    endpoint.client(CALL_TIMEOUT)
 }
 
 /// Sends `call`; a failure comes back as the site's own [`ErrorBody`] (or

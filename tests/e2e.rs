@@ -6,6 +6,7 @@ mod e2e {
     pub mod cli;
     pub mod demo;
     pub mod guide;
+    pub mod https;
     pub mod pictures;
     pub mod protection;
     pub mod protection_tui;

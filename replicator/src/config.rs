@@ -41,6 +41,14 @@ pub struct Listen {
     pub api: String,
     /// The replication listener the peer sends to.
     pub replication: String,
+    /// Serves the API over TLS with the site's certificate. `false` (plain
+    /// HTTP) is accepted only for a loopback `api` address.
+    #[serde(default = "yes")]
+    pub api_tls: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -232,6 +240,19 @@ pub fn validate(c: &SiteConfig) -> Result<(), String> {
             )
         })?;
     }
+    if !c.listen.api_tls
+        && !c
+            .listen
+            .api
+            .parse::<SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback())
+    {
+        return Err(key_err(
+            "listen.api_tls",
+            "plain HTTP (false) is allowed only on a loopback address: anyone on the path \
+             could read the tokens",
+        ));
+    }
     if c.datastores.is_empty() {
         return Err(key_err("datastores", "a site needs at least one datastore"));
     }
@@ -399,6 +420,22 @@ replication = { rpo_seconds = 15 }
         let c = load(GOOD).unwrap();
         assert_eq!(c.site.vms[0].guest, GuestSeed::default());
         assert!(c.datastore_path("ds1").unwrap().ends_with("ds1"));
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        let c = load(GOOD).unwrap();
+        assert!(c.site.listen.api_tls, "TLS unless told otherwise");
+        let plain = GOOD.replace("[listen]\n", "[listen]\napi_tls = false\n");
+        assert!(!load(&plain).unwrap().site.listen.api_tls);
+        let exposed = plain.replace("api = \"127.0.0.1:0\"", "api = \"0.0.0.0:0\"");
+        let e = load(&exposed).unwrap_err().to_string();
+        assert!(
+            e.contains("listen.api_tls") && e.contains("loopback"),
+            "{e}"
+        );
+        let wide = GOOD.replace("api = \"127.0.0.1:0\"", "api = \"0.0.0.0:0\"");
+        assert!(load(&wide).unwrap().site.listen.api_tls);
     }
 
     #[test]

@@ -156,6 +156,9 @@ fn site_config(
         listen: Listen {
             api: format!("127.0.0.1:{}", port(own)),
             replication: format!("127.0.0.1:{}", port(own + 1)),
+            // The demo's sites and TUI share one machine: plain HTTP on
+            // loopback, which a site accepts nowhere else.
+            api_tls: false,
         },
         datastores: vec![DatastoreConfig {
             name: "ds1".into(),

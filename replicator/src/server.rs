@@ -19,10 +19,15 @@ pub async fn run(
     config: LoadedConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), SiteError> {
+    let scheme = if config.site.listen.api_tls {
+        "https"
+    } else {
+        "http"
+    };
     let (site, listeners) = Site::start(config).await?;
     let api_addr: SocketAddr = listeners.api.local_addr()?;
     let repl_addr: SocketAddr = listeners.replication.local_addr()?;
-    println!("api listening on http://{api_addr}");
+    println!("api listening on {scheme}://{api_addr}");
     println!("replication listening on {repl_addr}");
     info!(site = %site.name, %api_addr, %repl_addr, "site started");
     serve(site, listeners, shutdown).await

@@ -71,6 +71,9 @@ pub fn sentence(what: &str, e: &ClientError) -> String {
             "{} gave an answer ferry cannot read when asked to {what} ({why}); are both at the same version?",
             e.site
         ),
+        failure @ Failure::Certificate { .. } => {
+            format!("{} was not asked to {what}: {failure}", e.site)
+        }
     }
 }
 

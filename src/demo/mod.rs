@@ -212,6 +212,7 @@ pub fn run(
                     } else {
                         s.tokens.admin.clone()
                     },
+                    fingerprint: None,
                 })
                 .collect();
             let theme = crate::theme::Theme::load(

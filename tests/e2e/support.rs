@@ -64,7 +64,11 @@ impl SiteProcessExt for SiteProcess {
         let path = self.dir.join("site.toml");
         let text = std::fs::read_to_string(&path).unwrap();
         let mut config: SiteConfig = toml::from_str(&text).unwrap();
-        config.listen.api = self.api.trim_start_matches("http://").to_string();
+        config.listen.api = self
+            .api
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .to_string();
         config.listen.replication = self.replication.clone();
         std::fs::write(path, toml::to_string(&config).unwrap()).unwrap();
     }

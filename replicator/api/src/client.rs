@@ -3,12 +3,14 @@
 //! errors carry the site, the call and the server's [`ErrorBody`], so a
 //! caller can say what failed in a sentence.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 
 use crate::call::{Call, Method};
+use crate::pin::PinnedApi;
 use crate::types::ErrorBody;
 use crate::types::{
     AuditEntry, EventRow, Inventory, Mappings, Plan, ProtectionGroup, ReplicationInfo, Run,
@@ -34,6 +36,25 @@ pub enum Failure {
     /// The site answered, but not with what the call expects.
     #[error("{0}")]
     Decode(String),
+    /// The site's TLS certificate is not the pinned one: `pinned` is `None`
+    /// on first contact (nothing pinned yet), else the one it had before.
+    #[error("{}", certificate_refusal(.pinned.as_deref(), .seen))]
+    Certificate {
+        pinned: Option<String>,
+        seen: String,
+    },
+}
+
+/// What a refused certificate means, in a sentence naming both fingerprints.
+fn certificate_refusal(pinned: Option<&str>, seen: &str) -> String {
+    match pinned {
+        Some(pinned) => format!(
+            "refused: the site's certificate changed: pinned {pinned}, presented {seen}; \
+             if the site was given a new key on purpose, remove the old fingerprint from \
+             the config and confirm the new one"
+        ),
+        None => format!("the site's certificate {seen} is not pinned yet: confirm it first"),
+    }
 }
 
 /// A failed call to `site`: `call` is the path under `/api/v1`.
@@ -76,6 +97,11 @@ impl ClientError {
                 message: format!("{}: {reason}", self.site),
                 field: None,
             },
+            Failure::Certificate { .. } => ErrorBody {
+                error: "certificate".into(),
+                message: format!("{}: {}", self.site, self.failure),
+                field: None,
+            },
         }
     }
 }
@@ -97,35 +123,64 @@ pub struct Client {
     token: String,
     /// Bounds each request but not the event stream, which stays open.
     timeout: Duration,
+    /// The pinned certificate for an `https://` URL.
+    pin: Option<Arc<PinnedApi>>,
 }
 
 impl Client {
-    /// A client whose requests (and connects) give up after `timeout`.
+    /// A client whose requests (and connects) give up after `timeout`. An
+    /// `https://` site is refused: nothing is pinned (see [`Self::pinned`]).
     pub fn new(
         site: impl Into<String>,
         url: &str,
         token: impl Into<String>,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
+        Self::pinned(site, url, token, timeout, None)
+    }
+
+    /// A client that trusts an `https://` site only if its certificate has
+    /// the `fingerprint` (`sha256:…`); `None` refuses every certificate with
+    /// [`Failure::Certificate`], which names the one to confirm.
+    pub fn pinned(
+        site: impl Into<String>,
+        url: &str,
+        token: impl Into<String>,
+        timeout: Duration,
+        fingerprint: Option<&str>,
+    ) -> Result<Self, ClientError> {
         let site = site.into();
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| ClientError {
-                site: site.clone(),
-                call: String::new(),
-                failure: Failure::Unreachable {
-                    reason: format!("no HTTP client: {e}"),
-                    detail: e.to_string(),
-                },
-            })?;
+        let failed = |e: String| ClientError {
+            site: site.clone(),
+            call: String::new(),
+            failure: Failure::Unreachable {
+                reason: format!("no HTTP client: {e}"),
+                detail: e,
+            },
+        };
+        let mut builder = reqwest::Client::builder().connect_timeout(timeout);
+        let pin = if url.starts_with("https://") {
+            let pin = PinnedApi::new(fingerprint.map(str::to_string));
+            let tls = pin.client_config().map_err(|e| failed(e.to_string()))?;
+            builder = builder.use_preconfigured_tls(tls);
+            Some(pin)
+        } else {
+            None
+        };
+        let http = builder.build().map_err(|e| failed(e.to_string()))?;
         Ok(Self {
             http,
             site,
             base: format!("{}/api/v1", url.trim_end_matches('/')),
             token: token.into(),
             timeout,
+            pin,
         })
+    }
+
+    /// The fingerprint an `https://` site presented last, pinned or not.
+    pub fn seen_fingerprint(&self) -> Option<String> {
+        self.pin.as_ref().and_then(|p| p.seen())
     }
 
     /// The site's URL, without `/api/v1`.
@@ -147,6 +202,20 @@ impl Client {
     }
 
     fn unreachable(&self, call: &str, e: &reqwest::Error) -> ClientError {
+        // A refused certificate looks like a failed connect to reqwest;
+        // the verifier knows better.
+        if let Some(pin) = &self.pin
+            && let Some(seen) = pin.seen()
+            && pin.pinned() != Some(seen.as_str())
+        {
+            return self.error(
+                call,
+                Failure::Certificate {
+                    pinned: pin.pinned().map(str::to_string),
+                    seen,
+                },
+            );
+        }
         let reason = if e.is_connect() {
             "connection refused".into()
         } else if e.is_timeout() {

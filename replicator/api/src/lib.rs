@@ -2,7 +2,8 @@
 //! tests and the benches need to talk to a site, without the site itself
 //! (no axum, SQLite or compression here).
 //!
-//! - [`client`]: a typed async client for one site; [`call`]: every change
+//! - [`client`]: a typed async client for one site ([`pin`]: its trust in
+//!   an `https://` site's pinned certificate); [`call`]: every change
 //!   it can ask for, typed, and the one place paths are spelled.
 //! - [`types`]: request, response and event bodies of `/api/v1`.
 //! - [`model`]: the protection objects (mappings, groups, plans, runs) those
@@ -16,6 +17,7 @@ pub mod call;
 pub mod client;
 pub mod mapping;
 pub mod model;
+pub mod pin;
 pub mod placement;
 pub mod plan;
 pub mod run;

@@ -17,6 +17,7 @@
 
 pub mod control;
 mod control_auth;
+pub mod http;
 pub mod notify;
 pub mod peer;
 pub mod protected;
@@ -307,13 +308,25 @@ pub async fn serve_with(
     let monitoring = tokio::spawn(peer::monitor(Arc::downgrade(&site), stopped()));
     let heartbeats = tokio::spawn(vms::heartbeats(Arc::downgrade(&site), stopped()));
     let stopping = site.clone();
-    let served = axum::serve(listeners.api, app)
-        .with_graceful_shutdown(async move {
+    let tls = if site.config.site.listen.api_tls {
+        Some(http::api_tls(&site.identity).map_err(|e| {
+            SiteError::invalid("identity", format!("TLS refused the site's key: {e}"))
+        })?)
+    } else {
+        None
+    };
+    let served = http::serve(
+        listeners.api,
+        app,
+        tls,
+        http::HttpLimits::default(),
+        async move {
             shutdown.await;
             info!("stopping");
             stopping.stopping.send_replace(true);
-        })
-        .await;
+        },
+    )
+    .await;
     let _ = tokio::join!(receiving, monitoring, heartbeats);
     site.shut_down().await;
     served.map_err(SiteError::Io)

@@ -30,6 +30,9 @@ impl SiteConfigBuilder {
                 listen: Listen {
                     api: "127.0.0.1:0".into(),
                     replication: "127.0.0.1:0".into(),
+                    // Plain HTTP on loopback unless a test asks for TLS
+                    // (`api_tls`): most tests are about the API, not its TLS.
+                    api_tls: false,
                 },
                 datastores: vec![DatastoreConfig {
                     name: "ds1".into(),
@@ -47,10 +50,14 @@ impl SiteConfigBuilder {
 
     /// Listens on these addresses (`127.0.0.1:port`) instead of port 0.
     pub fn listen(mut self, api: &str, replication: &str) -> Self {
-        self.config.listen = Listen {
-            api: api.into(),
-            replication: replication.into(),
-        };
+        self.config.listen.api = api.into();
+        self.config.listen.replication = replication.into();
+        self
+    }
+
+    /// Serves the API over TLS with the site's certificate (or not).
+    pub fn api_tls(mut self, on: bool) -> Self {
+        self.config.listen.api_tls = on;
         self
     }
 

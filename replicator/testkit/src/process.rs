@@ -11,7 +11,7 @@ pub struct SiteProcess {
     /// The directory of its `site.toml` and `site.log`.
     pub dir: PathBuf,
     pub child: Child,
-    /// `http://127.0.0.1:port`.
+    /// `https://127.0.0.1:port`, or `http://` for a plain loopback API.
     pub api: String,
     /// `127.0.0.1:port`.
     pub replication: String,
