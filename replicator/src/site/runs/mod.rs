@@ -55,6 +55,14 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Runs kept in the history.
 const HISTORY: usize = 200;
 
+/// The runs executing at this site.
+#[derive(Default)]
+pub(crate) struct Runs {
+    /// Runs in progress here, by id: the executor's handle on each, for
+    /// cancel, views and saving at shutdown.
+    pub active: Mutex<BTreeMap<String, Arc<ActiveRun>>>,
+}
+
 /// A run in progress.
 pub(crate) struct ActiveRun {
     run: Mutex<Run>,
@@ -117,7 +125,7 @@ impl Site {
             .store
             .call(|c| store::list_docs(c, DocKind::Run))
             .await?;
-        let active: BTreeMap<String, Run> = lock(&self.active_runs)
+        let active: BTreeMap<String, Run> = lock(&self.runs.active)
             .iter()
             .map(|(id, a)| (id.clone(), a.snapshot()))
             .collect();
@@ -131,7 +139,7 @@ impl Site {
     }
 
     pub async fn run(&self, id: &str) -> Result<Run, SiteError> {
-        if let Some(a) = lock(&self.active_runs).get(id) {
+        if let Some(a) = lock(&self.runs.active).get(id) {
             return Ok(a.snapshot());
         }
         self.runs()
@@ -143,7 +151,7 @@ impl Site {
 
     /// Asks a run to stop at its next safe point.
     pub fn cancel_run(&self, id: &str) -> Result<Run, SiteError> {
-        let active = lock(&self.active_runs).get(id).cloned().ok_or_else(|| {
+        let active = lock(&self.runs.active).get(id).cloned().ok_or_else(|| {
             SiteError::Conflict(format!(
                 "run {id} is not running here; only a running run can be cancelled"
             ))
@@ -159,7 +167,7 @@ impl Site {
 
     /// Answers the prompt a run waits on.
     pub fn ack_run(&self, id: &str, who: &str) -> Result<Run, SiteError> {
-        let active = lock(&self.active_runs)
+        let active = lock(&self.runs.active)
             .get(id)
             .cloned()
             .ok_or_else(|| SiteError::Conflict(format!("run {id} is not running here")))?;
@@ -204,7 +212,7 @@ impl Site {
         let run_id = super::protection::new_id("run");
         // Take every group's lock, or none.
         let groups: Vec<StoredGroup> = {
-            let mut p = lock(&self.protection);
+            let mut p = lock(&self.protection.objects);
             groups_free(plan.spec.groups.iter().map(|g| {
                 let holder = p.groups.get(g).and_then(|g| g.locked_by.as_deref());
                 (g.as_str(), holder)
@@ -250,7 +258,7 @@ impl Site {
                 }
             })
             .collect();
-        let mappings = lock(&self.protection)
+        let mappings = lock(&self.protection.objects)
             .mappings
             .get(&super::protection::mapping_id(
                 &plan.protected_site,
@@ -320,7 +328,7 @@ impl Site {
             ack: Notify::new(),
             saved_final: tokio::sync::Mutex::new(false),
         });
-        lock(&self.active_runs).insert(run_id.clone(), active.clone());
+        lock(&self.runs.active).insert(run_id.clone(), active.clone());
         tokio::spawn(record(Arc::downgrade(self), active.clone()));
         let exec = Exec {
             site: self.clone(),
@@ -352,7 +360,7 @@ impl Site {
         // The plan's state first: whoever sees the run ended sees the plan
         // as the run left it.
         let plan_saved = self.end_plan(run, plan, state, handed_over).await;
-        let active = lock(&self.active_runs).get(&run.id).cloned();
+        let active = lock(&self.runs.active).get(&run.id).cloned();
         let mut saving = match &active {
             Some(a) => Some(a.saved_final.lock().await),
             None => None,
@@ -376,7 +384,7 @@ impl Site {
         if let Some(saved) = saving.as_deref_mut() {
             *saved = true;
         }
-        if let Some(active) = lock(&self.active_runs).remove(&run.id) {
+        if let Some(active) = lock(&self.runs.active).remove(&run.id) {
             *lock(&active.run) = run.clone();
         }
         self.events.publish(SiteEvent::Run(run.clone()));
@@ -396,7 +404,7 @@ impl Site {
                 self.store
                     .call(move |c| store::delete_doc(c, DocKind::Group, &key))
                     .await?;
-                lock(&self.protection).groups.remove(g);
+                lock(&self.protection.objects).groups.remove(g);
                 self.events
                     .publish(SiteEvent::GroupRemoved { id: g.clone() });
             }
@@ -404,7 +412,7 @@ impl Site {
             self.store
                 .call(move |c| store::delete_doc(c, DocKind::Plan, &key))
                 .await?;
-            lock(&self.protection).plans.remove(&plan.id);
+            lock(&self.protection.objects).plans.remove(&plan.id);
             self.events.publish(SiteEvent::PlanRemoved {
                 id: plan.id.clone(),
             });
@@ -423,7 +431,7 @@ impl Site {
     }
 
     async fn unlock_groups(&self, run_id: &str) -> Result<(), SiteError> {
-        let held: Vec<StoredGroup> = lock(&self.protection)
+        let held: Vec<StoredGroup> = lock(&self.protection.objects)
             .groups
             .values()
             .filter(|g| g.locked_by.as_deref() == Some(run_id))
@@ -439,7 +447,7 @@ impl Site {
     /// At shutdown: every run in progress saved as it is now, so the next
     /// start finds its steps as they were (and ends it `interrupted`).
     pub(crate) async fn save_active_runs(&self) {
-        let runs: Vec<Run> = lock(&self.active_runs)
+        let runs: Vec<Run> = lock(&self.runs.active)
             .values()
             .map(|a| a.snapshot())
             .collect();
