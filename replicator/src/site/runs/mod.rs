@@ -185,7 +185,8 @@ impl Site {
         Ok(active.snapshot())
     }
 
-    /// Starts a run of a plan this site owns.
+    /// Starts a run of a plan this site owns: admission, the groups' locks,
+    /// the run's plan of VMs and steps, saved, then executed in a task.
     pub async fn start_run(
         self: &Arc<Self>,
         plan_id: &str,
@@ -210,7 +211,22 @@ impl Site {
         };
         admit(&at_start, &request).map_err(refused)?;
         let run_id = super::protection::new_id("run");
-        // Take every group's lock, or none.
+        self.lock_groups(&plan, &run_id).await?;
+        let vms = self.vm_plans(&plan, &view);
+        let (steps, kinds) = steps_for(&request, &plan, &vms);
+        let run = self.new_run(&run_id, &plan, &request, by, steps, &vms);
+        plan.state = plan_state_during(request.mode);
+        plan.last_run = Some(run_id.clone());
+        plan.last_mode = Some(request.mode);
+        plan.updated_ms = now_ms();
+        self.save_start(&run, &plan).await?;
+        info!(run = %run_id, mode = ?request.mode, plan = %run.plan_name, "run started by {by}");
+        self.spawn_run(run.clone(), request, plan, vms, kinds);
+        Ok(run)
+    }
+
+    /// Takes every group's lock for `run_id`, or none.
+    async fn lock_groups(&self, plan: &StoredPlan, run_id: &str) -> Result<(), SiteError> {
         let groups: Vec<StoredGroup> = {
             let mut p = lock(&self.protection.objects);
             groups_free(plan.spec.groups.iter().map(|g| {
@@ -223,7 +239,7 @@ impl Site {
                 .iter()
                 .filter_map(|g| {
                     let group = p.groups.get_mut(g)?;
-                    group.locked_by = Some(run_id.clone());
+                    group.locked_by = Some(run_id.to_string());
                     Some(group.clone())
                 })
                 .collect()
@@ -231,6 +247,12 @@ impl Site {
         for g in groups {
             self.save_group(g).await?;
         }
+        Ok(())
+    }
+
+    /// Each VM of the plan as the run will recover it: its settings, what
+    /// the protected site last said of it, and its placeholder here.
+    fn vm_plans(&self, plan: &StoredPlan, view: &ferry_api::types::Plan) -> Vec<VmPlan> {
         let peer = self.peer_view();
         let placeholders: BTreeMap<String, Placeholder> = self
             .own_groups()
@@ -239,8 +261,7 @@ impl Site {
             .filter_map(|v| v.placeholder.map(|p| (v.vm_id, p)))
             .collect();
         let members = self.plan_members(&plan.spec.groups);
-        let vms: Vec<VmPlan> = view
-            .vms
+        view.vms
             .iter()
             .map(|settings| {
                 let info = peer
@@ -257,18 +278,22 @@ impl Site {
                     placeholder: placeholders.get(&settings.vm_id).cloned(),
                 }
             })
-            .collect();
-        let mappings = lock(&self.protection.objects)
-            .mappings
-            .get(&super::protection::mapping_id(
-                &plan.protected_site,
-                &plan.recovery_site,
-            ))
-            .map(|m| m.spec.clone())
-            .unwrap_or_default();
-        let (steps, kinds) = steps_for(&request, &plan, &vms);
-        let run = Run {
-            id: run_id.clone(),
+            .collect()
+    }
+
+    /// The run as it starts: every step and VM pending.
+    fn new_run(
+        &self,
+        run_id: &str,
+        plan: &StoredPlan,
+        request: &RunRequest,
+        by: &str,
+        steps: Vec<Step>,
+        vms: &[VmPlan],
+    ) -> Run {
+        let peer = self.peer_view();
+        Run {
+            id: run_id.to_string(),
             plan_id: plan.id.clone(),
             plan_name: plan.spec.name.clone(),
             mode: request.mode,
@@ -311,16 +336,37 @@ impl Site {
             prompt: None,
             message: String::new(),
             cancel_requested: false,
-        };
-        plan.state = plan_state_during(request.mode);
-        plan.last_run = Some(run_id.clone());
-        plan.last_mode = Some(request.mode);
-        plan.updated_ms = now_ms();
+        }
+    }
+
+    /// Saves the run as it starts and the plan in its run's state.
+    async fn save_start(&self, run: &Run, plan: &StoredPlan) -> Result<(), SiteError> {
         let stored = run.clone();
         self.store
             .call(move |c| store::put_doc(c, DocKind::Run, &stored.id, &stored))
             .await?;
         self.save_plan(plan.clone()).await?;
+        Ok(())
+    }
+
+    /// Registers the run and executes it in a task of its own, with a
+    /// second task that saves and streams it as it changes.
+    fn spawn_run(
+        self: &Arc<Self>,
+        run: Run,
+        request: RunRequest,
+        plan: StoredPlan,
+        vms: Vec<VmPlan>,
+        kinds: Vec<Kind>,
+    ) {
+        let mappings = lock(&self.protection.objects)
+            .mappings
+            .get(&super::protection::mapping_id(
+                &plan.protected_site,
+                &plan.recovery_site,
+            ))
+            .map(|m| m.spec.clone())
+            .unwrap_or_default();
         let active = Arc::new(ActiveRun {
             run: Mutex::new(run.clone()),
             changed: Notify::new(),
@@ -328,7 +374,7 @@ impl Site {
             ack: Notify::new(),
             saved_final: tokio::sync::Mutex::new(false),
         });
-        lock(&self.runs.active).insert(run_id.clone(), active.clone());
+        lock(&self.runs.active).insert(run.id.clone(), active.clone());
         tokio::spawn(record(Arc::downgrade(self), active.clone()));
         let exec = Exec {
             site: self.clone(),
@@ -343,9 +389,7 @@ impl Site {
             promoted: AtomicBool::new(false),
         };
         tokio::spawn(exec.execute());
-        self.events.publish(SiteEvent::Run(run.clone()));
-        info!(run = %run_id, mode = ?request.mode, plan = %run.plan_name, "run started by {by}");
-        Ok(run)
+        self.events.publish(SiteEvent::Run(run));
     }
 
     /// Records a finished run: the run, the plan's new state (or its
