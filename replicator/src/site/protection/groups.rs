@@ -185,6 +185,7 @@ impl Site {
     }
 
     pub async fn create_group(&self, spec: GroupSpec) -> Result<ProtectionGroup, SiteError> {
+        let _edits = self.protection.edits.lock().await;
         let peer = self.check_group(None, &spec)?;
         let group = StoredGroup {
             id: new_id("pg"),
@@ -203,6 +204,7 @@ impl Site {
         id: &str,
         spec: GroupSpec,
     ) -> Result<ProtectionGroup, SiteError> {
+        let _edits = self.protection.edits.lock().await;
         let mut group = self.own_group(id)?;
         if let Some(run) = &group.locked_by {
             return Err(SiteError::Conflict(format!(
@@ -234,6 +236,7 @@ impl Site {
     }
 
     pub async fn delete_group(&self, id: &str) -> Result<(), SiteError> {
+        let _edits = self.protection.edits.lock().await;
         let group = self.own_group(id)?;
         if let Some(run) = &group.locked_by {
             return Err(SiteError::Conflict(format!(

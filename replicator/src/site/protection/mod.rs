@@ -62,6 +62,11 @@ pub struct Protection {
     /// The objects. A std lock held only to read or replace entries, never
     /// across an await, so views and runs read them without waiting on I/O.
     pub(crate) objects: Mutex<Objects>,
+    /// Orders every check-then-save of groups and plans (API edits, run
+    /// starts and ends, adoption). A check reads `objects` and the save
+    /// awaits site.db, so without it an edit saves a copy taken before a
+    /// run's lock (erasing it) and two creates of one name both pass.
+    pub(crate) edits: tokio::sync::Mutex<()>,
 }
 
 /// This site's protection objects, in memory as saved in site.db.

@@ -149,6 +149,7 @@ impl Site {
     }
 
     pub async fn create_plan(&self, spec: PlanSpec) -> Result<Plan, SiteError> {
+        let _edits = self.protection.edits.lock().await;
         let peer = self.check_plan(None, &spec)?;
         let plan = StoredPlan {
             id: new_id("plan"),
@@ -164,6 +165,7 @@ impl Site {
     }
 
     pub async fn update_plan(&self, id: &str, spec: PlanSpec) -> Result<Plan, SiteError> {
+        let _edits = self.protection.edits.lock().await;
         let mut plan = self.own_plan(id)?;
         if !plan.state_allows_edit() {
             return Err(SiteError::Conflict(format!(
@@ -191,6 +193,7 @@ impl Site {
     }
 
     pub async fn delete_plan(&self, id: &str) -> Result<(), SiteError> {
+        let _edits = self.protection.edits.lock().await;
         let plan = self.own_plan(id)?;
         if !plan.state_allows_edit() {
             return Err(SiteError::Conflict(format!(
@@ -215,6 +218,7 @@ impl Site {
         plan: StoredPlan,
         groups: Vec<StoredGroup>,
     ) -> Result<(), SiteError> {
+        let _edits = self.protection.edits.lock().await;
         if plan.recovery_site != self.name {
             return Err(SiteError::Conflict(format!(
                 "plan {} recovers to {}, not to this site",

@@ -193,7 +193,7 @@ impl Site {
         request: RunRequest,
         by: &str,
     ) -> Result<Run, SiteError> {
-        let mut plan = self.own_plan(plan_id)?;
+        self.own_plan(plan_id)?;
         // The freshest view of the protected site, when it answers; after a
         // disaster, the last one seen.
         if let Ok(ControlReply::View(view)) = self
@@ -202,6 +202,10 @@ impl Site {
         {
             self.take_peer_view(*view).await;
         }
+        // From admission to the plan saved in its run's state, no edit of
+        // the plan or its groups comes between (see `Protection::edits`).
+        let edits = self.protection.edits.lock().await;
+        let mut plan = self.own_plan(plan_id)?;
         let view = self.plan_view(&plan);
         let at_start = PlanAtStart {
             name: &plan.spec.name,
@@ -220,6 +224,7 @@ impl Site {
         plan.last_mode = Some(request.mode);
         plan.updated_ms = now_ms();
         self.save_start(&run, &plan).await?;
+        drop(edits);
         info!(run = %run_id, mode = ?request.mode, plan = %run.plan_name, "run started by {by}");
         self.spawn_run(run.clone(), request, plan, vms, kinds);
         Ok(run)
@@ -442,6 +447,7 @@ impl Site {
         state: PlanState,
         handed_over: bool,
     ) -> Result<(), SiteError> {
+        let _edits = self.protection.edits.lock().await;
         if handed_over {
             for g in &plan.spec.groups {
                 let key = g.clone();
@@ -540,6 +546,7 @@ impl Site {
             self.store
                 .call(move |c| store::put_doc(c, DocKind::Run, &stored.id, &stored))
                 .await?;
+            let _edits = self.protection.edits.lock().await;
             self.unlock_groups(&run.id).await?;
             if let Ok(plan) = self.own_plan(&run.plan_id) {
                 self.save_plan(StoredPlan {
