@@ -70,8 +70,16 @@ impl Site {
     /// This site as the peer should see it.
     pub fn view(&self) -> SiteView {
         // One lock at a time: a guard in a struct literal would live to its end.
-        let mappings: Vec<Mappings> = lock(&self.protection).mappings.values().cloned().collect();
-        let plans: Vec<_> = lock(&self.protection).plans.values().cloned().collect();
+        let mappings: Vec<Mappings> = lock(&self.protection.objects)
+            .mappings
+            .values()
+            .cloned()
+            .collect();
+        let plans: Vec<_> = lock(&self.protection.objects)
+            .plans
+            .values()
+            .cloned()
+            .collect();
         SiteView {
             site: self.name.clone(),
             inventory: self.inventory(),
@@ -86,11 +94,11 @@ impl Site {
 
     /// The peer as last seen (kept across restarts).
     pub fn peer_view(&self) -> Option<SiteView> {
-        lock(&self.peer_view).clone()
+        lock(&self.peer.view).clone()
     }
 
     pub(crate) fn set_peer_view(&self, view: SiteView) {
-        *lock(&self.peer_view) = Some(view);
+        *lock(&self.peer.view) = Some(view);
     }
 
     /// Answers one call from the peer: checked against what the peer may

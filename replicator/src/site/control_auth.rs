@@ -100,7 +100,7 @@ impl Site {
                             .map(|v| (v.name.clone(), v.nics.len()));
                         let (name, nic_count) = seen
                             .or_else(|| {
-                                lock(&self.vms)
+                                lock(&self.inventory.vms)
                                     .get(id)
                                     .map(|v| (v.record.name.clone(), v.record.nics.len()))
                             })

@@ -32,7 +32,7 @@ pub mod vms;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tracing::{info, warn};
 
@@ -47,8 +47,7 @@ use crate::storage::{DEFAULT_BLOCK_SIZE, Geometry, TrackedVm};
 use crate::store::{self, Store, StoreError};
 use crate::sync::lock;
 use notify::EventBus;
-use peer::PeerState;
-use replications::Replicated;
+pub(crate) use vms::VmRuntime;
 
 /// Cycles running at once across the site.
 const MAX_CONCURRENT_CYCLES: usize = 16;
@@ -84,14 +83,6 @@ impl SiteError {
     }
 }
 
-/// One VM while the site runs.
-pub(crate) struct VmRuntime {
-    pub record: VmRecord,
-    pub disks: Arc<TrackedVm>,
-    pub guest: Option<Guest>,
-    pub replication: Option<Replicated>,
-}
-
 pub struct Site {
     pub name: String,
     pub config: LoadedConfig,
@@ -100,17 +91,16 @@ pub struct Site {
     pub tokens: Vec<TokenEntry>,
     /// The site's key and certificate on the replication link.
     identity: Identity,
-    scheduler: Scheduler,
-    receiver: Arc<Receiver>,
-    vms: Mutex<BTreeMap<String, VmRuntime>>,
-    peer: Mutex<PeerState>,
-    /// The peer as it last described itself.
-    peer_view: Mutex<Option<site_view::SiteView>>,
-    protection: Mutex<protection::Protection>,
-    /// VMs booted on test copies, by id.
-    test_vms: Mutex<BTreeMap<String, recovered::TestVm>>,
-    /// Runs in progress here, by id.
-    active_runs: Mutex<BTreeMap<String, Arc<runs::ActiveRun>>>,
+    /// This site's VMs and the test VMs booted on replicas.
+    pub(crate) inventory: vms::Inventory,
+    /// The cycles out and the receiver of the peer's replicas.
+    pub(crate) replications: replications::Replications,
+    /// The paired site: its settings, liveness and last view.
+    pub(crate) peer: peer::Peer,
+    /// Mappings, groups and plans recovering to this site.
+    pub(crate) protection: protection::Protection,
+    /// Recovery runs executing here.
+    pub(crate) runs: runs::Runs,
     /// Set once when the site starts stopping; long-lived streams end on it.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -162,20 +152,22 @@ impl Site {
             config,
             store,
             events: EventBus::new(),
-            scheduler: Scheduler::new(MAX_CONCURRENT_CYCLES),
-            receiver,
-            vms: Mutex::new(BTreeMap::new()),
-            peer: Mutex::new(PeerState::new(peer_config)),
-            peer_view: Mutex::new(None),
-            protection: Mutex::new(protection::Protection::default()),
-            test_vms: Mutex::new(BTreeMap::new()),
-            active_runs: Mutex::new(BTreeMap::new()),
+            inventory: vms::Inventory::default(),
+            replications: replications::Replications {
+                scheduler: Scheduler::new(MAX_CONCURRENT_CYCLES),
+                receiver,
+            },
+            peer: peer::Peer::new(peer_config),
+            protection: protection::Protection::default(),
+            runs: runs::Runs::default(),
             stopping: tokio::sync::watch::Sender::new(false),
         });
         site.load_protection()?;
-        site.receiver
+        site.replications
+            .receiver
             .set_control(control::handler(Arc::downgrade(&site)));
-        site.receiver
+        site.replications
+            .receiver
             .set_on_refused(trust::refused_handler(Arc::downgrade(&site)));
         site.open_vms().await?;
         site.interrupt_unfinished_runs().await?;
@@ -200,8 +192,8 @@ impl Site {
             };
             let id = record.id.clone();
             // A VM of this site takes no cycles from the peer (see promote).
-            self.receiver.fence(&id, true);
-            lock(&self.vms).insert(
+            self.replications.receiver.fence(&id, true);
+            lock(&self.inventory.vms).insert(
                 id.clone(),
                 VmRuntime {
                     record,
@@ -251,7 +243,7 @@ impl Site {
     /// saves change tracking, so the next start resumes without a full sync.
     pub async fn shut_down(&self) {
         self.save_active_runs().await;
-        let vms = std::mem::take(&mut *lock(&self.vms));
+        let vms = std::mem::take(&mut *lock(&self.inventory.vms));
         for (id, vm) in vms {
             if let Some(guest) = vm.guest {
                 guest.shut_down().await;
@@ -302,7 +294,7 @@ pub async fn serve_with(
     };
     let receiving = tokio::spawn(receiver::serve(
         listeners.replication,
-        site.receiver.clone(),
+        site.replications.receiver.clone(),
         stopped(),
     ));
     let monitoring = tokio::spawn(peer::monitor(Arc::downgrade(&site), stopped()));
@@ -335,6 +327,6 @@ pub async fn serve_with(
 /// The peer as configured now, if paired.
 impl Site {
     pub fn peer_config(&self) -> Option<PeerConfig> {
-        lock(&self.peer).config.clone()
+        lock(&self.peer.state).config.clone()
     }
 }

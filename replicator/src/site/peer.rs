@@ -5,7 +5,7 @@
 //! "connected".
 
 use std::future::Future;
-use std::sync::Weak;
+use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::control::{ControlCall, ControlReply};
@@ -35,6 +35,25 @@ fn failed_status(last_contact_ms: Option<u64>, since: Instant, now: Instant) -> 
         PeerStatus::Unknown
     } else {
         PeerStatus::Unreachable
+    }
+}
+
+/// The paired site as this site knows it.
+pub(crate) struct Peer {
+    /// Settings and liveness: changed by pairing and the watch, read by
+    /// every call to the peer.
+    pub state: Mutex<PeerState>,
+    /// The peer as it last described itself. A lock of its own: the view is
+    /// large and cloned by every listing, which must not wait on the watch.
+    pub view: Mutex<Option<SiteView>>,
+}
+
+impl Peer {
+    pub fn new(config: Option<PeerConfig>) -> Self {
+        Self {
+            state: Mutex::new(PeerState::new(config)),
+            view: Mutex::new(None),
+        }
     }
 }
 
@@ -75,7 +94,7 @@ impl PeerState {
 
 impl Site {
     pub fn peer_info(&self) -> Option<PeerInfo> {
-        lock(&self.peer).info()
+        lock(&self.peer.state).info()
     }
 
     /// Pairs with a (new) peer: persisted, the link pins the peer's
@@ -125,7 +144,7 @@ impl Site {
             )
             .await;
         }
-        *lock(&self.peer) = PeerState::new(Some(peer));
+        *lock(&self.peer.state) = PeerState::new(Some(peer));
         self.retarget_replications();
         let info = self
             .peer_info()
@@ -171,7 +190,7 @@ impl Site {
             Err(_) => Err(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
         };
         let (changed, first_wait, info) = {
-            let mut state = lock(&self.peer);
+            let mut state = lock(&self.peer.state);
             let before = state.status;
             let waited_before = state.error.is_some();
             match &result {
@@ -234,7 +253,10 @@ impl Site {
     pub(crate) async fn take_peer_view(&self, view: SiteView) {
         let save = self.peer_view().is_none_or(|old| {
             !old.same_shape(&view)
-                || view.at_ms.saturating_sub(lock(&self.peer).saved_view_ms) > 60_000
+                || view
+                    .at_ms
+                    .saturating_sub(lock(&self.peer.state).saved_view_ms)
+                    > 60_000
         });
         if save {
             let stored = view.clone();
@@ -243,7 +265,7 @@ impl Site {
                 .call(move |c| store::put_doc(c, DocKind::PeerView, "peer", &stored))
                 .await
             {
-                Ok(()) => lock(&self.peer).saved_view_ms = view.at_ms,
+                Ok(()) => lock(&self.peer.state).saved_view_ms = view.at_ms,
                 Err(e) => tracing::warn!("saving the peer's view failed: {e}"),
             }
         }

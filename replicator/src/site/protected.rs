@@ -94,7 +94,10 @@ impl Site {
     /// this site's inventory and its disks become the seed of the replica
     /// the recovery site will send to. Returns the seed's datastore.
     pub(crate) async fn demote(&self, vm_id: &str) -> Result<String, String> {
-        let Some(vm) = lock(&self.vms).get(vm_id).map(|v| v.record.clone()) else {
+        let Some(vm) = lock(&self.inventory.vms)
+            .get(vm_id)
+            .map(|v| v.record.clone())
+        else {
             // Demoted before: the seed is where a replica would be.
             return self
                 .replica_datastore(vm_id)
@@ -111,14 +114,14 @@ impl Site {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        let runtime = lock(&self.vms).remove(vm_id);
+        let runtime = lock(&self.inventory.vms).remove(vm_id);
         if let Some(runtime) = runtime {
             drop(runtime.disks);
         }
         let datastore = vm.disks[0].datastore.clone();
         let home = self.vm_dir(&datastore, vm_id).map_err(|e| e.to_string())?;
-        let seed = self.receiver.replica_dir(&datastore, vm_id)?;
-        self.receiver.fence(vm_id, false);
+        let seed = self.replications.receiver.replica_dir(&datastore, vm_id)?;
+        self.replications.receiver.fence(vm_id, false);
         let id = vm_id.to_string();
         self.store
             .call(move |c| store::delete_vm(c, &id))

@@ -108,7 +108,11 @@ impl Site {
         let target = self
             .test_dir(&datastore, vm_id)
             .ok_or_else(|| format!("no datastore {datastore}"))?;
-        let hold = self.receiver.hold(&datastore, vm_id, HOLD_TIMEOUT).await?;
+        let hold = self
+            .replications
+            .receiver
+            .hold(&datastore, vm_id, HOLD_TIMEOUT)
+            .await?;
         tokio::task::spawn_blocking(move || {
             let replica = Replica::open(&hold.dir).map_err(|e| e.to_string())?;
             if replica.state().instance.is_none() {
@@ -156,7 +160,7 @@ impl Site {
             .status
             .boot_verification()
             .ok_or("the guest reported no boot verification")?;
-        lock(&self.test_vms).insert(
+        lock(&self.inventory.test_vms).insert(
             vm_id.to_string(),
             TestVm {
                 dir,
@@ -169,10 +173,10 @@ impl Site {
 
     /// The guest status of a test or recovered VM.
     pub(crate) fn guest_status(&self, vm_id: &str) -> Option<Arc<GuestStatus>> {
-        if let Some(t) = lock(&self.test_vms).get(vm_id) {
+        if let Some(t) = lock(&self.inventory.test_vms).get(vm_id) {
             return t.guest.as_ref().map(|g| g.status.clone());
         }
-        lock(&self.vms)
+        lock(&self.inventory.vms)
             .get(vm_id)
             .and_then(|v| v.guest.as_ref().map(|g| g.status.clone()))
     }
@@ -180,7 +184,7 @@ impl Site {
     /// Powers off a test VM, keeping its test copy; false if it was not
     /// running.
     pub(crate) async fn power_off_test_vm(&self, vm_id: &str) -> bool {
-        let guest = lock(&self.test_vms)
+        let guest = lock(&self.inventory.test_vms)
             .get_mut(vm_id)
             .and_then(|t| t.guest.take());
         match guest {
@@ -194,7 +198,7 @@ impl Site {
 
     /// Powers off a test VM and removes its test copy.
     pub(crate) async fn discard_test_vm(&self, vm_id: &str) -> Result<(), String> {
-        let test = lock(&self.test_vms).remove(vm_id);
+        let test = lock(&self.inventory.test_vms).remove(vm_id);
         let dir = match test {
             Some(mut t) => {
                 if let Some(guest) = t.guest.take() {
@@ -244,7 +248,7 @@ impl Site {
         resource_pool: &str,
         nics: Vec<NicSeed>,
     ) -> Result<Option<u64>, String> {
-        if lock(&self.vms).contains_key(&vm.id) {
+        if lock(&self.inventory.vms).contains_key(&vm.id) {
             return Ok(None);
         }
         // A promote left half done is resumed where its marker is, even
@@ -253,8 +257,12 @@ impl Site {
             .promoting_datastore(&vm.id)
             .or_else(|| self.replica_datastore(&vm.id))
             .ok_or_else(|| format!("no replica of {} at site {}", vm.id, self.name))?;
-        self.receiver.fence(&vm.id, true);
-        let hold = self.receiver.hold(&datastore, &vm.id, HOLD_TIMEOUT).await?;
+        self.replications.receiver.fence(&vm.id, true);
+        let hold = self
+            .replications
+            .receiver
+            .hold(&datastore, &vm.id, HOLD_TIMEOUT)
+            .await?;
         let home = self.vm_dir(&datastore, &vm.id).map_err(|e| e.to_string())?;
         let disks: Vec<VmDisk> = vm
             .disks
@@ -313,7 +321,7 @@ impl Site {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
         let disks = Arc::new(self.open_disks(&record).map_err(|e| e.to_string())?);
-        lock(&self.vms).insert(
+        lock(&self.inventory.vms).insert(
             vm.id.clone(),
             VmRuntime {
                 record,
@@ -350,9 +358,9 @@ impl Site {
                     continue;
                 }
                 let id = entry.file_name().to_string_lossy().to_string();
-                self.receiver.fence(&id, true);
+                self.replications.receiver.fence(&id, true);
                 if let Some(record) = records.iter().find(|r| r.id == id) {
-                    let replica = self.receiver.replica_dir(&d.name, &id)?;
+                    let replica = self.replications.receiver.replica_dir(&d.name, &id)?;
                     promote::finish(&*fs::real(), &replica, &home, record.disks.len())
                         .map_err(|e| format!("finishing the promote of {id}: {e}"))?;
                 }

@@ -12,9 +12,10 @@ use super::notify::Severity;
 use super::{Site, SiteError};
 use crate::config::LoadedConfig;
 use crate::inventory::VmRecord;
+use crate::replication::receiver::Receiver;
 use crate::replication::receiver::is_safe_name;
 use crate::replication::schedule::check_rpo;
-use crate::replication::scheduler::{ReplicationHandle, ReplicationSettings};
+use crate::replication::scheduler::{ReplicationHandle, ReplicationSettings, Scheduler};
 use crate::replication::sender::{SyncTarget, now_ms};
 use crate::replication::status::{ReplicationState, ReplicationStatus};
 use crate::store::{self, ReplicationRow, Store, StoreError};
@@ -22,6 +23,15 @@ use crate::sync::lock;
 use ferry_api::types::{
     LastSyncInfo, ProgressInfo, ReplicationInfo, ReplicationRequest, SiteEvent,
 };
+
+/// Replication out of this site and into it.
+pub(crate) struct Replications {
+    /// Bounds the cycles running at once across the site's VMs.
+    pub scheduler: Scheduler,
+    /// Takes the peer's cycles into replicas here; shared with the
+    /// listener task that serves it.
+    pub receiver: Arc<Receiver>,
+}
 
 /// A replicated VM's task and its forwarder.
 pub(crate) struct Replicated {
@@ -93,11 +103,11 @@ impl Site {
             tracing::warn!(vm = %row.vm_id, "replication configured but the site is not paired");
             return;
         };
-        let mut vms = lock(&self.vms);
+        let mut vms = lock(&self.inventory.vms);
         let Some(vm) = vms.get_mut(&row.vm_id) else {
             return;
         };
-        let handle = self.scheduler.spawn(
+        let handle = self.replications.scheduler.spawn(
             row.vm_id.clone(),
             vm.disks.clone(),
             settings,
@@ -118,7 +128,7 @@ impl Site {
 
     /// Points every replication at the peer as paired now.
     pub(super) fn retarget_replications(&self) {
-        let vms = lock(&self.vms);
+        let vms = lock(&self.inventory.vms);
         for vm in vms.values() {
             if let Some(r) = &vm.replication
                 && let Some(settings) = self.settings(&r.row)
@@ -130,7 +140,7 @@ impl Site {
 
     /// The API view of one VM's replication.
     pub fn replication_info(&self, vm_id: &str) -> Option<ReplicationInfo> {
-        let vms = lock(&self.vms);
+        let vms = lock(&self.inventory.vms);
         let vm = vms.get(vm_id)?;
         let r = vm.replication.as_ref()?;
         let status = r.handle.status.borrow().clone();
@@ -142,12 +152,12 @@ impl Site {
         &self,
         vm_id: &str,
     ) -> Option<watch::Receiver<ReplicationStatus>> {
-        let vms = lock(&self.vms);
+        let vms = lock(&self.inventory.vms);
         Some(vms.get(vm_id)?.replication.as_ref()?.handle.status.clone())
     }
 
     pub fn replications(&self) -> Vec<ReplicationInfo> {
-        let vms = lock(&self.vms);
+        let vms = lock(&self.inventory.vms);
         vms.values()
             .filter_map(|vm| {
                 let r = vm.replication.as_ref()?;
@@ -191,7 +201,7 @@ impl Site {
     }
 
     fn vm_name(&self, vm_id: &str) -> Result<String, SiteError> {
-        lock(&self.vms)
+        lock(&self.inventory.vms)
             .get(vm_id)
             .map(|vm| vm.record.name.clone())
             .ok_or_else(|| SiteError::NotFound(format!("no VM {vm_id:?} at site {}", self.name)))
@@ -220,7 +230,7 @@ impl Site {
                 self.name
             )));
         }
-        let existing = lock(&self.vms)
+        let existing = lock(&self.inventory.vms)
             .get(vm_id)
             .and_then(|vm| vm.replication.as_ref().map(|r| r.row.clone()));
         let default_ds = self.config.site.datastores[0].name.clone();
@@ -246,7 +256,7 @@ impl Site {
             .call(move |c| store::upsert_replication(c, &stored))
             .await?;
         let running = {
-            let mut vms = lock(&self.vms);
+            let mut vms = lock(&self.inventory.vms);
             let vm = vms.get_mut(vm_id);
             match vm.and_then(|vm| vm.replication.as_mut()) {
                 Some(r) => {
@@ -268,7 +278,7 @@ impl Site {
 
     fn replicated_row(&self, vm_id: &str) -> Result<ReplicationRow, SiteError> {
         let name = self.vm_name(vm_id)?;
-        lock(&self.vms)
+        lock(&self.inventory.vms)
             .get(vm_id)
             .and_then(|vm| vm.replication.as_ref().map(|r| r.row.clone()))
             .ok_or_else(|| SiteError::NotFound(format!("VM {name} is not replicated")))
@@ -288,7 +298,7 @@ impl Site {
         self.store
             .call(move |c| store::upsert_replication(c, &stored))
             .await?;
-        if let Some(r) = lock(&self.vms)
+        if let Some(r) = lock(&self.inventory.vms)
             .get_mut(vm_id)
             .and_then(|vm| vm.replication.as_mut())
         {
@@ -313,7 +323,7 @@ impl Site {
                 "replication of {vm_id} is paused: resume it first"
             )));
         }
-        if let Some(r) = lock(&self.vms)
+        if let Some(r) = lock(&self.inventory.vms)
             .get(vm_id)
             .and_then(|vm| vm.replication.as_ref())
         {
@@ -332,7 +342,7 @@ impl Site {
         self.store
             .call(move |c| store::delete_replication(c, &owned))
             .await?;
-        let replicated = lock(&self.vms)
+        let replicated = lock(&self.inventory.vms)
             .get_mut(vm_id)
             .and_then(|vm| vm.replication.take());
         if let Some(r) = replicated {
@@ -347,7 +357,7 @@ impl Site {
     /// Gives the scheduler a moment to reflect a control, so the response
     /// shows its effect.
     async fn wait_for_state(&self, vm_id: &str, done: impl Fn(&ReplicationStatus) -> bool) {
-        let status = lock(&self.vms)
+        let status = lock(&self.inventory.vms)
             .get(vm_id)
             .and_then(|vm| vm.replication.as_ref().map(|r| r.handle.status.clone()));
         if let Some(mut status) = status {

@@ -105,12 +105,14 @@ impl Site {
 
     /// The TLS settings the link uses now (for outgoing connections too).
     pub fn link(&self) -> LinkTls {
-        self.receiver.tls()
+        self.replications.receiver.tls()
     }
 
     /// Pins `peer`'s certificate for the link from now on.
     pub(crate) fn pin_peer(&self, peer: &PeerConfig) -> Result<(), SiteError> {
-        self.receiver.set_tls(link_tls(&self.identity, Some(peer))?);
+        self.replications
+            .receiver
+            .set_tls(link_tls(&self.identity, Some(peer))?);
         Ok(())
     }
 }

@@ -1,15 +1,39 @@
 //! The site's VMs as the API shows them, and their power.
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Weak;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use super::{Site, SiteError, VmRuntime};
+use super::recovered::TestVm;
+use super::replications::Replicated;
+use super::{Site, SiteError};
 use crate::guest::Guest;
+use crate::inventory::VmRecord;
+use crate::storage::TrackedVm;
 use crate::store;
 use crate::sync::lock;
 use ferry_api::types::{DiskInfo, GuestInfo, PowerState, SiteEvent, VmInfo};
+
+/// One VM while the site runs.
+pub(crate) struct VmRuntime {
+    pub record: VmRecord,
+    pub disks: Arc<TrackedVm>,
+    pub guest: Option<Guest>,
+    pub replication: Option<Replicated>,
+}
+
+/// The VMs this site runs, and the test VMs booted on replicas.
+#[derive(Default)]
+pub(crate) struct Inventory {
+    /// By id. A lock of its own: power, heartbeats and replication changes
+    /// read and change one VM at a time and never wait on I/O under it.
+    pub vms: Mutex<BTreeMap<String, VmRuntime>>,
+    /// VMs booted on test copies, by id. Apart from `vms`: a test VM is not
+    /// this site's VM, takes no replication and belongs to a run.
+    pub test_vms: Mutex<BTreeMap<String, TestVm>>,
+}
 
 /// How often each running guest's heartbeat is streamed.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
@@ -49,18 +73,18 @@ pub(super) fn describe(vm: &VmRuntime) -> VmInfo {
 
 impl Site {
     pub fn vms(&self) -> Vec<VmInfo> {
-        lock(&self.vms).values().map(describe).collect()
+        lock(&self.inventory.vms).values().map(describe).collect()
     }
 
     pub fn vm(&self, id: &str) -> Result<VmInfo, SiteError> {
-        lock(&self.vms)
+        lock(&self.inventory.vms)
             .get(id)
             .map(describe)
             .ok_or_else(|| SiteError::NotFound(format!("no VM {id:?} at site {}", self.name)))
     }
 
     pub fn counts(&self) -> (usize, usize) {
-        let vms = lock(&self.vms);
+        let vms = lock(&self.inventory.vms);
         (
             vms.len(),
             vms.values().filter(|v| v.replication.is_some()).count(),
@@ -72,7 +96,7 @@ impl Site {
     pub async fn set_power(&self, id: &str, state: PowerState) -> Result<VmInfo, SiteError> {
         let on = state == PowerState::On;
         let (name, stopping) = {
-            let mut vms = lock(&self.vms);
+            let mut vms = lock(&self.inventory.vms);
             let vm = vms.get_mut(id).ok_or_else(|| {
                 SiteError::NotFound(format!("no VM {id:?} at site {}", self.name))
             })?;
@@ -117,7 +141,7 @@ pub async fn heartbeats(site: Weak<Site>, stopped: impl Future<Output = ()>) {
             () = tokio::time::sleep(HEARTBEAT_EVERY) => {}
         }
         let Some(site) = site.upgrade() else { return };
-        let beats: Vec<SiteEvent> = lock(&site.vms)
+        let beats: Vec<SiteEvent> = lock(&site.inventory.vms)
             .values()
             .filter_map(|vm| {
                 let g = vm.guest.as_ref()?;

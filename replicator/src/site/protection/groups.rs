@@ -24,7 +24,7 @@ impl Site {
 
     /// A stored group as the API shows it, with each VM's status.
     pub(super) fn group_view(&self, g: &StoredGroup, view: Option<&SiteView>) -> ProtectionGroup {
-        let mappings = lock(&self.protection)
+        let mappings = lock(&self.protection.objects)
             .mappings
             .get(&mapping_id(&g.protected_site, &g.recovery_site))
             .map(|m| m.spec.clone());
@@ -75,7 +75,11 @@ impl Site {
 
     pub(crate) fn own_groups(&self) -> Vec<ProtectionGroup> {
         let view = self.peer_view();
-        let stored: Vec<StoredGroup> = lock(&self.protection).groups.values().cloned().collect();
+        let stored: Vec<StoredGroup> = lock(&self.protection.objects)
+            .groups
+            .values()
+            .cloned()
+            .collect();
         stored
             .iter()
             .map(|g| self.group_view(g, view.as_ref()))
@@ -104,7 +108,7 @@ impl Site {
 
     /// The stored group `id` of this site, or why it cannot be changed here.
     pub(super) fn own_group(&self, id: &str) -> Result<StoredGroup, SiteError> {
-        if let Some(g) = lock(&self.protection).groups.get(id) {
+        if let Some(g) = lock(&self.protection.objects).groups.get(id) {
             return Ok(g.clone());
         }
         let g = self.group(id)?;
@@ -118,7 +122,7 @@ impl Site {
     ) -> Result<String, SiteError> {
         check_name("name", &spec.name)?;
         let peer = self.peer_name()?;
-        let p = lock(&self.protection);
+        let p = lock(&self.protection.objects);
         if let Some(other) = p
             .groups
             .values()
@@ -149,7 +153,7 @@ impl Site {
         let view = self.peer_view();
         for (i, vm_id) in spec.vms.iter().enumerate() {
             let field = format!("vms[{i}]");
-            if lock(&self.vms).contains_key(vm_id) {
+            if lock(&self.inventory.vms).contains_key(vm_id) {
                 return Err(SiteError::invalid(
                     &field,
                     format!(
@@ -181,6 +185,7 @@ impl Site {
     }
 
     pub async fn create_group(&self, spec: GroupSpec) -> Result<ProtectionGroup, SiteError> {
+        let _edits = self.protection.edits.lock().await;
         let peer = self.check_group(None, &spec)?;
         let group = StoredGroup {
             id: new_id("pg"),
@@ -199,6 +204,7 @@ impl Site {
         id: &str,
         spec: GroupSpec,
     ) -> Result<ProtectionGroup, SiteError> {
+        let _edits = self.protection.edits.lock().await;
         let mut group = self.own_group(id)?;
         if let Some(run) = &group.locked_by {
             return Err(SiteError::Conflict(format!(
@@ -220,7 +226,7 @@ impl Site {
         self.store
             .call(move |c| store::put_doc(c, DocKind::Group, &stored.id, &stored))
             .await?;
-        lock(&self.protection)
+        lock(&self.protection.objects)
             .groups
             .insert(group.id.clone(), group.clone());
         let view = self.group_view(&group, self.peer_view().as_ref());
@@ -230,13 +236,14 @@ impl Site {
     }
 
     pub async fn delete_group(&self, id: &str) -> Result<(), SiteError> {
+        let _edits = self.protection.edits.lock().await;
         let group = self.own_group(id)?;
         if let Some(run) = &group.locked_by {
             return Err(SiteError::Conflict(format!(
                 "protection group {id} is in use by run {run}"
             )));
         }
-        let users: Vec<String> = lock(&self.protection)
+        let users: Vec<String> = lock(&self.protection.objects)
             .plans
             .values()
             .filter(|p| p.spec.groups.contains(&group.id))
@@ -252,7 +259,7 @@ impl Site {
         self.store
             .call(move |c| store::delete_doc(c, DocKind::Group, &key))
             .await?;
-        lock(&self.protection).groups.remove(id);
+        lock(&self.protection.objects).groups.remove(id);
         self.events
             .publish(SiteEvent::GroupRemoved { id: id.into() });
         self.refresh_protection().await;

@@ -6,7 +6,11 @@ use super::*;
 impl Site {
     /// Both directions: this site's, then the peer's as last seen.
     pub fn mappings(&self) -> Vec<Mappings> {
-        let mut all: Vec<Mappings> = lock(&self.protection).mappings.values().cloned().collect();
+        let mut all: Vec<Mappings> = lock(&self.protection.objects)
+            .mappings
+            .values()
+            .cloned()
+            .collect();
         if let Some(view) = self.peer_view() {
             all.extend(view.mappings.into_iter().filter(|m| m.owner != self.name));
         }
@@ -79,7 +83,9 @@ impl Site {
             ));
         }
         self.check_mapping(&spec)?;
-        let exists = lock(&self.protection).mappings.contains_key(&spec_id);
+        let exists = lock(&self.protection.objects)
+            .mappings
+            .contains_key(&spec_id);
         if id.is_none() && exists {
             return Err(SiteError::Conflict(format!(
                 "mappings {spec_id} exist already; update them with PUT /api/v1/mappings/{spec_id}"
@@ -95,7 +101,7 @@ impl Site {
         self.store
             .call(move |c| store::put_doc(c, DocKind::Mappings, &stored.id, &stored))
             .await?;
-        lock(&self.protection)
+        lock(&self.protection.objects)
             .mappings
             .insert(spec_id, mappings.clone());
         self.events.publish(SiteEvent::Mappings(mappings.clone()));
@@ -112,7 +118,7 @@ impl Site {
         self.store
             .call(move |c| store::delete_doc(c, DocKind::Mappings, &key))
             .await?;
-        lock(&self.protection).mappings.remove(id);
+        lock(&self.protection.objects).mappings.remove(id);
         self.events
             .publish(SiteEvent::MappingsRemoved { id: id.into() });
         self.refresh_protection().await;

@@ -10,6 +10,7 @@
 //! - [`mappings`], [`groups`], [`plans`]: each kind's checks and changes.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -55,9 +56,22 @@ pub struct StoredPlan {
     pub updated_ms: u64,
 }
 
-/// This site's protection objects.
+/// This site's protection objects and how changes to them are ordered.
 #[derive(Debug, Default)]
 pub struct Protection {
+    /// The objects. A std lock held only to read or replace entries, never
+    /// across an await, so views and runs read them without waiting on I/O.
+    pub(crate) objects: Mutex<Objects>,
+    /// Orders every check-then-save of groups and plans (API edits, run
+    /// starts and ends, adoption). A check reads `objects` and the save
+    /// awaits site.db, so without it an edit saves a copy taken before a
+    /// run's lock (erasing it) and two creates of one name both pass.
+    pub(crate) edits: tokio::sync::Mutex<()>,
+}
+
+/// This site's protection objects, in memory as saved in site.db.
+#[derive(Debug, Default)]
+pub struct Objects {
     pub mappings: BTreeMap<String, Mappings>,
     pub groups: BTreeMap<String, StoredGroup>,
     pub plans: BTreeMap<String, StoredPlan>,
@@ -158,7 +172,7 @@ impl Site {
                 store::list_docs::<SiteView>(c, DocKind::PeerView)?,
             ))
         })?;
-        let mut p = lock(&self.protection);
+        let mut p = lock(&self.protection.objects);
         p.mappings = mappings.into_iter().map(|m| (m.id.clone(), m)).collect();
         p.groups = groups.into_iter().map(|g| (g.id.clone(), g)).collect();
         p.plans = plans.into_iter().map(|g| (g.id.clone(), g)).collect();
@@ -196,7 +210,10 @@ impl Site {
             .flat_map(|g| g.vms.iter())
             .filter_map(|v| v.placeholder.clone().map(|p| (v.vm_id.clone(), p)))
             .collect();
-        let before = std::mem::replace(&mut lock(&self.protection).placeholders, wanted.clone());
+        let before = std::mem::replace(
+            &mut lock(&self.protection.objects).placeholders,
+            wanted.clone(),
+        );
         if before != wanted {
             let result = self
                 .store
@@ -215,7 +232,7 @@ impl Site {
             }
         }
         let changed: Vec<ProtectionGroup> = {
-            let mut p = lock(&self.protection);
+            let mut p = lock(&self.protection.objects);
             let changed = groups
                 .iter()
                 .filter(|g| p.published.get(&g.id) != Some(*g))

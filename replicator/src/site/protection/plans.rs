@@ -6,7 +6,7 @@ impl Site {
     /// The VMs of a plan's groups, by id.
     pub(crate) fn plan_members(&self, groups: &[String]) -> BTreeMap<String, Member> {
         let view = self.peer_view();
-        let p = lock(&self.protection);
+        let p = lock(&self.protection.objects);
         groups
             .iter()
             .filter_map(|g| p.groups.get(g))
@@ -16,7 +16,11 @@ impl Site {
                     .as_ref()
                     .and_then(|v| v.vms.iter().find(|x| &x.id == id))
                     .cloned()
-                    .or_else(|| lock(&self.vms).get(id).map(crate::site::vms::describe));
+                    .or_else(|| {
+                        lock(&self.inventory.vms)
+                            .get(id)
+                            .map(crate::site::vms::describe)
+                    });
                 (
                     id.clone(),
                     Member {
@@ -70,7 +74,11 @@ impl Site {
 
     /// This site's plans, then the peer's as last seen.
     pub fn plans(&self) -> Vec<Plan> {
-        let stored: Vec<StoredPlan> = lock(&self.protection).plans.values().cloned().collect();
+        let stored: Vec<StoredPlan> = lock(&self.protection.objects)
+            .plans
+            .values()
+            .cloned()
+            .collect();
         let mut all: Vec<Plan> = stored.iter().map(|p| self.plan_view(p)).collect();
         if let Some(view) = self.peer_view() {
             all.extend(
@@ -90,7 +98,7 @@ impl Site {
     }
 
     pub(crate) fn own_plan(&self, id: &str) -> Result<StoredPlan, SiteError> {
-        if let Some(p) = lock(&self.protection).plans.get(id) {
+        if let Some(p) = lock(&self.protection.objects).plans.get(id) {
             return Ok(p.clone());
         }
         let p = self.plan(id)?;
@@ -104,7 +112,7 @@ impl Site {
     ) -> Result<String, SiteError> {
         let peer = self.peer_name()?;
         {
-            let p = lock(&self.protection);
+            let p = lock(&self.protection.objects);
             if let Some(other) = p
                 .plans
                 .values()
@@ -141,6 +149,7 @@ impl Site {
     }
 
     pub async fn create_plan(&self, spec: PlanSpec) -> Result<Plan, SiteError> {
+        let _edits = self.protection.edits.lock().await;
         let peer = self.check_plan(None, &spec)?;
         let plan = StoredPlan {
             id: new_id("plan"),
@@ -156,6 +165,7 @@ impl Site {
     }
 
     pub async fn update_plan(&self, id: &str, spec: PlanSpec) -> Result<Plan, SiteError> {
+        let _edits = self.protection.edits.lock().await;
         let mut plan = self.own_plan(id)?;
         if !plan.state_allows_edit() {
             return Err(SiteError::Conflict(format!(
@@ -174,7 +184,7 @@ impl Site {
         self.store
             .call(move |c| store::put_doc(c, DocKind::Plan, &stored.id, &stored))
             .await?;
-        lock(&self.protection)
+        lock(&self.protection.objects)
             .plans
             .insert(plan.id.clone(), plan.clone());
         let view = self.plan_view(&plan);
@@ -183,6 +193,7 @@ impl Site {
     }
 
     pub async fn delete_plan(&self, id: &str) -> Result<(), SiteError> {
+        let _edits = self.protection.edits.lock().await;
         let plan = self.own_plan(id)?;
         if !plan.state_allows_edit() {
             return Err(SiteError::Conflict(format!(
@@ -194,7 +205,7 @@ impl Site {
         self.store
             .call(move |c| store::delete_doc(c, DocKind::Plan, &key))
             .await?;
-        lock(&self.protection).plans.remove(id);
+        lock(&self.protection.objects).plans.remove(id);
         self.events
             .publish(SiteEvent::PlanRemoved { id: id.into() });
         Ok(())
@@ -207,6 +218,7 @@ impl Site {
         plan: StoredPlan,
         groups: Vec<StoredGroup>,
     ) -> Result<(), SiteError> {
+        let _edits = self.protection.edits.lock().await;
         if plan.recovery_site != self.name {
             return Err(SiteError::Conflict(format!(
                 "plan {} recovers to {}, not to this site",

@@ -55,6 +55,14 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Runs kept in the history.
 const HISTORY: usize = 200;
 
+/// The runs executing at this site.
+#[derive(Default)]
+pub(crate) struct Runs {
+    /// Runs in progress here, by id: the executor's handle on each, for
+    /// cancel, views and saving at shutdown.
+    pub active: Mutex<BTreeMap<String, Arc<ActiveRun>>>,
+}
+
 /// A run in progress.
 pub(crate) struct ActiveRun {
     run: Mutex<Run>,
@@ -117,7 +125,7 @@ impl Site {
             .store
             .call(|c| store::list_docs(c, DocKind::Run))
             .await?;
-        let active: BTreeMap<String, Run> = lock(&self.active_runs)
+        let active: BTreeMap<String, Run> = lock(&self.runs.active)
             .iter()
             .map(|(id, a)| (id.clone(), a.snapshot()))
             .collect();
@@ -131,7 +139,7 @@ impl Site {
     }
 
     pub async fn run(&self, id: &str) -> Result<Run, SiteError> {
-        if let Some(a) = lock(&self.active_runs).get(id) {
+        if let Some(a) = lock(&self.runs.active).get(id) {
             return Ok(a.snapshot());
         }
         self.runs()
@@ -143,7 +151,7 @@ impl Site {
 
     /// Asks a run to stop at its next safe point.
     pub fn cancel_run(&self, id: &str) -> Result<Run, SiteError> {
-        let active = lock(&self.active_runs).get(id).cloned().ok_or_else(|| {
+        let active = lock(&self.runs.active).get(id).cloned().ok_or_else(|| {
             SiteError::Conflict(format!(
                 "run {id} is not running here; only a running run can be cancelled"
             ))
@@ -159,7 +167,7 @@ impl Site {
 
     /// Answers the prompt a run waits on.
     pub fn ack_run(&self, id: &str, who: &str) -> Result<Run, SiteError> {
-        let active = lock(&self.active_runs)
+        let active = lock(&self.runs.active)
             .get(id)
             .cloned()
             .ok_or_else(|| SiteError::Conflict(format!("run {id} is not running here")))?;
@@ -177,14 +185,15 @@ impl Site {
         Ok(active.snapshot())
     }
 
-    /// Starts a run of a plan this site owns.
+    /// Starts a run of a plan this site owns: admission, the groups' locks,
+    /// the run's plan of VMs and steps, saved, then executed in a task.
     pub async fn start_run(
         self: &Arc<Self>,
         plan_id: &str,
         request: RunRequest,
         by: &str,
     ) -> Result<Run, SiteError> {
-        let mut plan = self.own_plan(plan_id)?;
+        self.own_plan(plan_id)?;
         // The freshest view of the protected site, when it answers; after a
         // disaster, the last one seen.
         if let Ok(ControlReply::View(view)) = self
@@ -193,6 +202,10 @@ impl Site {
         {
             self.take_peer_view(*view).await;
         }
+        // From admission to the plan saved in its run's state, no edit of
+        // the plan or its groups comes between (see `Protection::edits`).
+        let edits = self.protection.edits.lock().await;
+        let mut plan = self.own_plan(plan_id)?;
         let view = self.plan_view(&plan);
         let at_start = PlanAtStart {
             name: &plan.spec.name,
@@ -202,9 +215,25 @@ impl Site {
         };
         admit(&at_start, &request).map_err(refused)?;
         let run_id = super::protection::new_id("run");
-        // Take every group's lock, or none.
+        self.lock_groups(&plan, &run_id).await?;
+        let vms = self.vm_plans(&plan, &view);
+        let (steps, kinds) = steps_for(&request, &plan, &vms);
+        let run = self.new_run(&run_id, &plan, &request, by, steps, &vms);
+        plan.state = plan_state_during(request.mode);
+        plan.last_run = Some(run_id.clone());
+        plan.last_mode = Some(request.mode);
+        plan.updated_ms = now_ms();
+        self.save_start(&run, &plan).await?;
+        drop(edits);
+        info!(run = %run_id, mode = ?request.mode, plan = %run.plan_name, "run started by {by}");
+        self.spawn_run(run.clone(), request, plan, vms, kinds);
+        Ok(run)
+    }
+
+    /// Takes every group's lock for `run_id`, or none.
+    async fn lock_groups(&self, plan: &StoredPlan, run_id: &str) -> Result<(), SiteError> {
         let groups: Vec<StoredGroup> = {
-            let mut p = lock(&self.protection);
+            let mut p = lock(&self.protection.objects);
             groups_free(plan.spec.groups.iter().map(|g| {
                 let holder = p.groups.get(g).and_then(|g| g.locked_by.as_deref());
                 (g.as_str(), holder)
@@ -215,7 +244,7 @@ impl Site {
                 .iter()
                 .filter_map(|g| {
                     let group = p.groups.get_mut(g)?;
-                    group.locked_by = Some(run_id.clone());
+                    group.locked_by = Some(run_id.to_string());
                     Some(group.clone())
                 })
                 .collect()
@@ -223,6 +252,12 @@ impl Site {
         for g in groups {
             self.save_group(g).await?;
         }
+        Ok(())
+    }
+
+    /// Each VM of the plan as the run will recover it: its settings, what
+    /// the protected site last said of it, and its placeholder here.
+    fn vm_plans(&self, plan: &StoredPlan, view: &ferry_api::types::Plan) -> Vec<VmPlan> {
         let peer = self.peer_view();
         let placeholders: BTreeMap<String, Placeholder> = self
             .own_groups()
@@ -231,8 +266,7 @@ impl Site {
             .filter_map(|v| v.placeholder.map(|p| (v.vm_id, p)))
             .collect();
         let members = self.plan_members(&plan.spec.groups);
-        let vms: Vec<VmPlan> = view
-            .vms
+        view.vms
             .iter()
             .map(|settings| {
                 let info = peer
@@ -249,18 +283,22 @@ impl Site {
                     placeholder: placeholders.get(&settings.vm_id).cloned(),
                 }
             })
-            .collect();
-        let mappings = lock(&self.protection)
-            .mappings
-            .get(&super::protection::mapping_id(
-                &plan.protected_site,
-                &plan.recovery_site,
-            ))
-            .map(|m| m.spec.clone())
-            .unwrap_or_default();
-        let (steps, kinds) = steps_for(&request, &plan, &vms);
-        let run = Run {
-            id: run_id.clone(),
+            .collect()
+    }
+
+    /// The run as it starts: every step and VM pending.
+    fn new_run(
+        &self,
+        run_id: &str,
+        plan: &StoredPlan,
+        request: &RunRequest,
+        by: &str,
+        steps: Vec<Step>,
+        vms: &[VmPlan],
+    ) -> Run {
+        let peer = self.peer_view();
+        Run {
+            id: run_id.to_string(),
             plan_id: plan.id.clone(),
             plan_name: plan.spec.name.clone(),
             mode: request.mode,
@@ -303,16 +341,37 @@ impl Site {
             prompt: None,
             message: String::new(),
             cancel_requested: false,
-        };
-        plan.state = plan_state_during(request.mode);
-        plan.last_run = Some(run_id.clone());
-        plan.last_mode = Some(request.mode);
-        plan.updated_ms = now_ms();
+        }
+    }
+
+    /// Saves the run as it starts and the plan in its run's state.
+    async fn save_start(&self, run: &Run, plan: &StoredPlan) -> Result<(), SiteError> {
         let stored = run.clone();
         self.store
             .call(move |c| store::put_doc(c, DocKind::Run, &stored.id, &stored))
             .await?;
         self.save_plan(plan.clone()).await?;
+        Ok(())
+    }
+
+    /// Registers the run and executes it in a task of its own, with a
+    /// second task that saves and streams it as it changes.
+    fn spawn_run(
+        self: &Arc<Self>,
+        run: Run,
+        request: RunRequest,
+        plan: StoredPlan,
+        vms: Vec<VmPlan>,
+        kinds: Vec<Kind>,
+    ) {
+        let mappings = lock(&self.protection.objects)
+            .mappings
+            .get(&super::protection::mapping_id(
+                &plan.protected_site,
+                &plan.recovery_site,
+            ))
+            .map(|m| m.spec.clone())
+            .unwrap_or_default();
         let active = Arc::new(ActiveRun {
             run: Mutex::new(run.clone()),
             changed: Notify::new(),
@@ -320,7 +379,7 @@ impl Site {
             ack: Notify::new(),
             saved_final: tokio::sync::Mutex::new(false),
         });
-        lock(&self.active_runs).insert(run_id.clone(), active.clone());
+        lock(&self.runs.active).insert(run.id.clone(), active.clone());
         tokio::spawn(record(Arc::downgrade(self), active.clone()));
         let exec = Exec {
             site: self.clone(),
@@ -335,9 +394,7 @@ impl Site {
             promoted: AtomicBool::new(false),
         };
         tokio::spawn(exec.execute());
-        self.events.publish(SiteEvent::Run(run.clone()));
-        info!(run = %run_id, mode = ?request.mode, plan = %run.plan_name, "run started by {by}");
-        Ok(run)
+        self.events.publish(SiteEvent::Run(run));
     }
 
     /// Records a finished run: the run, the plan's new state (or its
@@ -352,7 +409,7 @@ impl Site {
         // The plan's state first: whoever sees the run ended sees the plan
         // as the run left it.
         let plan_saved = self.end_plan(run, plan, state, handed_over).await;
-        let active = lock(&self.active_runs).get(&run.id).cloned();
+        let active = lock(&self.runs.active).get(&run.id).cloned();
         let mut saving = match &active {
             Some(a) => Some(a.saved_final.lock().await),
             None => None,
@@ -376,7 +433,7 @@ impl Site {
         if let Some(saved) = saving.as_deref_mut() {
             *saved = true;
         }
-        if let Some(active) = lock(&self.active_runs).remove(&run.id) {
+        if let Some(active) = lock(&self.runs.active).remove(&run.id) {
             *lock(&active.run) = run.clone();
         }
         self.events.publish(SiteEvent::Run(run.clone()));
@@ -390,13 +447,14 @@ impl Site {
         state: PlanState,
         handed_over: bool,
     ) -> Result<(), SiteError> {
+        let _edits = self.protection.edits.lock().await;
         if handed_over {
             for g in &plan.spec.groups {
                 let key = g.clone();
                 self.store
                     .call(move |c| store::delete_doc(c, DocKind::Group, &key))
                     .await?;
-                lock(&self.protection).groups.remove(g);
+                lock(&self.protection.objects).groups.remove(g);
                 self.events
                     .publish(SiteEvent::GroupRemoved { id: g.clone() });
             }
@@ -404,7 +462,7 @@ impl Site {
             self.store
                 .call(move |c| store::delete_doc(c, DocKind::Plan, &key))
                 .await?;
-            lock(&self.protection).plans.remove(&plan.id);
+            lock(&self.protection.objects).plans.remove(&plan.id);
             self.events.publish(SiteEvent::PlanRemoved {
                 id: plan.id.clone(),
             });
@@ -423,7 +481,7 @@ impl Site {
     }
 
     async fn unlock_groups(&self, run_id: &str) -> Result<(), SiteError> {
-        let held: Vec<StoredGroup> = lock(&self.protection)
+        let held: Vec<StoredGroup> = lock(&self.protection.objects)
             .groups
             .values()
             .filter(|g| g.locked_by.as_deref() == Some(run_id))
@@ -439,7 +497,7 @@ impl Site {
     /// At shutdown: every run in progress saved as it is now, so the next
     /// start finds its steps as they were (and ends it `interrupted`).
     pub(crate) async fn save_active_runs(&self) {
-        let runs: Vec<Run> = lock(&self.active_runs)
+        let runs: Vec<Run> = lock(&self.runs.active)
             .values()
             .map(|a| a.snapshot())
             .collect();
@@ -488,6 +546,7 @@ impl Site {
             self.store
                 .call(move |c| store::put_doc(c, DocKind::Run, &stored.id, &stored))
                 .await?;
+            let _edits = self.protection.edits.lock().await;
             self.unlock_groups(&run.id).await?;
             if let Ok(plan) = self.own_plan(&run.plan_id) {
                 self.save_plan(StoredPlan {

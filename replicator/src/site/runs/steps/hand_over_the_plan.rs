@@ -14,7 +14,7 @@ impl Exec {
             return Ok(());
         }
         let groups: Vec<StoredGroup> = {
-            let p = lock(&self.site.protection);
+            let p = lock(&self.site.protection.objects);
             self.plan
                 .spec
                 .groups
