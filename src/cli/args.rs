@@ -3,7 +3,8 @@
 
 use clap::{Args, Subcommand};
 
-use super::commands::{self, ExportFormat, Failed, Output, RunOptions};
+use super::commands::{self, ExportFormat, Failed, Output};
+use super::start::{self, RunOptions};
 use ferry_api::Client;
 use ferry_api::types::RunMode;
 
@@ -178,5 +179,5 @@ async fn start(
         no_sync,
         force,
     };
-    commands::start_run(clients, &run.name, options).await
+    start::start_run(clients, &run.name, options).await
 }

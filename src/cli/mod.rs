@@ -5,6 +5,7 @@
 //!   the exit code tells a NOC check or cron whether all is well.
 //! - [`lists`]: `ferry vms|plans|runs` as tables or JSON.
 //! - [`follow`]: a run followed step by step, its report and its verdict.
+//! - [`start`]: a plan run started, and followed with `--wait`.
 //! - [`runbook`]: a plan as a printable runbook.
 //! - [`table`]: plain-text tables.
 //!
@@ -16,6 +17,7 @@ pub mod args;
 pub mod commands;
 pub mod follow;
 pub mod runbook;
+pub mod start;
 pub mod status;
 pub mod table;
 
