@@ -24,22 +24,8 @@ pub mod table;
 /// How long one request to a site may take before it counts as no answer.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// `2026-12-01 14:03:07` (UTC) of a wall-clock time in ms.
-pub fn date_time(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {}", crate::ui::clock(ms))
-}
+/// `2026-12-01 14:03:07` (UTC): the UI's dates, so both read alike.
+pub use crate::ui::date_time;
 
 #[cfg(test)]
 mod tests {

@@ -84,7 +84,6 @@ pub fn age(seconds: f64) -> String {
     }
 }
 
-/// `HH:MM:SS` (UTC) of a wall-clock time in ms.
 /// `2026-12-01 05:45:22` (UTC): a moment in a list of days, not only of
 /// hours.
 pub fn date_time(ms: u64) -> String {
