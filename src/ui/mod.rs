@@ -113,6 +113,7 @@ pub fn counted(what: &str, shown: usize, all: usize) -> String {
     }
 }
 
+/// `HH:MM:SS` (UTC) of a wall-clock time in ms.
 pub fn clock(ms: u64) -> String {
     let s = (ms / 1000) % 86_400;
     format!("{:02}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
