@@ -160,9 +160,14 @@ fn run_demo(
     ui: &ferry::UiOptions,
     paths: &settings::Paths,
 ) -> Result<(), String> {
-    let pair =
-        ferry_replicator::demo_pair::write(&args.data_dir(), demo::INVENTORY, args.port_base())
-            .map_err(|e| e.to_string())?;
+    let compute = demo_compute(args.compute)?;
+    let pair = ferry_replicator::demo_pair::write_with(
+        &args.data_dir(),
+        demo::INVENTORY,
+        args.port_base(),
+        &compute,
+    )
+    .map_err(|e| e.to_string())?;
     let sites = pair
         .into_iter()
         .map(|site| demo::PairSite {
@@ -182,6 +187,37 @@ fn run_demo(
         ui,
         paths,
     )
+}
+
+/// The demo's `[compute]`: for QEMU, the guest image is built (or found in
+/// its cache) by the repository's script first.
+fn demo_compute(
+    choice: demo::DemoCompute,
+) -> Result<ferry_replicator::config::ComputeConfig, String> {
+    use ferry_replicator::config::{ComputeConfig, ComputeKind};
+    if choice == demo::DemoCompute::Builtin {
+        return Ok(ComputeConfig::default());
+    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("replicator/guest/image.sh");
+    eprintln!(
+        "building the guest image with {} (cached after the first time)",
+        script.display()
+    );
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!("{} failed ({})", script.display(), out.status));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let image = stdout.lines().last().unwrap_or_default().trim().to_string();
+    Ok(ComputeConfig {
+        backend: ComputeKind::Qemu,
+        guest_image: Some(image.into()),
+        ..ComputeConfig::default()
+    })
 }
 
 /// Logs go to a file, never to the screen the UI draws on.

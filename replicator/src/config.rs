@@ -32,6 +32,75 @@ pub struct SiteConfig {
     /// VMs created on the site's first start (an empty database).
     #[serde(default)]
     pub vms: Vec<VmSeed>,
+    /// Where the site's VMs run.
+    #[serde(default)]
+    pub compute: ComputeConfig,
+}
+
+/// `[compute]`: the backend that runs the site's VMs and its settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeConfig {
+    /// `builtin` (the default) or `qemu`.
+    #[serde(default)]
+    pub backend: ComputeKind,
+    /// The QEMU binary: a path, or a name looked up on `PATH`.
+    #[serde(default = "qemu_binary")]
+    pub qemu_binary: String,
+    #[serde(default)]
+    pub accelerator: Accelerator,
+    /// The directory with the guest boot image (`vmlinuz`, `initrd.img`),
+    /// as `replicator/guest/image.sh` prints it. Needed by `qemu`.
+    pub guest_image: Option<PathBuf>,
+    /// A VM's memory unless its own record says otherwise.
+    #[serde(default = "memory_mib")]
+    pub memory_mib: u32,
+    #[serde(default = "one")]
+    pub vcpus: u32,
+    /// How long a clean shutdown (the agent, then ACPI) may take before
+    /// the VM is stopped hard.
+    #[serde(default = "shutdown_timeout")]
+    pub shutdown_timeout_seconds: u64,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        Self {
+            backend: ComputeKind::Builtin,
+            qemu_binary: qemu_binary(),
+            accelerator: Accelerator::Auto,
+            guest_image: None,
+            memory_mib: memory_mib(),
+            vcpus: one(),
+            shutdown_timeout_seconds: shutdown_timeout(),
+        }
+    }
+}
+
+fn qemu_binary() -> String {
+    "qemu-system-x86_64".into()
+}
+fn memory_mib() -> u32 {
+    128
+}
+fn one() -> u32 {
+    1
+}
+fn shutdown_timeout() -> u64 {
+    30
+}
+
+pub use ferry_api::types::ComputeKind;
+
+/// Which accelerator QEMU runs a VM with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Accelerator {
+    /// KVM when a probe boot succeeds on this host, else TCG.
+    #[default]
+    Auto,
+    Kvm,
+    Tcg,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,6 +172,9 @@ pub struct VmSeed {
     #[serde(default)]
     pub guest: GuestSeed,
     pub replication: Option<ReplicationSeed>,
+    /// Memory and vCPUs; `[compute]`'s when not given.
+    pub memory_mib: Option<u32>,
+    pub vcpus: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -278,6 +350,7 @@ pub fn validate(c: &SiteConfig) -> Result<(), String> {
         }
     }
     unique("tokens", c.tokens.iter().map(|t| t.name.as_str()))?;
+    check_compute(&c.compute)?;
     unique("vms", c.vms.iter().map(|v| v.name.as_str()))?;
     for (i, vm) in c.vms.iter().enumerate() {
         let key = |field: &str| format!("vms[{i}].{field}");
@@ -334,6 +407,16 @@ pub fn validate(c: &SiteConfig) -> Result<(), String> {
                 "must be 0 to 1048576",
             ));
         }
+        if let Some(m) = vm.memory_mib
+            && !MEMORY_MIB.contains(&m)
+        {
+            return Err(key_err(&key("memory_mib"), "must be 16 to 1048576"));
+        }
+        if let Some(n) = vm.vcpus
+            && !VCPUS.contains(&n)
+        {
+            return Err(key_err(&key("vcpus"), "must be 1 to 64"));
+        }
         if let Some(r) = &vm.replication {
             if c.peer.is_none() {
                 return Err(key_err(
@@ -344,6 +427,36 @@ pub fn validate(c: &SiteConfig) -> Result<(), String> {
             check_rpo(Duration::from_secs(r.rpo_seconds))
                 .map_err(|e| key_err(&key("replication.rpo_seconds"), e))?;
         }
+    }
+    Ok(())
+}
+
+/// A VM's memory and vCPUs, in the ranges QEMU and this host take.
+pub const MEMORY_MIB: std::ops::RangeInclusive<u32> = 16..=1 << 20;
+pub const VCPUS: std::ops::RangeInclusive<u32> = 1..=64;
+
+fn check_compute(c: &ComputeConfig) -> Result<(), String> {
+    if c.qemu_binary.trim().is_empty() {
+        return Err(key_err("compute.qemu_binary", "must name a program"));
+    }
+    if !MEMORY_MIB.contains(&c.memory_mib) {
+        return Err(key_err("compute.memory_mib", "must be 16 to 1048576"));
+    }
+    if !VCPUS.contains(&c.vcpus) {
+        return Err(key_err("compute.vcpus", "must be 1 to 64"));
+    }
+    if !(1..=3600).contains(&c.shutdown_timeout_seconds) {
+        return Err(key_err(
+            "compute.shutdown_timeout_seconds",
+            "must be 1 to 3600",
+        ));
+    }
+    if c.backend == ComputeKind::Qemu && c.guest_image.is_none() {
+        return Err(key_err(
+            "compute.guest_image",
+            "the qemu backend needs the guest boot image's directory \
+             (the last line replicator/guest/image.sh prints)",
+        ));
     }
     Ok(())
 }
@@ -408,6 +521,36 @@ nics = [{ network = "prod", ip = "10.0.0.5/24" }]
 replication = { rpo_seconds = 15 }
 "#;
 
+    /// `[compute]` errors: each names its key.
+    fn cases_extra(qemu: &str) {
+        let e = load(qemu).unwrap_err().to_string();
+        assert!(e.contains("compute.guest_image"), "{e}");
+        let ok = qemu.replace(
+            "backend = \"qemu\"",
+            "backend = \"qemu\"\nguest_image = \"/img\"\naccelerator = \"tcg\"",
+        );
+        let c = load(&ok).unwrap();
+        assert_eq!(c.site.compute.backend, ComputeKind::Qemu);
+        assert_eq!(c.site.compute.accelerator, Accelerator::Tcg);
+        for (bad, key) in [
+            (
+                ok.replace("accelerator = \"tcg\"", "accelerator = \"xen\""),
+                "accelerator",
+            ),
+            (
+                ok.replace("guest_image", "memory_mib = 1\nguest_image"),
+                "compute.memory_mib",
+            ),
+            (
+                ok.replace("[[vms]]\n", "[[vms]]\nvcpus = 0\n"),
+                "vms[0].vcpus",
+            ),
+        ] {
+            let e = load(&bad).unwrap_err().to_string();
+            assert!(e.contains(key), "{key} not in {e}");
+        }
+    }
+
     fn load(text: &str) -> Result<LoadedConfig, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("site.toml");
@@ -466,6 +609,8 @@ replication = { rpo_seconds = 15 }
                 "datastores[0].name",
             ),
         ];
+        let qemu = GOOD.replace("[[vms]]", "[compute]\nbackend = \"qemu\"\n[[vms]]");
+        cases_extra(&qemu);
         for (text, key) in cases {
             let err = load(&text).unwrap_err().to_string();
             assert!(err.contains("site.toml"), "{err}");

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{Role, TokenEntry, hash_token, new_token};
-use crate::config::{DatastoreConfig, Listen, NetworkConfig, PeerConfig, SiteConfig, VmSeed};
+use crate::config::{
+    ComputeConfig, DatastoreConfig, Listen, NetworkConfig, PeerConfig, SiteConfig, VmSeed,
+};
 use crate::identity::{Identity, write_private};
 
 /// The protected site, then the recovery site.
@@ -67,6 +69,16 @@ pub struct PairSite {
 /// demo inventory; the four ports from `port_base` on are site-a's API and
 /// replication ports, then site-b's. Returns the sites in [`SITES`] order.
 pub fn write(dir: &Path, inventory: &str, port_base: u16) -> Result<Vec<PairSite>, DemoPairError> {
+    write_with(dir, inventory, port_base, &ComputeConfig::default())
+}
+
+/// [`write`], with both sites running their VMs on `compute`.
+pub fn write_with(
+    dir: &Path,
+    inventory: &str,
+    port_base: u16,
+    compute: &ComputeConfig,
+) -> Result<Vec<PairSite>, DemoPairError> {
     crate::site::trust::private_dir(dir).map_err(|e| file_error(dir, e))?;
     let inventory: Inventory = toml::from_str(inventory)?;
     let secrets = load_or_make_secrets(dir)?;
@@ -88,7 +100,8 @@ pub fn write(dir: &Path, inventory: &str, port_base: u16) -> Result<Vec<PairSite
     for (index, name) in SITES.iter().enumerate() {
         let site_dir = dir.join(name);
         std::fs::create_dir_all(&site_dir).map_err(|e| file_error(&site_dir, e))?;
-        let config = site_config(index, &inventory, &secrets, port_base, &fingerprints);
+        let mut config = site_config(index, &inventory, &secrets, port_base, &fingerprints);
+        config.compute = compute.clone();
         let path = site_dir.join("site.toml");
         let text = toml::to_string(&config).map_err(|e| file_error(&path, e))?;
         write_private(&path, text.as_bytes()).map_err(|e| file_error(&path, e))?;
@@ -184,6 +197,7 @@ fn site_config(
         } else {
             Vec::new()
         },
+        compute: Default::default(),
     }
 }
 

@@ -33,6 +33,18 @@ pub struct DemoArgs {
     /// First of four loopback ports: site-a API and replication, then site-b's.
     #[arg(long, env = "FERRY_DEMO_PORT_BASE", default_value_t = 47800)]
     port_base: u16,
+    /// What runs the VMs: `builtin` (the built-in guest, instant) or `qemu`
+    /// (each VM a real Linux under qemu-system-x86_64, 128 MiB each; builds
+    /// the guest image first). Use a fresh --data-dir when switching.
+    #[arg(long, value_enum, default_value_t = DemoCompute::Builtin)]
+    pub compute: DemoCompute,
+}
+
+/// `--compute`: the backend the demo's sites run their VMs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoCompute {
+    Builtin,
+    Qemu,
 }
 
 impl DemoArgs {

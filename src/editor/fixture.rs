@@ -91,6 +91,13 @@ fn vm(name: &str, folder: &str, pool: &str, net: &str, i: usize) -> VmInfo {
         }],
         guest: None,
         replicated: true,
+        compute: Default::default(),
+        memory_mib: 128,
+        vcpus: 1,
+        pid: None,
+        accelerator: None,
+        problem: None,
+        console_tail: None,
     }
 }
 

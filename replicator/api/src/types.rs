@@ -98,6 +98,30 @@ pub struct PeerRequest {
 pub enum PowerState {
     On,
     Off,
+    /// Its process ended without being asked to (a QEMU VM), or it could
+    /// not be found again after a site restart: never asked for, only
+    /// reported, with the cause in [`VmInfo::problem`].
+    Crashed,
+}
+
+/// Which compute backend runs a VM (chosen per site in site.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComputeKind {
+    /// The built-in guest, a task of the site process.
+    #[default]
+    Builtin,
+    /// A `qemu-system-x86_64` process the site starts and supervises.
+    Qemu,
+}
+
+impl ComputeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Builtin => "builtin",
+            Self::Qemu => "qemu",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +157,25 @@ pub struct VmInfo {
     pub disks: Vec<DiskInfo>,
     pub guest: Option<GuestInfo>,
     pub replicated: bool,
+    /// The backend that runs it: `builtin` or `qemu`.
+    #[serde(default)]
+    pub compute: ComputeKind,
+    #[serde(default)]
+    pub memory_mib: u32,
+    #[serde(default)]
+    pub vcpus: u32,
+    /// A running QEMU VM's process id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// The accelerator a running QEMU VM uses: `kvm` or `tcg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator: Option<String>,
+    /// Why the VM is crashed or failed to boot, naming the cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// The last lines of a QEMU VM's serial console (`GET /vms/{id}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_tail: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -74,6 +74,11 @@ impl From<SiteError> for ApiError {
             SiteError::WrongSite { message, .. } => {
                 Self::new(StatusCode::CONFLICT, "wrong_site", message)
             }
+            // The hypervisor would not run the VM: the site works, the VM
+            // does not, and the message names both the VM and the cause.
+            SiteError::Compute(e) => {
+                Self::new(StatusCode::BAD_GATEWAY, "compute_failed", e.to_string())
+            }
             other => {
                 tracing::error!("request failed: {other}");
                 Self::new(

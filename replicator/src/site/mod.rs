@@ -37,8 +37,8 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use crate::access::TokenEntry;
+use crate::compute::{Compute, ComputeKind};
 use crate::config::{LoadedConfig, PeerConfig};
-use crate::guest::Guest;
 use crate::identity::Identity;
 use crate::inventory::VmRecord;
 use crate::replication::receiver::{self, Receiver, ReceiverConfig};
@@ -69,6 +69,9 @@ pub enum SiteError {
     Store(#[from] StoreError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The compute backend could not power a VM on or off.
+    #[error(transparent)]
+    Compute(#[from] crate::compute::ComputeError),
     /// The site's key or certificate cannot be used.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
@@ -93,6 +96,8 @@ pub struct Site {
     identity: Identity,
     /// This site's VMs and the test VMs booted on replicas.
     pub(crate) inventory: vms::Inventory,
+    /// What runs the VMs: the built-in guest or QEMU.
+    pub(crate) compute: Compute,
     /// The cycles out and the receiver of the peer's replicas.
     pub(crate) replications: replications::Replications,
     /// The paired site: its settings, liveness and last view.
@@ -143,6 +148,8 @@ impl Site {
             tls,
             datastores,
         });
+        let (compute_events, exits) = tokio::sync::mpsc::unbounded_channel();
+        let compute = Compute::new(config.site.compute.clone(), compute_events);
         let api = bind(&config.site.listen.api).await?;
         let replication = bind(&config.site.listen.replication).await?;
         let site = Arc::new(Self {
@@ -153,6 +160,7 @@ impl Site {
             store,
             events: EventBus::new(),
             inventory: vms::Inventory::default(),
+            compute,
             replications: replications::Replications {
                 scheduler: Scheduler::new(MAX_CONCURRENT_CYCLES),
                 receiver,
@@ -169,27 +177,51 @@ impl Site {
         site.replications
             .receiver
             .set_on_refused(trust::refused_handler(Arc::downgrade(&site)));
-        site.open_vms().await?;
+        tokio::spawn(vms::supervise(Arc::downgrade(&site), exits));
+        site.open_vms(seeded).await?;
         site.interrupt_unfinished_runs().await?;
         Ok((site, Listeners { api, replication }))
     }
 
-    async fn open_vms(self: &Arc<Self>) -> Result<(), SiteError> {
+    /// Opens every VM's disks and brings back what ran: the built-in guest
+    /// boots again; a QEMU VM's process is found again, or the VM is
+    /// marked crashed with an alarm. A first start gives a QEMU site's VMs
+    /// their qcow2 disks.
+    async fn open_vms(self: &Arc<Self>, seeded: bool) -> Result<(), SiteError> {
         let records = self.store.call(|c| store::list_vms(c)).await?;
         let rows = self.store.call(|c| store::list_replications(c)).await?;
         self.resume_promotes(&records)
             .map_err(|e| SiteError::Io(std::io::Error::other(e)))?;
         for record in records {
             let disks = Arc::new(self.open_disks(&record)?);
-            let guest = if record.power_on {
-                Some(Guest::boot(
-                    disks.clone(),
-                    &record.nics,
-                    record.guest.clone(),
-                )?)
-            } else {
-                None
-            };
+            if seeded {
+                let spec = self.boot_spec(&record, disks.clone(), None)?;
+                let files: Vec<_> = spec
+                    .disk_files
+                    .iter()
+                    .zip(&record.disks)
+                    .map(|(f, d)| (f.with_extension("qcow2"), d.size_bytes))
+                    .collect();
+                self.compute.create_disks(&record.id, &files).await?;
+            }
+            let (mut machine, mut problem) = (None, None);
+            if record.power_on {
+                let spec = self.boot_spec(&record, disks.clone(), None)?;
+                match self.compute.find_again(spec).await {
+                    Ok(Some(found)) => machine = Some(found),
+                    Ok(None) => {
+                        problem = Some(format!(
+                            "VM {} was running, but its QEMU process was gone when site {} \
+                             started again",
+                            record.id, self.name
+                        ))
+                    }
+                    // The built-in guest that cannot read its disk stops
+                    // the start, as it always has.
+                    Err(e) if self.compute.kind() == ComputeKind::Builtin => return Err(e.into()),
+                    Err(e) => problem = Some(e.to_string()),
+                }
+            }
             let id = record.id.clone();
             // A VM of this site takes no cycles from the peer (see promote).
             self.replications.receiver.fence(&id, true);
@@ -198,10 +230,15 @@ impl Site {
                 VmRuntime {
                     record,
                     disks,
-                    guest,
+                    machine,
+                    problem: problem.clone(),
                     replication: None,
                 },
             );
+            if let Some(problem) = problem {
+                self.alarm("vm_crashed", notify::Severity::Critical, Some(&id), problem)
+                    .await;
+            }
             if let Some(row) = rows.iter().find(|r| r.vm_id == id) {
                 self.start_replication(row.clone());
             }
@@ -241,13 +278,29 @@ impl Site {
 
     /// Stops guests and replication (letting cycles in flight finish) and
     /// saves change tracking, so the next start resumes without a full sync.
+    /// QEMU VMs and test VMs shut down cleanly, all at once; their records
+    /// stay powered on, so the next start boots them again.
     pub async fn shut_down(&self) {
         self.save_active_runs().await;
-        let vms = std::mem::take(&mut *lock(&self.inventory.vms));
+        let mut vms = std::mem::take(&mut *lock(&self.inventory.vms));
+        let tests = std::mem::take(&mut *lock(&self.inventory.test_vms));
+        let timeout = self.compute.shutdown_timeout();
+        let machines = vms
+            .values_mut()
+            .filter_map(|vm| vm.machine.take().map(|m| (vm.record.id.clone(), m)))
+            .chain(
+                tests
+                    .into_values()
+                    .filter_map(|mut t| t.machine.take().map(|m| (String::new(), m))),
+            )
+            .map(|(id, m)| async move {
+                match m.power_off(timeout).await {
+                    Ok(how) => info!(vm = %id, "stopped with the site: {how}"),
+                    Err(e) => warn!(vm = %id, "shutting down: {e}"),
+                }
+            });
+        futures_util::future::join_all(machines).await;
         for (id, vm) in vms {
-            if let Some(guest) = vm.guest {
-                guest.shut_down().await;
-            }
             if let Some(replicated) = vm.replication {
                 replicated.stop().await;
             }

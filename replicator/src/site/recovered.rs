@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Site, VmRuntime};
+use crate::compute::{BootSpec, Machine};
 use crate::config::{GuestSeed, NicSeed};
-use crate::guest::{Guest, GuestStatus, Verification};
+use crate::guest::{GuestStatus, Verification};
 use crate::inventory::{VmDisk, VmRecord};
 use crate::storage::durable::{data_ranges, fsync_dir};
 use crate::storage::{DEFAULT_BLOCK_SIZE, Geometry, Replica, TrackedVm};
@@ -28,7 +29,7 @@ const HOLD_TIMEOUT: Duration = Duration::from_secs(120);
 pub(crate) struct TestVm {
     pub dir: PathBuf,
     pub disks: Arc<TrackedVm>,
-    pub guest: Option<Guest>,
+    pub machine: Option<Machine>,
 }
 
 pub(super) fn disk_files(dir: &Path) -> Vec<PathBuf> {
@@ -137,11 +138,14 @@ impl Site {
         .map_err(|e| e.to_string())?
     }
 
-    /// Boots a test VM on its test copy; returns what its guest verified.
+    /// Boots a test VM on its test copy through the site's compute
+    /// backend; returns what its guest verified within `timeout`.
     pub(crate) async fn boot_test_vm(
         &self,
         vm_id: &str,
         nics: &[NicSeed],
+        size: (u32, u32),
+        timeout: Duration,
     ) -> Result<Verification, String> {
         let datastore = self
             .replica_datastore(vm_id)
@@ -154,42 +158,64 @@ impl Site {
             return Err(format!("no test copy of {vm_id}"));
         }
         let disks = Arc::new(open_layout(&dir, &files).map_err(|e| e.to_string())?);
-        let guest = Guest::boot(disks.clone(), nics, GuestSeed::default())
+        let spec = BootSpec {
+            vm_id: vm_id.to_string(),
+            dir: dir.clone(),
+            disks: disks.clone(),
+            disk_files: files,
+            nics: nics.to_vec(),
+            guest: GuestSeed::default(),
+            memory_mib: size.0,
+            vcpus: size.1,
+        };
+        let machine = self
+            .compute
+            .power_on(spec)
+            .await
             .map_err(|e| format!("boot failed: {e}"))?;
-        let verification = guest
-            .status
-            .boot_verification()
-            .ok_or("the guest reported no boot verification")?;
+        let verified = machine.boot_verified(timeout).await;
         lock(&self.inventory.test_vms).insert(
             vm_id.to_string(),
             TestVm {
                 dir,
                 disks,
-                guest: Some(guest),
+                machine: Some(machine),
             },
         );
-        Ok(verification)
+        verified.map_err(|e| e.to_string())
+    }
+
+    /// Memory and vCPUs for a copy of the protected VM `info` describes,
+    /// this site's defaults where it has none.
+    pub(crate) fn size_of(&self, info: Option<&VmInfo>) -> (u32, u32) {
+        let c = &self.config.site.compute;
+        let pick = |own: u32, default: u32| if own == 0 { default } else { own };
+        info.map_or((c.memory_mib, c.vcpus), |i| {
+            (pick(i.memory_mib, c.memory_mib), pick(i.vcpus, c.vcpus))
+        })
     }
 
     /// The guest status of a test or recovered VM.
     pub(crate) fn guest_status(&self, vm_id: &str) -> Option<Arc<GuestStatus>> {
         if let Some(t) = lock(&self.inventory.test_vms).get(vm_id) {
-            return t.guest.as_ref().map(|g| g.status.clone());
+            return t.machine.as_ref().map(|m| m.status().clone());
         }
         lock(&self.inventory.vms)
             .get(vm_id)
-            .and_then(|v| v.guest.as_ref().map(|g| g.status.clone()))
+            .and_then(|v| v.machine.as_ref().map(|m| m.status().clone()))
     }
 
     /// Powers off a test VM, keeping its test copy; false if it was not
     /// running.
     pub(crate) async fn power_off_test_vm(&self, vm_id: &str) -> bool {
-        let guest = lock(&self.inventory.test_vms)
+        let machine = lock(&self.inventory.test_vms)
             .get_mut(vm_id)
-            .and_then(|t| t.guest.take());
-        match guest {
-            Some(guest) => {
-                guest.shut_down().await;
+            .and_then(|t| t.machine.take());
+        match machine {
+            Some(machine) => {
+                if let Err(e) = machine.power_off(self.compute.shutdown_timeout()).await {
+                    tracing::warn!(vm = %vm_id, "powering off a test VM: {e}");
+                }
                 true
             }
             None => false,
@@ -201,8 +227,11 @@ impl Site {
         let test = lock(&self.inventory.test_vms).remove(vm_id);
         let dir = match test {
             Some(mut t) => {
-                if let Some(guest) = t.guest.take() {
-                    guest.shut_down().await;
+                if let Some(machine) = t.machine.take() {
+                    machine
+                        .power_off(self.compute.shutdown_timeout())
+                        .await
+                        .map_err(|e| e.to_string())?;
                 }
                 drop(t.disks);
                 Some(t.dir)
@@ -301,6 +330,9 @@ impl Site {
             disks,
             nics,
             guest: GuestSeed::default(),
+            // Sized as at the protected site (0: this site's default).
+            memory_mib: vm.memory_mib,
+            vcpus: vm.vcpus,
         };
         let stored = record.clone();
         self.store
@@ -326,7 +358,8 @@ impl Site {
             VmRuntime {
                 record,
                 disks,
-                guest: None,
+                machine: None,
+                problem: None,
                 replication: None,
             },
         );
@@ -369,13 +402,46 @@ impl Site {
         Ok(())
     }
 
-    /// Powers on a recovered VM; returns what its guest verified on boot.
-    pub(crate) async fn power_on_recovered(&self, vm_id: &str) -> Result<Verification, String> {
+    /// Powers on a recovered VM; returns what its guest verified on boot
+    /// (a QEMU guest reports it within `timeout`).
+    pub(crate) async fn power_on_recovered(
+        &self,
+        vm_id: &str,
+        timeout: Duration,
+    ) -> Result<Verification, String> {
         self.set_power(vm_id, PowerState::On)
             .await
             .map_err(|e| e.to_string())?;
-        self.guest_status(vm_id)
-            .and_then(|s| s.boot_verification())
-            .ok_or_else(|| "the guest reported no boot verification".into())
+        let status = self
+            .guest_status(vm_id)
+            .ok_or("the VM stopped right after it was powered on")?;
+        if let Some(v) = status.boot_verification() {
+            return Ok(v);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let beat = status.beat.notified();
+            tokio::pin!(beat);
+            beat.as_mut().enable();
+            if let Some(v) = status.boot_verification() {
+                return Ok(v);
+            }
+            if self.guest_status(vm_id).is_none() {
+                let why = self.vm(vm_id).ok().and_then(|v| v.problem);
+                return Err(format!(
+                    "the VM stopped before its guest reported: {}",
+                    why.unwrap_or_else(|| "powered off".into())
+                ));
+            }
+            tokio::select! {
+                () = beat => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(format!(
+                        "the guest reported no boot verification within {} s",
+                        timeout.as_secs()
+                    ));
+                }
+            }
+        }
     }
 }

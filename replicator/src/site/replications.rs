@@ -53,7 +53,7 @@ pub(super) fn seed(store: &Store, config: &LoadedConfig) -> Result<(), SiteError
     store.now(|conn| {
         let tx = conn.transaction()?;
         for seed in &config.site.vms {
-            let record = VmRecord::from_seed(&config.site.name, seed);
+            let record = VmRecord::from_seed(&config.site.name, seed, &config.site.compute);
             store::insert_vm(&tx, &record)?;
             if let Some(r) = &seed.replication {
                 store::upsert_replication(

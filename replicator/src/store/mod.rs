@@ -349,7 +349,10 @@ mod tests {
                 nics: Vec::new(),
                 guest: Default::default(),
                 replication: None,
+                memory_mib: None,
+                vcpus: None,
             },
+            &Default::default(),
         );
         {
             let store = Store::open(&path).unwrap();

@@ -44,6 +44,7 @@ impl SiteConfigBuilder {
                 peer: None,
                 tokens: Vec::new(),
                 vms: Vec::new(),
+                compute: Default::default(),
             },
         }
     }
@@ -81,6 +82,12 @@ impl SiteConfigBuilder {
             fingerprint: fingerprint.into(),
             secret: String::new(),
         });
+        self
+    }
+
+    /// Runs the site's VMs on `compute` (the built-in guest unless told).
+    pub fn compute(mut self, compute: ferry_replicator::config::ComputeConfig) -> Self {
+        self.config.compute = compute;
         self
     }
 
@@ -128,6 +135,8 @@ pub fn vm(name: &str, size_mib: u64) -> VmSeed {
         nics: Vec::new(),
         guest: GuestSeed::default(),
         replication: None,
+        memory_mib: None,
+        vcpus: None,
     }
 }
 

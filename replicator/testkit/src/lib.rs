@@ -3,6 +3,7 @@
 //!
 //! - [`chaos`]: a loopback proxy that makes a link slow, lossy or broken.
 //! - [`config`]: a typed builder for a test site's `site.toml`.
+//! - [`guest`]: the real guest's boot image, for QEMU VMs.
 //! - [`process`]: one way to start a site process and read its addresses.
 //! - [`wait`]: one condition wait with a deadline that says what it waited for.
 //!
@@ -11,10 +12,12 @@
 
 pub mod chaos;
 pub mod config;
+pub mod guest;
 pub mod process;
 pub mod wait;
 
 pub use chaos::{Chaos, Knobs};
 pub use config::SiteConfigBuilder;
+pub use guest::guest_image;
 pub use process::SiteProcess;
 pub use wait::{eventually, wait_until};

@@ -19,7 +19,7 @@ impl Site {
                     .or_else(|| {
                         lock(&self.inventory.vms)
                             .get(id)
-                            .map(crate::site::vms::describe)
+                            .map(|v| crate::site::vms::describe(v, self))
                     });
                 (
                     id.clone(),

@@ -118,12 +118,15 @@ impl Exec {
             StepState::Running,
             "booting; the guest verifies its disk",
         );
+        // A real guest gets the heartbeat timeout to report its disks too.
+        let timeout = Duration::from_secs(vm.settings.heartbeat_timeout_seconds);
         let booted = if self.mode == RunMode::Test {
+            let size = self.site.size_of(vm.info.as_ref());
             self.site
-                .boot_test_vm(&vm.id, &self.addresses(vm, true))
+                .boot_test_vm(&vm.id, &self.addresses(vm, true), size, timeout)
                 .await
         } else {
-            self.site.power_on_recovered(&vm.id).await
+            self.site.power_on_recovered(&vm.id, timeout).await
         };
         let verification = match booted {
             Ok(v) => v,
