@@ -1,0 +1,3 @@
+//! ferry's guest agent (placeholder until the agent lands).
+
+fn main() {}
