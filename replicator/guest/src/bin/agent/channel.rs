@@ -80,14 +80,14 @@ impl Channel {
             let revents = match self.poll(events, wait) {
                 Ok(r) => r,
                 Err(e) => {
-                    eprintln!("ferry-guest-agent: polling the agent port: {e}");
+                    say!("polling the agent port: {e}");
                     std::thread::sleep(IDLE);
                     continue;
                 }
             };
             if revents & libc::POLLHUP != 0 {
                 if self.connected {
-                    eprintln!("ferry-guest-agent: host left the agent port");
+                    say!("host left the agent port");
                 }
                 self.connected = false;
                 self.out.clear();
@@ -97,7 +97,7 @@ impl Channel {
             }
             if !self.connected {
                 self.connected = true;
-                eprintln!("ferry-guest-agent: host on the agent port");
+                say!("host on the agent port");
                 self.out
                     .extend_from_slice(agent::encode(&self.boot).as_bytes());
                 next_beat = Instant::now();
@@ -156,7 +156,7 @@ impl Channel {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    eprintln!("ferry-guest-agent: reading the agent port: {e}");
+                    say!("reading the agent port: {e}");
                     return;
                 }
             }
@@ -169,14 +169,14 @@ impl Channel {
             }
             match agent::parse_host(&line) {
                 Ok(HostMessage::Shutdown) => {
-                    eprintln!("ferry-guest-agent: shutdown asked by the host");
+                    say!("shutdown asked by the host");
                     self.stop.store(true, Ordering::Relaxed);
                 }
-                Err(e) => eprintln!("ferry-guest-agent: {e}"),
+                Err(e) => say!("{e}"),
             }
         }
         if self.input.len() > agent::MAX_LINE {
-            eprintln!("ferry-guest-agent: dropping an endless line from the host");
+            say!("dropping an endless line from the host");
             self.input.clear();
         }
     }
@@ -191,7 +191,7 @@ impl Channel {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    eprintln!("ferry-guest-agent: writing the agent port: {e}");
+                    say!("writing the agent port: {e}");
                     self.out.clear();
                     return;
                 }

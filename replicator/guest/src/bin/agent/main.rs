@@ -6,6 +6,14 @@
 //! the disks and powers the VM off. The guest image's /init starts it after
 //! loading the virtio modules (see image.sh).
 
+/// A line on the console (the VM's `console.log`), stamped with the time
+/// since boot like the kernel's own lines.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        eprintln!("[{:>12.6}] ferry-guest-agent: {}", $crate::uptime(), format_args!($($arg)*))
+    };
+}
+
 mod channel;
 mod disk;
 mod net;
@@ -30,11 +38,22 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Seconds since boot (CLOCK_BOOTTIME).
+pub fn uptime() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ferry-guest-agent: {e}");
+            say!("{e}");
             ExitCode::FAILURE
         }
     }
@@ -44,9 +63,13 @@ fn run() -> Result<(), String> {
     let cmdline = std::fs::read_to_string("/proc/cmdline")
         .map_err(|e| format!("reading /proc/cmdline: {e}"))?;
     let params = BootParams::from_cmdline(&cmdline).map_err(|e| e.to_string())?;
-    eprintln!("ferry-guest-agent: VM {}", params.vm);
+    say!("VM {}", params.vm);
 
     let found = disk::find(Path::new("/sys/block")).map_err(|e| format!("listing disks: {e}"))?;
+    // A VM always has a disk: none means the virtio modules did not load.
+    if found.is_empty() {
+        return Err("no virtio disk (/dev/vd*) to verify".into());
+    }
     let disks = found
         .iter()
         .map(|(device, size)| {
@@ -79,16 +102,16 @@ fn run() -> Result<(), String> {
                     .map_err(|e| format!("opening {}: {e}", port.display()))?;
             std::thread::spawn(move || channel.run());
         }
-        None => eprintln!("ferry-guest-agent: no port named {PORT_NAME}: running unheard"),
+        None => say!("no port named {PORT_NAME}: running unheard"),
     }
     for button in power::power_buttons(Path::new("/sys/class/input")) {
         let stop = stop.clone();
         std::thread::spawn(move || power::watch(button, stop));
     }
 
-    eprintln!("ferry-guest-agent: running");
+    say!("running");
     workload.run(&stop);
-    eprintln!("ferry-guest-agent: disks flushed, powering off");
+    say!("disks flushed, powering off");
     power::power_off();
     Ok(())
 }

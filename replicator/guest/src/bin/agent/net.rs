@@ -32,7 +32,7 @@ fn ip(args: &[&str]) -> Result<String, String> {
 /// then shows.
 pub fn apply(settings: &[IpSetting], sys_net: &Path) -> Vec<String> {
     if let Err(e) = ip(&["link", "set", "lo", "up"]) {
-        eprintln!("ferry-guest-agent: {e}");
+        say!("{e}");
     }
     let mut seen = Vec::new();
     for (i, setting) in settings.iter().enumerate() {
@@ -61,16 +61,16 @@ pub fn apply(settings: &[IpSetting], sys_net: &Path) -> Vec<String> {
         }
         for step in steps {
             if let Err(e) = ip(&step) {
-                eprintln!("ferry-guest-agent: {e}");
+                say!("{e}");
             }
         }
         match ip(&["-o", "addr", "show", "dev", dev]) {
             Ok(shown) if shows(&shown, setting.addr, setting.prefix) => {
-                eprintln!("ferry-guest-agent: {} on {dev}", setting.reported());
+                say!("{} on {dev}", setting.reported());
                 seen.push(setting.reported());
             }
-            Ok(_) => eprintln!("ferry-guest-agent: {cidr} is not on {dev} after adding it"),
-            Err(e) => eprintln!("ferry-guest-agent: {e}"),
+            Ok(_) => say!("{cidr} is not on {dev} after adding it"),
+            Err(e) => say!("{e}"),
         }
     }
     seen

@@ -35,14 +35,14 @@ pub fn watch(device: PathBuf, stop: Arc<AtomicBool>) {
     let mut file = match File::open(&device) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("ferry-guest-agent: opening {}: {e}", device.display());
+            say!("opening {}: {e}", device.display());
             return;
         }
     };
     let mut event = [0u8; EVENT];
     while file.read_exact(&mut event).is_ok() {
         if is_power_press(&event) {
-            eprintln!("ferry-guest-agent: power button pressed");
+            say!("power button pressed");
             stop.store(true, Ordering::Relaxed);
             return;
         }

@@ -68,8 +68,8 @@ impl Workload {
         let mut report = Vec::with_capacity(disks.len());
         for disk in &disks {
             let v = verify(disk)?;
-            eprintln!(
-                "ferry-guest-agent: {} verified: ok={} last_seq={} records={}{}",
+            say!(
+                "{} verified: ok={} last_seq={} records={}{}",
                 disk.device.display(),
                 v.ok,
                 v.last_seq,
@@ -129,14 +129,14 @@ impl Workload {
                 // tells the host the rest.
                 Err(e) if !failing => {
                     failing = true;
-                    eprintln!("ferry-guest-agent: a write failed: {e}");
+                    say!("a write failed: {e}");
                 }
                 Err(_) => {}
             }
         }
         for disk in &self.disks {
             if let Err(e) = disk.flush() {
-                eprintln!("ferry-guest-agent: flushing {}: {e}", disk.device.display());
+                say!("flushing {}: {e}", disk.device.display());
             }
         }
     }
