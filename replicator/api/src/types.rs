@@ -298,23 +298,9 @@ pub struct NicSeed {
     pub dns: Vec<String>,
 }
 
-/// What a boot-time check of the record log found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Verification {
-    /// True when the log is an intact prefix: no torn, missing or
-    /// out-of-order record.
-    pub ok: bool,
-    /// The newest intact record (0 when the log is empty).
-    pub last_seq: u64,
-    pub last_time_ms: Option<u64>,
-    /// Records checked.
-    pub records: u64,
-    pub problem: Option<String>,
-    /// Checksum of the newest record, which the next record chains to.
-    /// The site keeps it to append; it never crosses the wire.
-    #[serde(skip)]
-    pub head_sum: u64,
-}
+/// What a boot-time check of the record log found; one type with the
+/// guest's, which writes and verifies the log.
+pub use ferry_guest::record_log::Verification;
 
 /// One audit entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,1 @@
+//! Boots the guest image under QEMU (placeholder until the image lands).
