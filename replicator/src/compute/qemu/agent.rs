@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde::Deserialize;
+use ferry_guest::agent::{self as protocol, DiskBoot, GuestMessage, HostMessage};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
@@ -18,32 +18,6 @@ use super::AGENT_SOCKET;
 use crate::guest::{GuestStatus, Verification};
 use crate::replication::sender::now_ms;
 use crate::sync::lock;
-
-/// What the guest says, one JSON object a line.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum FromGuest {
-    Boot {
-        disks: Vec<DiskReport>,
-    },
-    Heartbeat {
-        #[serde(default)]
-        last_seq: u64,
-        #[serde(default)]
-        last_record_ms: Option<u64>,
-        #[serde(default)]
-        ips: Vec<String>,
-    },
-    /// Kinds a newer agent may send.
-    #[serde(other)]
-    Other,
-}
-
-#[derive(Debug, Deserialize)]
-struct DiskReport {
-    device: String,
-    verification: Verification,
-}
 
 /// The open channel to a VM's agent.
 pub struct AgentLink {
@@ -92,7 +66,7 @@ impl AgentLink {
         let reader = tokio::spawn(async move {
             let mut lines = BufReader::new(read).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                match serde_json::from_str::<FromGuest>(&line) {
+                match protocol::parse_guest(&line) {
                     Ok(report) => apply(&status, report),
                     Err(e) => tracing::debug!("the guest agent said {line:?}: {e}"),
                 }
@@ -111,14 +85,15 @@ impl AgentLink {
         let Some(w) = writer.as_mut() else {
             return false;
         };
-        w.write_all(b"{\"kind\":\"shutdown\"}\n").await.is_ok()
+        let line = protocol::encode(&HostMessage::Shutdown);
+        w.write_all(line.as_bytes()).await.is_ok()
     }
 }
 
 /// Folds a report into the status and wakes whoever waits for a beat.
-fn apply(status: &GuestStatus, report: FromGuest) {
+fn apply(status: &GuestStatus, report: GuestMessage) {
     match report {
-        FromGuest::Boot { disks } => {
+        GuestMessage::Boot { disks } => {
             let v = combine(disks);
             status.last_seq.store(v.last_seq, Ordering::Relaxed);
             status
@@ -126,18 +101,15 @@ fn apply(status: &GuestStatus, report: FromGuest) {
                 .store(v.last_time_ms.unwrap_or(0), Ordering::Relaxed);
             *lock(&status.boot) = Some(v);
         }
-        FromGuest::Heartbeat {
-            last_seq,
-            last_record_ms,
-            ips,
-        } => {
-            status.last_seq.store(last_seq, Ordering::Relaxed);
-            if let Some(t) = last_record_ms {
-                status.last_record_ms.store(t, Ordering::Relaxed);
+        GuestMessage::Heartbeat(beat) => {
+            status.last_seq.store(beat.last_seq, Ordering::Relaxed);
+            if beat.last_record_ms > 0 {
+                status
+                    .last_record_ms
+                    .store(beat.last_record_ms, Ordering::Relaxed);
             }
-            *lock(&status.ips) = ips;
+            *lock(&status.ips) = beat.ips;
         }
-        FromGuest::Other => return,
     }
     // The host's clock: a run compares the beat with its own boot time.
     status.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
@@ -147,7 +119,7 @@ fn apply(status: &GuestStatus, report: FromGuest) {
 /// One verification for the VM: every disk must be intact; the newest
 /// record is the first disk's (as for the built-in guest), the count is
 /// over all disks, and a problem names its device.
-fn combine(disks: Vec<DiskReport>) -> Verification {
+fn combine(disks: Vec<DiskBoot>) -> Verification {
     let mut out = Verification {
         ok: true,
         last_seq: 0,
@@ -192,18 +164,16 @@ mod tests {
             {"device":"/dev/vdb","verification":{"ok":false,"last_seq":3,"last_time_ms":900,"records":3,"problem":"record 4 torn"}}]}"#;
         apply(
             &status,
-            serde_json::from_str(&boot.replace('\n', "")).unwrap(),
+            protocol::parse_guest(&boot.replace('\n', "")).unwrap(),
         );
         let v = status.boot_verification().unwrap();
         assert!(!v.ok);
         assert_eq!((v.last_seq, v.records), (7, 10));
         assert_eq!(v.problem.as_deref(), Some("/dev/vdb: record 4 torn"));
         let beat = r#"{"kind":"heartbeat","time_ms":5,"last_seq":9,"last_record_ms":1200,"ips":["prod=10.0.0.5/24"]}"#;
-        apply(&status, serde_json::from_str(beat).unwrap());
+        apply(&status, protocol::parse_guest(beat).unwrap());
         assert_eq!(status.last_seq.load(Ordering::Relaxed), 9);
         assert_eq!(*lock(&status.ips), vec!["prod=10.0.0.5/24".to_string()]);
         assert!(status.heartbeat_ms.load(Ordering::Relaxed) > 0);
-        let other: FromGuest = serde_json::from_str(r#"{"kind":"log","text":"x"}"#).unwrap();
-        assert!(matches!(other, FromGuest::Other));
     }
 }
