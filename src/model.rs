@@ -361,9 +361,16 @@ impl Model {
                 self.alarms.truncate(MAX_ALARMS);
                 true
             }
-            SiteEvent::VmPower { .. } | SiteEvent::VmHeartbeat { .. } | SiteEvent::Audit(_) => {
-                false
-            }
+            // A VM powered on or off, or crashed under its site: the
+            // detail pane says so at once.
+            SiteEvent::VmPower {
+                vm_id, power_state, ..
+            } => s.vms.get_mut(&vm_id).is_some_and(|vm| {
+                let changed = vm.power_state != power_state;
+                vm.power_state = power_state;
+                changed
+            }),
+            SiteEvent::VmHeartbeat { .. } | SiteEvent::Audit(_) => false,
             // The feed refetches on resync; nothing to apply here.
             SiteEvent::Resync => false,
             SiteEvent::Mappings(m) => {

@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use super::{age, bytes, clock, date_time};
 use crate::app::{App, Overlay};
 use crate::model::{compliance, lag_seconds};
+use crate::theme::Theme;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     match &app.overlay {
@@ -197,6 +198,7 @@ fn detail(app: &App, frame: &mut Frame, area: Rect, vm_id: &str) {
             vm.folder,
             vm.resource_pool
         )));
+        lines.extend(compute_lines(t, vm));
     }
     if let Some(p) = r.progress {
         let speed =
@@ -343,3 +345,40 @@ fn event(app: &App, frame: &mut Frame, area: Rect, key: &str) {
 #[cfg(test)]
 #[path = "role_tests.rs"]
 mod role_tests;
+
+/// A real QEMU VM: its process, size and power; a crash's cause; and the
+/// tail of its console.
+fn compute_lines<'a>(t: &Theme, vm: &'a ferry_api::types::VmInfo) -> Vec<Line<'a>> {
+    use ferry_api::types::{ComputeKind, PowerState};
+    let mut lines = Vec::new();
+    let power = match vm.power_state {
+        PowerState::On => "on",
+        PowerState::Off => "off",
+        PowerState::Crashed => "CRASHED",
+    };
+    // The built-in guest is the default and says nothing unless it failed.
+    if vm.compute == ComputeKind::Qemu {
+        lines.push(Line::from(format!(
+            "real VM (qemu{}{})   {} MiB, {} vCPU   power {power}",
+            vm.pid.map_or(String::new(), |p| format!(", pid {p}")),
+            vm.accelerator
+                .as_deref()
+                .map_or(String::new(), |a| format!(", {a}")),
+            vm.memory_mib,
+            vm.vcpus,
+        )));
+    }
+    if let Some(problem) = &vm.problem {
+        lines.push(Line::from(Span::styled(
+            format!("problem: {problem}"),
+            t.get("crit"),
+        )));
+    }
+    if let Some(console) = vm.console_tail.as_deref().filter(|c| !c.is_empty()) {
+        lines.push(Line::from(Span::styled("console:", t.get("title"))));
+        for line in console.lines() {
+            lines.push(Line::from(Span::styled(format!("  {line}"), t.get("dim"))));
+        }
+    }
+    lines
+}

@@ -125,7 +125,18 @@ fn row<'a>(
             }
         }),
     };
-    let mut cells = vec![Cell::from(r.vm.clone())];
+    // A real VM (QEMU) is marked as such; the built-in guest is the default.
+    let real = app
+        .model
+        .sites
+        .get(site)
+        .and_then(|s| s.vms.get(&r.vm_id))
+        .is_some_and(|vm| vm.compute == ferry_api::types::ComputeKind::Qemu);
+    let mut cells = vec![Cell::from(if real {
+        format!("{} [qemu]", r.vm)
+    } else {
+        r.vm.clone()
+    })];
     if !compact {
         cells.push(Cell::from(format!(
             "{} → {}",

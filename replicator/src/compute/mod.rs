@@ -22,6 +22,7 @@ use crate::storage::TrackedVm;
 pub use ferry_api::types::ComputeKind;
 
 /// What a VM needs to boot, whatever runs it.
+#[derive(Clone)]
 pub struct BootSpec {
     pub vm_id: String,
     /// The VM's directory: a QEMU VM's sockets, pid file and console live
@@ -217,15 +218,24 @@ impl Compute {
         }
     }
 
-    /// After a site restart: the VM's still-running process, if any
-    /// (`Ok(None)` when it is gone). The built-in guest never outlives the
-    /// site, so it is booted again.
+    /// At a site's start, a VM recorded as powered on: the built-in guest
+    /// boots again (it never outlives the site); a QEMU VM's process still
+    /// running is found again, one that the site stopped cleanly (no pid
+    /// file left) boots again, and one that vanished without a clean stop
+    /// gives `Ok(None)`: it crashed while the site was away.
     pub async fn find_again(&self, spec: BootSpec) -> Result<Option<Machine>, ComputeError> {
         match self.config.backend {
             ComputeKind::Builtin => {
                 builtin::BuiltinVm::boot(spec).map(|m| Some(Machine::Builtin(m)))
             }
-            ComputeKind::Qemu => Ok(self.qemu.find_again(spec).await.map(Machine::Qemu)),
+            ComputeKind::Qemu => {
+                let stopped_cleanly = !spec.dir.join(qemu::PID_FILE).exists();
+                match self.qemu.find_again(&spec).await {
+                    Some(found) => Ok(Some(Machine::Qemu(found))),
+                    None if stopped_cleanly => self.power_on(spec).await.map(Some),
+                    None => Ok(None),
+                }
+            }
         }
     }
 

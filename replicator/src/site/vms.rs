@@ -57,8 +57,9 @@ impl Drop for Changing<'_> {
 /// How often each running guest's heartbeat is streamed.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
-/// How many console lines `GET /vms/{id}` shows.
+/// How many console lines `GET /vms/{id}` shows, and `GET /vms` per VM.
 const CONSOLE_LINES: usize = 20;
+const LIST_CONSOLE_LINES: usize = 5;
 
 pub(super) fn describe(vm: &VmRuntime, site: &Site) -> VmInfo {
     let r = &vm.record;
@@ -105,10 +106,19 @@ pub(super) fn describe(vm: &VmRuntime, site: &Site) -> VmInfo {
 }
 
 impl Site {
+    /// Every VM; a QEMU VM's with the newest few lines of its console, so
+    /// a list shows what a real VM last said.
     pub fn vms(&self) -> Vec<VmInfo> {
         lock(&self.inventory.vms)
             .values()
-            .map(|v| describe(v, self))
+            .map(|v| {
+                let mut info = describe(v, self);
+                info.console_tail = v
+                    .machine
+                    .as_ref()
+                    .and_then(|m| m.console_tail(LIST_CONSOLE_LINES));
+                info
+            })
             .collect()
     }
 

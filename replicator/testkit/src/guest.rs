@@ -33,3 +33,32 @@ pub fn guest_image() -> PathBuf {
         })
         .clone()
 }
+
+/// Kills, when dropped, every QEMU process whose command line names a path
+/// under its directory: a QEMU VM outlives the site that started it on
+/// purpose, so a test that fails half way must not leave its VMs running.
+pub struct QemuReaper(pub PathBuf);
+
+impl Drop for QemuReaper {
+    fn drop(&mut self) {
+        let needle = self.0.display().to_string();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if cmdline.contains("qemu-system") && cmdline.contains(&needle) {
+                // SAFETY: kill(2) on a QEMU this test's directory names.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}

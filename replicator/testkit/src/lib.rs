@@ -18,6 +18,6 @@ pub mod wait;
 
 pub use chaos::{Chaos, Knobs};
 pub use config::SiteConfigBuilder;
-pub use guest::guest_image;
+pub use guest::{QemuReaper, guest_image};
 pub use process::SiteProcess;
 pub use wait::{eventually, wait_until};

@@ -96,6 +96,7 @@ fn start(dir: &Path) -> (SiteProcess, Api) {
 #[test]
 fn a_site_runs_supervises_and_finds_again_its_qemu_vm() {
     let work = tempfile::tempdir().unwrap();
+    let _reaper = ferry_testkit::QemuReaper(std::path::absolute(work.path()).unwrap());
     let dir = work.path().join("site");
     let builder = SiteConfigBuilder::new("site-q")
         .token("admin", Role::Admin, TOKEN)

@@ -40,6 +40,7 @@ impl AgentLink {
     /// answers) and reads the guest's reports into `status`.
     pub async fn connect(dir: &Path, status: Arc<GuestStatus>) -> Self {
         let socket = dir.join(AGENT_SOCKET);
+        let report = dir.join(BOOT_REPORT);
         let stream = match tokio::time::timeout(
             Duration::from_secs(5),
             UnixStream::connect(&socket),
@@ -67,7 +68,10 @@ impl AgentLink {
             let mut lines = BufReader::new(read).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 match protocol::parse_guest(&line) {
-                    Ok(report) => apply(&status, report),
+                    Ok(message) => {
+                        apply(&status, message);
+                        keep_boot_report(&report, &status);
+                    }
                     Err(e) => tracing::debug!("the guest agent said {line:?}: {e}"),
                 }
             }
@@ -87,6 +91,33 @@ impl AgentLink {
         };
         let line = protocol::encode(&HostMessage::Shutdown);
         w.write_all(line.as_bytes()).await.is_ok()
+    }
+}
+
+/// Where the guest's boot verification is kept beside the VM, so a site
+/// that restarts and finds the VM running knows it without a new report.
+pub const BOOT_REPORT: &str = "boot.json";
+
+fn keep_boot_report(file: &Path, status: &GuestStatus) {
+    if file.exists() {
+        return;
+    }
+    if let Some(v) = status.boot_verification()
+        && let Ok(json) = serde_json::to_vec(&v)
+        && let Err(e) = std::fs::write(file, json)
+    {
+        tracing::warn!("cannot keep {}: {e}", file.display());
+    }
+}
+
+/// The boot report kept by [`keep_boot_report`] for a VM found again.
+pub fn kept_boot_report(dir: &Path, status: &GuestStatus) {
+    let kept = std::fs::read(dir.join(BOOT_REPORT))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Verification>(&b).ok());
+    if let Some(v) = kept {
+        status.last_seq.store(v.last_seq, Ordering::Relaxed);
+        *lock(&status.boot) = Some(v);
     }
 }
 

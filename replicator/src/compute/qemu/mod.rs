@@ -2,7 +2,8 @@
 //! started by the site with its disks on `-blockdev`, QMP and the guest
 //! agent's virtio-serial channel on unix sockets in the VM's directory and
 //! the serial console logged beside them (`qmp.sock`, `agent.sock`,
-//! `console.log`, `qemu.pid`, `qemu.log`).
+//! `console.log`, `qemu.pid`, `qemu.log`, and `boot.json`, the guest's
+//! boot report kept for a site that finds the VM again).
 //!
 //! - [`process`]: the command line, starting and stopping the process, and
 //!   the few QMP commands power needs.
@@ -159,7 +160,8 @@ impl Qemu {
 
     /// The VM's process still running from before a site restart, found
     /// through its pid file and QMP socket; `None` when it is gone.
-    pub(super) async fn find_again(&self, mut spec: BootSpec) -> Option<QemuVm> {
+    pub(super) async fn find_again(&self, spec: &BootSpec) -> Option<QemuVm> {
+        let mut spec = spec.clone();
         absolute(&mut spec).ok()?;
         let found = supervise::find_running(&spec.dir).await?;
         let boot = self.boots.fetch_add(1, Ordering::Relaxed);
@@ -173,6 +175,7 @@ impl Qemu {
             self.events.clone(),
         )
         .ok()?;
+        agent::kept_boot_report(&spec.dir, &status);
         let agent = agent::AgentLink::connect(&spec.dir, status.clone()).await;
         Some(QemuVm {
             vm_id: spec.vm_id.clone(),

@@ -181,7 +181,12 @@ fn dir_name(dir: &Path) -> String {
 /// killed. Either way nothing is left running.
 pub async fn start(vm: &str, l: &Launch) -> Result<Started, ComputeError> {
     std::fs::create_dir_all(&l.dir).map_err(|e| ComputeError::io(vm, "the VM's directory", e))?;
-    for stale in [QMP_SOCKET, AGENT_SOCKET, PID_FILE] {
+    for stale in [
+        QMP_SOCKET,
+        AGENT_SOCKET,
+        PID_FILE,
+        super::agent::BOOT_REPORT,
+    ] {
         let _ = std::fs::remove_file(l.dir.join(stale));
     }
     let log = std::fs::File::create(l.dir.join(QEMU_LOG))

@@ -72,6 +72,7 @@ fn alive(pid: u32) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_qemu_vm_boots_verifies_beats_and_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
+    let _reaper = ferry_testkit::QemuReaper(std::path::absolute(dir.path()).unwrap());
     let (tx, mut events) = mpsc::unbounded_channel();
     let compute = Compute::new(config("qemu-system-x86_64"), tx);
     let machine = compute
@@ -121,6 +122,7 @@ async fn a_qemu_vm_boots_verifies_beats_and_shuts_down_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_qemu_is_reported_and_a_released_one_found_again() {
     let dir = tempfile::tempdir().unwrap();
+    let _reaper = ferry_testkit::QemuReaper(std::path::absolute(dir.path()).unwrap());
     let (tx, mut events) = mpsc::unbounded_channel();
     let compute = Compute::new(config("qemu-system-x86_64"), tx);
     let machine = compute
@@ -196,6 +198,7 @@ async fn refused(compute: &Compute, dir: &Path, spec: BootSpec) -> ComputeError 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_inputs_name_the_vm_and_the_cause() {
     let dir = tempfile::tempdir().unwrap();
+    let _reaper = ferry_testkit::QemuReaper(std::path::absolute(dir.path()).unwrap());
     let (tx, _events) = mpsc::unbounded_channel();
 
     let missing = Compute::new(config("/nonexistent/qemu-system-x86_64"), tx.clone());
