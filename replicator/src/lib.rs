@@ -15,6 +15,8 @@
 //! - [`config`]: `site.toml`, parsed then checked as a whole.
 //! - [`inventory`]: the site's VMs as records.
 //! - [`guest`]: the built-in guest a powered-on VM runs, with its record log.
+//! - [`compute`]: where VMs run; QEMU's control channel (QMP), its NBD
+//!   export and its dirty bitmaps as the change tracking of a sync cycle.
 //! - [`store`]: SQLite persistence of the site's control plane.
 //! - [`recovery`]: the protection objects and their pure rules (from the
 //!   `ferry-api` crate), and whether a run may start.
@@ -25,6 +27,7 @@
 
 pub mod access;
 pub mod api;
+pub mod compute;
 pub mod config;
 pub mod crash;
 pub mod demo_pair;
