@@ -13,7 +13,6 @@ use super::qmp::Qmp;
 /// A QEMU process killed when dropped.
 pub struct TestVm {
     pub dir: PathBuf,
-    pub disks: Vec<PathBuf>,
     child: Child,
 }
 
@@ -80,7 +79,6 @@ impl TestVm {
             .expect("qemu-system-x86_64 (install qemu-system-x86)");
         let vm = Self {
             dir: dir.to_path_buf(),
-            disks: disks.to_vec(),
             child,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -99,12 +97,6 @@ impl TestVm {
         Qmp::connect("test-vm", &self.qmp_socket())
             .await
             .expect("QMP connects")
-    }
-
-    /// Kills QEMU as a crash would (no bitmaps saved).
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 
     /// Waits for QEMU to exit by itself (after `quit`).
