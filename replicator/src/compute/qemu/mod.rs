@@ -1,6 +1,7 @@
 //! QEMU VMs: the QMP control channel, the NBD export of a consistency point,
 //! and QEMU's own change tracking (dirty bitmaps) for the sync cycle.
 
+pub mod nbd;
 pub mod qmp;
 
 #[cfg(test)]

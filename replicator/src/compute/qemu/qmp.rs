@@ -452,7 +452,8 @@ impl Qmp {
     /// Starts QEMU's NBD server on a unix socket (one per QEMU process).
     pub async fn nbd_server_start(&self, socket: &Path) -> Result<(), QmpError> {
         let path = socket.to_string_lossy();
-        let arguments = json!({ "addr": { "type": "unix", "path": path } });
+        // nbd-server-start takes the legacy address form, with `data`.
+        let arguments = json!({ "addr": { "type": "unix", "data": { "path": path } } });
         self.execute_raw("nbd-server-start", Some(arguments))
             .await
             .map(drop)
