@@ -3,6 +3,7 @@
 
 pub mod nbd;
 pub mod qmp;
+pub mod tracking;
 
 #[cfg(test)]
 pub(crate) mod test_vm;

@@ -96,6 +96,8 @@ pub struct BlockNode {
 /// A dirty bitmap on a block node.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct DirtyBitmap {
+    /// Empty for QEMU's own anonymous bitmaps (a backup job's).
+    #[serde(default)]
     pub name: String,
     pub granularity: u64,
     /// Dirty bytes.

@@ -99,6 +99,12 @@ impl TestVm {
             .expect("QMP connects")
     }
 
+    /// Kills QEMU as a crash would (no bitmaps saved).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits for QEMU to exit by itself (after `quit`).
     pub fn wait_exit(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
