@@ -3,7 +3,10 @@
 
 pub mod nbd;
 pub mod qmp;
+pub mod source;
 pub mod tracking;
 
-#[cfg(test)]
-pub(crate) mod test_vm;
+// Test support (unit tests, the engine tests, the bench): a QEMU without
+// a guest, written to through its block layer.
+#[doc(hidden)]
+pub mod test_vm;

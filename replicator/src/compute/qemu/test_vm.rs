@@ -127,3 +127,11 @@ pub async fn guest_write(qmp: &Qmp, disk: usize, pattern: u8, offset: u64, len: 
         "qemu-io {line}: {out}"
     );
 }
+
+/// Flushes disk `disk` to its image, as a guest's fsync does (so the data
+/// outlives a QEMU killed afterwards).
+pub async fn guest_flush(qmp: &Qmp, disk: usize) {
+    let line = format!("qemu-io -d vd-{disk}/virtio-backend \"flush\"");
+    let out = qmp.human_monitor_command(&line).await.expect("qemu-io");
+    assert!(!out.contains("rror"), "qemu-io {line}: {out}");
+}
