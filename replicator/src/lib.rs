@@ -16,7 +16,8 @@
 //! - [`inventory`]: the site's VMs as records.
 //! - [`guest`]: the built-in guest a powered-on VM runs, with its record log.
 //! - [`compute`]: where VMs run: the built-in guest or a QEMU process per
-//!   VM, behind one interface.
+//!   VM, behind one interface; QEMU's control channel (QMP), its NBD export
+//!   and its dirty bitmaps as the change tracking of a sync cycle.
 //! - [`store`]: SQLite persistence of the site's control plane.
 //! - [`recovery`]: the protection objects and their pure rules (from the
 //!   `ferry-api` crate), and whether a run may start.

@@ -6,6 +6,7 @@ mod engine {
     pub mod bad_frames;
     pub mod chaos;
     pub mod crash;
+    pub mod qemu;
     pub mod qemu_compute;
     pub mod qemu_site;
     pub mod racing;

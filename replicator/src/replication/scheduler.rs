@@ -19,7 +19,7 @@ use super::error::WireError;
 use super::schedule::{TransferEstimate, ViolationTracker, start_after_point};
 use super::sender::{self, CycleProgress, CycleReport, SyncTarget};
 use super::status::{LastSync, Progress, ReplicationStatus, StateInputs, derive_state};
-use crate::storage::TrackedVm;
+use crate::storage::PointSource;
 
 /// How often status is republished while nothing else happens (lag ages).
 const TICK: Duration = Duration::from_secs(1);
@@ -60,7 +60,7 @@ impl Scheduler {
     pub fn spawn(
         &self,
         vm_id: String,
-        vm: Arc<TrackedVm>,
+        vm: Arc<dyn PointSource>,
         settings: ReplicationSettings,
         paused: bool,
         point_time_ms: Option<u64>,
@@ -128,7 +128,7 @@ impl ReplicationHandle {
 
 struct Driver {
     vm_id: String,
-    vm: Arc<TrackedVm>,
+    vm: Arc<dyn PointSource>,
     settings: ReplicationSettings,
     cycles: Arc<Semaphore>,
     status: watch::Sender<ReplicationStatus>,
@@ -200,12 +200,7 @@ impl Driver {
         let Some(lag) = self.lag() else {
             return now;
         };
-        let dirty: u64 = self
-            .vm
-            .disks()
-            .iter()
-            .map(|d| d.dirty_blocks() * u64::from(d.geometry().block_size))
-            .sum();
+        let dirty = self.vm.dirty_bytes();
         let start = start_after_point(self.settings.rpo, self.estimate.estimate(dirty));
         now + start.saturating_sub(lag)
     }
@@ -255,7 +250,7 @@ impl Driver {
             );
             let progress = self.progress.clone();
             tokio::task::spawn_blocking(move || {
-                sender::run_cycle(&vm_id, &vm, &target, false, &progress)
+                sender::run_cycle(&vm_id, &*vm, &target, false, &progress)
             })
         };
         tokio::pin!(job);

@@ -19,9 +19,7 @@ use super::frame::{FrameReader, FrameWriter};
 use super::handshake::unexpected;
 use super::message::{BLOCKS_KIND, Message, begin_blocks, push_block, set_block_count};
 use super::tls::{LinkReader, LinkTls, LinkWriter};
-use crate::storage::{
-    BlockHash, FrozenDisk, Geometry, TrackedDisk, TrackedVm, hash_block, is_zero,
-};
+use crate::storage::{BlockHash, FrozenDisk, Geometry, Point, PointSource, hash_block, is_zero};
 
 /// Largest run of blocks read from a disk at once, and the batch size of a
 /// `Blocks` frame: big enough to amortise syscalls, small enough to pipeline.
@@ -88,24 +86,12 @@ pub struct CycleReport {
 
 pub use ferry_api::now_ms;
 
-/// Ends the frozen point when the cycle ends, however it ends.
-struct PointGuard<'a> {
-    vm: &'a TrackedVm,
-    instance: u64,
-    shipped: bool,
-}
-
-impl Drop for PointGuard<'_> {
-    fn drop(&mut self) {
-        self.vm.thaw(self.shipped, self.instance);
-    }
-}
-
-/// Runs one cycle for the VM `vm_id`. `force_full` asks for a full sync even
-/// when a delta would do.
+/// Runs one cycle for the VM `vm_id`, whose disks are `vm` (ferry's tracked
+/// disks or a QEMU VM's). `force_full` asks for a full sync even when a
+/// delta would do. Blocking: run it on a blocking thread.
 pub fn run_cycle(
     vm_id: &str,
-    vm: &TrackedVm,
+    vm: &dyn PointSource,
     target: &SyncTarget,
     force_full: bool,
     progress: &CycleProgress,
@@ -132,15 +118,12 @@ pub fn run_cycle(
         Message::Opened { instance, .. } => instance,
         other => return Err(unexpected("Opened", &other)),
     };
-    let full = force_full || !vm.can_ship_delta_from(base);
+    let full = force_full || !vm.can_ship_delta_from(base)?;
     let instance = base.map_or(1, |b| b + 1);
     let point_time_ms = now_ms();
-    let frozen = vm.freeze(full, instance);
-    let mut point = PointGuard {
-        vm,
-        instance,
-        shipped: false,
-    };
+    // Dropped on any failure below: the point's blocks count as changed again.
+    let mut point = vm.take_point(full, base, instance)?;
+    let frozen = point.frozen();
     let scanned_bytes: u64 = if full {
         geometries.iter().map(|g| g.disk_size).sum()
     } else {
@@ -157,9 +140,9 @@ pub fn run_cycle(
         full,
     })?;
     let (blocks_sent, data_bytes) = if full {
-        ship_full(&mut conn, vm.disks(), progress)?
+        ship_full(&mut conn, &mut *point, &geometries, progress)?
     } else {
-        ship_delta(&mut conn.writer, vm.disks(), progress)?
+        ship_delta(&mut conn.writer, &mut *point, &geometries, progress)?
     };
     conn.send_now(&Message::End {
         instance,
@@ -169,8 +152,7 @@ pub fn run_cycle(
         Message::Committed { instance } => Some(*instance),
         _ => None,
     })?;
-    point.shipped = true;
-    drop(point);
+    point.shipped();
     let commit_duration = started.elapsed();
     conn.set_read_timeout(CONSOLIDATION_TIMEOUT)?;
     connection::expect_instance(&mut conn, "Consolidated", instance, |m| match m {
@@ -268,22 +250,22 @@ fn runs(blocks: impl Iterator<Item = u64>, max: u64) -> impl Iterator<Item = (u6
 
 fn ship_delta(
     conn: &mut FrameWriter<LinkWriter>,
-    disks: &[TrackedDisk],
+    point: &mut dyn Point,
+    geometries: &[Geometry],
     progress: &CycleProgress,
 ) -> Result<(u64, u64), WireError> {
     let mut batch = Batcher::new();
     let mut buf = vec![0u8; BATCH_BYTES];
-    for (index, disk) in disks.iter().enumerate() {
-        let g = disk.geometry();
+    for (index, &g) in geometries.iter().enumerate() {
         let per_run = (BATCH_BYTES / g.block_size as usize).max(1) as u64;
-        for (first, count) in runs(disk.frozen_blocks().iter(), per_run) {
+        for (first, count) in runs(point.blocks(index).iter(), per_run) {
             let run = Run {
-                disk,
+                geometry: g,
                 index: index as u16,
                 first,
                 count,
             };
-            ship_run(conn, &mut batch, &mut buf, run, progress, |_| true)?;
+            ship_run(conn, &mut batch, &mut buf, point, run, progress, |_| true)?;
         }
     }
     batch.flush(conn)?;
@@ -294,9 +276,9 @@ fn run_len(g: Geometry, first: u64, count: u64) -> usize {
     (g.block_offset(first + count).min(g.disk_size) - g.block_offset(first)) as usize
 }
 
-/// A run of consecutive frozen blocks of one disk.
-struct Run<'a> {
-    disk: &'a TrackedDisk,
+/// A run of consecutive blocks of one disk of the point.
+struct Run {
+    geometry: Geometry,
     index: u16,
     first: u64,
     count: u64,
@@ -308,14 +290,19 @@ fn ship_run(
     conn: &mut FrameWriter<LinkWriter>,
     batch: &mut Batcher,
     buf: &mut [u8],
-    run: Run<'_>,
+    point: &mut dyn Point,
+    run: Run,
     progress: &CycleProgress,
     mut differs: impl FnMut(&[u8]) -> bool,
 ) -> Result<(), WireError> {
-    let g = run.disk.geometry();
+    let g = run.geometry;
     let len = run_len(g, run.first, run.count);
-    run.disk
-        .read_frozen(run.first, run.count, &mut buf[..len])?;
+    point.read(
+        usize::from(run.index),
+        run.first,
+        run.count,
+        &mut buf[..len],
+    )?;
     let mut at = 0;
     for block in run.first..run.first + run.count {
         let bytes = &buf[at..at + g.block_len(block)];
@@ -332,10 +319,11 @@ fn ship_run(
 /// and hash the frozen disks; only blocks whose hashes differ travel.
 fn ship_full(
     conn: &mut Connection,
-    disks: &[TrackedDisk],
+    point: &mut dyn Point,
+    geometries: &[Geometry],
     progress: &CycleProgress,
 ) -> Result<(u64, u64), WireError> {
-    let total_blocks: u64 = disks.iter().map(|d| d.geometry().block_count()).sum();
+    let total_blocks: u64 = geometries.iter().map(|g| g.block_count()).sum();
     let (tx, rx) = mpsc::sync_channel(64);
     let Connection { reader, writer, .. } = conn;
     std::thread::scope(|scope| {
@@ -345,7 +333,7 @@ fn ship_full(
                 let _ = tx.send(Err(e));
             }
         });
-        let sent = compare_and_ship(writer, disks, progress, &rx);
+        let sent = compare_and_ship(writer, point, geometries, progress, &rx);
         if sent.is_err() {
             // The receiving thread may be blocked on the socket: end it.
             drop(rx);
@@ -384,7 +372,8 @@ fn receive_hashes(
 
 fn compare_and_ship(
     conn: &mut FrameWriter<LinkWriter>,
-    disks: &[TrackedDisk],
+    point: &mut dyn Point,
+    geometries: &[Geometry],
     progress: &CycleProgress,
     rx: &mpsc::Receiver<HashBatch>,
 ) -> Result<(u64, u64), WireError> {
@@ -392,8 +381,7 @@ fn compare_and_ship(
     let mut next_expected = (0u16, 0u64);
     let mut batch = Batcher::new();
     let mut buf = vec![0u8; BATCH_BYTES];
-    for (index, disk) in disks.iter().enumerate() {
-        let g = disk.geometry();
+    for (index, &g) in geometries.iter().enumerate() {
         let per_run = (BATCH_BYTES / g.block_size as usize).max(1) as u64;
         for (first, count) in runs(0..g.block_count(), per_run) {
             while (theirs.len() as u64) < count {
@@ -413,12 +401,12 @@ fn compare_and_ship(
                 theirs.extend(hashes);
             }
             let run = Run {
-                disk,
+                geometry: g,
                 index: index as u16,
                 first,
                 count,
             };
-            ship_run(conn, &mut batch, &mut buf, run, progress, |data| {
+            ship_run(conn, &mut batch, &mut buf, point, run, progress, |data| {
                 theirs.pop_front() != Some(hash_block(data))
             })?;
         }

@@ -4,6 +4,8 @@
 //! - [`TrackedVm`] / [`TrackedDisk`]: the protected side's block path. Every
 //!   write marks its blocks; a freeze takes one consistency point across all
 //!   of a VM's disks and copy-before-write keeps it readable.
+//! - [`PointSource`] / [`Point`]: what the sender asks of a VM's disks, so
+//!   that QEMU's own change tracking can stand in for [`TrackedVm`].
 //! - [`Replica`]: the recovery side. Incoming blocks go to a [`RedoLogWriter`];
 //!   a committed log is consolidated into the base disks, replayed after a
 //!   crash.
@@ -20,6 +22,7 @@ pub mod content;
 pub mod durable;
 pub mod fs;
 pub mod geometry;
+pub mod point;
 pub mod promote;
 pub mod redo_log;
 pub mod replica;
@@ -29,6 +32,7 @@ pub mod tracked_vm;
 pub use bitmap::Bitmap;
 pub use content::{BlockHash, hash_block, is_zero, zero_hash};
 pub use geometry::{DEFAULT_BLOCK_SIZE, Geometry};
+pub use point::{Point, PointSource};
 pub use redo_log::{RedoHeader, RedoLogWriter};
 pub use replica::{Replica, ReplicaState};
 pub use tracked_disk::{FrozenDisk, TrackedDisk};

@@ -68,7 +68,7 @@ fn run(seed: u64, compress: bool) {
         );
         let report = ferry_replicator::replication::run_cycle(
             VM,
-            &vm,
+            &*vm,
             &target,
             round == 5, // one forced full sync while writes race too
             &Default::default(),

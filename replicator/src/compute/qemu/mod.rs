@@ -10,10 +10,22 @@
 //! - [`agent`]: the host's end of the guest agent's channel.
 //! - [`supervise`]: watching a process end, and finding a VM's process
 //!   again after a site restart.
+//! - [`qmp`]: the QMP client; [`nbd`]: reading a point's export;
+//!   [`tracking`] and [`source`]: QEMU's dirty bitmaps as the change
+//!   tracking of a sync cycle.
 
 pub mod agent;
+pub mod nbd;
 pub mod process;
+pub mod qmp;
+pub mod source;
 pub mod supervise;
+pub mod tracking;
+
+// Test support (unit tests, the engine tests, the bench): a QEMU without
+// a guest, written to through its block layer.
+#[doc(hidden)]
+pub mod test_vm;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
