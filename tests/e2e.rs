@@ -10,6 +10,7 @@ mod e2e {
     pub mod pictures;
     pub mod protection;
     pub mod protection_tui;
+    pub mod qemu;
     pub mod races;
     pub mod runs;
     pub mod runs_faults;

@@ -148,6 +148,22 @@ impl Machine {
         }
     }
 
+    /// A QEMU VM's QMP session, for its change tracking.
+    pub fn qmp(&self) -> Option<Arc<qemu::qmp::Qmp>> {
+        match self {
+            Self::Builtin(_) => None,
+            Self::Qemu(vm) => vm.qmp(),
+        }
+    }
+
+    /// The directory a QEMU VM runs in.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Builtin(_) => None,
+            Self::Qemu(vm) => Some(vm.dir()),
+        }
+    }
+
     /// Waits for the guest's boot verification of its disks: at once for
     /// the built-in guest, when the agent reports it for a QEMU VM.
     pub async fn boot_verified(&self, timeout: Duration) -> Result<Verification, ComputeError> {

@@ -10,6 +10,8 @@ use tokio::task::JoinHandle;
 
 use super::notify::Severity;
 use super::{Site, SiteError};
+use crate::compute::qemu::source::QemuSource;
+use crate::compute::qemu::tracking::QemuTracking;
 use crate::config::LoadedConfig;
 use crate::inventory::VmRecord;
 use crate::replication::receiver::Receiver;
@@ -18,6 +20,7 @@ use crate::replication::schedule::check_rpo;
 use crate::replication::scheduler::{ReplicationHandle, ReplicationSettings, Scheduler};
 use crate::replication::sender::{SyncTarget, now_ms};
 use crate::replication::status::{ReplicationState, ReplicationStatus};
+use crate::storage::PointSource;
 use crate::store::{self, ReplicationRow, Store, StoreError};
 use crate::sync::lock;
 use ferry_api::types::{
@@ -107,9 +110,10 @@ impl Site {
         let Some(vm) = vms.get_mut(&row.vm_id) else {
             return;
         };
+        let source = qemu_source(vm).unwrap_or_else(|| vm.disks.clone());
         let handle = self.replications.scheduler.spawn(
             row.vm_id.clone(),
-            vm.disks.clone(),
+            source,
             settings,
             row.paused,
             row.point_time_ms,
@@ -463,4 +467,20 @@ impl Site {
             _ => {}
         }
     }
+}
+
+/// A running QEMU VM on qcow2 disks replicates from QEMU's own change
+/// tracking (its dirty bitmaps, read through NBD) over its QMP session;
+/// anything else from the site's block path.
+fn qemu_source(vm: &super::VmRuntime) -> Option<Arc<dyn PointSource>> {
+    let machine = vm.machine.as_ref()?;
+    let (qmp, dir) = (machine.qmp()?, machine.dir()?);
+    if !dir.join("disk-0.qcow2").exists() {
+        return None;
+    }
+    let tracking = QemuTracking::new(&vm.record.id, dir, qmp, vm.disks.geometries());
+    Some(Arc::new(QemuSource::new(
+        Arc::new(tracking),
+        tokio::runtime::Handle::current(),
+    )))
 }

@@ -65,6 +65,10 @@ pub struct QemuVm {
     accelerator: &'static str,
     status: Arc<GuestStatus>,
     agent: agent::AgentLink,
+    /// The VM's one QMP session, shared by power and the sync cycle's
+    /// change tracking (a QMP socket serves one client at a time); `None`
+    /// when it could not be opened, and power falls back to short sessions.
+    qmp: Option<Arc<qmp::Qmp>>,
     /// Set before the site stops the process, so that exit is no crash.
     asked: Arc<AtomicBool>,
     /// `Some(cause)` once the process has ended.
@@ -157,6 +161,7 @@ impl Qemu {
             self.events.clone(),
         );
         let agent = agent::AgentLink::connect(&spec.dir, status.clone()).await;
+        let qmp = session(&spec.vm_id, &spec.dir).await;
         Ok(QemuVm {
             vm_id: spec.vm_id,
             dir: spec.dir,
@@ -165,6 +170,7 @@ impl Qemu {
             accelerator,
             status,
             agent,
+            qmp,
             asked,
             exited,
         })
@@ -189,6 +195,7 @@ impl Qemu {
         .ok()?;
         agent::kept_boot_report(&spec.dir, &status);
         let agent = agent::AgentLink::connect(&spec.dir, status.clone()).await;
+        let qmp = session(&spec.vm_id, &spec.dir).await;
         Some(QemuVm {
             vm_id: spec.vm_id.clone(),
             dir: spec.dir.clone(),
@@ -197,6 +204,7 @@ impl Qemu {
             accelerator: found.accelerator,
             status,
             agent,
+            qmp,
             asked,
             exited,
         })
@@ -214,6 +222,17 @@ impl Qemu {
             }
         }
         Ok(())
+    }
+}
+
+/// Opens the VM's QMP session, kept for its life.
+async fn session(vm: &str, dir: &Path) -> Option<Arc<qmp::Qmp>> {
+    match qmp::Qmp::connect(vm, &dir.join(QMP_SOCKET)).await {
+        Ok(q) => Some(Arc::new(q)),
+        Err(e) => {
+            tracing::warn!(vm = %vm, "no QMP session: {e}");
+            None
+        }
     }
 }
 
@@ -300,17 +319,10 @@ impl QemuVm {
                 return Ok("clean shutdown by the guest agent");
             }
         }
-        let qmp = self.dir.join(QMP_SOCKET);
-        if process::qmp(&qmp, "system_powerdown", process::QMP_TIMEOUT)
-            .await
-            .is_ok()
-            && supervise::wait_exit(&mut exited, half).await
-        {
+        if self.monitor("system_powerdown").await && supervise::wait_exit(&mut exited, half).await {
             return Ok("clean shutdown by ACPI");
         }
-        if process::qmp(&qmp, "quit", process::QMP_TIMEOUT)
-            .await
-            .is_ok()
+        if self.monitor("quit").await
             && supervise::wait_exit(&mut exited, process::QMP_TIMEOUT).await
         {
             return Ok("stopped by QMP quit after the guest did not shut down");
@@ -325,6 +337,25 @@ impl QemuVm {
                 vm: self.vm_id.clone(),
                 message: format!("process {} did not end after SIGKILL", self.pid),
             })
+        }
+    }
+
+    /// The VM's QMP session, for the sync cycle's change tracking.
+    pub fn qmp(&self) -> Option<Arc<qmp::Qmp>> {
+        self.qmp.clone()
+    }
+
+    /// One power command on the shared session, or a short one of its own
+    /// when there is none; true when QEMU accepted it.
+    async fn monitor(&self, command: &str) -> bool {
+        match &self.qmp {
+            Some(q) if !q.is_closed() => match command {
+                "quit" => q.quit().await.is_ok(),
+                _ => q.execute_raw(command, None).await.is_ok(),
+            },
+            _ => process::qmp(&self.dir.join(QMP_SOCKET), command, process::QMP_TIMEOUT)
+                .await
+                .is_ok(),
         }
     }
 
