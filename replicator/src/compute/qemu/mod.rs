@@ -314,10 +314,8 @@ impl QemuVm {
         self.asked.store(true, Ordering::SeqCst);
         let mut exited = self.exited.clone();
         let half = timeout / 2;
-        if self.agent.shutdown().await {
-            if supervise::wait_exit(&mut exited, half).await {
-                return Ok("clean shutdown by the guest agent");
-            }
+        if self.agent.shutdown().await && supervise::wait_exit(&mut exited, half).await {
+            return Ok("clean shutdown by the guest agent");
         }
         if self.monitor("system_powerdown").await && supervise::wait_exit(&mut exited, half).await {
             return Ok("clean shutdown by ACPI");
@@ -327,8 +325,8 @@ impl QemuVm {
         {
             return Ok("stopped by QMP quit after the guest did not shut down");
         }
-        // SAFETY-free: kill(2) on a pid we started or found by its QMP
-        // socket; a pid already gone only returns ESRCH.
+        // SAFETY: kill(2) on the pid this site started or found by its QMP
+        // socket; one already gone only returns ESRCH.
         unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
         if supervise::wait_exit(&mut exited, process::QMP_TIMEOUT).await {
             Ok("killed after QEMU did not stop")
