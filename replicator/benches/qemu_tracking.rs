@@ -124,7 +124,7 @@ fn main() {
     let disks = create_disks(&qemu_dir, 1, DISK);
     let qemu = TestVm::start(&qemu_dir, &disks);
     let qmp: Arc<Qmp> = Arc::new(runtime.block_on(qemu.qmp()));
-    let tracking = QemuTracking::new(
+    let tracking = QemuTracking::with_session(
         "vm-qemu",
         &qemu_dir,
         qmp.clone(),

@@ -38,7 +38,7 @@ impl Source {
         let vm = TestVm::start(dir, &files);
         let qmp = Arc::new(runtime.block_on(vm.qmp()));
         let geometries = vec![Geometry::new(DISK, BLOCK as u32); disks];
-        let tracking = QemuTracking::new(VM, dir, qmp.clone(), geometries);
+        let tracking = QemuTracking::with_session(VM, dir, qmp.clone(), geometries);
         let source = QemuSource::new(Arc::new(tracking), runtime.handle().clone());
         Self {
             runtime,
