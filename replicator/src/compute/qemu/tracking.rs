@@ -78,15 +78,26 @@ impl From<TrackingError> for std::io::Error {
     }
 }
 
+/// Where a [`QemuTracking`] gets its QMP session.
+enum Session {
+    /// Published by the VM's supervisor: `None` while QEMU is not running,
+    /// a new session after a restart.
+    Published(watch::Receiver<Option<Arc<Qmp>>>),
+    /// A socket of tracking's own, connected on demand.
+    Socket {
+        path: PathBuf,
+        current: Mutex<Option<Arc<Qmp>>>,
+    },
+}
+
 /// The change tracking of one running QEMU VM.
 pub struct QemuTracking {
     vm: String,
     /// The VM's directory: scratch images and `nbd.sock` live here.
     dir: PathBuf,
-    /// The live QMP session of the VM's QEMU process, published by whoever
-    /// supervises it: `None` while QEMU is not running, a new session after
-    /// a restart. Each point uses the session current when it starts.
-    session: watch::Receiver<Option<Arc<Qmp>>>,
+    /// Where the QMP session comes from. Each point uses the session
+    /// current when it starts.
+    session: Session,
     geometries: Vec<Geometry>,
     qemu_img: PathBuf,
     /// One point at a time: the scratch nodes, jobs and exports have fixed
@@ -103,6 +114,22 @@ impl QemuTracking {
         session: watch::Receiver<Option<Arc<Qmp>>>,
         geometries: Vec<Geometry>,
     ) -> Self {
+        Self::with(vm, dir, Session::Published(session), geometries)
+    }
+
+    /// Tracks through a QMP socket of tracking's own (a second `-qmp` of
+    /// the QEMU process: QEMU serves one client per QMP socket, and the
+    /// supervisor's checks must not wait behind a cycle). Connected when a
+    /// point needs it, again after QEMU restarted.
+    pub fn on_socket(vm: &str, dir: &Path, socket: &Path, geometries: Vec<Geometry>) -> Self {
+        let session = Session::Socket {
+            path: socket.to_path_buf(),
+            current: Mutex::new(None),
+        };
+        Self::with(vm, dir, session, geometries)
+    }
+
+    fn with(vm: &str, dir: &Path, session: Session, geometries: Vec<Geometry>) -> Self {
         Self {
             vm: vm.to_string(),
             dir: dir.to_path_buf(),
@@ -129,13 +156,26 @@ impl QemuTracking {
         &self.geometries
     }
 
-    fn qmp(&self) -> Result<Arc<Qmp>, TrackingError> {
-        self.session
-            .borrow()
-            .clone()
-            .ok_or_else(|| TrackingError::NotRunning {
-                vm: self.vm.clone(),
-            })
+    async fn qmp(&self) -> Result<Arc<Qmp>, TrackingError> {
+        match &self.session {
+            Session::Published(session) => {
+                session
+                    .borrow()
+                    .clone()
+                    .ok_or_else(|| TrackingError::NotRunning {
+                        vm: self.vm.clone(),
+                    })
+            }
+            Session::Socket { path, current } => {
+                let mut current = current.lock().await;
+                if let Some(qmp) = current.as_ref().filter(|q| !q.is_closed()) {
+                    return Ok(qmp.clone());
+                }
+                let qmp = Arc::new(Qmp::connect(&self.vm, path).await?);
+                *current = Some(qmp.clone());
+                Ok(qmp)
+            }
+        }
     }
 
     async fn nodes(&self, qmp: &Qmp) -> Result<Vec<BlockNode>, TrackingError> {
@@ -159,7 +199,7 @@ impl QemuTracking {
             return Ok(false);
         };
         let name = bitmap(base);
-        let nodes = self.nodes(&*self.qmp()?).await?;
+        let nodes = self.nodes(&*self.qmp().await?).await?;
         Ok((0..self.geometries.len()).all(|disk| {
             nodes
                 .iter()
@@ -178,7 +218,7 @@ impl QemuTracking {
         base: Option<u64>,
     ) -> Result<QemuPoint, TrackingError> {
         let guard = Some(self.cycle.clone().lock_owned().await);
-        let qmp = self.qmp()?;
+        let qmp = self.qmp().await?;
         let nodes = self.nodes(&qmp).await?;
         self.clear_leftovers(&qmp, &nodes, instance).await?;
         let parts = PointParts {

@@ -197,3 +197,37 @@ async fn no_qemu_running_is_a_clear_error() {
     assert!(err.to_string().contains("vm-9"), "{err}");
     assert!(tracking.tracks_since(Some(1)).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_its_own_socket_tracking_connects_again_after_a_qemu_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let disks = create_disks(dir.path(), 1, 4 * MIB);
+    let mut vm = TestVm::start(dir.path(), &disks);
+    let socket = vm.qmp_socket();
+    let tracking = QemuTracking::on_socket("test-vm", dir.path(), &socket, geometries(1));
+    tracking
+        .take_point(1, None)
+        .await
+        .unwrap()
+        .finish(true)
+        .await
+        .unwrap();
+    assert!(tracking.tracks_since(Some(1)).await.unwrap());
+    vm.kill();
+    let err = tracking.tracks_since(Some(1)).await.unwrap_err();
+    assert!(err.to_string().contains("test-vm"), "{err}");
+
+    let _vm = TestVm::start(dir.path(), &disks);
+    assert!(
+        !tracking.tracks_since(Some(1)).await.unwrap(),
+        "a new QEMU, no bitmap"
+    );
+    tracking
+        .take_point(2, None)
+        .await
+        .unwrap()
+        .finish(true)
+        .await
+        .unwrap();
+    assert!(tracking.tracks_since(Some(2)).await.unwrap());
+}
