@@ -10,7 +10,7 @@ use ferry_replicator::compute::qemu::source::QemuSource;
 use ferry_replicator::compute::qemu::test_vm::{TestVm, create_disks, guest_flush, guest_write};
 use ferry_replicator::compute::qemu::tracking::QemuTracking;
 use ferry_replicator::replication::{CycleProgress, CycleReport, run_cycle};
-use ferry_replicator::storage::Geometry;
+use ferry_replicator::storage::{Geometry, Point, PointSource};
 
 use super::support::{TestReceiver, VM, assert_same, replica_contents, target};
 
@@ -38,7 +38,7 @@ impl Source {
         let vm = TestVm::start(dir, &files);
         let qmp = Arc::new(runtime.block_on(vm.qmp()));
         let geometries = vec![Geometry::new(DISK, BLOCK as u32); disks];
-        let tracking = QemuTracking::new(VM, dir, qmp.clone(), geometries);
+        let tracking = QemuTracking::with_session(VM, dir, qmp.clone(), geometries);
         let source = QemuSource::new(Arc::new(tracking), runtime.handle().clone());
         Self {
             runtime,
@@ -132,4 +132,81 @@ fn deltas_ship_only_the_changed_blocks_and_a_crashed_qemu_means_a_full_sync_by_h
     let after = vm.cycle(&receiver.addr);
     assert!(!after.full, "tracking again from the resync's point");
     assert_eq!(after.blocks_sent, 0);
+}
+
+/// A source that runs `after` right after each point is taken, while the
+/// cycle still has every block to read: a guest writing during the cycle.
+struct WritesAfterThePoint<'a, F: Fn() + Send + Sync> {
+    source: &'a QemuSource,
+    after: F,
+}
+
+impl<F: Fn() + Send + Sync> PointSource for WritesAfterThePoint<'_, F> {
+    fn geometries(&self) -> Vec<Geometry> {
+        self.source.geometries()
+    }
+    fn can_ship_delta_from(&self, base: Option<u64>) -> std::io::Result<bool> {
+        self.source.can_ship_delta_from(base)
+    }
+    fn dirty_bytes(&self) -> u64 {
+        self.source.dirty_bytes()
+    }
+    fn take_point(
+        &self,
+        full: bool,
+        base: Option<u64>,
+        instance: u64,
+    ) -> std::io::Result<Box<dyn Point + '_>> {
+        let point = self.source.take_point(full, base, instance)?;
+        (self.after)();
+        Ok(point)
+    }
+}
+
+#[test]
+fn the_instance_holds_the_point_and_not_the_writes_after_it() {
+    let site_a = tempfile::tempdir().unwrap();
+    let site_b = tempfile::tempdir().unwrap();
+    let receiver = TestReceiver::start(site_b.path());
+    let mut vm = Source::start(site_a.path(), 2, vec![vec![0; DISK as usize]; 2]);
+    vm.write(0, 0xa0, 0, 2 * BLOCK);
+    vm.write(1, 0xa1, MIB, BLOCK);
+    let at_point = vm.model.clone();
+    let write_b = || {
+        vm.runtime.block_on(async {
+            guest_write(&vm.qmp, 0, 0xb0, 0, BLOCK).await; // over A
+            guest_write(&vm.qmp, 1, 0xb1, 2 * MIB, BLOCK).await; // new
+        })
+    };
+    let hooked = WritesAfterThePoint {
+        source: &vm.source,
+        after: write_b,
+    };
+    for (round, full) in [(1, true), (2, false)] {
+        let report = run_cycle(
+            VM,
+            &hooked,
+            &target(&receiver.addr),
+            false,
+            &CycleProgress::default(),
+        )
+        .expect("cycle");
+        assert_eq!((report.instance, report.full), (round, full));
+        if round == 1 {
+            let (_, replica) = replica_contents(&receiver.replica_dir());
+            assert_same("instance 1: A, not B", &replica, &at_point);
+        } else {
+            assert_eq!(report.blocks_sent, 2, "B's blocks, written after point 1");
+        }
+    }
+    // Instance 2's point came after B (and before B's second copy, which
+    // writes the same bytes): B is in it, shipped as a delta.
+    let mut with_b = at_point;
+    with_b[0][..BLOCK as usize].fill(0xb0);
+    with_b[1][2 * MIB as usize..(2 * MIB + BLOCK) as usize].fill(0xb1);
+    assert_same(
+        "instance 2: B",
+        &replica_contents(&receiver.replica_dir()).1,
+        &with_b,
+    );
 }

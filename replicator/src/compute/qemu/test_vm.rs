@@ -82,8 +82,9 @@ impl TestVm {
             child,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !qmp.exists() {
-            assert!(Instant::now() < deadline, "QEMU made no QMP socket");
+        // Listening, not only the socket file made (QEMU makes it first).
+        while std::os::unix::net::UnixStream::connect(&qmp).is_err() {
+            assert!(Instant::now() < deadline, "QEMU does not listen on QMP");
             std::thread::sleep(Duration::from_millis(10));
         }
         vm
@@ -93,10 +94,20 @@ impl TestVm {
         self.dir.join("qmp.sock")
     }
 
+    /// Connects to QMP. QEMU creates the socket file a moment before it
+    /// listens on it, so a refused connection is retried until a deadline.
     pub async fn qmp(&self) -> Qmp {
-        Qmp::connect("test-vm", &self.qmp_socket())
-            .await
-            .expect("QMP connects")
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match Qmp::connect("test-vm", &self.qmp_socket()).await {
+                Ok(qmp) => return qmp,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "QMP not listening yet");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("QMP connects: {e}"),
+            }
+        }
     }
 
     /// Kills QEMU as a crash would (no bitmaps saved).

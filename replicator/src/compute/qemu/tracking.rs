@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::json;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use super::nbd::{NbdClient, NbdError};
 use super::qmp::{Action, BlockNode, Qmp, QmpError};
@@ -68,6 +68,8 @@ pub enum TrackingError {
     },
     #[error("VM {vm}: QEMU has no block node {node}")]
     NoDisk { vm: String, node: String },
+    #[error("VM {vm}: QEMU is not running, no point can be taken")]
+    NotRunning { vm: String },
 }
 
 impl From<TrackingError> for std::io::Error {
@@ -76,12 +78,26 @@ impl From<TrackingError> for std::io::Error {
     }
 }
 
+/// Where a [`QemuTracking`] gets its QMP session.
+enum Session {
+    /// Published by the VM's supervisor: `None` while QEMU is not running,
+    /// a new session after a restart.
+    Published(watch::Receiver<Option<Arc<Qmp>>>),
+    /// A socket of tracking's own, connected on demand.
+    Socket {
+        path: PathBuf,
+        current: Mutex<Option<Arc<Qmp>>>,
+    },
+}
+
 /// The change tracking of one running QEMU VM.
 pub struct QemuTracking {
     vm: String,
     /// The VM's directory: scratch images and `nbd.sock` live here.
     dir: PathBuf,
-    qmp: Arc<Qmp>,
+    /// Where the QMP session comes from. Each point uses the session
+    /// current when it starts.
+    session: Session,
     geometries: Vec<Geometry>,
     qemu_img: PathBuf,
     /// One point at a time: the scratch nodes, jobs and exports have fixed
@@ -90,12 +106,34 @@ pub struct QemuTracking {
 }
 
 impl QemuTracking {
-    /// Tracks the disks `disk-0`.. of the VM `vm` through its QMP session.
-    pub fn new(vm: &str, dir: &Path, qmp: Arc<Qmp>, geometries: Vec<Geometry>) -> Self {
+    /// Tracks the disks `disk-0`.. of the VM `vm` (whose directory is
+    /// `dir`) through the QMP session `session` publishes.
+    pub fn new(
+        vm: &str,
+        dir: &Path,
+        session: watch::Receiver<Option<Arc<Qmp>>>,
+        geometries: Vec<Geometry>,
+    ) -> Self {
+        Self::with(vm, dir, Session::Published(session), geometries)
+    }
+
+    /// Tracks through a QMP socket of tracking's own (a second `-qmp` of
+    /// the QEMU process: QEMU serves one client per QMP socket, and the
+    /// supervisor's checks must not wait behind a cycle). Connected when a
+    /// point needs it, again after QEMU restarted.
+    pub fn on_socket(vm: &str, dir: &Path, socket: &Path, geometries: Vec<Geometry>) -> Self {
+        let session = Session::Socket {
+            path: socket.to_path_buf(),
+            current: Mutex::new(None),
+        };
+        Self::with(vm, dir, session, geometries)
+    }
+
+    fn with(vm: &str, dir: &Path, session: Session, geometries: Vec<Geometry>) -> Self {
         Self {
             vm: vm.to_string(),
             dir: dir.to_path_buf(),
-            qmp,
+            session,
             geometries,
             qemu_img: PathBuf::from("qemu-img"),
             cycle: Arc::new(Mutex::new(())),
@@ -108,12 +146,40 @@ impl QemuTracking {
         self
     }
 
+    /// Tracking through one fixed session (tests, benches).
+    pub fn with_session(vm: &str, dir: &Path, qmp: Arc<Qmp>, geometries: Vec<Geometry>) -> Self {
+        let (_, session) = watch::channel(Some(qmp));
+        Self::new(vm, dir, session, geometries)
+    }
+
     pub fn geometries(&self) -> &[Geometry] {
         &self.geometries
     }
 
-    async fn nodes(&self) -> Result<Vec<BlockNode>, TrackingError> {
-        let nodes = self.qmp.block_nodes().await?;
+    async fn qmp(&self) -> Result<Arc<Qmp>, TrackingError> {
+        match &self.session {
+            Session::Published(session) => {
+                session
+                    .borrow()
+                    .clone()
+                    .ok_or_else(|| TrackingError::NotRunning {
+                        vm: self.vm.clone(),
+                    })
+            }
+            Session::Socket { path, current } => {
+                let mut current = current.lock().await;
+                if let Some(qmp) = current.as_ref().filter(|q| !q.is_closed()) {
+                    return Ok(qmp.clone());
+                }
+                let qmp = Arc::new(Qmp::connect(&self.vm, path).await?);
+                *current = Some(qmp.clone());
+                Ok(qmp)
+            }
+        }
+    }
+
+    async fn nodes(&self, qmp: &Qmp) -> Result<Vec<BlockNode>, TrackingError> {
+        let nodes = qmp.block_nodes().await?;
         for disk in 0..self.geometries.len() {
             if !nodes.iter().any(|n| n.node_name == node(disk)) {
                 return Err(TrackingError::NoDisk {
@@ -133,7 +199,7 @@ impl QemuTracking {
             return Ok(false);
         };
         let name = bitmap(base);
-        let nodes = self.nodes().await?;
+        let nodes = self.nodes(&*self.qmp().await?).await?;
         Ok((0..self.geometries.len()).all(|disk| {
             nodes
                 .iter()
@@ -152,12 +218,13 @@ impl QemuTracking {
         base: Option<u64>,
     ) -> Result<QemuPoint, TrackingError> {
         let guard = Some(self.cycle.clone().lock_owned().await);
-        let nodes = self.nodes().await?;
-        self.clear_leftovers(&nodes, instance).await?;
+        let qmp = self.qmp().await?;
+        let nodes = self.nodes(&qmp).await?;
+        self.clear_leftovers(&qmp, &nodes, instance).await?;
         let parts = PointParts {
             vm: self.vm.clone(),
             dir: self.dir.clone(),
-            qmp: self.qmp.clone(),
+            qmp,
             disks: self.geometries.len(),
             instance,
             base,
@@ -198,6 +265,7 @@ impl QemuTracking {
     /// were merged back into its base then).
     async fn clear_leftovers(
         &self,
+        qmp: &Arc<Qmp>,
         nodes: &[BlockNode],
         instance: u64,
     ) -> Result<(), TrackingError> {
@@ -207,7 +275,7 @@ impl QemuTracking {
             let parts = PointParts {
                 vm: self.vm.clone(),
                 dir: self.dir.clone(),
-                qmp: self.qmp.clone(),
+                qmp: qmp.clone(),
                 disks: self.geometries.len(),
                 instance,
                 base: None,
@@ -220,7 +288,7 @@ impl QemuTracking {
         for disk in 0..self.geometries.len() {
             for n in nodes.iter().filter(|n| n.node_name == node(disk)) {
                 for b in n.dirty_bitmaps.iter().filter(|b| stale.contains(&b.name)) {
-                    self.qmp.bitmap_remove(&node(disk), &b.name).await?;
+                    qmp.bitmap_remove(&node(disk), &b.name).await?;
                 }
             }
         }
@@ -228,18 +296,18 @@ impl QemuTracking {
     }
 
     async fn set_up(&self, parts: &PointParts, nodes: &[BlockNode]) -> Result<(), TrackingError> {
+        let qmp = &parts.qmp;
         let mut actions = Vec::new();
         for (disk, geometry) in self.geometries.iter().enumerate() {
             let path = self.dir.join(format!("{}.qcow2", scratch(disk)));
             self.create_scratch(&path, geometry.disk_size).await?;
-            self.qmp
-                .blockdev_add(json!({
-                    "driver": "qcow2",
-                    "node-name": scratch(disk),
-                    "file": { "driver": "file", "filename": path.to_string_lossy() },
-                    "backing": node(disk),
-                }))
-                .await?;
+            qmp.blockdev_add(json!({
+                "driver": "qcow2",
+                "node-name": scratch(disk),
+                "file": { "driver": "file", "filename": path.to_string_lossy() },
+                "backing": node(disk),
+            }))
+            .await?;
             // Bitmaps persist only in qcow2; on raw they last as long as QEMU.
             let qcow2 = nodes
                 .iter()
@@ -280,9 +348,9 @@ impl QemuTracking {
                 },
             ]);
         }
-        self.qmp.transaction(&actions).await?;
+        qmp.transaction(&actions).await?;
         let socket = self.dir.join("nbd.sock");
-        if let Err(e) = self.qmp.nbd_server_start(&socket).await {
+        if let Err(e) = qmp.nbd_server_start(&socket).await {
             // One NBD server per QEMU process, started by the first point.
             if !matches!(&e, QmpError::Command { desc, .. } if desc.contains("already running")) {
                 return Err(e.into());
@@ -290,8 +358,7 @@ impl QemuTracking {
         }
         let bitmaps: &[&str] = if parts.base.is_some() { &[TMP] } else { &[] };
         for disk in 0..self.geometries.len() {
-            self.qmp
-                .block_export_add(&export(disk), &scratch(disk), &node(disk), bitmaps)
+            qmp.block_export_add(&export(disk), &scratch(disk), &node(disk), bitmaps)
                 .await?;
         }
         Ok(())

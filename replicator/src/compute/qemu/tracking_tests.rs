@@ -15,7 +15,7 @@ fn geometries(count: usize) -> Vec<Geometry> {
 
 async fn start_tracking(vm: &TestVm, disks: usize) -> (Arc<Qmp>, QemuTracking) {
     let qmp = Arc::new(vm.qmp().await);
-    let tracking = QemuTracking::new("test-vm", &vm.dir, qmp.clone(), geometries(disks));
+    let tracking = QemuTracking::with_session("test-vm", &vm.dir, qmp.clone(), geometries(disks));
     (qmp, tracking)
 }
 
@@ -181,4 +181,53 @@ async fn bitmaps_survive_a_clean_exit_and_are_gone_after_a_crash() {
         !tracking.tracks_since(Some(1)).await.unwrap(),
         "gone after a crash"
     );
+}
+
+#[tokio::test]
+async fn no_qemu_running_is_a_clear_error() {
+    let (_publish, session) = tokio::sync::watch::channel(None);
+    let tracking = QemuTracking::new(
+        "vm-9",
+        std::path::Path::new("/nonexistent"),
+        session,
+        geometries(1),
+    );
+    let err = tracking.take_point(1, None).await.err().unwrap();
+    assert!(matches!(err, TrackingError::NotRunning { .. }), "{err:?}");
+    assert!(err.to_string().contains("vm-9"), "{err}");
+    assert!(tracking.tracks_since(Some(1)).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_its_own_socket_tracking_connects_again_after_a_qemu_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let disks = create_disks(dir.path(), 1, 4 * MIB);
+    let mut vm = TestVm::start(dir.path(), &disks);
+    let socket = vm.qmp_socket();
+    let tracking = QemuTracking::on_socket("test-vm", dir.path(), &socket, geometries(1));
+    tracking
+        .take_point(1, None)
+        .await
+        .unwrap()
+        .finish(true)
+        .await
+        .unwrap();
+    assert!(tracking.tracks_since(Some(1)).await.unwrap());
+    vm.kill();
+    let err = tracking.tracks_since(Some(1)).await.unwrap_err();
+    assert!(err.to_string().contains("test-vm"), "{err}");
+
+    let _vm = TestVm::start(dir.path(), &disks);
+    assert!(
+        !tracking.tracks_since(Some(1)).await.unwrap(),
+        "a new QEMU, no bitmap"
+    );
+    tracking
+        .take_point(2, None)
+        .await
+        .unwrap()
+        .finish(true)
+        .await
+        .unwrap();
+    assert!(tracking.tracks_since(Some(2)).await.unwrap());
 }
