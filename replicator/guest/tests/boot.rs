@@ -1,8 +1,9 @@
 //! The guest image boots for real: image.sh builds it, QEMU runs it under TCG
 //! with two qcow2 disks, and the agent speaks on its virtio-serial port. The
 //! guest verifies both disks, beats, applies its IP setting, powers off on the
-//! host's `shutdown` and on the ACPI power button, and its record log goes on
-//! across boots (checked from the host's side of the disks too).
+//! host's `shutdown` and on the ACPI power button, its record log goes on
+//! across boots, and a QEMU killed outright loses no record the guest
+//! reported (read from the host's side of the disks).
 //!
 //! Skipped, with the reason printed, only where `qemu-system-x86_64` is not
 //! installed; CI installs it.
@@ -11,7 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferry_guest::agent::{self, DiskBoot, GuestMessage, Heartbeat, HostMessage};
 use ferry_guest::boot::{BootParams, IpSetting};
@@ -21,6 +22,13 @@ const QEMU: &str = "qemu-system-x86_64";
 /// Generous for TCG on a loaded two-core machine; a boot takes a few seconds.
 const BOOT_DEADLINE: Duration = Duration::from_secs(60);
 const DISKS: [(&str, &str); 2] = [("disk-0.qcow2", "64M"), ("disk-1.qcow2", "32M")];
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
 
 fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
@@ -136,6 +144,17 @@ impl Vm {
                 panic!("qemu exited ({status}) before {name} was up");
             }
             assert!(Instant::now() < deadline, "no {name} in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_console(&self, text: &str, deadline: Instant) {
+        while !self.console().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} on the console:\n{}",
+                self.console()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -308,16 +327,39 @@ fn guest_image_boots_verifies_beats_and_powers_off() {
     assert!(last >= beat.last_seq, "{last} < {}", beat.last_seq);
     // A clean shutdown leaves every disk's log at the same record.
     assert_eq!(disks[1].verification.last_seq, last);
+    agent.heartbeat(deadline, &vm, |_| true);
+    // A host that reconnects (a site restarted) hears the boot message again,
+    // once the guest has seen it leave.
+    drop(agent);
+    vm.wait_console("host left the agent port", deadline);
+    let mut agent = Agent::new(vm.connect("agent.sock", deadline));
+    assert_eq!(agent.boot(deadline, &vm), disks);
     let later = agent.heartbeat(deadline, &vm, |b| b.last_seq > last + 5);
+    // The guest's clock comes from the emulated RTC: whole seconds, so it
+    // runs up to a second behind the host's, and a beat is up to 1.1 s old.
+    let skew = now_ms().abs_diff(later.time_ms);
+    assert!(skew < 5_000, "guest clock {skew} ms off the host's");
     press_power_button(&mut vm, deadline);
     let status = vm.wait_exit(Instant::now() + BOOT_DEADLINE);
     assert!(status.success(), "qemu: {status}");
     assert!(vm.console().contains("power button pressed"));
 
-    // The host reads the same intact logs, up to where the guest stopped.
+    // Third boot: the log went on to where the guest stopped; QEMU is then
+    // killed, and every record a heartbeat reported is still on the disks
+    // as the host reads them (the guest flushes records before reporting).
+    let deadline = Instant::now() + BOOT_DEADLINE;
+    let mut vm = Vm::start(&image, dir.path());
+    let mut agent = Agent::new(vm.connect("agent.sock", deadline));
+    let disks = agent.boot(deadline, &vm);
+    assert_intact(&disks);
+    assert!(disks[0].verification.last_seq >= later.last_seq);
+    let last = disks[0].verification.last_seq;
+    let reported = agent.heartbeat(deadline, &vm, |b| b.last_seq > last + 5);
+    vm.child.kill().unwrap();
+    vm.child.wait().unwrap();
     for (file, _) in DISKS {
         let v = host_verification(dir.path(), file);
-        assert!(v.ok && v.last_seq >= later.last_seq, "{file}: {v:?}");
+        assert!(v.ok && v.last_seq >= reported.last_seq, "{file}: {v:?}");
     }
     println!(
         "guest boot: {:.1} s from qemu start to the boot message; initramfs {} KiB",
