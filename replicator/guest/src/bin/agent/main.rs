@@ -62,8 +62,12 @@ fn main() -> ExitCode {
 fn run() -> Result<(), String> {
     let cmdline = std::fs::read_to_string("/proc/cmdline")
         .map_err(|e| format!("reading /proc/cmdline: {e}"))?;
-    let params = BootParams::from_cmdline(&cmdline).map_err(|e| e.to_string())?;
+    let (params, problems) =
+        BootParams::from_cmdline_lenient(&cmdline).map_err(|e| e.to_string())?;
     say!("VM {}", params.vm);
+    for problem in problems {
+        say!("{problem}: left out");
+    }
 
     // Watched from the start: a press during a long verification is not
     // lost (evdev only queues events for a device that is open).
