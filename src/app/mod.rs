@@ -154,9 +154,6 @@ pub struct App {
     pub run: Option<RunView>,
     /// A question before a run starts or is cancelled.
     pub run_dialog: Option<RunDialog>,
-    /// Alarms acknowledged on the home screen, by [`alarm_key`]: kept in
-    /// this TUI until the sites have an acknowledgement API.
-    pub acked: std::collections::BTreeSet<String>,
 }
 
 impl App {
@@ -186,7 +183,6 @@ impl App {
             save_failed: false,
             run: None,
             run_dialog: None,
-            acked: std::collections::BTreeSet::new(),
         }
     }
 
@@ -476,7 +472,7 @@ impl App {
             Action::SortReverse if self.view == View::Replication => {
                 self.descending = !self.descending
             }
-            Action::AckAlarm if self.view == View::Home => self.ack_alarm(),
+            Action::AckAlarm if self.view == View::Home => return self.ack_alarm(),
             Action::SyncNow | Action::TogglePause if self.view == View::Replication => {
                 return self.act(action);
             }

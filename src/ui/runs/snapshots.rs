@@ -109,7 +109,27 @@ fn home_at_both_sizes() {
         }
         app.update(Action::Show(View::Home));
         app.update(Action::Down);
-        app.update(Action::AckAlarm);
+        // The key asks site-a; its event marks the alarm acknowledged.
+        let Some(crate::app::Effect::Post { site: 0, call, .. }) = app.update(Action::AckAlarm)
+        else {
+            panic!("the ack goes to site-a")
+        };
+        assert_eq!(call, ferry_api::Call::AckAlarm { id: 1 });
+        app.feed(crate::model::FeedUpdate::Event {
+            site: 0,
+            event: SiteEvent::Alarm(EventRow {
+                id: 1,
+                at_ms: fixture::T0 - 60_000 + 1000,
+                kind: "test".into(),
+                severity: "warning".into(),
+                vm_id: None,
+                message: "db-02: RPO at risk".into(),
+                acked: Some(ferry_api::types::Ack {
+                    by: "ops".into(),
+                    at_ms: fixture::T0 - 30_000,
+                }),
+            }),
+        });
         insta::assert_snapshot!(
             format!("home_{width}x{height}"),
             render(&app, width, height)
