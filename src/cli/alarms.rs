@@ -34,7 +34,7 @@ pub async fn alarms(clients: &[Client], output: Output) -> Result<u8, Failed> {
             row,
         }));
     }
-    all.sort_by(|a, b| b.row.at_ms.cmp(&a.row.at_ms));
+    all.sort_by_key(|a| std::cmp::Reverse(a.row.at_ms));
     if output == Output::Json {
         return print_json(&all);
     }
