@@ -18,6 +18,7 @@ mod e2e {
     pub mod support;
     pub mod terminal;
     pub mod trust;
+    pub mod truth;
     pub mod tui;
     pub mod two_tuis;
 }

@@ -27,6 +27,11 @@ pub enum Scripted {
     Plans(OutputArg),
     /// Every run of both sites, newest first.
     Runs(OutputArg),
+    /// Both sites' alarms, newest first, with who acknowledged them.
+    Alarms(OutputArg),
+    /// Acknowledge an alarm at its site.
+    #[command(subcommand)]
+    Alarm(AlarmCommand),
     /// Run a recovery plan, or print its runbook.
     #[command(subcommand)]
     Plan(PlanCommand),
@@ -99,6 +104,17 @@ pub struct RunArgs {
 }
 
 #[derive(Subcommand)]
+pub enum AlarmCommand {
+    /// Acknowledge one alarm (operator): kept, marked, audited, and shown
+    /// acknowledged to every client of its site.
+    Ack {
+        /// `SITE#ID` as `ferry alarms` lists it (a bare ID when only one
+        /// site has it).
+        alarm: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum RunCommand {
     /// A run's result: RTO, and per VM its data loss against the RPO and
     /// whether its guest verified its disks.
@@ -134,6 +150,8 @@ impl Scripted {
             Self::Vms(o) => commands::vms(clients, o.output).await,
             Self::Plans(o) => commands::plans(clients, o.output).await,
             Self::Runs(o) => commands::runs(clients, o.output).await,
+            Self::Alarms(o) => super::alarms::alarms(clients, o.output).await,
+            Self::Alarm(AlarmCommand::Ack { alarm }) => super::alarms::ack(clients, &alarm).await,
             Self::Plan(PlanCommand::Runbook { name, .. }) => {
                 commands::plan_runbook(clients, &name).await
             }

@@ -91,6 +91,7 @@ fn vm(name: &str, folder: &str, pool: &str, net: &str, i: usize) -> VmInfo {
         }],
         guest: None,
         replicated: true,
+        lifecycle: ferry_api::types::Lifecycle::Protected,
     }
 }
 
@@ -157,6 +158,11 @@ pub fn plan() -> Plan {
     db2.depends_on = vec!["site-a.db-01".into()];
     db2.ip_customization = IpCustomization::Off;
     Plan {
+        readiness: ferry_api::types::Readiness {
+            protected_site_reachable: true,
+            recovery_site_reachable: true,
+            ..Default::default()
+        },
         id: "plan-tier-1".into(),
         name: "Tier-1".into(),
         description: "Databases first".into(),

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::lifecycle::{Lifecycle, TestCopy};
 pub use crate::model::*;
+pub use crate::readiness::{GroupReadiness, Readiness, SkippedVm};
 
 /// `{"error": "<code>", "message": "<what and why>"}`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +135,9 @@ pub struct VmInfo {
     pub disks: Vec<DiskInfo>,
     pub guest: Option<GuestInfo>,
     pub replicated: bool,
+    /// What the VM is now, across both sites, as this site says.
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,7 +162,8 @@ pub struct ReplicationInfo {
     pub source_site: String,
     pub target_site: Option<String>,
     /// ok, syncing, initial_full_sync, full_sync, rpo_violation, paused,
-    /// not_active, error.
+    /// not_active, error; `ended` once the VM was recovered at the peer
+    /// (see `lifecycle`).
     pub state: String,
     pub rpo_seconds: u64,
     pub lag_seconds: Option<f64>,
@@ -170,6 +176,10 @@ pub struct ReplicationInfo {
     pub compress: bool,
     pub paused: bool,
     pub last_error: Option<String>,
+    /// The VM's lifecycle, the same as on its [`VmInfo`] (protected when
+    /// an older site leaves it out).
+    #[serde(default = "Lifecycle::protected")]
+    pub lifecycle: Lifecycle,
 }
 
 /// `PUT /api/v1/replications/{vm_id}`.
@@ -194,6 +204,12 @@ pub enum SiteEvent {
         vm_id: String,
         vm: String,
         power_state: PowerState,
+    },
+    /// A VM appeared or its lifecycle changed.
+    Vm(VmInfo),
+    /// A VM left this site's inventory (its disks became a seed).
+    VmRemoved {
+        vm_id: String,
     },
     VmHeartbeat {
         vm_id: String,
@@ -227,6 +243,8 @@ impl SiteEvent {
             Self::Replication(_) => "replication",
             Self::ReplicationRemoved { .. } => "replication_removed",
             Self::VmPower { .. } => "vm_power",
+            Self::Vm(_) => "vm",
+            Self::VmRemoved { .. } => "vm_removed",
             Self::VmHeartbeat { .. } => "vm_heartbeat",
             Self::Peer(_) => "peer",
             Self::Mappings(_) => "mappings",
@@ -281,6 +299,18 @@ pub struct EventRow {
     pub severity: String,
     pub vm_id: Option<String>,
     pub message: String,
+    /// Who acknowledged it and when; an acknowledged alarm is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked: Option<Ack>,
+}
+
+/// An alarm's acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The caller's token name, or `site` when the site cleared it itself
+    /// (an RPO alarm of a VM recovered at the peer).
+    pub by: String,
+    pub at_ms: u64,
 }
 
 /// Wall-clock time in ms since the Unix epoch, the unit of every `*_ms`

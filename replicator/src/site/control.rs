@@ -88,6 +88,7 @@ impl Site {
             mappings,
             groups: self.own_groups(),
             plans: plans.iter().map(|p| self.plan_view(p)).collect(),
+            test_copies: self.test_copies(),
             at_ms: now_ms(),
         }
     }

@@ -3,7 +3,8 @@
 //! replication tasks, the receiver for the peer's replicas and the event bus
 //! the API streams from.
 //!
-//! - [`vms`]: power and inventory views.
+//! - [`vms`]: power and inventory views; [`lifecycle`]: what each VM is
+//!   now across both sites.
 //! - [`replications`]: configure, pause, resume, sync, stop.
 //! - [`peer`]: pairing and the peer's liveness.
 //! - [`notify`]: events, alarms and the audit log.
@@ -18,6 +19,7 @@
 pub mod control;
 mod control_auth;
 pub mod http;
+pub mod lifecycle;
 pub mod notify;
 pub mod peer;
 pub mod protected;
@@ -101,6 +103,8 @@ pub struct Site {
     pub(crate) protection: protection::Protection,
     /// Recovery runs executing here.
     pub(crate) runs: runs::Runs,
+    /// What each VM is now, and what was last streamed of it.
+    pub(crate) lifecycles: lifecycle::Lifecycles,
     /// Set once when the site starts stopping; long-lived streams end on it.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -160,6 +164,7 @@ impl Site {
             peer: peer::Peer::new(peer_config),
             protection: protection::Protection::default(),
             runs: runs::Runs::default(),
+            lifecycles: lifecycle::Lifecycles::default(),
             stopping: tokio::sync::watch::Sender::new(false),
         });
         site.load_protection()?;
@@ -171,6 +176,8 @@ impl Site {
             .set_on_refused(trust::refused_handler(Arc::downgrade(&site)));
         site.open_vms().await?;
         site.interrupt_unfinished_runs().await?;
+        site.load_lifecycles()?;
+        site.refresh_lifecycles().await;
         Ok((site, Listeners { api, replication }))
     }
 

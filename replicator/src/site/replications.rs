@@ -172,6 +172,22 @@ impl Site {
         row: &ReplicationRow,
         s: &ReplicationStatus,
     ) -> ReplicationInfo {
+        let lifecycle = self.lifecycle(&vm.id, true);
+        if lifecycle.has_ended() {
+            return ended(self.describe_status(vm, row, s), lifecycle);
+        }
+        ReplicationInfo {
+            lifecycle,
+            ..self.describe_status(vm, row, s)
+        }
+    }
+
+    fn describe_status(
+        &self,
+        vm: &VmRecord,
+        row: &ReplicationRow,
+        s: &ReplicationStatus,
+    ) -> ReplicationInfo {
         ReplicationInfo {
             vm: vm.name.clone(),
             vm_id: vm.id.clone(),
@@ -197,6 +213,7 @@ impl Site {
             compress: row.compress,
             paused: row.paused,
             last_error: s.last_error.clone(),
+            lifecycle: Default::default(),
         }
     }
 
@@ -366,6 +383,21 @@ impl Site {
     }
 }
 
+/// The replication of a VM that runs at the peer now: ended, with no lag
+/// to age, no progress and no failure (the peer refusing cycles into the
+/// replica it promoted is the end, not an error).
+fn ended(info: ReplicationInfo, lifecycle: ferry_api::types::Lifecycle) -> ReplicationInfo {
+    ReplicationInfo {
+        state: "ended".into(),
+        lag_seconds: None,
+        rpo_violated: false,
+        progress: None,
+        last_error: None,
+        lifecycle,
+        ..info
+    }
+}
+
 /// True when two statuses differ in more than the ageing of the lag.
 fn differs(a: &ReplicationStatus, b: &ReplicationStatus) -> bool {
     a.state != b.state
@@ -415,6 +447,9 @@ impl Site {
                 tracing::warn!(vm = %vm_id, "could not save replication progress: {e}");
             }
         }
+        // A VM recovered at the peer: its replication ended, and what its
+        // scheduler meets now (a promoted replica) is no alarm.
+        let ended = self.lifecycle(vm_id, true).has_ended();
         let state_changed = before.is_none_or(|b| b.state != now.state);
         if state_changed {
             let (id, state, lag) = (
@@ -426,7 +461,7 @@ impl Site {
                 .store
                 .call(move |c| store::insert_history(c, &id, now_ms(), state, lag))
                 .await;
-            if now.state == ReplicationState::Error {
+            if now.state == ReplicationState::Error && !ended {
                 let why = now.last_error.clone().unwrap_or_default();
                 self.alarm(
                     "replication_error",
@@ -438,7 +473,7 @@ impl Site {
             }
         }
         match (before.is_some_and(|b| b.rpo_violated), now.rpo_violated) {
-            (false, true) => {
+            (false, true) if !ended => {
                 let lag = now.lag.map_or(0, |l| l.as_secs());
                 self.alarm(
                     "rpo_violated",
@@ -451,7 +486,7 @@ impl Site {
                 )
                 .await;
             }
-            (true, false) => {
+            (true, false) if !ended => {
                 self.alarm(
                     "rpo_restored",
                     Severity::Info,

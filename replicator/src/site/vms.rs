@@ -68,27 +68,35 @@ pub(super) fn describe(vm: &VmRuntime) -> VmInfo {
             boot_verification: g.status.boot_verification(),
         }),
         replicated: vm.replication.is_some(),
+        // The site fills it in (see `lifecycle`): it needs the runs and
+        // the peer's view, not just this VM.
+        lifecycle: Default::default(),
     }
 }
 
 impl Site {
     pub fn vms(&self) -> Vec<VmInfo> {
-        lock(&self.inventory.vms).values().map(describe).collect()
+        let vms = lock(&self.inventory.vms);
+        vms.values().map(|vm| self.vm_info(vm)).collect()
     }
 
     pub fn vm(&self, id: &str) -> Result<VmInfo, SiteError> {
         lock(&self.inventory.vms)
             .get(id)
-            .map(describe)
+            .map(|vm| self.vm_info(vm))
             .ok_or_else(|| SiteError::NotFound(format!("no VM {id:?} at site {}", self.name)))
     }
 
+    /// VMs here, and how many of them are protected (replicated, and not
+    /// the old copy of a VM recovered at the peer).
     pub fn counts(&self) -> (usize, usize) {
         let vms = lock(&self.inventory.vms);
-        (
-            vms.len(),
-            vms.values().filter(|v| v.replication.is_some()).count(),
-        )
+        let protected = vms
+            .values()
+            .filter(|v| v.replication.is_some())
+            .filter(|v| self.lifecycle(&v.record.id, true).is_protected())
+            .count();
+        (vms.len(), protected)
     }
 
     /// Powers a VM on (booting its guest, which verifies its disk) or off (a

@@ -240,10 +240,19 @@ pub fn insert_event(conn: &Connection, e: &EventRow) -> Result<i64, StoreError> 
 }
 
 pub fn recent_events(conn: &Connection, limit: u32) -> Result<Vec<EventRow>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT id, at_ms, kind, severity, vm_id, message FROM events ORDER BY id DESC LIMIT ?1",
-    )?;
-    let rows = stmt.query_map(params![limit], |r| {
+    events_where(conn, "1 = 1 ORDER BY id DESC LIMIT ?1", limit as i64)
+}
+
+/// One stored event, by id.
+pub fn event(conn: &Connection, id: i64) -> Result<Option<EventRow>, StoreError> {
+    Ok(events_where(conn, "id = ?1", id)?.into_iter().next())
+}
+
+fn events_where(conn: &Connection, filter: &str, arg: i64) -> Result<Vec<EventRow>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, at_ms, kind, severity, vm_id, message FROM events WHERE {filter}"
+    ))?;
+    let rows = stmt.query_map(params![arg], |r| {
         Ok(EventRow {
             id: r.get(0)?,
             at_ms: r.get::<_, i64>(1)? as u64,
@@ -251,6 +260,7 @@ pub fn recent_events(conn: &Connection, limit: u32) -> Result<Vec<EventRow>, Sto
             severity: r.get(3)?,
             vm_id: r.get(4)?,
             message: r.get(5)?,
+            acked: None,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -398,6 +408,8 @@ pub enum DocKind {
     Plan,
     Run,
     PeerView,
+    /// An alarm's acknowledgement, by the alarm's id.
+    AlarmAck,
 }
 
 impl DocKind {
@@ -409,6 +421,7 @@ impl DocKind {
             Self::Plan => "plan",
             Self::Run => "run",
             Self::PeerView => "peer_view",
+            Self::AlarmAck => "alarm_ack",
         }
     }
 }
