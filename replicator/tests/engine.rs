@@ -12,4 +12,5 @@ mod engine {
     pub mod scheduler;
     pub mod support;
     pub mod tamper;
+    pub mod tokens;
 }

@@ -12,6 +12,7 @@
 //!   the site enforces and the TUI runs before sending, so both agree.
 //! - [`run`]: a run's record and how it changes (pure; the site's executor
 //!   does the work and records it here).
+//! - [`time`]: wall-clock times as people read them (UTC).
 
 pub mod call;
 pub mod client;
@@ -21,6 +22,7 @@ pub mod pin;
 pub mod placement;
 pub mod plan;
 pub mod run;
+pub mod time;
 pub mod types;
 
 pub use call::{Call, Method, ReplicationVerb};

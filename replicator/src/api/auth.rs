@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, Outcome};
-use crate::access::{self, Role};
+use crate::access::Role;
 use crate::site::Site;
 use crate::store::AuditEntry;
 
@@ -54,7 +54,7 @@ pub async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let Some(entry) = token.and_then(|t| access::authenticate(&site.tokens, t)) else {
+    let Some(entry) = token.and_then(|t| site.tokens.authenticate(t)) else {
         return ApiError::unauthorized().into_response();
     };
     let caller = Caller {

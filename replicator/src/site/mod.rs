@@ -10,6 +10,7 @@
 //! - [`protection`]: mappings, protection groups and recovery plans.
 //! - [`control`]: calls between the paired sites; [`trust`]: pairing and the peer's pinned certificate.
 //! - [`site_view`]: a site as its peer sees it.
+//! - [`tokens`]: the API tokens it accepts, revocable while it runs.
 //! - [`runs`]: recovery runs, executed here at the plan's recovery site.
 //! - [`recovered`]: a run's work on VMs and disks at the recovery site
 //!   (test copies, test VMs, promotion); [`protected`]: what it asks of the
@@ -26,6 +27,7 @@ pub mod recovered;
 pub mod replications;
 pub mod runs;
 pub mod site_view;
+pub mod tokens;
 pub mod trust;
 pub mod vms;
 
@@ -36,7 +38,6 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use crate::access::TokenEntry;
 use crate::config::{LoadedConfig, PeerConfig};
 use crate::guest::Guest;
 use crate::identity::Identity;
@@ -72,6 +73,9 @@ pub enum SiteError {
     /// The site's key or certificate cannot be used.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
+    /// site.toml's tokens clash with those `token create` made.
+    #[error(transparent)]
+    Tokens(#[from] crate::store::tokens::TokenError),
 }
 
 impl SiteError {
@@ -88,7 +92,8 @@ pub struct Site {
     pub config: LoadedConfig,
     pub store: Store,
     pub events: EventBus,
-    pub tokens: Vec<TokenEntry>,
+    /// The API tokens accepted now (revocable while the site runs).
+    pub tokens: tokens::TokenBook,
     /// The site's key and certificate on the replication link.
     identity: Identity,
     /// This site's VMs and the test VMs booted on replicas.
@@ -117,7 +122,9 @@ impl Site {
     /// replication as they were.
     pub async fn start(config: LoadedConfig) -> Result<(Arc<Self>, Listeners), SiteError> {
         trust::secure_data_dir(&config.dir)?;
-        let store = Store::open(&config.dir.join("site.db"))?;
+        let db = config.dir.join("site.db");
+        let store = Store::open(&db)?;
+        let tokens = tokens::TokenBook::open(&db, store.clone(), &config.site.tokens)?;
         let name = config.site.name.clone();
         let seeded = store.now(|c| store::list_vms(c))?.is_empty();
         if seeded {
@@ -147,7 +154,7 @@ impl Site {
         let replication = bind(&config.site.listen.replication).await?;
         let site = Arc::new(Self {
             name,
-            tokens: config.site.tokens.clone(),
+            tokens,
             identity,
             config,
             store,

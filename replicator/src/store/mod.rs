@@ -7,6 +7,7 @@
 //! a blocking thread, so an fsync never stalls the async runtime.
 
 mod schema;
+pub mod tokens;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
