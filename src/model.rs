@@ -633,6 +633,7 @@ pub mod tests {
             vm_count: 1,
             replicated_count: 1,
             fingerprint: None,
+            replication: None,
         };
         assert!(model.apply(
             FeedUpdate::Snapshot {

@@ -7,6 +7,7 @@
 //! - [`follow`]: a run followed step by step, its report and its verdict.
 //! - [`start`]: a plan run started, and followed with `--wait`.
 //! - [`runbook`]: a plan as a printable runbook.
+//! - [`pair`]: two sites paired, each pinning the other's certificate.
 //! - [`table`]: plain-text tables.
 //!
 //! Exit codes, for every command: 0 all well; 1 the check found a problem
@@ -16,6 +17,7 @@
 pub mod args;
 pub mod commands;
 pub mod follow;
+pub mod pair;
 pub mod runbook;
 pub mod start;
 pub mod status;

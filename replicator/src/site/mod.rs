@@ -96,6 +96,9 @@ pub struct Site {
     pub tokens: tokens::TokenBook,
     /// The site's key and certificate on the replication link.
     identity: Identity,
+    /// Where the replication listener is bound (port 0 resolved), which
+    /// the API shows for pairing.
+    pub replication_addr: std::net::SocketAddr,
     /// This site's VMs and the test VMs booted on replicas.
     pub(crate) inventory: vms::Inventory,
     /// The cycles out and the receiver of the peer's replicas.
@@ -152,8 +155,10 @@ impl Site {
         });
         let api = bind(&config.site.listen.api).await?;
         let replication = bind(&config.site.listen.replication).await?;
+        let replication_addr = replication.local_addr()?;
         let site = Arc::new(Self {
             name,
+            replication_addr,
             tokens,
             identity,
             config,
