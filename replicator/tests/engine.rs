@@ -6,6 +6,7 @@ mod engine {
     pub mod bad_frames;
     pub mod chaos;
     pub mod crash;
+    pub mod hardening;
     pub mod racing;
     pub mod reconnect;
     pub mod restart;

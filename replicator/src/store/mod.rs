@@ -265,6 +265,28 @@ pub fn insert_audit(conn: &Connection, a: &AuditEntry) -> Result<i64, StoreError
     Ok(conn.last_insert_rowid())
 }
 
+/// Deletes audit entries beyond the newest `keep_rows` (by id, so the
+/// index does the work: one row per insert once full) and, every 256th
+/// entry, those written before `cutoff_ms`.
+pub fn prune_audit(
+    conn: &Connection,
+    newest: i64,
+    keep_rows: u64,
+    cutoff_ms: u64,
+) -> Result<usize, StoreError> {
+    let mut gone = conn.execute(
+        "DELETE FROM audit WHERE id <= ?1",
+        params![newest - keep_rows as i64],
+    )?;
+    if newest % 256 == 0 {
+        gone += conn.execute(
+            "DELETE FROM audit WHERE at_ms < ?1",
+            params![cutoff_ms as i64],
+        )?;
+    }
+    Ok(gone)
+}
+
 pub fn list_audit(conn: &Connection, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT id, at_ms, actor, role, action, target, status, result FROM audit ORDER BY id DESC LIMIT ?1",
