@@ -18,6 +18,7 @@ mod e2e {
     pub mod sites;
     pub mod support;
     pub mod terminal;
+    pub mod test_copies;
     pub mod trust;
     pub mod tui;
     pub mod two_tuis;

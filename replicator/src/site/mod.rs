@@ -11,6 +11,7 @@
 //! - [`control`]: calls between the paired sites; [`trust`]: pairing and the peer's pinned certificate.
 //! - [`site_view`]: a site as its peer sees it.
 //! - [`tokens`]: the API tokens it accepts, revocable while it runs.
+//! - [`test_copy_owner`]: which test run a test copy belongs to.
 //! - [`runs`]: recovery runs, executed here at the plan's recovery site.
 //! - [`recovered`]: a run's work on VMs and disks at the recovery site
 //!   (test copies, test VMs, promotion); [`protected`]: what it asks of the
@@ -27,6 +28,7 @@ pub mod recovered;
 pub mod replications;
 pub mod runs;
 pub mod site_view;
+pub mod test_copy_owner;
 pub mod tokens;
 pub mod trust;
 pub mod vms;
