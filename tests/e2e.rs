@@ -7,6 +7,7 @@ mod e2e {
     pub mod demo;
     pub mod guide;
     pub mod https;
+    pub mod pairing;
     pub mod pictures;
     pub mod protection;
     pub mod protection_tui;
@@ -17,6 +18,7 @@ mod e2e {
     pub mod sites;
     pub mod support;
     pub mod terminal;
+    pub mod test_copies;
     pub mod trust;
     pub mod truth;
     pub mod tui;

@@ -184,6 +184,7 @@ fn site_config(
         } else {
             Vec::new()
         },
+        audit: Default::default(),
     }
 }
 

@@ -6,10 +6,12 @@ mod engine {
     pub mod bad_frames;
     pub mod chaos;
     pub mod crash;
+    pub mod hardening;
     pub mod racing;
     pub mod reconnect;
     pub mod restart;
     pub mod scheduler;
     pub mod support;
     pub mod tamper;
+    pub mod tokens;
 }

@@ -4,6 +4,7 @@
 use clap::{Args, Subcommand};
 
 use super::commands::{self, ExportFormat, Failed, Output};
+use super::pair;
 use super::start::{self, RunOptions};
 use ferry_api::Client;
 use ferry_api::types::RunMode;
@@ -38,6 +39,28 @@ pub enum Scripted {
     /// Show, export, acknowledge or cancel one run.
     #[command(subcommand)]
     Run(RunCommand),
+    /// Pair the two sites: show both certificate fingerprints, ask to
+    /// confirm them, then have each site pin the other's (admin role on
+    /// both). Exit 1 if a fingerprint is not the expected one or a site
+    /// pins another certificate (without --replace).
+    Pair(PairArgs),
+}
+
+#[derive(Args)]
+pub struct PairArgs {
+    /// Do not ask (for scripts): needs both --expect-fingerprint flags.
+    #[arg(long, short)]
+    yes: bool,
+    /// The first site's certificate fingerprint (`sha256:…`), as read
+    /// from the site itself.
+    #[arg(long, value_name = "FINGERPRINT")]
+    expect_fingerprint: Option<String>,
+    /// The second site's certificate fingerprint.
+    #[arg(long, value_name = "FINGERPRINT")]
+    expect_peer_fingerprint: Option<String>,
+    /// Re-pair with a certificate other than the one a site pins now.
+    #[arg(long)]
+    replace: bool,
 }
 
 #[derive(Args)]
@@ -178,6 +201,15 @@ impl Scripted {
             }
             Self::Run(RunCommand::Ack { id }) => commands::run_call(clients, &id, false).await,
             Self::Run(RunCommand::Cancel { id }) => commands::run_call(clients, &id, true).await,
+            Self::Pair(p) => {
+                let options = pair::PairOptions {
+                    yes: p.yes,
+                    expect: p.expect_fingerprint,
+                    expect_peer: p.expect_peer_fingerprint,
+                    replace: p.replace,
+                };
+                pair::pair(clients, options).await
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`start`]: a plan run started, and followed with `--wait`.
 //! - [`runbook`]: a plan as a printable runbook.
 //! - [`alarms`]: `ferry alarms` and `ferry alarm ack SITE#ID`.
+//! - [`pair`]: two sites paired, each pinning the other's certificate.
 //! - [`table`]: plain-text tables.
 //!
 //! Exit codes, for every command: 0 all well; 1 the check found a problem
@@ -18,6 +19,7 @@ pub mod alarms;
 pub mod args;
 pub mod commands;
 pub mod follow;
+pub mod pair;
 pub mod runbook;
 pub mod start;
 pub mod status;

@@ -214,6 +214,7 @@ pub fn model() -> Model {
                     vm_count: 4,
                     replicated_count: 4,
                     fingerprint: None,
+                    replication: None,
                 },
                 replications: if site == 0 {
                     replications.clone()

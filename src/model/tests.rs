@@ -47,6 +47,7 @@ fn a_site_going_down_keeps_its_rows_and_marks_them_stale() {
         vm_count: 1,
         replicated_count: 1,
         fingerprint: None,
+        replication: None,
     };
     assert!(model.apply(
         FeedUpdate::Snapshot {

@@ -14,6 +14,7 @@
 //! - [`readiness`]: whether a plan can run now, as its owner finds it.
 //! - [`run`]: a run's record and how it changes (pure; the site's executor
 //!   does the work and records it here).
+//! - [`time`]: wall-clock times as people read them (UTC).
 
 pub mod call;
 pub mod client;
@@ -25,6 +26,7 @@ pub mod placement;
 pub mod plan;
 pub mod readiness;
 pub mod run;
+pub mod time;
 pub mod types;
 
 pub use call::{Call, Method, ReplicationVerb};

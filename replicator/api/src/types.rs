@@ -30,6 +30,10 @@ pub struct SiteInfo {
     /// the peer to pin (`sha256:` and 64 hex digits).
     #[serde(default)]
     pub fingerprint: Option<String>,
+    /// Where this site's replication listener is bound (`host:port`), for
+    /// the peer to send to once paired (`ferry pair` reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<String>,
 }
 
 /// API roles, each including the ones before it.

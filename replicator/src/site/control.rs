@@ -114,7 +114,8 @@ impl Site {
             }
         };
         let (action, target) = call.describe();
-        if let Err(message) = self.authorize(&call).await {
+        if let Err(refusal) = self.authorize(&call).await {
+            let message = refusal.to_string();
             self.audit_call(action, &target, Err(&message)).await;
             return ControlReply::Error { message };
         }

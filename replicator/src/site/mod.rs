@@ -11,6 +11,8 @@
 //! - [`protection`]: mappings, protection groups and recovery plans.
 //! - [`control`]: calls between the paired sites; [`trust`]: pairing and the peer's pinned certificate.
 //! - [`site_view`]: a site as its peer sees it.
+//! - [`tokens`]: the API tokens it accepts, revocable while it runs.
+//! - [`test_copy_owner`]: which test run a test copy belongs to.
 //! - [`runs`]: recovery runs, executed here at the plan's recovery site.
 //! - [`recovered`]: a run's work on VMs and disks at the recovery site
 //!   (test copies, test VMs, promotion); [`protected`]: what it asks of the
@@ -28,6 +30,8 @@ pub mod recovered;
 pub mod replications;
 pub mod runs;
 pub mod site_view;
+pub mod test_copy_owner;
+pub mod tokens;
 pub mod trust;
 pub mod vms;
 
@@ -38,7 +42,6 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use crate::access::TokenEntry;
 use crate::config::{LoadedConfig, PeerConfig};
 use crate::guest::Guest;
 use crate::identity::Identity;
@@ -74,6 +77,9 @@ pub enum SiteError {
     /// The site's key or certificate cannot be used.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
+    /// site.toml's tokens clash with those `token create` made.
+    #[error(transparent)]
+    Tokens(#[from] crate::store::tokens::TokenError),
 }
 
 impl SiteError {
@@ -90,9 +96,13 @@ pub struct Site {
     pub config: LoadedConfig,
     pub store: Store,
     pub events: EventBus,
-    pub tokens: Vec<TokenEntry>,
+    /// The API tokens accepted now (revocable while the site runs).
+    pub tokens: tokens::TokenBook,
     /// The site's key and certificate on the replication link.
     identity: Identity,
+    /// Where the replication listener is bound (port 0 resolved), which
+    /// the API shows for pairing.
+    pub replication_addr: std::net::SocketAddr,
     /// This site's VMs and the test VMs booted on replicas.
     pub(crate) inventory: vms::Inventory,
     /// The cycles out and the receiver of the peer's replicas.
@@ -121,7 +131,9 @@ impl Site {
     /// replication as they were.
     pub async fn start(config: LoadedConfig) -> Result<(Arc<Self>, Listeners), SiteError> {
         trust::secure_data_dir(&config.dir)?;
-        let store = Store::open(&config.dir.join("site.db"))?;
+        let db = config.dir.join("site.db");
+        let store = Store::open(&db)?;
+        let tokens = tokens::TokenBook::open(&db, store.clone(), &config.site.tokens)?;
         let name = config.site.name.clone();
         let seeded = store.now(|c| store::list_vms(c))?.is_empty();
         if seeded {
@@ -149,9 +161,11 @@ impl Site {
         });
         let api = bind(&config.site.listen.api).await?;
         let replication = bind(&config.site.listen.replication).await?;
+        let replication_addr = replication.local_addr()?;
         let site = Arc::new(Self {
             name,
-            tokens: config.site.tokens.clone(),
+            replication_addr,
+            tokens,
             identity,
             config,
             store,

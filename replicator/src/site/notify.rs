@@ -94,9 +94,15 @@ impl Site {
     pub async fn audit(&self, mut entry: AuditEntry) {
         entry.at_ms = now_ms();
         let stored = entry.clone();
+        let retention = self.config.site.audit;
+        let cutoff = entry.at_ms.saturating_sub(retention.keep_days * 86_400_000);
         match self
             .store
-            .call(move |c| store::insert_audit(c, &stored))
+            .call(move |c| {
+                let id = store::insert_audit(c, &stored)?;
+                store::prune_audit(c, id, retention.keep_rows, cutoff)?;
+                Ok(id)
+            })
             .await
         {
             Ok(id) => entry.id = id,

@@ -232,7 +232,7 @@ impl Site {
     ) -> Result<ReplicationInfo, SiteError> {
         self.vm_name(vm_id)?;
         check_rpo(Duration::from_secs(request.rpo_seconds))
-            .map_err(|e| SiteError::invalid("rpo_seconds", e))?;
+            .map_err(|e| SiteError::invalid("rpo_seconds", e.to_string()))?;
         if let Some(ds) = &request.datastore
             && !is_safe_name(ds)
         {

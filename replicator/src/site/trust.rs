@@ -22,7 +22,7 @@ pub fn link_tls(identity: &Identity, peer: Option<&PeerConfig>) -> Result<LinkTl
         .filter(|p| !p.fingerprint.is_empty())
         .map(|p| p.fingerprint.parse::<Fingerprint>())
         .transpose()
-        .map_err(|e| SiteError::invalid("peer.fingerprint", e))?;
+        .map_err(|e| SiteError::invalid("peer.fingerprint", e.to_string()))?;
     LinkTls::new(identity, pinned)
         .map_err(|e| SiteError::invalid("identity", format!("TLS refused the site's key: {e}")))
 }

@@ -7,6 +7,7 @@
 //! a blocking thread, so an fsync never stalls the async runtime.
 
 mod schema;
+pub mod tokens;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -272,6 +273,28 @@ pub fn insert_audit(conn: &Connection, a: &AuditEntry) -> Result<i64, StoreError
         params![a.at_ms as i64, a.actor, a.role, a.action, a.target, a.status, a.result],
     )?;
     Ok(conn.last_insert_rowid())
+}
+
+/// Deletes audit entries beyond the newest `keep_rows` (by id, so the
+/// index does the work: one row per insert once full) and, every 256th
+/// entry, those written before `cutoff_ms`.
+pub fn prune_audit(
+    conn: &Connection,
+    newest: i64,
+    keep_rows: u64,
+    cutoff_ms: u64,
+) -> Result<usize, StoreError> {
+    let mut gone = conn.execute(
+        "DELETE FROM audit WHERE id <= ?1",
+        params![newest - keep_rows as i64],
+    )?;
+    if newest % 256 == 0 {
+        gone += conn.execute(
+            "DELETE FROM audit WHERE at_ms < ?1",
+            params![cutoff_ms as i64],
+        )?;
+    }
+    Ok(gone)
 }
 
 pub fn list_audit(conn: &Connection, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
