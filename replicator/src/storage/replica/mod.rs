@@ -8,6 +8,8 @@
 //! instance. Every file call goes through the replica's [`FileLayer`].
 
 mod consolidate;
+mod history;
+mod scores;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,8 @@ use super::geometry::Geometry;
 use super::redo_log::{RedoHeader, RedoLogWriter};
 use crate::crash::crash_point;
 pub use consolidate::ConsolidateError;
+pub use history::{InstanceError, KeptInstance};
+pub use scores::ScoreRecord;
 
 pub(super) const STATE_FILE: &str = "replica.state";
 pub(super) const REDO_FILE: &str = "redo.log";
@@ -172,6 +176,8 @@ pub struct Replica {
     /// A committed instance whose consolidation could not start; the base
     /// disks still hold `state` untouched. No new instance is taken.
     deferred: Option<ConsolidateError>,
+    /// Consolidation keeps the instance it replaces as an undo file.
+    history: bool,
 }
 
 impl Replica {
@@ -206,7 +212,11 @@ impl Replica {
             dir: dir.to_path_buf(),
             state,
             deferred: None,
+            history: false,
         };
+        replica.history = replica
+            .layer
+            .exists(&replica.dir.join(history::HISTORY_FILE))?;
         durable::remove_durably_in(&*replica.layer, &state_path.with_extension("tmp"))?;
         if replica.layer.exists(&replica.dir.join(UNTRUSTED_FILE))? {
             replica.discard_seed()?;
@@ -216,6 +226,7 @@ impl Replica {
             Err(e) if !e.base_touched => replica.deferred = Some(e),
             Err(e) => return Err(e.into()),
         }
+        replica.clean_history()?;
         Ok(replica)
     }
 
