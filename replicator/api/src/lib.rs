@@ -10,6 +10,7 @@
 //!   bodies carry; re-exported by [`types`].
 //! - [`mapping`], [`plan`], [`placement`]: the pure checks and derivations
 //!   the site enforces and the TUI runs before sending, so both agree.
+//! - [`retention`]: which point-in-time instances a policy keeps (pure).
 //! - [`run`]: a run's record and how it changes (pure; the site's executor
 //!   does the work and records it here).
 
@@ -20,6 +21,7 @@ pub mod model;
 pub mod pin;
 pub mod placement;
 pub mod plan;
+pub mod retention;
 pub mod run;
 pub mod types;
 
