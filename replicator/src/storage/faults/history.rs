@@ -154,3 +154,75 @@ fn a_crash_anywhere_in_keeping_or_pruning_leaves_every_kept_instance_whole() {
     }
     eprintln!("kept-instance sweep: {checked} crashes checked");
 }
+
+#[test]
+fn retention_drops_what_its_window_leaves_and_a_budget_alarms_naming_what_it_forced() {
+    use crate::storage::replica::{PruneReason, Retention, budget_alarm};
+    use ferry_api::retention::RetentionPolicy;
+    let mut world = World::new(Model::new(5, &[32 * 1024], 12));
+    world.sync(1, true).unwrap();
+    // Points are a second apart: a 3 s window keeps four instances.
+    let policy = RetentionPolicy {
+        keep_all_seconds: 3,
+        ..RetentionPolicy::default()
+    };
+    world
+        .open()
+        .unwrap()
+        .set_retention(Retention {
+            policy,
+            budget_bytes: None,
+        })
+        .unwrap();
+    for n in 2..=8 {
+        world.sync(n, false).unwrap();
+    }
+    let kept = world.check_kept().unwrap();
+    assert_eq!(kept, vec![8, 7, 6, 5]);
+    // A budget smaller than the window's history forces the oldest out.
+    let mut replica = world.open().unwrap();
+    let one = replica
+        .kept()
+        .unwrap()
+        .iter()
+        .filter(|k| k.instance < 8)
+        .map(|k| {
+            world
+                .fs
+                .contents(&replica.undo_path(k.instance))
+                .unwrap()
+                .len() as u64
+        })
+        .max()
+        .unwrap();
+    replica
+        .set_retention(Retention {
+            policy,
+            budget_bytes: Some(one),
+        })
+        .unwrap();
+    let pruned = replica.retain(8000).unwrap();
+    let forced: Vec<u64> = pruned
+        .iter()
+        .filter(|p| matches!(p.reason, PruneReason::Budget(_)))
+        .map(|p| p.instance)
+        .collect();
+    assert!(forced.starts_with(&[5, 6]), "{pruned:?}");
+    let alarm = budget_alarm("vm-1", &pruned).unwrap();
+    assert!(
+        alarm.contains("VM vm-1: instances 5 (point 5000 ms), 6"),
+        "{alarm}"
+    );
+    assert!(alarm.contains("budget"), "{alarm}");
+    drop(replica);
+    let kept = world.check_kept().unwrap();
+    assert_eq!(kept.len(), 4 - forced.len());
+    // Newest only again: the next cycle drops every older instance.
+    world
+        .open()
+        .unwrap()
+        .set_retention(Retention::default())
+        .unwrap();
+    world.sync(9, false).unwrap();
+    assert_eq!(world.check_kept().unwrap(), vec![9]);
+}

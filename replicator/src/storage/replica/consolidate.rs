@@ -107,6 +107,14 @@ impl Replica {
             durable::remove_durably_in(&*layer, &self.score_path(previous))
                 .map_err(|e| fail(self, &self.score_path(previous), e, instance, false))?;
         }
+        if keep {
+            // The instance is complete whatever pruning does; a prune that
+            // fails is retried after the next cycle.
+            match self.retain(self.state.point_time_ms) {
+                Ok(pruned) => self.pruned.extend(pruned),
+                Err(e) => tracing::warn!(vm = %self.vm(), "pruning kept instances failed: {e}"),
+            }
+        }
         Ok(())
     }
 

@@ -60,7 +60,7 @@ fn undo_name(instance: u64) -> String {
 }
 
 impl Replica {
-    pub(super) fn undo_path(&self, instance: u64) -> PathBuf {
+    pub(crate) fn undo_path(&self, instance: u64) -> PathBuf {
         self.dir.join(undo_name(instance))
     }
 

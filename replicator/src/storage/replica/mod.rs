@@ -9,6 +9,7 @@
 
 mod consolidate;
 mod history;
+mod retain;
 mod scores;
 
 use std::io;
@@ -25,6 +26,7 @@ use super::redo_log::{RedoHeader, RedoLogWriter};
 use crate::crash::crash_point;
 pub use consolidate::ConsolidateError;
 pub use history::{InstanceError, KeptInstance};
+pub use retain::{PruneReason, Pruned, Retention, budget_alarm};
 pub use scores::ScoreRecord;
 
 pub(super) const STATE_FILE: &str = "replica.state";
@@ -178,6 +180,8 @@ pub struct Replica {
     deferred: Option<ConsolidateError>,
     /// Consolidation keeps the instance it replaces as an undo file.
     history: bool,
+    /// Instances retention dropped since the caller last took them.
+    pruned: Vec<Pruned>,
 }
 
 impl Replica {
@@ -213,6 +217,7 @@ impl Replica {
             state,
             deferred: None,
             history: false,
+            pruned: Vec::new(),
         };
         replica.history = replica
             .layer
@@ -228,6 +233,12 @@ impl Replica {
         }
         replica.clean_history()?;
         Ok(replica)
+    }
+
+    /// What retention dropped since the last call, for the caller's
+    /// events and alarms ([`budget_alarm`]).
+    pub fn take_pruned(&mut self) -> Vec<Pruned> {
+        std::mem::take(&mut self.pruned)
     }
 
     pub fn state(&self) -> &ReplicaState {
