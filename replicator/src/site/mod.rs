@@ -169,6 +169,9 @@ impl Site {
         site.replications
             .receiver
             .set_on_refused(trust::refused_handler(Arc::downgrade(&site)));
+        site.replications
+            .receiver
+            .set_on_history(trust::history_handler(Arc::downgrade(&site)));
         site.open_vms().await?;
         site.interrupt_unfinished_runs().await?;
         Ok((site, Listeners { api, replication }))

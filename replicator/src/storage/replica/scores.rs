@@ -141,6 +141,41 @@ impl Replica {
     }
 }
 
+impl Replica {
+    /// The alarm for instance `instance` when its score is the first of a
+    /// jump: what changed, against what baseline, and the newest kept
+    /// instance before it, the recommended clean point.
+    pub fn clean_point_alarm(&self, instance: u64) -> Option<String> {
+        let score = self.score(instance)?.score;
+        if !score.jump {
+            return None;
+        }
+        let clean = self
+            .kept()
+            .ok()?
+            .into_iter()
+            .filter(|k| k.instance < instance && !k.score.is_some_and(|s| s.score.suspicious))
+            .map(|k| k.instance)
+            .max();
+        let ratio = if score.baseline_rate > 0.0 {
+            score.rate / score.baseline_rate
+        } else {
+            f64::INFINITY
+        };
+        Some(format!(
+            "VM {}: instance {instance} looks like an encryption attack: {} bytes changed, {ratio:.0}x its usual change rate, {:.0}% of the sampled changed blocks look encrypted (usually {:.0}%); it and later instances are marked suspicious; {}",
+            self.vm(),
+            score.bytes_changed,
+            score.share * 100.0,
+            score.baseline_share * 100.0,
+            clean.map_or(
+                "no older instance is kept to recover to".to_string(),
+                |k| format!("the recommended clean point is instance {k}")
+            )
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
