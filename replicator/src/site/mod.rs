@@ -18,6 +18,7 @@
 pub mod control;
 mod control_auth;
 pub mod http;
+pub mod instances;
 pub mod notify;
 pub mod peer;
 pub mod protected;

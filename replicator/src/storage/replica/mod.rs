@@ -241,6 +241,31 @@ impl Replica {
         std::mem::take(&mut self.pruned)
     }
 
+    /// Reads the replica in `dir` without recovery and without writing,
+    /// for listings while a session may be running: a crash leftover is
+    /// not finished here, and an instance pruned meanwhile is skipped.
+    pub fn inspect(dir: &Path) -> io::Result<Self> {
+        let layer = layer_fs::real();
+        let bytes = layer_fs::read_all(&*layer, &dir.join(STATE_FILE))?;
+        let state = String::from_utf8(bytes)
+            .ok()
+            .and_then(|text| ReplicaState::decode(&text))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} is corrupt", dir.join(STATE_FILE).display()),
+                )
+            })?;
+        Ok(Self {
+            layer,
+            dir: dir.to_path_buf(),
+            state,
+            deferred: None,
+            history: false,
+            pruned: Vec::new(),
+        })
+    }
+
     pub fn state(&self) -> &ReplicaState {
         &self.state
     }
