@@ -226,3 +226,63 @@ fn retention_drops_what_its_window_leaves_and_a_budget_alarms_naming_what_it_for
     world.sync(9, false).unwrap();
     assert_eq!(world.check_kept().unwrap(), vec![9]);
 }
+
+#[test]
+fn an_attack_alarms_at_its_first_instance_and_recommends_the_one_before() {
+    const BLOCKS: usize = 64;
+    let size = BLOCKS * super::world::BLOCK as usize;
+    let mut rng = Rng::new(77);
+    let mut instances = vec![vec![vec![0u8; size]]];
+    for n in 1..=12usize {
+        let mut disk = instances[n - 1][0].clone();
+        // A record log's worth of text, then at 11 most of the disk random.
+        let (count, random) = match n {
+            1 => (BLOCKS, false),
+            11 => (48, true),
+            _ => (2, false),
+        };
+        for _ in 0..count {
+            let block = rng.below(BLOCKS as u64) as usize;
+            let bytes = &mut disk[block * 4096..(block + 1) * 4096];
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = if random {
+                    rng.next() as u8
+                } else {
+                    b"seq 000042 ts 1700000000 "[i % 25] ^ (n as u8 & 1)
+                };
+            }
+        }
+        instances.push(vec![disk]);
+    }
+    let mut world = World::new(Model { instances });
+    world.sync(1, true).unwrap();
+    world.keep_history().unwrap();
+    for n in 2..=12 {
+        world.sync(n, false).unwrap();
+        let alarm = world.open().unwrap().clean_point_alarm(n);
+        assert_eq!(alarm.is_some(), n == 11, "instance {n}: {alarm:?}");
+        if let Some(alarm) = alarm {
+            assert!(alarm.contains("VM vm-1: instance 11"), "{alarm}");
+            assert!(
+                alarm.contains("recommended clean point is instance 10"),
+                "{alarm}"
+            );
+        }
+    }
+    let replica = world.open().unwrap();
+    let listed = crate::site::instances::describe(&replica.kept().unwrap());
+    let flagged: Vec<(&str, bool, bool)> = listed
+        .iter()
+        .take(3)
+        .map(|i| (i.id.as_str(), i.suspicious, i.recommended))
+        .collect();
+    assert_eq!(
+        flagged,
+        [
+            ("12", true, false),
+            ("11", true, false),
+            ("10", false, true)
+        ]
+    );
+    world.check_kept().unwrap();
+}
