@@ -215,7 +215,13 @@ mod tests {
     #[test]
     fn a_vm_always_writing_compressed_data_stops_alarming_once_learned() {
         // Compressed backups: every block incompressible, bursts of 20x.
-        let burst = |n: u64| if n % 5 == 0 { 200 << 20 } else { 10 << 20 };
+        let burst = |n: u64| {
+            if n.is_multiple_of(5) {
+                200 << 20
+            } else {
+                10 << 20
+            }
+        };
         let mut learned = Baseline::default();
         for n in 1..=60 {
             let s = learned.score(n, cycle(burst(n), 64));

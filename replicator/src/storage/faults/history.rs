@@ -62,11 +62,11 @@ fn every_kept_instance_reads_back_as_the_source_was_through_cycles_and_pruning()
         world.keep_history().unwrap();
         let mut rng = Rng::new(seed);
         for n in 2..=14 {
-            world.sync(n, n % 5 == 0).unwrap();
+            world.sync(n, n.is_multiple_of(5)).unwrap();
             let kept = world.check_kept().unwrap();
             assert_eq!(world.check().unwrap(), Some(n));
             // Thin now and then: a middle instance, or the oldest.
-            if n % 3 == 0 && kept.len() > 2 {
+            if n.is_multiple_of(3) && kept.len() > 2 {
                 let older = &kept[1..];
                 let victim = older[rng.below(older.len() as u64) as usize];
                 world.prune(victim).unwrap();
