@@ -270,19 +270,13 @@ fn an_attack_alarms_at_its_first_instance_and_recommends_the_one_before() {
         }
     }
     let replica = world.open().unwrap();
-    let listed = crate::site::instances::describe(&replica.kept().unwrap());
-    let flagged: Vec<(&str, bool, bool)> = listed
+    let flagged: Vec<(u64, bool)> = replica
+        .kept()
+        .unwrap()
         .iter()
         .take(3)
-        .map(|i| (i.id.as_str(), i.suspicious, i.recommended))
+        .map(|k| (k.instance, k.score.is_some_and(|s| s.score.suspicious)))
         .collect();
-    assert_eq!(
-        flagged,
-        [
-            ("12", true, false),
-            ("11", true, false),
-            ("10", false, true)
-        ]
-    );
+    assert_eq!(flagged, [(12, true), (11, true), (10, false)]);
     world.check_kept().unwrap();
 }
