@@ -7,6 +7,7 @@ mod e2e {
     pub mod demo;
     pub mod guide;
     pub mod https;
+    pub mod instances;
     pub mod pairing;
     pub mod pictures;
     pub mod protection;

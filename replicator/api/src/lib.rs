@@ -12,6 +12,7 @@
 //! - [`mapping`], [`plan`], [`placement`]: the pure checks and derivations
 //!   the site enforces and the TUI runs before sending, so both agree.
 //! - [`readiness`]: whether a plan can run now, as its owner finds it.
+//! - [`retention`]: which point-in-time instances a policy keeps (pure).
 //! - [`run`]: a run's record and how it changes (pure; the site's executor
 //!   does the work and records it here).
 //! - [`time`]: wall-clock times as people read them (UTC).
@@ -25,6 +26,7 @@ pub mod pin;
 pub mod placement;
 pub mod plan;
 pub mod readiness;
+pub mod retention;
 pub mod run;
 pub mod time;
 pub mod types;

@@ -324,3 +324,34 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+/// One kept point-in-time instance of a replica, as
+/// `GET /api/v1/vms/{id}/instances` lists them at the site holding it,
+/// newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    /// What a run's `"instance"` names.
+    pub id: String,
+    pub point_time_ms: u64,
+    /// Bytes of the blocks this instance changed; `None` when it was not
+    /// scored (the initial sync).
+    pub bytes_changed: Option<u64>,
+    pub score: Option<InstanceScore>,
+    /// It, or an earlier instance since an alarm, looks attacked.
+    pub suspicious: bool,
+    /// The newest instance that is not suspicious: the clean point.
+    pub recommended: bool,
+}
+
+/// How an instance's change compares with its VM's learned baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InstanceScore {
+    /// Bytes changed per second since the instance before.
+    pub rate: f64,
+    /// Share (0 to 1) of the sampled changed blocks that look encrypted.
+    pub encrypted_share: f64,
+    pub baseline_rate: f64,
+    pub baseline_share: f64,
+    /// The first instance of an encryption-like jump (the alarm's).
+    pub jump: bool,
+}

@@ -22,6 +22,7 @@ pub mod control;
 mod control_auth;
 pub mod http;
 pub mod lifecycle;
+pub mod instances;
 pub mod notify;
 pub mod peer;
 pub mod protected;
@@ -188,6 +189,9 @@ impl Site {
         site.replications
             .receiver
             .set_on_refused(trust::refused_handler(Arc::downgrade(&site)));
+        site.replications
+            .receiver
+            .set_on_history(trust::history_handler(Arc::downgrade(&site)));
         site.open_vms().await?;
         site.interrupt_unfinished_runs().await?;
         site.load_lifecycles()?;

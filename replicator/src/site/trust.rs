@@ -97,6 +97,24 @@ pub fn refused_handler(site: Weak<Site>) -> Arc<RefusedHandler> {
     })
 }
 
+/// Raises a replica's history alarms (an instance that looks attacked,
+/// instances a budget forced out) from the receiver's blocking thread.
+pub fn history_handler(site: Weak<Site>) -> Arc<crate::replication::receiver::HistoryHandler> {
+    let runtime = tokio::runtime::Handle::current();
+    Arc::new(move |vm: &str, kind: &str, message: &str| {
+        let Some(site) = site.upgrade() else { return };
+        let (vm, kind, message) = (vm.to_string(), kind.to_string(), message.to_string());
+        let severity = if kind == "clean_point" {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        runtime.spawn(async move {
+            site.alarm(&kind, severity, Some(&vm), message).await;
+        });
+    })
+}
+
 impl Site {
     /// This site's certificate fingerprint, which the peer pins.
     pub fn fingerprint(&self) -> Fingerprint {
