@@ -21,8 +21,8 @@
 pub mod control;
 mod control_auth;
 pub mod http;
-pub mod lifecycle;
 pub mod instances;
+pub mod lifecycle;
 pub mod notify;
 pub mod peer;
 pub mod protected;
