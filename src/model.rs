@@ -1,45 +1,30 @@
 //! What the TUI knows of both sites, fed by their live feeds. Pure state:
 //! no I/O, no terminal, so every rule is testable and renders from `&self`.
+//!
+//! - [`site`]: one site's state; [`compliance`]: RPO compliance and the
+//!   counts per site; [`runs`]: recovery runs merged across sites.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ferry_api::Call;
 use ferry_api::types::EventRow;
 use ferry_api::types::{
-    Inventory, Mappings, PeerInfo, Plan, ProtectionGroup, ReplicationInfo, Role, Run, SiteEvent,
+    Inventory, Lifecycle, Mappings, Plan, ProtectionGroup, ReplicationInfo, Run, SiteEvent,
     SiteInfo, VmInfo,
 };
 
+pub mod compliance;
 pub mod runs;
+pub mod site;
+#[doc(hidden)]
+pub mod tests;
+pub use compliance::{Compliance, compliance, lag_seconds};
 pub use runs::RunEntry;
+pub use site::{BUCKET, Cycle, Link, SiteState};
 
 /// Alarms kept in memory across both sites.
 const MAX_ALARMS: usize = 500;
-/// Throughput history: one bucket per this long, this many buckets.
-pub const BUCKET: Duration = Duration::from_secs(5);
-const BUCKETS: usize = 60;
-/// Cycles remembered per VM for the detail pane.
-const CYCLES: usize = 30;
-
-/// One completed cycle, as the detail pane shows it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Cycle {
-    pub finished_at_ms: u64,
-    pub duration_ms: u64,
-    pub bytes: u64,
-    pub full: bool,
-    /// The lag just before this cycle landed: the peak of the sawtooth.
-    pub peak_lag_s: f64,
-}
-
-/// How the TUI's link to a site stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Link {
-    Connecting,
-    Connected,
-    Unreachable,
-}
 
 /// What a feed tells the model.
 #[derive(Debug, Clone)]
@@ -87,174 +72,11 @@ pub struct Protection {
     pub runs: BTreeMap<String, Run>,
 }
 
-#[derive(Debug, Clone)]
-pub struct SiteState {
-    /// The name from the config until the site says its own.
-    pub name: String,
-    pub url: String,
-    pub link: Link,
-    pub last_contact: Option<Instant>,
-    pub error: Option<String>,
-    pub peer: Option<PeerInfo>,
-    /// What this TUI's token may do at the site, as the site said; `None`
-    /// until it answered.
-    pub role: Option<Role>,
-    pub replications: BTreeMap<String, ReplicationInfo>,
-    /// Bytes of completed cycles per [`BUCKET`], newest last.
-    pub throughput: VecDeque<u64>,
-    bucket_started: Option<Instant>,
-    pub vms: BTreeMap<String, VmInfo>,
-    /// Recent cycles per VM, newest last.
-    pub cycles: BTreeMap<String, VecDeque<Cycle>>,
-    /// Where the running cycle of a VM was first seen: (when, bytes done).
-    progress_start: BTreeMap<String, (Instant, u64)>,
-    pub protection: Protection,
-}
-
-impl SiteState {
-    pub fn new(name: &str, url: &str) -> Self {
-        Self {
-            name: name.to_string(),
-            url: url.to_string(),
-            link: Link::Connecting,
-            last_contact: None,
-            error: None,
-            peer: None,
-            role: None,
-            replications: BTreeMap::new(),
-            throughput: VecDeque::from(vec![0; BUCKETS]),
-            bucket_started: None,
-            vms: BTreeMap::new(),
-            cycles: BTreeMap::new(),
-            progress_start: BTreeMap::new(),
-            protection: Protection::default(),
-        }
-    }
-
-    /// Transfer rate (bytes/s) and time left of a VM's running cycle, once
-    /// it has been seen for a moment.
-    pub fn rate_and_eta(&self, r: &ReplicationInfo, now: Instant) -> Option<(f64, Duration)> {
-        let p = r.progress?;
-        let (since, first) = self.progress_start.get(&r.vm_id)?;
-        let elapsed = (now - *since).as_secs_f64();
-        if elapsed < 0.5 || p.bytes_done <= *first {
-            return None;
-        }
-        let rate = (p.bytes_done - first) as f64 / elapsed;
-        let left = p.bytes_total.saturating_sub(p.bytes_done) as f64 / rate;
-        Some((rate, Duration::from_secs_f64(left)))
-    }
-
-    fn record(&mut self, old: Option<&ReplicationInfo>, new: &ReplicationInfo, now: Instant) {
-        match new.progress {
-            Some(p) => {
-                self.progress_start
-                    .entry(new.vm_id.clone())
-                    .or_insert((now, p.bytes_done));
-            }
-            None => {
-                self.progress_start.remove(&new.vm_id);
-            }
-        }
-        let Some(last) = new.last_sync else { return };
-        if old.is_some_and(|o| o.last_sync == new.last_sync) {
-            return;
-        }
-        let previous_point = old.and_then(|o| o.point_time_ms);
-        let cycles = self.cycles.entry(new.vm_id.clone()).or_default();
-        cycles.push_back(Cycle {
-            finished_at_ms: last.finished_at,
-            duration_ms: last.duration_ms,
-            bytes: last.bytes,
-            full: last.full,
-            peak_lag_s: previous_point
-                .map_or(0.0, |p| last.finished_at.saturating_sub(p) as f64 / 1000.0),
-        });
-        if cycles.len() > CYCLES {
-            cycles.pop_front();
-        }
-        self.add_throughput(last.bytes, now);
-    }
-
-    /// How old this site's data is, when it is not live.
-    pub fn stale_for(&self, now: Instant) -> Option<Duration> {
-        match self.link {
-            Link::Connected => None,
-            _ => Some(self.last_contact.map_or(Duration::ZERO, |t| now - t)),
-        }
-    }
-
-    fn add_throughput(&mut self, bytes: u64, now: Instant) {
-        let started = *self.bucket_started.get_or_insert(now);
-        let elapsed = (now - started).as_secs() / BUCKET.as_secs();
-        for _ in 0..elapsed.min(BUCKETS as u64) {
-            self.throughput.pop_front();
-            self.throughput.push_back(0);
-        }
-        if elapsed > 0 {
-            self.bucket_started = Some(started + BUCKET * elapsed as u32);
-        }
-        if let Some(last) = self.throughput.back_mut() {
-            *last += bytes;
-        }
-    }
-}
-
 /// An alarm and the site that raised it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alarm {
     pub site: String,
     pub row: EventRow,
-}
-
-/// RPO compliance of one replication, as the operator reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Compliance {
-    Ok,
-    /// Lag past 80% of the RPO.
-    AtRisk,
-    Violated,
-    /// Never synced yet.
-    Unknown,
-}
-
-impl Compliance {
-    pub fn word(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::AtRisk => "at risk",
-            Self::Violated => "violated",
-            Self::Unknown => "pending",
-        }
-    }
-
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Self::Ok => "✔",
-            Self::AtRisk => "▲",
-            Self::Violated => "✖",
-            Self::Unknown => "…",
-        }
-    }
-}
-
-/// The lag now: from the consistency point when known (so it ages between
-/// events), else as last reported.
-pub fn lag_seconds(r: &ReplicationInfo, now_ms: u64) -> Option<f64> {
-    match r.point_time_ms {
-        Some(point) => Some(now_ms.saturating_sub(point) as f64 / 1000.0),
-        None => r.lag_seconds,
-    }
-}
-
-pub fn compliance(r: &ReplicationInfo, now_ms: u64) -> Compliance {
-    match lag_seconds(r, now_ms) {
-        None => Compliance::Unknown,
-        Some(_) if r.rpo_violated => Compliance::Violated,
-        Some(lag) if lag > r.rpo_seconds as f64 => Compliance::Violated,
-        Some(lag) if lag > 0.8 * r.rpo_seconds as f64 => Compliance::AtRisk,
-        Some(_) => Compliance::Ok,
-    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -357,10 +179,25 @@ impl Model {
             }
             SiteEvent::Alarm(row) => {
                 let name = s.name.clone();
-                self.alarms.push_front(Alarm { site: name, row });
-                self.alarms.truncate(MAX_ALARMS);
+                // An acknowledgement comes as the alarm again, marked.
+                let known = self
+                    .alarms
+                    .iter_mut()
+                    .find(|a| a.site == name && a.row.id == row.id);
+                match known {
+                    Some(a) => a.row = row,
+                    None => {
+                        self.alarms.push_front(Alarm { site: name, row });
+                        self.alarms.truncate(MAX_ALARMS);
+                    }
+                }
                 true
             }
+            SiteEvent::Vm(vm) => {
+                s.vms.insert(vm.id.clone(), vm);
+                true
+            }
+            SiteEvent::VmRemoved { vm_id } => s.vms.remove(&vm_id).is_some(),
             // A VM powered on or off, or crashed under its site: the
             // detail pane says so at once.
             SiteEvent::VmPower {
@@ -505,6 +342,27 @@ impl Model {
         }
     }
 
+    /// What the VM of a replication is now, as the sites say: its own
+    /// site's word, unless another site says it recovered the VM (which
+    /// is news the replication's site may not have yet, or cannot give
+    /// while it is down).
+    pub fn lifecycle(&self, r: &ReplicationInfo) -> Lifecycle {
+        if r.lifecycle.has_ended() {
+            return r.lifecycle.clone();
+        }
+        let recovered = self.sites.iter().find_map(|s| {
+            let vm = s.vms.get(&r.vm_id).filter(|_| s.name != r.source_site)?;
+            match &vm.lifecycle {
+                Lifecycle::Recovered { run_id, .. } => Some(Lifecycle::RecoveredAt {
+                    site: s.name.clone(),
+                    run_id: run_id.clone(),
+                }),
+                _ => None,
+            }
+        });
+        recovered.unwrap_or_else(|| r.lifecycle.clone())
+    }
+
     /// The name of a VM by id, from whichever site knows it.
     pub fn vm_name(&self, vm_id: &str) -> String {
         for s in &self.sites {
@@ -516,31 +374,6 @@ impl Model {
             }
         }
         vm_id.rsplit_once('.').map_or(vm_id, |(_, n)| n).to_string()
-    }
-
-    /// (ok, at risk, violated, pending) counts for one site.
-    /// Replications of `site` still protecting a VM (not of VMs recovered
-    /// at the other site).
-    pub fn protected_count(&self, site: usize) -> usize {
-        self.sites.get(site).map_or(0, |s| {
-            s.replications
-                .keys()
-                .filter(|id| self.recovered_by(id).is_none())
-                .count()
-        })
-    }
-
-    pub fn compliance_counts(&self, site: usize, now_ms: u64) -> [usize; 4] {
-        let mut counts = [0; 4];
-        if let Some(s) = self.sites.get(site) {
-            // A VM recovered elsewhere is no longer protected here.
-            for r in s.replications.values() {
-                if self.recovered_by(&r.vm_id).is_none() {
-                    counts[compliance(r, now_ms) as usize] += 1;
-                }
-            }
-        }
-        counts
     }
 }
 
@@ -565,195 +398,4 @@ fn merged<'a, T>(
         }
     }
     best.into_values().map(|(_, _, o)| o).collect()
-}
-
-/// Test and benchmark fixtures.
-#[doc(hidden)]
-pub mod tests {
-    use super::*;
-    use ferry_api::types::LastSyncInfo;
-
-    pub fn replication(
-        vm: &str,
-        rpo: u64,
-        point_age_ms: Option<u64>,
-        now_ms: u64,
-    ) -> ReplicationInfo {
-        ReplicationInfo {
-            vm: vm.to_string(),
-            vm_id: format!("site-a.{vm}"),
-            source_site: "site-a".into(),
-            target_site: Some("site-b".into()),
-            state: "ok".into(),
-            rpo_seconds: rpo,
-            lag_seconds: point_age_ms.map(|a| a as f64 / 1000.0),
-            rpo_violated: false,
-            progress: None,
-            last_sync: point_age_ms.map(|_| LastSyncInfo {
-                finished_at: now_ms,
-                duration_ms: 20,
-                bytes: 1 << 20,
-                full: false,
-                instance: 3,
-            }),
-            point_time_ms: point_age_ms.map(|a| now_ms - a),
-            datastore: "ds1".into(),
-            compress: false,
-            paused: false,
-            last_error: None,
-        }
-    }
-
-    #[cfg(test)]
-    #[test]
-    fn compliance_bands() {
-        let now = 1_000_000;
-        assert_eq!(
-            compliance(&replication("a", 60, Some(10_000), now), now),
-            Compliance::Ok
-        );
-        assert_eq!(
-            compliance(&replication("a", 60, Some(50_000), now), now),
-            Compliance::AtRisk
-        );
-        assert_eq!(
-            compliance(&replication("a", 60, Some(61_000), now), now),
-            Compliance::Violated
-        );
-        assert_eq!(
-            compliance(&replication("a", 60, None, now), now),
-            Compliance::Unknown
-        );
-    }
-
-    #[test]
-    fn a_site_going_down_keeps_its_rows_and_marks_them_stale() {
-        let t0 = Instant::now();
-        let mut model = Model::new(vec![
-            SiteState::new("a", "http://a"),
-            SiteState::new("b", "http://b"),
-        ]);
-        let info = SiteInfo {
-            name: "site-a".into(),
-            role: ferry_api::types::Role::Admin,
-            peer: None,
-            vm_count: 1,
-            replicated_count: 1,
-            fingerprint: None,
-        };
-        assert!(model.apply(
-            FeedUpdate::Snapshot {
-                site: 0,
-                info,
-                replications: vec![replication("db", 15, Some(1000), 5000)],
-                alarms: vec![],
-                vms: vec![],
-            },
-            t0
-        ));
-        assert_eq!(model.sites[0].stale_for(t0), None);
-        model.apply(
-            FeedUpdate::Down {
-                site: 0,
-                error: "connection refused".into(),
-            },
-            t0 + Duration::from_secs(1),
-        );
-        assert_eq!(model.sites[0].replications.len(), 1, "last-known rows stay");
-        assert_eq!(
-            model.sites[0].stale_for(t0 + Duration::from_secs(7)),
-            Some(Duration::from_secs(7))
-        );
-    }
-
-    #[test]
-    fn progress_rate_eta_and_cycle_history() {
-        use ferry_api::types::ProgressInfo;
-        let t0 = Instant::now();
-        let mut s = SiteState::new("a", "u");
-        let mut r = replication("db", 15, Some(1000), 10_000);
-        r.progress = Some(ProgressInfo {
-            bytes_done: 0,
-            bytes_total: 4_000_000,
-        });
-        s.record(None, &r, t0);
-        let mut later = r.clone();
-        later.progress = Some(ProgressInfo {
-            bytes_done: 1_000_000,
-            bytes_total: 4_000_000,
-        });
-        s.record(Some(&r), &later, t0 + Duration::from_secs(1));
-        let (rate, eta) = s.rate_and_eta(&later, t0 + Duration::from_secs(1)).unwrap();
-        assert!(
-            (rate - 1e6).abs() < 1.0 && eta == Duration::from_secs(3),
-            "{rate} {eta:?}"
-        );
-        // The cycle lands 6 s after the previous point: a peak lag of 6 s.
-        let mut done = later.clone();
-        done.progress = None;
-        if let Some(l) = done.last_sync.as_mut() {
-            l.finished_at = 10_000 - 1000 + 6_000;
-            l.instance = 4;
-        }
-        s.record(Some(&later), &done, t0 + Duration::from_secs(2));
-        let cycle = s.cycles["site-a.db"].back().copied().unwrap();
-        assert_eq!(cycle.peak_lag_s, 6.0);
-        assert!(s.rate_and_eta(&done, t0 + Duration::from_secs(2)).is_none());
-    }
-
-    #[test]
-    fn throughput_buckets_roll() {
-        let t0 = Instant::now();
-        let mut s = SiteState::new("a", "u");
-        s.add_throughput(100, t0);
-        s.add_throughput(50, t0 + Duration::from_secs(1));
-        assert_eq!(*s.throughput.back().unwrap(), 150);
-        s.add_throughput(7, t0 + BUCKET * 2);
-        assert_eq!(
-            s.throughput
-                .iter()
-                .rev()
-                .take(3)
-                .copied()
-                .collect::<Vec<_>>(),
-            vec![7, 0, 150]
-        );
-    }
-}
-
-#[cfg(test)]
-mod protection_tests {
-    use super::*;
-    use crate::editor::fixture;
-
-    #[test]
-    fn the_owners_copy_wins_and_events_keep_it_current() {
-        let mut model = fixture::model();
-        // site-a holds a newer-looking mirror; site-b owns the group.
-        let mut mirror = fixture::group();
-        mirror.name = "stale mirror".into();
-        mirror.updated_ms += 1_000;
-        model.sites[0]
-            .protection
-            .groups
-            .insert(mirror.id.clone(), mirror);
-        assert_eq!(model.groups()[0].name, "Databases");
-        let mut renamed = fixture::group();
-        renamed.name = "DBs".into();
-        let now = Instant::now();
-        let event = |event| FeedUpdate::Event { site: 1, event };
-        assert!(model.apply(event(SiteEvent::Group(renamed)), now));
-        assert_eq!(model.group("pg-databases").unwrap().name, "DBs");
-        let removed = SiteEvent::PlanRemoved {
-            id: "plan-tier-1".into(),
-        };
-        assert!(model.apply(event(removed), now));
-        assert!(model.plan("plan-tier-1").is_some(), "site-a's mirror stays");
-        model.removed(&ferry_api::Call::DeletePlan {
-            id: "plan-tier-1".into(),
-        });
-        assert!(model.plans().is_empty());
-        assert!(model.mappings("site-a", "site-b").is_some());
-        assert_eq!(model.vm_name("site-a.db-02"), "db-02");
-    }
 }

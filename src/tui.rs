@@ -201,6 +201,7 @@ async fn post(endpoint: Endpoint, call: Call, vm: String, notices: mpsc::Unbound
     use crate::editor::say::{VmRefusal, vm_action};
     let verb = match &call {
         Call::Replication { verb, .. } => verb.as_str(),
+        Call::AckAlarm { .. } => "acknowledge",
         _ => "change",
     };
     let outcome = match client(&endpoint) {

@@ -7,6 +7,8 @@ mod e2e {
     pub mod demo;
     pub mod guide;
     pub mod https;
+    pub mod instances;
+    pub mod pairing;
     pub mod pictures;
     pub mod protection;
     pub mod protection_tui;
@@ -18,7 +20,9 @@ mod e2e {
     pub mod sites;
     pub mod support;
     pub mod terminal;
+    pub mod test_copies;
     pub mod trust;
+    pub mod truth;
     pub mod tui;
     pub mod two_tuis;
 }

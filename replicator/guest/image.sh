@@ -49,6 +49,7 @@ key=$( { sha256sum "${BASH_SOURCE[0]}" "$agent" | cut -d' ' -f1
          echo "$kernel_pkg=$kernel_ver busybox-static=$busybox_ver"; } | sha256sum | cut -c1-16)
 out="$cache/$key"
 if [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ]; then
+    touch "$out" # the newest in use, for the pruning below
     say "cached: $kernel_pkg $kernel_ver, busybox-static $busybox_ver"
     echo "$out"
     exit 0
@@ -117,5 +118,10 @@ mkdir -p "$work/image"
 mv "$work/vmlinuz" "$work/initrd.img" "$work/image/"
 rm -rf "$out"
 mv "$work/image" "$out"
+# The cache stays small: the three images last built or used (QEMU reads an
+# image only when a VM starts), and only the packages of this one.
+hex16='[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'
+ls -1dt "$cache"/$hex16$hex16/ 2>/dev/null | tail -n +4 | xargs -r rm -rf
+find "$debs" -name '*.deb' ! -path "$kernel_deb" ! -path "$busybox_deb" -delete
 say "built: $kernel_pkg $kernel_ver, busybox-static $busybox_ver, initramfs $(stat -c %s "$out/initrd.img") bytes"
 echo "$out"

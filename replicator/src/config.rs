@@ -35,6 +35,9 @@ pub struct SiteConfig {
     /// Where the site's VMs run.
     #[serde(default)]
     pub compute: ComputeConfig,
+    /// How much of the audit log site.db keeps.
+    #[serde(default)]
+    pub audit: AuditRetention,
 }
 
 /// `[compute]`: the backend that runs the site's VMs and its settings.
@@ -101,6 +104,36 @@ pub enum Accelerator {
     Auto,
     Kvm,
     Tcg,
+}
+
+/// The audit log's bound: the newest `keep_rows` entries, none older than
+/// `keep_days`. Pruned as entries are written, so a flood of refused calls
+/// cannot grow site.db without limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRetention {
+    #[serde(default = "AuditRetention::default_rows")]
+    pub keep_rows: u64,
+    #[serde(default = "AuditRetention::default_days")]
+    pub keep_days: u64,
+}
+
+impl AuditRetention {
+    fn default_rows() -> u64 {
+        100_000
+    }
+    fn default_days() -> u64 {
+        400
+    }
+}
+
+impl Default for AuditRetention {
+    fn default() -> Self {
+        Self {
+            keep_rows: Self::default_rows(),
+            keep_days: Self::default_days(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -351,6 +384,12 @@ pub fn validate(c: &SiteConfig) -> Result<(), String> {
     }
     unique("tokens", c.tokens.iter().map(|t| t.name.as_str()))?;
     check_compute(&c.compute)?;
+    if c.audit.keep_rows < 100 {
+        return Err(key_err("audit.keep_rows", "keep at least 100 entries"));
+    }
+    if c.audit.keep_days == 0 {
+        return Err(key_err("audit.keep_days", "keep at least a day"));
+    }
     unique("vms", c.vms.iter().map(|v| v.name.as_str()))?;
     for (i, vm) in c.vms.iter().enumerate() {
         let key = |field: &str| format!("vms[{i}].{field}");

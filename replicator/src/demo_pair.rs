@@ -198,6 +198,7 @@ fn site_config(
             Vec::new()
         },
         compute: Default::default(),
+        audit: Default::default(),
     }
 }
 

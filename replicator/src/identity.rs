@@ -67,19 +67,24 @@ impl fmt::Debug for Fingerprint {
     }
 }
 
+/// Text that is not a certificate fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a SHA-256 fingerprint (sha256: and 64 hex digits)")]
+pub struct BadFingerprint(pub String);
+
 /// Reads `sha256:<hex>`, and for convenience bare hex with or without the
 /// colons some tools put between bytes, in either case.
 impl FromStr for Fingerprint {
-    type Err = String;
+    type Err = BadFingerprint;
 
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, BadFingerprint> {
         let trimmed = text.trim();
         let hex = trimmed
             .strip_prefix("sha256:")
             .or_else(|| trimmed.strip_prefix("SHA256:"))
             .unwrap_or(trimmed);
         let digits: Vec<u8> = hex.bytes().filter(|b| *b != b':').collect();
-        let bad = || format!("{text:?} is not a SHA-256 fingerprint (sha256: and 64 hex digits)");
+        let bad = || BadFingerprint(text.to_string());
         if digits.len() != 64 {
             return Err(bad());
         }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ferry_replicator::access::Role;
+use ferry_replicator::config::LoadedConfig;
 use ferry_replicator::identity::{Fingerprint, Identity};
 use ferry_replicator::replication::{LinkTls, Receiver, ReceiverConfig, receiver};
 use ferry_replicator::server;
@@ -48,6 +50,44 @@ enum Command {
         #[arg(long = "datastore", value_parser = parse_datastore, required = true)]
         datastores: Vec<(String, PathBuf)>,
     },
+    /// Manage the site's API tokens (in site.db beside --config); a running
+    /// site sees every change on its next call.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a token and print it, once: only its hash is kept.
+    Create {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Its name in `token list` and the audit log (default: the role
+        /// and the start of its hash).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Every token: name, role, origin, created, last used, revoked.
+    List,
+    /// Refuse the token from now on.
+    Revoke { name: String },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Viewer => Role::Viewer,
+            RoleArg::Operator => Role::Operator,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
 }
 
 fn parse_datastore(arg: &str) -> Result<(String, PathBuf), String> {
@@ -76,6 +116,10 @@ fn main() -> ExitCode {
             }),
             _,
         ) => receive(listen, site, &identity_dir, peer_fingerprint, datastores),
+        (Some(Command::Token(command)), Some(config)) => token(command, &config),
+        (Some(Command::Token(_)), None) => {
+            Err("give the site's --config site.toml (site.db lives beside it)".into())
+        }
         (None, Some(config)) => server::serve_config_file(&config),
         (None, None) => Err("nothing to do: give --config site.toml (see --help)".into()),
     };
@@ -116,4 +160,45 @@ fn receive(
         receiver::serve(listener, Receiver::new(config), shutdown).await;
         Ok(())
     })
+}
+
+fn token(command: TokenCommand, config: &std::path::Path) -> Result<(), String> {
+    use ferry_replicator::site::tokens::admin;
+    let config = LoadedConfig::load(config).map_err(|e| e.to_string())?;
+    match command {
+        TokenCommand::Create { role, name } => {
+            let (name, secret) =
+                admin::create(&config, role.into(), name).map_err(|e| e.to_string())?;
+            eprintln!("token {name:?} made; it is shown only this once:");
+            println!("{secret}");
+        }
+        TokenCommand::List => {
+            let rows = admin::list(&config).map_err(|e| e.to_string())?;
+            let when =
+                |ms: Option<u64>| ms.map_or_else(|| "-".to_string(), ferry_api::time::date_time);
+            println!(
+                "{:<24} {:<8} {:<9} {:<19}  {:<19}  STATUS",
+                "NAME", "ROLE", "ORIGIN", "CREATED", "LAST USED"
+            );
+            for t in rows {
+                let status = match t.revoked_ms {
+                    Some(at) => format!("revoked {}", ferry_api::time::date_time(at)),
+                    None => "active".to_string(),
+                };
+                println!(
+                    "{:<24} {:<8} {:<9} {:<19}  {:<19}  {status}",
+                    t.name,
+                    t.role.as_str(),
+                    t.origin,
+                    when(Some(t.created_ms)),
+                    when(t.last_used_ms),
+                );
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            admin::revoke(&config, &name).map_err(|e| e.to_string())?;
+            eprintln!("token {name:?} revoked");
+        }
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@ mod engine {
     pub mod bad_frames;
     pub mod chaos;
     pub mod crash;
+    pub mod hardening;
     pub mod qemu;
     pub mod qemu_compute;
     pub mod qemu_site;
@@ -15,4 +16,5 @@ mod engine {
     pub mod scheduler;
     pub mod support;
     pub mod tamper;
+    pub mod tokens;
 }

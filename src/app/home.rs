@@ -1,7 +1,8 @@
 //! The operator's home screen, opened first: what runs, what each plan may
 //! do next and what it risks now, and the alarms still to acknowledge.
-//! Acknowledgement is kept in this TUI only for now (the sites have no
-//! acknowledgement API yet): an acknowledged alarm stays listed, marked.
+//! Acknowledgement goes to the alarm's site (`POST /alarms/{id}/ack`),
+//! which keeps it, audits it and streams it to every client: an
+//! acknowledged alarm stays listed, marked with who and when.
 
 use ferry_api::types::{Plan, ReplicationInfo, Role, Run, RunMode};
 
@@ -29,8 +30,9 @@ impl App {
             .collect()
     }
 
+    /// Whether the alarm's site says it was acknowledged.
     pub fn acknowledged(&self, alarm: &Alarm) -> bool {
-        self.acked.contains(&lists::alarm_key(alarm))
+        alarm.row.acked.is_some()
     }
 
     /// Whether this token may acknowledge the selected alarm: an operator
@@ -43,16 +45,16 @@ impl App {
         }
     }
 
-    /// Acknowledges the selected alarm, in this TUI.
-    pub(super) fn ack_alarm(&mut self) {
+    /// Acknowledges the selected alarm at its site; the site's event marks
+    /// it here and in every other client.
+    pub(super) fn ack_alarm(&mut self) -> Option<Effect> {
         let alarms = self.home_alarms();
-        let Some(alarm) = alarms.get(self.cursor()) else {
-            return;
-        };
-        let (key, site, message) = (
-            lists::alarm_key(alarm),
+        let alarm = alarms.get(self.cursor())?;
+        let (id, site, message, acked) = (
+            alarm.row.id,
             alarm.site.clone(),
             alarm.row.message.clone(),
+            alarm.row.acked.clone(),
         );
         if !self.may(Role::Operator, Some(&site)) {
             self.status = Some(if self.read_only {
@@ -60,12 +62,18 @@ impl App {
             } else {
                 format!("{site} gives this token no operator role: it may not acknowledge")
             });
-            return;
+            return None;
         }
-        self.acked.insert(key);
-        self.status = Some(format!(
-            "acknowledged {site}: {message} (kept in this TUI only)"
-        ));
+        if let Some(ack) = acked {
+            self.status = Some(format!("already acknowledged by {}", ack.by));
+            return None;
+        }
+        let index = self.model.site_index(&site)?;
+        Some(Effect::Post {
+            site: index,
+            call: Call::AckAlarm { id },
+            vm: format!("the alarm \"{message}\""),
+        })
     }
 
     /// The worst lag against RPO among `plan`'s VMs.

@@ -4,13 +4,17 @@
 //! place actions are dispatched ([`App::act`]).
 //!
 //! [`protection`] holds the editing half: the mappings, groups and plans
-//! views, their editors and dialogs, and the replies to their saves.
+//! views, their editors and dialogs, and the replies to their saves;
+//! [`replication`] the replication view's rows and selection; [`palette`]
+//! the `:` commands.
 
 mod action;
 mod dialogs;
 mod home;
 mod lists;
+mod palette;
 mod protection;
+mod replication;
 #[cfg(test)]
 mod replication_tests;
 mod roles;
@@ -19,10 +23,8 @@ mod runs;
 mod tests;
 mod views;
 
-use std::cmp::Ordering;
 use std::time::Instant;
 
-use ferry_api::types::ReplicationInfo;
 use ferry_api::{Call, ReplicationVerb};
 use ratatui::crossterm::event::KeyEvent;
 
@@ -34,6 +36,8 @@ use crate::theme::Theme;
 pub use action::Action;
 pub use home::AtRisk;
 pub use lists::alarm_key;
+pub use palette::COMMANDS;
+use palette::resolve;
 pub use protection::{Editor, FormFor, Leave, PickFor, Popup};
 pub use roles::role_for;
 pub use runs::{PromptView, RunCall, RunDialog, RunPurpose, RunReply, RunView, Start};
@@ -88,31 +92,6 @@ pub enum Scope {
     Run,
 }
 
-/// `:` commands and what they do.
-pub const COMMANDS: [(&str, &str); 21] = [
-    ("home", "runs, plans' readiness and risk, alarms"),
-    ("dash", "the dashboard"),
-    ("vms", "the replication view"),
-    ("replication", "the replication view"),
-    ("events", "alarms, newest first"),
-    ("mappings", "inventory mappings, both directions"),
-    ("groups", "protection groups"),
-    ("plans", "recovery plans"),
-    ("history", "past runs, newest first"),
-    ("run", "the selected plan's run"),
-    ("test", "test the selected plan"),
-    ("cleanup", "clean up after its test"),
-    ("migrate", "planned migration of the plan"),
-    ("failover", "disaster recovery of the plan"),
-    ("reprotect", "reverse the plan's direction"),
-    ("cancel", "cancel the plan's run"),
-    ("new", "a new group or plan (in their views)"),
-    ("save", "save the open editor"),
-    ("help", "the keys"),
-    ("quit", "leave ferry"),
-    ("q", "leave ferry"),
-];
-
 /// Seconds per view on a NOC screen.
 const NOC_ROTATE_TICKS: u32 = 10;
 
@@ -154,9 +133,6 @@ pub struct App {
     pub run: Option<RunView>,
     /// A question before a run starts or is cancelled.
     pub run_dialog: Option<RunDialog>,
-    /// Alarms acknowledged on the home screen, by [`alarm_key`]: kept in
-    /// this TUI until the sites have an acknowledgement API.
-    pub acked: std::collections::BTreeSet<String>,
 }
 
 impl App {
@@ -186,7 +162,6 @@ impl App {
             save_failed: false,
             run: None,
             run_dialog: None,
-            acked: std::collections::BTreeSet::new(),
         }
     }
 
@@ -214,49 +189,6 @@ impl App {
         self.model.apply(update, self.now)
     }
 
-    /// The replication rows as shown: filtered, then sorted.
-    pub fn rows(&self) -> Vec<(usize, &ReplicationInfo)> {
-        let needle = self.filter.to_lowercase();
-        let mut rows: Vec<(usize, &ReplicationInfo)> = self
-            .model
-            .replications()
-            .filter(|(_, r)| {
-                needle.is_empty()
-                    || r.vm.to_lowercase().contains(&needle)
-                    || r.state.contains(&needle)
-                    || r.source_site.contains(&needle)
-                    || r.target_site
-                        .as_deref()
-                        .is_some_and(|t| t.contains(&needle))
-                    || compliance(r, self.now_ms).word().contains(&needle)
-            })
-            .collect();
-        let now = self.now_ms;
-        rows.sort_unstable_by(|(_, a), (_, b)| {
-            let order = match self.sort {
-                Column::Vm => a.vm.cmp(&b.vm),
-                Column::Direction => a.source_site.cmp(&b.source_site),
-                Column::State => a.state.cmp(&b.state),
-                Column::Rpo => a.rpo_seconds.cmp(&b.rpo_seconds),
-                Column::Lag => cmp_f64(lag_seconds(a, now), lag_seconds(b, now)),
-                Column::Progress => progress(a)
-                    .partial_cmp(&progress(b))
-                    .unwrap_or(Ordering::Equal),
-                Column::LastSync => a
-                    .last_sync
-                    .map(|l| l.finished_at)
-                    .cmp(&b.last_sync.map(|l| l.finished_at)),
-            }
-            .then_with(|| a.vm.cmp(&b.vm));
-            if self.descending {
-                order.reverse()
-            } else {
-                order
-            }
-        });
-        rows
-    }
-
     fn row_count(&self) -> usize {
         match self.view {
             View::Replication => self.rows().len(),
@@ -272,24 +204,6 @@ impl App {
     fn clamp_selection(&mut self) {
         let count = self.row_count();
         self.selected = self.selected.min(count.saturating_sub(1));
-    }
-
-    /// Whether the selected VM's replication may be synced, paused or
-    /// resumed at its site.
-    pub fn may_replicate(&self) -> bool {
-        let site = self
-            .selected_replication()
-            .and_then(|(i, _)| self.model.sites.get(i));
-        match site {
-            Some(s) => self.may(ferry_api::types::Role::Admin, Some(&s.name)),
-            None => self.may(ferry_api::types::Role::Admin, None),
-        }
-    }
-
-    fn selected_replication(&self) -> Option<(usize, ReplicationInfo)> {
-        let rows = self.rows();
-        let at = self.cursor_among(rows.iter().map(|(_, r)| r.vm_id.as_str()));
-        rows.get(at).map(|(site, r)| (*site, (*r).clone()))
     }
 
     /// The actions the current mode accepts: what `?` and the bottom bar show.
@@ -476,7 +390,7 @@ impl App {
             Action::SortReverse if self.view == View::Replication => {
                 self.descending = !self.descending
             }
-            Action::AckAlarm if self.view == View::Home => self.ack_alarm(),
+            Action::AckAlarm if self.view == View::Home => return self.ack_alarm(),
             Action::SyncNow | Action::TogglePause if self.view == View::Replication => {
                 return self.act(action);
             }
@@ -533,74 +447,4 @@ impl App {
             self.filter.clear();
         }
     }
-
-    fn run_command(&mut self, command: &str) -> Option<Effect> {
-        match command {
-            "home" => return self.leave(Leave::Show(View::Home)),
-            "dash" | "dashboard" => return self.leave(Leave::Show(View::Dashboard)),
-            "vms" | "replication" | "repl" => return self.leave(Leave::Show(View::Replication)),
-            "events" | "alarms" => return self.leave(Leave::Show(View::Events)),
-            "mappings" | "map" => return self.leave(Leave::Show(View::Mappings)),
-            "groups" | "pg" => return self.leave(Leave::Show(View::Groups)),
-            "plans" | "plan" => return self.leave(Leave::Show(View::Plans)),
-            "history" | "runs" => return self.leave(Leave::Show(View::History)),
-            "run" | "test" | "cleanup" | "migrate" | "failover" | "reprotect" | "cancel"
-                if self.view == View::Plans && self.editor.is_none() =>
-            {
-                use ferry_api::types::RunMode;
-                return self.normal(match command {
-                    "run" => Action::OpenRun,
-                    "test" => Action::StartRun(RunMode::Test),
-                    "cleanup" => Action::StartRun(RunMode::Cleanup),
-                    "migrate" => Action::StartRun(RunMode::PlannedMigration),
-                    "failover" => Action::StartRun(RunMode::DisasterRecovery),
-                    "reprotect" => Action::StartRun(RunMode::Reprotect),
-                    _ => Action::CancelRun,
-                });
-            }
-            "run" | "test" | "cleanup" | "migrate" | "failover" | "reprotect" | "cancel" => {
-                self.status = Some(format!(
-                    ":{command} works on the plans view's selected plan"
-                ));
-            }
-            "new" if matches!(self.view, View::Groups | View::Plans) && self.editor.is_none() => {
-                return self.act(Action::New);
-            }
-            "save" | "w" if self.view.edits() => return self.act(Action::Save),
-            "help" => self.overlay = Overlay::Help,
-            "quit" | "q" => return self.leave(Leave::Quit),
-            "" => {}
-            other => {
-                self.status = Some(format!(
-                    "no command :{other}; try :dash, :vms, :events, :mappings, :groups, :plans, :history, :help, :quit"
-                ))
-            }
-        }
-        None
-    }
-}
-
-/// What `:` input means: a command as typed, else the one command it
-/// begins (`:p` is `:plans`); several or none stay as typed, to be refused
-/// with the list.
-fn resolve(input: &str) -> &str {
-    if input.is_empty() || COMMANDS.iter().any(|(c, _)| *c == input) {
-        return input;
-    }
-    let mut begun = COMMANDS.iter().filter(|(c, _)| c.starts_with(input));
-    match (begun.next(), begun.next()) {
-        (Some((only, _)), None) => only,
-        _ => input,
-    }
-}
-
-fn progress(r: &ReplicationInfo) -> f64 {
-    r.progress
-        .map_or(-1.0, |p| p.bytes_done as f64 / p.bytes_total.max(1) as f64)
-}
-
-fn cmp_f64(a: Option<f64>, b: Option<f64>) -> Ordering {
-    a.unwrap_or(-1.0)
-        .partial_cmp(&b.unwrap_or(-1.0))
-        .unwrap_or(Ordering::Equal)
 }

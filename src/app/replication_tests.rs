@@ -18,6 +18,7 @@ fn app(read_only: bool) -> App {
                 vm_count: 3,
                 replicated_count: 3,
                 fingerprint: None,
+                replication: None,
             },
             replications: vec![
                 replication("web-01", 300, Some(10_000), now),

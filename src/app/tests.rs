@@ -442,6 +442,7 @@ fn alarm(app: &mut App, id: i64, severity: &str, message: &str) {
             severity: severity.into(),
             vm_id: Some("site-a.db-01".into()),
             message: message.into(),
+            acked: None,
         }),
     });
 }

@@ -52,6 +52,7 @@ fn main() {
                     vm_count: VMS / 2,
                     replicated_count: VMS / 2,
                     fingerprint: None,
+                    replication: None,
                 },
                 replications,
                 alarms: vec![],

@@ -4,6 +4,7 @@
 use clap::{Args, Subcommand};
 
 use super::commands::{self, ExportFormat, Failed, Output};
+use super::pair;
 use super::start::{self, RunOptions};
 use ferry_api::Client;
 use ferry_api::types::RunMode;
@@ -27,12 +28,39 @@ pub enum Scripted {
     Plans(OutputArg),
     /// Every run of both sites, newest first.
     Runs(OutputArg),
+    /// Both sites' alarms, newest first, with who acknowledged them.
+    Alarms(OutputArg),
+    /// Acknowledge an alarm at its site.
+    #[command(subcommand)]
+    Alarm(AlarmCommand),
     /// Run a recovery plan, or print its runbook.
     #[command(subcommand)]
     Plan(PlanCommand),
     /// Show, export, acknowledge or cancel one run.
     #[command(subcommand)]
     Run(RunCommand),
+    /// Pair the two sites: show both certificate fingerprints, ask to
+    /// confirm them, then have each site pin the other's (admin role on
+    /// both). Exit 1 if a fingerprint is not the expected one or a site
+    /// pins another certificate (without --replace).
+    Pair(PairArgs),
+}
+
+#[derive(Args)]
+pub struct PairArgs {
+    /// Do not ask (for scripts): needs both --expect-fingerprint flags.
+    #[arg(long, short)]
+    yes: bool,
+    /// The first site's certificate fingerprint (`sha256:…`), as read
+    /// from the site itself.
+    #[arg(long, value_name = "FINGERPRINT")]
+    expect_fingerprint: Option<String>,
+    /// The second site's certificate fingerprint.
+    #[arg(long, value_name = "FINGERPRINT")]
+    expect_peer_fingerprint: Option<String>,
+    /// Re-pair with a certificate other than the one a site pins now.
+    #[arg(long)]
+    replace: bool,
 }
 
 #[derive(Args)]
@@ -99,6 +127,17 @@ pub struct RunArgs {
 }
 
 #[derive(Subcommand)]
+pub enum AlarmCommand {
+    /// Acknowledge one alarm (operator): kept, marked, audited, and shown
+    /// acknowledged to every client of its site.
+    Ack {
+        /// `SITE#ID` as `ferry alarms` lists it (a bare ID when only one
+        /// site has it).
+        alarm: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum RunCommand {
     /// A run's result: RTO, and per VM its data loss against the RPO and
     /// whether its guest verified its disks.
@@ -134,6 +173,8 @@ impl Scripted {
             Self::Vms(o) => commands::vms(clients, o.output).await,
             Self::Plans(o) => commands::plans(clients, o.output).await,
             Self::Runs(o) => commands::runs(clients, o.output).await,
+            Self::Alarms(o) => super::alarms::alarms(clients, o.output).await,
+            Self::Alarm(AlarmCommand::Ack { alarm }) => super::alarms::ack(clients, &alarm).await,
             Self::Plan(PlanCommand::Runbook { name, .. }) => {
                 commands::plan_runbook(clients, &name).await
             }
@@ -160,6 +201,15 @@ impl Scripted {
             }
             Self::Run(RunCommand::Ack { id }) => commands::run_call(clients, &id, false).await,
             Self::Run(RunCommand::Cancel { id }) => commands::run_call(clients, &id, true).await,
+            Self::Pair(p) => {
+                let options = pair::PairOptions {
+                    yes: p.yes,
+                    expect: p.expect_fingerprint,
+                    expect_peer: p.expect_peer_fingerprint,
+                    replace: p.replace,
+                };
+                pair::pair(clients, options).await
+            }
         }
     }
 }

@@ -78,7 +78,7 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn print_json(value: &impl Serialize) -> Result<u8, Failed> {
+pub(super) fn print_json(value: &impl Serialize) -> Result<u8, Failed> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Failed {
         message: format!("cannot write JSON: {e}"),
         code: PROBLEM,
@@ -88,7 +88,7 @@ fn print_json(value: &impl Serialize) -> Result<u8, Failed> {
 }
 
 /// Each site's name as it calls itself, or why it did not answer.
-async fn identify(clients: &[Client]) -> Vec<Result<SiteInfo, ClientError>> {
+pub(super) async fn identify(clients: &[Client]) -> Vec<Result<SiteInfo, ClientError>> {
     futures_util::future::join_all(clients.iter().map(|c| c.site_info())).await
 }
 

@@ -7,15 +7,19 @@
 //! - [`follow`]: a run followed step by step, its report and its verdict.
 //! - [`start`]: a plan run started, and followed with `--wait`.
 //! - [`runbook`]: a plan as a printable runbook.
+//! - [`alarms`]: `ferry alarms` and `ferry alarm ack SITE#ID`.
+//! - [`pair`]: two sites paired, each pinning the other's certificate.
 //! - [`table`]: plain-text tables.
 //!
 //! Exit codes, for every command: 0 all well; 1 the check found a problem
 //! or the run failed (or lost more than an RPO); 2 bad usage or config;
 //! 3 a site could not be reached or refused the request.
 
+pub mod alarms;
 pub mod args;
 pub mod commands;
 pub mod follow;
+pub mod pair;
 pub mod runbook;
 pub mod start;
 pub mod status;

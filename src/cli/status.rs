@@ -273,6 +273,7 @@ mod tests {
                     vm_count: replications.len(),
                     replicated_count: replications.len(),
                     fingerprint: None,
+                    replication: None,
                 },
                 replications,
                 runs: Vec::new(),

@@ -98,6 +98,7 @@ fn vm(name: &str, folder: &str, pool: &str, net: &str, i: usize) -> VmInfo {
         accelerator: None,
         problem: None,
         console_tail: None,
+        lifecycle: ferry_api::types::Lifecycle::Protected,
     }
 }
 
@@ -164,6 +165,11 @@ pub fn plan() -> Plan {
     db2.depends_on = vec!["site-a.db-01".into()];
     db2.ip_customization = IpCustomization::Off;
     Plan {
+        readiness: ferry_api::types::Readiness {
+            protected_site_reachable: true,
+            recovery_site_reachable: true,
+            ..Default::default()
+        },
         id: "plan-tier-1".into(),
         name: "Tier-1".into(),
         description: "Databases first".into(),
@@ -215,6 +221,7 @@ pub fn model() -> Model {
                     vm_count: 4,
                     replicated_count: 4,
                     fingerprint: None,
+                    replication: None,
                 },
                 replications: if site == 0 {
                     replications.clone()

@@ -80,6 +80,7 @@ pub fn vm_action(site: &str, verb: &str, vm: &str, outcome: Result<(), VmRefusal
             "pause" => format!("paused {vm}"),
             "resume" => format!("resumed {vm}"),
             "sync" => format!("started a sync of {vm}"),
+            "acknowledge" => format!("acknowledged {vm}"),
             other => format!("{other}: done for {vm}"),
         },
         Err(VmRefusal::Refused(why)) if why.trim().is_empty() => {

@@ -60,32 +60,6 @@ impl Model {
     }
 
     /// A run a site answered with, before its event arrives.
-    /// The run that recovered `vm_id` at its recovery site, when the VM
-    /// now runs there: the latest finished planned migration or disaster
-    /// recovery that brought it up (done or with a warning), with no later
-    /// reprotect of it. Its old replication is ended, not failing.
-    pub fn recovered_by(&self, vm_id: &str) -> Option<&Run> {
-        use ferry_api::types::{RunMode, StepState};
-        let mut touching: Vec<&Run> = self
-            .runs()
-            .into_iter()
-            .map(|e| e.run)
-            .filter(|r| r.ended_ms.is_some() && r.vms.iter().any(|v| v.vm_id == vm_id))
-            .collect();
-        touching.sort_by_key(|r| r.started_ms);
-        let last = touching.into_iter().rev().find(|r| {
-            matches!(
-                r.mode,
-                RunMode::PlannedMigration | RunMode::DisasterRecovery | RunMode::Reprotect
-            )
-        })?;
-        let up = last
-            .vms
-            .iter()
-            .any(|v| v.vm_id == vm_id && matches!(v.result, StepState::Done | StepState::Warning));
-        (last.mode != RunMode::Reprotect && up).then_some(last)
-    }
-
     pub fn saved_run(&mut self, site: usize, run: Run) {
         if let Some(s) = self.sites.get_mut(site) {
             s.protection.runs.insert(run.id.clone(), run);

@@ -53,6 +53,30 @@ fn site(app: &App, index: usize, frame: &mut Frame, area: Rect) {
     let [ok, risk, violated, pending] = app.model.compliance_counts(index, app.now_ms);
     let recent: u64 = s.throughput.iter().rev().take(12).sum();
     let rate = recent as f64 / (12 * BUCKET.as_secs()) as f64;
+    // A site that stopped answering: its counts are what it last said, and
+    // say so in words; its rate is unknown, not the last one seen.
+    let stale_age = s.stale_for(app.now).map(|d| age(d.as_secs_f64()));
+    let protected = match &stale_age {
+        Some(old) => format!(
+            "protected VMs {} · STALE {old}",
+            app.model.protected_count(index)
+        ),
+        None => format!(
+            "protected VMs {}, {}/s",
+            app.model.protected_count(index),
+            bytes(rate as u64)
+        ),
+    };
+    let mut counts = Vec::new();
+    if stale_age.is_some() {
+        counts.push(Span::styled("STALE ", t.get("stale")));
+    }
+    counts.extend([
+        Span::styled(format!("✔ {ok} ok  "), t.get("ok")),
+        Span::styled(format!("▲ {risk} at risk  "), t.get("warn")),
+        Span::styled(format!("✖ {violated} violated  "), t.get("crit")),
+        Span::styled(format!("… {pending}"), t.get("dim")),
+    ]);
     let lines = vec![
         Line::from(vec![Span::styled(link, style)]),
         Line::from(format!(
@@ -60,17 +84,8 @@ fn site(app: &App, index: usize, frame: &mut Frame, area: Rect) {
             s.url.trim_start_matches("http://")
         )),
         Line::from(format!("peer {peer}")),
-        Line::from(format!(
-            "protected VMs {}, {}/s",
-            app.model.protected_count(index),
-            bytes(rate as u64)
-        )),
-        Line::from(vec![
-            Span::styled(format!("✔ {ok} ok  "), t.get("ok")),
-            Span::styled(format!("▲ {risk} at risk  "), t.get("warn")),
-            Span::styled(format!("✖ {violated} violated  "), t.get("crit")),
-            Span::styled(format!("… {pending}"), t.get("dim")),
-        ]),
+        Line::from(protected),
+        Line::from(counts),
     ];
     let stale = s.stale_for(app.now).is_some();
     let block = Block::new()
@@ -91,4 +106,36 @@ fn site(app: &App, index: usize, frame: &mut Frame, area: Rect) {
         Sparkline::default().data(&data).style(t.get("accent")),
         spark,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::app::{Action, View};
+    use crate::editor::fixture;
+    use crate::model::FeedUpdate;
+    use crate::ui::testing::render_to_string as render;
+
+    /// A dead site's counts say they are the last known, in words.
+    #[test]
+    fn a_dead_sites_counts_are_marked_stale() {
+        let mut app = fixture::app(false);
+        app.update(Action::Show(View::Dashboard));
+        let live = render(&app, 160, 48);
+        assert!(!live.contains("STALE"), "{live}");
+        app.feed(FeedUpdate::Down {
+            site: 0,
+            error: "connection refused".into(),
+        });
+        let screen = render(&app, 160, 48);
+        // Site-a's pane is the left one; site-b's stays live.
+        let line = screen
+            .lines()
+            .find(|l| l.contains("protected VMs"))
+            .unwrap_or_default();
+        let (a, b) = line.split_once("││").unwrap_or((line, ""));
+        assert!(a.contains("STALE"), "{screen}");
+        assert!(!a.contains("/s"), "no rate while stale: {a}");
+        assert!(b.contains("/s") && !b.contains("STALE"), "{b}");
+        assert!(screen.lines().any(|l| l.contains("STALE ✔")), "{screen}");
+    }
 }

@@ -168,18 +168,21 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         .skip(first)
         .take(height)
         .map(|(i, a)| {
-            let acked = app.acknowledged(a);
-            let (mark, role) = match (acked, a.row.severity.as_str()) {
-                (true, _) => ("✔ acked", "dim"),
-                (false, "critical") => ("✖ CRIT ", "crit"),
-                (false, _) => ("▲ WARN ", "warn"),
+            let (mark, role) = match (&a.row.acked, a.row.severity.as_str()) {
+                (Some(_), _) => ("✔ acked", "dim"),
+                (None, "critical") => ("✖ CRIT ", "crit"),
+                (None, _) => ("▲ WARN ", "warn"),
             };
+            // Who acknowledged it, as the site recorded.
+            let by = a.row.acked.as_ref().map_or(String::new(), |k| {
+                format!(" (by {} {})", k.by, clock(k.at_ms))
+            });
             let cursor = if i == at { "▶ " } else { "  " };
             Line::from(vec![
                 Span::raw(cursor),
                 Span::styled(format!("{mark} "), t.get(role)),
                 Span::raw(format!(
-                    "{} {} {}",
+                    "{} {} {}{by}",
                     clock(a.row.at_ms),
                     a.site,
                     a.row.message

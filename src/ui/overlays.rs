@@ -101,7 +101,7 @@ fn app_keys_under_help(app: &App) -> Vec<(&'static str, &'static str)> {
     if app.view == crate::app::View::Home {
         keys.push(("↑ ↓ j k", "move through the alarms"));
         if app.may_ack() {
-            keys.push(("a", "acknowledge the alarm (kept in this TUI)"));
+            keys.push(("a", "acknowledge the alarm (at its site, seen by all)"));
         }
     }
     if app.run.is_some() || app.view == crate::app::View::History {

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
 use super::{age, bytes};
 use crate::app::{App, Column};
 use crate::model::{Compliance, compliance, lag_seconds};
-use ferry_api::types::ReplicationInfo;
+use ferry_api::types::{Lifecycle, ReplicationInfo};
 
 /// Below this width the direction goes (it is in the detail pane) and the
 /// sync gauge shrinks to a bar and a percentage.
@@ -107,12 +107,14 @@ fn row<'a>(
         Compliance::Unknown => t.get("dim"),
     };
     let lag = lag_seconds(r, app.now_ms).map_or("-".to_string(), age);
-    let recovered = app.model.recovered_by(&r.vm_id);
-    // A VM recovered at the other site: its replication ended there, and
-    // neither its state nor its lag is a failure.
-    let state = match recovered {
-        Some(_) => Line::from(Span::styled(state_word(app, r), t.get("accent"))),
-        None => Line::from(state_text(r)),
+    // A VM recovered at the other site: its replication ended, and neither
+    // its state nor its lag is a failure (the sites say so).
+    let lifecycle = app.model.lifecycle(r);
+    let ended = lifecycle.has_ended();
+    let state = if ended {
+        Line::from(Span::styled(state_word(app, r), t.get("accent")))
+    } else {
+        Line::from(state_word(app, r))
     };
     let last = match stale {
         Some(old) => format!("STALE {}", age(old.as_secs_f64())),
@@ -147,12 +149,13 @@ fn row<'a>(
     cells.extend([
         Cell::from(state),
         Cell::from(age(r.rpo_seconds as f64)),
-        match recovered {
-            Some(_) => Cell::from(Span::styled("- ended", t.get("dim"))),
-            None => Cell::from(Span::styled(
+        if ended {
+            Cell::from(Span::styled("- ended", t.get("dim")))
+        } else {
+            Cell::from(Span::styled(
                 format!("{} {lag} {}", c.symbol(), c.word()),
                 lag_style,
-            )),
+            ))
         },
     ]);
     if syncing {
@@ -174,12 +177,14 @@ fn row<'a>(
     }
 }
 
-/// The State column's text: the replication's state, or where the VM was
-/// recovered and by which run.
+/// The State column's text: the replication's state, or what the VM is
+/// when that says more (recovered elsewhere, reprotecting, a test copy).
 fn state_word(app: &App, r: &ReplicationInfo) -> String {
-    match app.model.recovered_by(&r.vm_id) {
-        Some(run) => format!("⇥ recovered at {} ({})", run.recovery_site, run.id),
-        None => state_text(r),
+    match app.model.lifecycle(r) {
+        l @ Lifecycle::RecoveredAt { .. } => format!("⇥ {}", l.words()),
+        l @ Lifecycle::Reprotecting { .. } => format!("⟳ {}", l.words()),
+        l @ Lifecycle::TestCopy { .. } => format!("{} · {}", state_text(r), l.words()),
+        _ => state_text(r),
     }
 }
 

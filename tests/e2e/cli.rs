@@ -1,8 +1,8 @@
 //! The scripted commands against two real sites (`ferry demo --no-tui`):
 //! `ferry status` exit codes (all well, a VM out of its RPO, a site down),
 //! `plan test --wait` to success and to a failing callout, a real failover
-//! refused without `--confirm`, `--output json` read back, and the demo
-//! plan's runbook held to a snapshot.
+//! refused without `--confirm`, `--output json` read back, an alarm
+//! acknowledged, and the demo plan's runbook held to a snapshot.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -38,14 +38,17 @@ impl Demo {
             .unwrap();
         let demo = Self { dir, process };
         wait_until(
-            "the demo's plan, ready",
+            "the demo's plan, ready and replicated",
             Duration::from_secs(120),
             POLL,
             || {
                 let plans = text(&demo.ferry(&["plans"]).stdout);
                 let status = demo.ferry(&["status"]);
+                // Ready, with every VM's initial sync done (the site's
+                // readiness says which are not replicated yet).
                 match plans.contains("Three-tier")
                     && plans.contains("ready")
+                    && !plans.contains("not replicated yet")
                     && status.status.success()
                 {
                     true => Ok(()),
@@ -246,6 +249,30 @@ fn scripted_commands_check_run_and_report_with_meaningful_exit_codes() {
         "{}",
         text(&violated.stdout)
     );
+
+    // An alarm of site-a, acknowledged from the command line at its site.
+    let alarms = json(&demo.ferry(&["alarms", "--output", "json"]));
+    let rpo = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["site"] == "site-a")
+        .unwrap_or_else(|| panic!("no alarm at site-a: {alarms:#}"))
+        .clone();
+    let name = format!("site-a#{}", rpo["id"]);
+    let ack = demo.ferry(&["alarm", "ack", &name]);
+    assert_eq!(ack.status.code(), Some(0), "{}", text(&ack.stderr));
+    assert!(
+        text(&ack.stderr).contains(&format!("acknowledged {name}")),
+        "{}",
+        text(&ack.stderr)
+    );
+    let listed = text(&demo.ferry(&["alarms"]).stdout);
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .unwrap_or_default();
+    assert!(line.contains("acked by"), "{listed}");
 
     // A site down: exit 3, naming it.
     unsafe { libc::kill(pid_a as i32, libc::SIGKILL) };

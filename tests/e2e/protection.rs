@@ -478,6 +478,21 @@ async fn mappings_groups_and_plans_are_validated_shared_and_kept() {
     assert!(b.terminate().success());
     b = SiteProcess::start(&tmp.path().join("b"));
     api_b = Api::new(&b);
+    // Once it has reached its peer again: a plan's readiness (and so what
+    // it allows) says whether the protected site answers.
+    eventually(
+        "site-b to reach site-a again",
+        Duration::from_secs(20),
+        || {
+            let api = &api_b;
+            async move {
+                (api.site().await.peer.map(|p| p.status)
+                    == Some(ferry_api::types::PeerStatus::Connected))
+                .then_some(())
+            }
+        },
+    )
+    .await;
     assert_eq!(snapshot(&api_b).await, before);
 
     // Updating and deleting, at the owner.

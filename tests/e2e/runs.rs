@@ -8,6 +8,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use ferry_api::types::{Lifecycle, ReplicationInfo};
+
 use super::support::*;
 
 pub const RPO: u64 = 5;
@@ -184,6 +186,33 @@ pub fn tests_dir(site: &SiteProcess) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Waits until every replication `api`'s site sends has the lifecycle
+/// `want` says (the site's word, streamed to every client).
+pub async fn lifecycles(api: &Api, what: &str, want: impl Fn(&ReplicationInfo) -> bool) {
+    eventually(what, Duration::from_secs(20), || {
+        let want = &want;
+        async move {
+            let reps = api.replications().await;
+            (!reps.is_empty() && reps.iter().all(want)).then_some(())
+        }
+    })
+    .await;
+}
+
+/// The old copies' alarms at `api`'s site: RPO and error alarms of VMs
+/// recovered elsewhere are all acknowledged, by the site itself.
+async fn no_open_replication_alarms(api: &Api) {
+    let alarms = api.get("/alarms").await;
+    for a in alarms.as_array().unwrap() {
+        if a["kind"] == "rpo_violated" || a["kind"] == "replication_error" {
+            assert!(
+                a["acked"]["by"].is_string(),
+                "an open alarm on an ended replication: {a}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_cleanup_migration_reprotect_and_failback() {
     let tmp = tempfile::tempdir().unwrap();
@@ -270,6 +299,15 @@ async fn test_cleanup_migration_reprotect_and_failback() {
         "test_complete"
     );
     assert_eq!(tests_dir(&b).len(), 2);
+    // Site-a says its VMs are protected, with test copies at site-b.
+    let with_copy = Lifecycle::TestCopy {
+        site: "site-b".into(),
+        run_id: Some(test.clone()),
+    };
+    lifecycles(&api_a, "test copies seen at site-a", |r| {
+        r.lifecycle == with_copy && r.state != "ended"
+    })
+    .await;
     eventually(
         "run and plan events on the stream",
         Duration::from_secs(10),
@@ -360,6 +398,24 @@ async fn test_cleanup_migration_reprotect_and_failback() {
         api_b.get(&format!("/plans/{plan}")).await["state"],
         "recovery_complete"
     );
+    // The old copies' replications ended: recovered at site-b by the run,
+    // not failing, not counted as protected, their alarms cleared.
+    let migration = run["id"].as_str().unwrap().to_string();
+    let ended = Lifecycle::RecoveredAt {
+        site: "site-b".into(),
+        run_id: Some(migration.clone()),
+    };
+    lifecycles(&api_a, "site-a's replications ended", |r| {
+        r.lifecycle == ended && r.state == "ended" && !r.rpo_violated
+    })
+    .await;
+    assert!(
+        vms_b.iter().all(|v| v["lifecycle"]["state"] == "recovered"
+            && v["lifecycle"]["run_id"] == migration.as_str()),
+        "{vms_b:?}"
+    );
+    assert_eq!(api_a.site().await.replicated_count, 0);
+    no_open_replication_alarms(&api_a).await;
 
     // Reprotect: site-b replicates back, from the old disks as seeds.
     let run = run_to_end(
@@ -371,6 +427,38 @@ async fn test_cleanup_migration_reprotect_and_failback() {
     assert_eq!(run["state"], "succeeded", "{run:#}");
     let moved = plan_at(&api_a, &plan, "site-a").await;
     assert_eq!(moved["state"], "ready");
+    // The plan left behind at site-b shares the group that now recovers
+    // the other way: its readiness says its VMs would be skipped, and a
+    // test of it says it skipped them rather than a plain success.
+    let left = eventually(
+        "the other plan's readiness",
+        Duration::from_secs(10),
+        || {
+            let (api, other) = (&api_b, &other);
+            async move {
+                let p = api.get(&format!("/plans/{other}")).await;
+                (p["readiness"]["skipped"].as_array().map(Vec::len) == Some(2)).then_some(p)
+            }
+        },
+    )
+    .await;
+    assert!(
+        left["next"]
+            .as_str()
+            .unwrap()
+            .contains("2 VMs would be skipped"),
+        "{left}"
+    );
+    let run = run_to_end(&api_b, &other, json!({"mode": "test"})).await;
+    assert_eq!(run["state"], "succeeded_with_warnings", "{run:#}");
+    assert!(
+        run["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 of the plan's 2 VMs skipped"),
+        "{run:#}"
+    );
+    run_to_end(&api_b, &other, json!({"mode": "cleanup"})).await;
     assert!(api_a.get("/vms").await.as_array().unwrap().is_empty());
     let synced = eventually("reverse initial syncs", Duration::from_secs(60), || {
         let api = &api_b;
@@ -383,6 +471,10 @@ async fn test_cleanup_migration_reprotect_and_failback() {
     for r in &synced {
         assert_eq!(r.target_site.as_deref(), Some("site-a"));
     }
+    lifecycles(&api_b, "site-b's VMs protected", |r| {
+        r.lifecycle == Lifecycle::Protected
+    })
+    .await;
 
     // The reversed group has placeholders at site-a (mappings site-b → site-a).
     eventually("placeholders at site-a", Duration::from_secs(10), || {
@@ -414,6 +506,15 @@ async fn test_cleanup_migration_reprotect_and_failback() {
     for vm in run["vms"].as_array().unwrap() {
         assert_eq!(vm["data_loss_seconds"], 0.0, "{vm}");
     }
+    let back = Lifecycle::RecoveredAt {
+        site: "site-a".into(),
+        run_id: run["id"].as_str().map(str::to_string),
+    };
+    lifecycles(&api_b, "site-b's replications ended", |r| {
+        r.lifecycle == back && r.state == "ended"
+    })
+    .await;
+    no_open_replication_alarms(&api_b).await;
     let run = run_to_end(
         &api_a,
         &plan,
@@ -424,6 +525,10 @@ async fn test_cleanup_migration_reprotect_and_failback() {
     let home = plan_at(&api_b, &plan, "site-b").await;
     assert_eq!(home["state"], "ready");
     assert_eq!(api_a.get("/vms").await.as_array().unwrap().len(), 2);
+    lifecycles(&api_a, "site-a's VMs protected again", |r| {
+        r.lifecycle == Lifecycle::Protected
+    })
+    .await;
     // History: every run at site-b, newest first.
     let history = api_b.get("/runs").await;
     let modes: Vec<&str> = history
@@ -434,6 +539,13 @@ async fn test_cleanup_migration_reprotect_and_failback() {
         .collect();
     assert_eq!(
         modes,
-        vec!["reprotect", "planned_migration", "cleanup", "test"]
+        vec![
+            "cleanup",
+            "test",
+            "reprotect",
+            "planned_migration",
+            "cleanup",
+            "test"
+        ]
     );
 }

@@ -84,6 +84,10 @@ pub enum Call {
     AckRun {
         run_id: String,
     },
+    /// Acknowledges an alarm of the site: kept, marked, audited.
+    AckAlarm {
+        id: i64,
+    },
 }
 
 impl Call {
@@ -107,7 +111,8 @@ impl Call {
             | Self::Replication { .. }
             | Self::StartRun { .. }
             | Self::CancelRun { .. }
-            | Self::AckRun { .. } => Method::Post,
+            | Self::AckRun { .. }
+            | Self::AckAlarm { .. } => Method::Post,
         }
     }
 
@@ -135,6 +140,7 @@ impl Call {
             Self::StartRun { plan_id, .. } => format!("/plans/{plan_id}/runs"),
             Self::CancelRun { run_id } => format!("/runs/{run_id}/cancel"),
             Self::AckRun { run_id } => format!("/runs/{run_id}/ack"),
+            Self::AckAlarm { id } => format!("/alarms/{id}/ack"),
         }
     }
 
@@ -158,7 +164,8 @@ impl Call {
             | Self::DeleteGroup { .. }
             | Self::DeletePlan { .. }
             | Self::CancelRun { .. }
-            | Self::AckRun { .. } => None,
+            | Self::AckRun { .. }
+            | Self::AckAlarm { .. } => None,
         }
     }
 }

@@ -13,8 +13,8 @@ use crate::call::{Call, Method};
 use crate::pin::PinnedApi;
 use crate::types::ErrorBody;
 use crate::types::{
-    AuditEntry, EventRow, Inventory, Mappings, Plan, ProtectionGroup, ReplicationInfo, Run,
-    SiteEvent, SiteInfo, VmInfo,
+    AuditEntry, EventRow, InstanceInfo, Inventory, Mappings, Plan, ProtectionGroup,
+    ReplicationInfo, Run, SiteEvent, SiteInfo, VmInfo,
 };
 
 /// Why a call failed.
@@ -302,6 +302,12 @@ impl Client {
 
     pub async fn vm(&self, id: &str) -> Result<VmInfo, ClientError> {
         self.get(&format!("/vms/{id}")).await
+    }
+
+    /// The kept instances of the replica of `vm_id` at this site, newest
+    /// first.
+    pub async fn instances(&self, vm_id: &str) -> Result<Vec<InstanceInfo>, ClientError> {
+        self.get(&format!("/vms/{vm_id}/instances")).await
     }
 
     pub async fn replications(&self) -> Result<Vec<ReplicationInfo>, ClientError> {

@@ -6,21 +6,29 @@
 //!   an `https://` site's pinned certificate); [`call`]: every change
 //!   it can ask for, typed, and the one place paths are spelled.
 //! - [`types`]: request, response and event bodies of `/api/v1`.
+//! - [`lifecycle`]: what a VM is now across both sites.
 //! - [`model`]: the protection objects (mappings, groups, plans, runs) those
 //!   bodies carry; re-exported by [`types`].
 //! - [`mapping`], [`plan`], [`placement`]: the pure checks and derivations
 //!   the site enforces and the TUI runs before sending, so both agree.
+//! - [`readiness`]: whether a plan can run now, as its owner finds it.
+//! - [`retention`]: which point-in-time instances a policy keeps (pure).
 //! - [`run`]: a run's record and how it changes (pure; the site's executor
 //!   does the work and records it here).
+//! - [`time`]: wall-clock times as people read them (UTC).
 
 pub mod call;
 pub mod client;
+pub mod lifecycle;
 pub mod mapping;
 pub mod model;
 pub mod pin;
 pub mod placement;
 pub mod plan;
+pub mod readiness;
+pub mod retention;
 pub mod run;
+pub mod time;
 pub mod types;
 
 pub use call::{Call, Method, ReplicationVerb};

@@ -307,6 +307,10 @@ pub struct Plan {
     pub pre_power_on: Vec<Callout>,
     pub post_power_on: Vec<Callout>,
     pub state: PlanState,
+    /// What the owning site found in the way, or not: `allowed` and
+    /// `next` follow from it.
+    #[serde(default)]
+    pub readiness: crate::readiness::Readiness,
     /// The modes a run may be started in now.
     pub allowed: Vec<RunMode>,
     /// What to do next, in words.
@@ -480,4 +484,8 @@ pub struct Run {
     /// How it ended, or what it is waiting for, in words.
     pub message: String,
     pub cancel_requested: bool,
+    /// VMs of the plan the run left out, and why: a run that skipped any
+    /// never reads as plain success.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<crate::readiness::SkippedVm>,
 }

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::lifecycle::{Lifecycle, TestCopy};
 pub use crate::model::*;
+pub use crate::readiness::{GroupReadiness, Readiness, SkippedVm};
 
 /// `{"error": "<code>", "message": "<what and why>"}`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +30,10 @@ pub struct SiteInfo {
     /// the peer to pin (`sha256:` and 64 hex digits).
     #[serde(default)]
     pub fingerprint: Option<String>,
+    /// Where this site's replication listener is bound (`host:port`), for
+    /// the peer to send to once paired (`ferry pair` reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<String>,
 }
 
 /// API roles, each including the ones before it.
@@ -176,6 +182,9 @@ pub struct VmInfo {
     /// The last lines of a QEMU VM's serial console (`GET /vms/{id}` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_tail: Option<String>,
+    /// What the VM is now, across both sites, as this site says.
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,7 +209,8 @@ pub struct ReplicationInfo {
     pub source_site: String,
     pub target_site: Option<String>,
     /// ok, syncing, initial_full_sync, full_sync, rpo_violation, paused,
-    /// not_active, error.
+    /// not_active, error; `ended` once the VM was recovered at the peer
+    /// (see `lifecycle`).
     pub state: String,
     pub rpo_seconds: u64,
     pub lag_seconds: Option<f64>,
@@ -213,6 +223,10 @@ pub struct ReplicationInfo {
     pub compress: bool,
     pub paused: bool,
     pub last_error: Option<String>,
+    /// The VM's lifecycle, the same as on its [`VmInfo`] (protected when
+    /// an older site leaves it out).
+    #[serde(default = "Lifecycle::protected")]
+    pub lifecycle: Lifecycle,
 }
 
 /// `PUT /api/v1/replications/{vm_id}`.
@@ -237,6 +251,12 @@ pub enum SiteEvent {
         vm_id: String,
         vm: String,
         power_state: PowerState,
+    },
+    /// A VM appeared or its lifecycle changed.
+    Vm(VmInfo),
+    /// A VM left this site's inventory (its disks became a seed).
+    VmRemoved {
+        vm_id: String,
     },
     VmHeartbeat {
         vm_id: String,
@@ -270,6 +290,8 @@ impl SiteEvent {
             Self::Replication(_) => "replication",
             Self::ReplicationRemoved { .. } => "replication_removed",
             Self::VmPower { .. } => "vm_power",
+            Self::Vm(_) => "vm",
+            Self::VmRemoved { .. } => "vm_removed",
             Self::VmHeartbeat { .. } => "vm_heartbeat",
             Self::Peer(_) => "peer",
             Self::Mappings(_) => "mappings",
@@ -324,6 +346,18 @@ pub struct EventRow {
     pub severity: String,
     pub vm_id: Option<String>,
     pub message: String,
+    /// Who acknowledged it and when; an acknowledged alarm is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked: Option<Ack>,
+}
+
+/// An alarm's acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The caller's token name, or `site` when the site cleared it itself
+    /// (an RPO alarm of a VM recovered at the peer).
+    pub by: String,
+    pub at_ms: u64,
 }
 
 /// Wall-clock time in ms since the Unix epoch, the unit of every `*_ms`
@@ -332,4 +366,35 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One kept point-in-time instance of a replica, as
+/// `GET /api/v1/vms/{id}/instances` lists them at the site holding it,
+/// newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    /// What a run's `"instance"` names.
+    pub id: String,
+    pub point_time_ms: u64,
+    /// Bytes of the blocks this instance changed; `None` when it was not
+    /// scored (the initial sync).
+    pub bytes_changed: Option<u64>,
+    pub score: Option<InstanceScore>,
+    /// It, or an earlier instance since an alarm, looks attacked.
+    pub suspicious: bool,
+    /// The newest instance that is not suspicious: the clean point.
+    pub recommended: bool,
+}
+
+/// How an instance's change compares with its VM's learned baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InstanceScore {
+    /// Bytes changed per second since the instance before.
+    pub rate: f64,
+    /// Share (0 to 1) of the sampled changed blocks that look encrypted.
+    pub encrypted_share: f64,
+    pub baseline_rate: f64,
+    pub baseline_share: f64,
+    /// The first instance of an encryption-like jump (the alarm's).
+    pub jump: bool,
 }

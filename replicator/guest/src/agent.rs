@@ -2,8 +2,10 @@
 //! port named [`PORT_NAME`] (the host side is the VM's `agent.sock`).
 //!
 //! Guest to host: one [`GuestMessage::Boot`] after every disk is verified
-//! (sent again whenever the host reconnects, so a site that restarted learns
-//! it too), then a [`GuestMessage::Heartbeat`] every second. Host to guest:
+//! (sent again whenever the guest sees the host reconnect, so a site that
+//! restarted learns it too; a host that closes and reopens the socket within
+//! a fraction of a second may not be seen to have left, and gets heartbeats
+//! only), then a [`GuestMessage::Heartbeat`] every second. Host to guest:
 //! [`HostMessage::Shutdown`] stops the workload, flushes the disks and powers
 //! the VM off.
 

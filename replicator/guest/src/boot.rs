@@ -128,36 +128,48 @@ impl BootParams {
         Ok(args)
     }
 
-    /// Reads the `ferry.*` parameters of a whole kernel command line.
+    /// Reads the `ferry.*` parameters of a whole kernel command line; any
+    /// bad value is an error.
     pub fn from_cmdline(cmdline: &str) -> Result<Self, BootError> {
+        let (params, mut problems) = Self::from_cmdline_lenient(cmdline)?;
+        match problems.is_empty() {
+            true => Ok(params),
+            false => Err(problems.swap_remove(0)),
+        }
+    }
+
+    /// As [`BootParams::from_cmdline`], but only a missing `ferry.vm` is an
+    /// error: a bad rate keeps its default and a bad IP setting is left out,
+    /// each returned as a problem. The agent boots this way, so that a VM
+    /// with one bad setting still runs and says what was wrong.
+    pub fn from_cmdline_lenient(cmdline: &str) -> Result<(Self, Vec<BootError>), BootError> {
         let mut params = Self {
             vm: String::new(),
             ips: Vec::new(),
             records_per_second: DEFAULT_RECORDS_PER_SECOND,
             overwrite_kib_per_second: DEFAULT_OVERWRITE_KIB_PER_SECOND,
         };
+        let mut problems = Vec::new();
         let mut vm = None;
         for (key, value) in words(cmdline) {
             match key.as_str() {
                 "ferry.vm" => vm = Some(value),
-                "ferry.records" => {
-                    params.records_per_second = value
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|r| r.is_finite() && *r >= 0.0)
-                        .ok_or(BootError::Value("ferry.records", value))?;
-                }
-                "ferry.overwrite_kib" => {
-                    params.overwrite_kib_per_second = value
-                        .parse()
-                        .map_err(|_| BootError::Value("ferry.overwrite_kib", value))?;
-                }
+                "ferry.records" => match value.parse::<f64>() {
+                    Ok(r) if r.is_finite() && r >= 0.0 => params.records_per_second = r,
+                    _ => problems.push(BootError::Value("ferry.records", value)),
+                },
+                "ferry.overwrite_kib" => match value.parse() {
+                    Ok(k) => params.overwrite_kib_per_second = k,
+                    Err(_) => problems.push(BootError::Value("ferry.overwrite_kib", value)),
+                },
                 "ferry.ip" => {
-                    params.ips = value
-                        .split(';')
-                        .filter(|s| !s.is_empty())
-                        .map(parse_ip)
-                        .collect::<Result<_, _>>()?;
+                    params.ips.clear();
+                    for one in value.split(';').filter(|s| !s.is_empty()) {
+                        match parse_ip(one) {
+                            Ok(ip) => params.ips.push(ip),
+                            Err(e) => problems.push(e),
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -165,7 +177,7 @@ impl BootParams {
         params.vm = vm
             .filter(|v| !v.is_empty())
             .ok_or(BootError::Missing("ferry.vm"))?;
-        Ok(params)
+        Ok((params, problems))
     }
 }
 
@@ -251,6 +263,20 @@ mod tests {
             assert!(BootParams::from_cmdline(bad).is_err(), "{bad}");
         }
         assert!(IpSetting::new("a;b", "10.0.0.1/8", None).is_err());
+
+        // The agent's way: the good settings kept, the bad ones said.
+        let (p, problems) = BootParams::from_cmdline_lenient(
+            "ferry.vm=a ferry.records=x ferry.ip=VM Network:10.0.0.5/24;lan:10.0.1.2/24",
+        )
+        .unwrap();
+        assert_eq!(p.records_per_second, 5.0);
+        assert_eq!(p.ips.len(), 0, "an unquoted space ends the value");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        let (p, problems) =
+            BootParams::from_cmdline_lenient("ferry.vm=a ferry.ip=bad;lan:10.0.1.2/24").unwrap();
+        assert_eq!(p.ips[0].reported(), "lan=10.0.1.2/24");
+        assert_eq!(problems.len(), 1);
+        assert!(BootParams::from_cmdline_lenient("ferry.ip=lan:10.0.1.2/24").is_err());
         let mut p = BootParams::from_cmdline("ferry.vm=a").unwrap();
         p.vm = "two words".into();
         assert!(p.kernel_args().is_err());

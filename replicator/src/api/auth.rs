@@ -2,6 +2,7 @@
 //! place every request passes through.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{Method, StatusCode, header};
@@ -10,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, Outcome};
-use crate::access::{self, Role};
+use crate::access::Role;
 use crate::site::Site;
 use crate::store::AuditEntry;
 
@@ -41,49 +42,128 @@ impl Caller {
     }
 }
 
-/// Authenticates the bearer token, then audits the call if it changes
-/// anything (whatever its result).
-pub async fn authenticate(
-    State(site): State<Arc<Site>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// How long an authenticated caller may take to send its body, once its
+/// headers are in (hyper bounds the headers): a client trickling a body
+/// is cut off instead of holding its connection for ever.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Authenticates the bearer token, reads the body within [`BODY_TIMEOUT`],
+/// then audits the call if it changes anything (whatever its result) or
+/// was refused (401, 403, 408: refused reads too).
+pub async fn authenticate(State(site): State<Arc<Site>>, request: Request, next: Next) -> Response {
+    let action = request.method().to_string();
+    let target = request.uri().path().to_string();
     let token = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let Some(entry) = token.and_then(|t| access::authenticate(&site.tokens, t)) else {
-        return ApiError::unauthorized().into_response();
+    let Some(entry) = token.and_then(|t| site.tokens.authenticate(t)) else {
+        let why = if token.is_some() {
+            "unauthorized: unknown or revoked token"
+        } else {
+            "unauthorized: no bearer token"
+        };
+        let response = ApiError::unauthorized().into_response();
+        site.audit(entry_for("-", "none", action, target, &response, why))
+            .await;
+        return response;
     };
     let caller = Caller {
         name: entry.name.clone(),
         role: entry.role,
     };
     let mutating = !matches!(*request.method(), Method::GET | Method::HEAD);
-    let action = request.method().to_string();
-    let target = request.uri().path().to_string();
+    let mut request = match read_body(request).await {
+        Ok(request) => request,
+        Err(error) => {
+            let why = format!("{}: {}", error.code, error.message);
+            let mut response = error.into_response();
+            // The rest of a body that never came must not be read as the
+            // next request.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            let role = caller.role.as_str();
+            site.audit(entry_for(
+                &caller.name,
+                role,
+                action,
+                target,
+                &response,
+                &why,
+            ))
+            .await;
+            return response;
+        }
+    };
     request.extensions_mut().insert(caller.clone());
     let response = next.run(request).await;
-    if mutating {
+    let refused = matches!(
+        response.status(),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+    );
+    if mutating || refused {
         let result = response
             .extensions()
             .get::<Outcome>()
             .map_or_else(|| "ok".to_string(), |o| o.0.clone());
-        site.audit(AuditEntry {
-            id: 0,
-            at_ms: 0,
-            actor: caller.name,
-            role: caller.role.as_str().to_string(),
+        let role = caller.role.as_str();
+        site.audit(entry_for(
+            &caller.name,
+            role,
             action,
             target,
-            status: response.status().as_u16(),
-            result,
-        })
+            &response,
+            &result,
+        ))
         .await;
     }
     response
+}
+
+fn entry_for(
+    actor: &str,
+    role: &str,
+    action: String,
+    target: String,
+    response: &Response,
+    result: &str,
+) -> AuditEntry {
+    AuditEntry {
+        id: 0,
+        at_ms: 0,
+        actor: actor.to_string(),
+        role: role.to_string(),
+        action,
+        target,
+        status: response.status().as_u16(),
+        result: result.to_string(),
+    }
+}
+
+/// The request with its whole body read (at most [`super::MAX_BODY`]
+/// bytes, within [`BODY_TIMEOUT`]), so no handler waits on a slow client.
+async fn read_body(request: Request) -> Result<Request, ApiError> {
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, super::MAX_BODY)).await {
+        Ok(Ok(bytes)) => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
+        Ok(Err(_)) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request bodies are limited to {} bytes", super::MAX_BODY),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        )),
+    }
 }
 
 /// A JSON body whose rejections are API errors: 400 for malformed JSON or

@@ -23,7 +23,7 @@ use super::frame::{FrameReader, FrameWriter};
 use super::handshake::unexpected;
 use super::message::Message;
 use super::tls::{LinkReader, LinkTls, LinkWriter, is_tls_refusal};
-use crate::storage::replica::InstanceWriter;
+use crate::storage::replica::{InstanceWriter, budget_alarm};
 use crate::storage::{Geometry, RedoHeader, Replica};
 use crate::sync::lock;
 
@@ -57,6 +57,10 @@ pub struct ReceiverConfig {
 /// and from where.
 pub type RefusedHandler = dyn Fn(SocketAddr, &str) + Send + Sync;
 
+/// Told of a replica's history event: the VM, the alarm's kind
+/// (`clean_point`, `history_pruned`) and its message.
+pub type HistoryHandler = dyn Fn(&str, &str, &str) + Send + Sync;
+
 /// Answers a site-to-site call: the authenticated peer's name and the
 /// request body in, the reply body out.
 pub type ControlHandler = dyn Fn(&str, &[u8]) -> Vec<u8> + Send + Sync;
@@ -70,6 +74,9 @@ pub struct Receiver {
     /// Told when TLS refuses a connection (a stranger's certificate, a
     /// tampered record), so the site can raise an alarm.
     on_refused: std::sync::OnceLock<Arc<RefusedHandler>>,
+    /// Told when a cycle's instance looks attacked or retention's budget
+    /// dropped instances, so the site can raise an alarm.
+    on_history: std::sync::OnceLock<Arc<HistoryHandler>>,
     /// VMs with a session in progress: one writer per replica at a time.
     busy: Leases,
     /// VMs recovered at this site: their replicas take no more cycles.
@@ -151,6 +158,7 @@ impl Receiver {
         Arc::new(Self {
             tls: std::sync::RwLock::new(config.tls.clone()),
             on_refused: std::sync::OnceLock::new(),
+            on_history: std::sync::OnceLock::new(),
             config,
             control: std::sync::OnceLock::new(),
             busy: Leases::default(),
@@ -227,6 +235,26 @@ impl Receiver {
     /// Installs the hook told of TLS refusals (once).
     pub fn set_on_refused(&self, handler: Arc<RefusedHandler>) {
         let _ = self.on_refused.set(handler);
+    }
+
+    pub fn set_on_history(&self, handler: Arc<HistoryHandler>) {
+        let _ = self.on_history.set(handler);
+    }
+
+    /// Raises what the cycle that made `instance` says about history.
+    fn report_history(&self, vm: &str, replica: &mut Replica, instance: u64) {
+        let pruned = replica.take_pruned();
+        let alarms = [
+            ("clean_point", replica.clean_point_alarm(instance)),
+            ("history_pruned", budget_alarm(vm, &pruned)),
+        ];
+        for (kind, message) in alarms {
+            let Some(message) = message else { continue };
+            warn!(%vm, "{message}");
+            if let Some(handler) = self.on_history.get() {
+                handler(vm, kind, &message);
+            }
+        }
     }
 
     /// Where the replica of `vm` in `datastore` lives.
@@ -349,6 +377,7 @@ impl Receiver {
             conn.send_now(&Message::Committed { instance })?;
             replica.consolidate().map_err(std::io::Error::from)?;
             conn.send_now(&Message::Consolidated { instance })?;
+            self.report_history(&vm, &mut replica, instance);
             debug!(%vm, instance, full, "instance consolidated");
         }
     }

@@ -8,17 +8,17 @@ use std::time::Duration;
 pub const MIN_RPO: Duration = Duration::from_secs(5);
 pub const MAX_RPO: Duration = Duration::from_secs(24 * 3600);
 
-/// Checks an RPO, saying what is allowed when it is out of range.
-pub fn check_rpo(rpo: Duration) -> Result<Duration, String> {
+/// An RPO out of range, saying what is allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("RPO of {} s is outside {} s to {} s", .0.as_secs(), MIN_RPO.as_secs(), MAX_RPO.as_secs())]
+pub struct RpoOutOfRange(pub Duration);
+
+/// Checks an RPO against its bounds.
+pub fn check_rpo(rpo: Duration) -> Result<Duration, RpoOutOfRange> {
     if (MIN_RPO..=MAX_RPO).contains(&rpo) {
         Ok(rpo)
     } else {
-        Err(format!(
-            "RPO of {} s is outside {} s to {} s",
-            rpo.as_secs(),
-            MIN_RPO.as_secs(),
-            MAX_RPO.as_secs()
-        ))
+        Err(RpoOutOfRange(rpo))
     }
 }
 
@@ -128,7 +128,12 @@ mod tests {
     fn rpo_bounds() {
         assert!(check_rpo(s(5.0)).is_ok());
         assert!(check_rpo(s(86400.0)).is_ok());
-        assert!(check_rpo(s(4.0)).unwrap_err().contains("5 s to 86400 s"));
+        assert!(
+            check_rpo(s(4.0))
+                .unwrap_err()
+                .to_string()
+                .contains("5 s to 86400 s")
+        );
         assert!(check_rpo(s(86401.0)).is_err());
     }
 

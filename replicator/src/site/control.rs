@@ -88,6 +88,7 @@ impl Site {
             mappings,
             groups: self.own_groups(),
             plans: plans.iter().map(|p| self.plan_view(p)).collect(),
+            test_copies: self.test_copies(),
             at_ms: now_ms(),
         }
     }
@@ -113,7 +114,8 @@ impl Site {
             }
         };
         let (action, target) = call.describe();
-        if let Err(message) = self.authorize(&call).await {
+        if let Err(refusal) = self.authorize(&call).await {
+            let message = refusal.to_string();
             self.audit_call(action, &target, Err(&message)).await;
             return ControlReply::Error { message };
         }

@@ -45,18 +45,33 @@ impl ControlCall {
     }
 }
 
+/// Why the peer may not make a call now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ControlRefusal {
+    #[error("this site is not paired")]
+    NotPaired,
+    #[error("a shutdown or demotion must name the run that asks for it")]
+    NoRun,
+    #[error("VM {vm} is in no protection group of {peer} locked by run {run}")]
+    NotLocked {
+        vm: String,
+        peer: String,
+        run: String,
+    },
+    #[error("an adopted plan and its groups must move from {from} to {to}")]
+    WrongDirection { from: String, to: String },
+    #[error("the adopted plan is not valid: {field}: {message}")]
+    InvalidPlan { field: String, message: String },
+}
+
 impl Site {
     /// Whether the peer may make `call` now; the reason if not.
-    pub(crate) async fn authorize(&self, call: &ControlCall) -> Result<(), String> {
-        let peer = self
-            .peer_config()
-            .ok_or_else(|| "this site is not paired".to_string())?;
+    pub(crate) async fn authorize(&self, call: &ControlCall) -> Result<(), ControlRefusal> {
+        let peer = self.peer_config().ok_or(ControlRefusal::NotPaired)?;
         match call {
             ControlCall::View | ControlCall::Sync { .. } => Ok(()),
             ControlCall::ShutDown { vm_ids, run } | ControlCall::Demote { vm_ids, run } => {
-                let run = run.as_deref().ok_or_else(|| {
-                    "a shutdown or demotion must name the run that asks for it".to_string()
-                })?;
+                let run = run.as_deref().ok_or(ControlRefusal::NoRun)?;
                 if self.locked_by_run(vm_ids, run).is_ok() {
                     return Ok(());
                 }
@@ -66,12 +81,12 @@ impl Site {
                 {
                     self.take_peer_view(*view).await;
                 }
-                self.locked_by_run(vm_ids, run).map_err(|vm| {
-                    format!(
-                        "VM {vm} is in no protection group of {} locked by run {run}",
-                        peer.name
-                    )
-                })
+                self.locked_by_run(vm_ids, run)
+                    .map_err(|vm| ControlRefusal::NotLocked {
+                        vm: vm.to_string(),
+                        peer: peer.name.clone(),
+                        run: run.to_string(),
+                    })
             }
             ControlCall::Adopt { plan, groups } => {
                 let here = |recovery: &str, protected: &str| {
@@ -82,10 +97,10 @@ impl Site {
                         .iter()
                         .any(|g| !here(&g.recovery_site, &g.protected_site))
                 {
-                    return Err(format!(
-                        "an adopted plan and its groups must move from {} to {}",
-                        peer.name, self.name
-                    ));
+                    return Err(ControlRefusal::WrongDirection {
+                        from: peer.name.clone(),
+                        to: self.name.clone(),
+                    });
                 }
                 // The VMs run at the peer now (they were failed over to
                 // it); a VM it does not show is looked up here.
@@ -108,8 +123,9 @@ impl Site {
                         (id.clone(), Member { name, nic_count })
                     })
                     .collect();
-                plan::validate(&plan.spec, &members).map_err(|e| {
-                    format!("the adopted plan is not valid: {}: {}", e.field, e.message)
+                plan::validate(&plan.spec, &members).map_err(|e| ControlRefusal::InvalidPlan {
+                    field: e.field,
+                    message: e.message,
                 })
             }
         }

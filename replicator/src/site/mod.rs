@@ -3,13 +3,16 @@
 //! replication tasks, the receiver for the peer's replicas and the event bus
 //! the API streams from.
 //!
-//! - [`vms`]: power and inventory views.
+//! - [`vms`]: power and inventory views; [`lifecycle`]: what each VM is
+//!   now across both sites.
 //! - [`replications`]: configure, pause, resume, sync, stop.
 //! - [`peer`]: pairing and the peer's liveness.
 //! - [`notify`]: events, alarms and the audit log.
 //! - [`protection`]: mappings, protection groups and recovery plans.
 //! - [`control`]: calls between the paired sites; [`trust`]: pairing and the peer's pinned certificate.
 //! - [`site_view`]: a site as its peer sees it.
+//! - [`tokens`]: the API tokens it accepts, revocable while it runs.
+//! - [`test_copy_owner`]: which test run a test copy belongs to.
 //! - [`runs`]: recovery runs, executed here at the plan's recovery site.
 //! - [`recovered`]: a run's work on VMs and disks at the recovery site
 //!   (test copies, test VMs, promotion); [`protected`]: what it asks of the
@@ -18,6 +21,8 @@
 pub mod control;
 mod control_auth;
 pub mod http;
+pub mod instances;
+pub mod lifecycle;
 pub mod notify;
 pub mod peer;
 pub mod protected;
@@ -26,6 +31,8 @@ pub mod recovered;
 pub mod replications;
 pub mod runs;
 pub mod site_view;
+pub mod test_copy_owner;
+pub mod tokens;
 pub mod trust;
 pub mod vms;
 
@@ -36,7 +43,6 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use crate::access::TokenEntry;
 use crate::compute::{Compute, ComputeKind};
 use crate::config::{LoadedConfig, PeerConfig};
 use crate::identity::Identity;
@@ -75,6 +81,9 @@ pub enum SiteError {
     /// The site's key or certificate cannot be used.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
+    /// site.toml's tokens clash with those `token create` made.
+    #[error(transparent)]
+    Tokens(#[from] crate::store::tokens::TokenError),
 }
 
 impl SiteError {
@@ -91,9 +100,13 @@ pub struct Site {
     pub config: LoadedConfig,
     pub store: Store,
     pub events: EventBus,
-    pub tokens: Vec<TokenEntry>,
+    /// The API tokens accepted now (revocable while the site runs).
+    pub tokens: tokens::TokenBook,
     /// The site's key and certificate on the replication link.
     identity: Identity,
+    /// Where the replication listener is bound (port 0 resolved), which
+    /// the API shows for pairing.
+    pub replication_addr: std::net::SocketAddr,
     /// This site's VMs and the test VMs booted on replicas.
     pub(crate) inventory: vms::Inventory,
     /// What runs the VMs: the built-in guest or QEMU.
@@ -106,6 +119,8 @@ pub struct Site {
     pub(crate) protection: protection::Protection,
     /// Recovery runs executing here.
     pub(crate) runs: runs::Runs,
+    /// What each VM is now, and what was last streamed of it.
+    pub(crate) lifecycles: lifecycle::Lifecycles,
     /// Set once when the site starts stopping; long-lived streams end on it.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -122,7 +137,9 @@ impl Site {
     /// replication as they were.
     pub async fn start(config: LoadedConfig) -> Result<(Arc<Self>, Listeners), SiteError> {
         trust::secure_data_dir(&config.dir)?;
-        let store = Store::open(&config.dir.join("site.db"))?;
+        let db = config.dir.join("site.db");
+        let store = Store::open(&db)?;
+        let tokens = tokens::TokenBook::open(&db, store.clone(), &config.site.tokens)?;
         let name = config.site.name.clone();
         let seeded = store.now(|c| store::list_vms(c))?.is_empty();
         if seeded {
@@ -152,9 +169,11 @@ impl Site {
         let compute = Compute::new(config.site.compute.clone(), compute_events);
         let api = bind(&config.site.listen.api).await?;
         let replication = bind(&config.site.listen.replication).await?;
+        let replication_addr = replication.local_addr()?;
         let site = Arc::new(Self {
             name,
-            tokens: config.site.tokens.clone(),
+            replication_addr,
+            tokens,
             identity,
             config,
             store,
@@ -168,6 +187,7 @@ impl Site {
             peer: peer::Peer::new(peer_config),
             protection: protection::Protection::default(),
             runs: runs::Runs::default(),
+            lifecycles: lifecycle::Lifecycles::default(),
             stopping: tokio::sync::watch::Sender::new(false),
         });
         site.load_protection()?;
@@ -177,9 +197,14 @@ impl Site {
         site.replications
             .receiver
             .set_on_refused(trust::refused_handler(Arc::downgrade(&site)));
+        site.replications
+            .receiver
+            .set_on_history(trust::history_handler(Arc::downgrade(&site)));
         tokio::spawn(vms::supervise(Arc::downgrade(&site), exits));
         site.open_vms(seeded).await?;
         site.interrupt_unfinished_runs().await?;
+        site.load_lifecycles()?;
+        site.refresh_lifecycles().await;
         Ok((site, Listeners { api, replication }))
     }
 

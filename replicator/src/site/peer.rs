@@ -153,7 +153,7 @@ impl Site {
         Ok(info)
     }
 
-    async fn check_peer(&self) {
+    pub(crate) async fn check_peer(&self) {
         let Some(peer) = self.peer_config() else {
             return;
         };
@@ -246,6 +246,10 @@ impl Site {
             }
         }
         self.events.publish(SiteEvent::Peer(info));
+        if changed {
+            // Plans' readiness follows the peer's liveness.
+            self.publish_changed_plans();
+        }
     }
 
     /// Takes the peer's fresh view: kept in memory, saved when its shape

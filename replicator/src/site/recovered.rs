@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::test_copy_owner::TestCopyOwner;
 use super::{Site, VmRuntime};
 use crate::compute::{BootSpec, Machine};
 use crate::config::{GuestSeed, NicSeed};
@@ -100,15 +101,27 @@ impl Site {
             .map(|p| p.join("tests").join(vm_id))
     }
 
-    /// Makes a writable copy of the replica's newest complete instance and
-    /// returns that instance's consistency point.
-    pub(crate) async fn create_test_copy(&self, vm_id: &str) -> Result<u64, String> {
+    /// Makes a writable copy of the replica's newest complete instance for
+    /// `owner`'s test and returns that instance's consistency point.
+    /// Another plan's test copy of the VM is not replaced.
+    pub(crate) async fn create_test_copy(
+        &self,
+        vm_id: &str,
+        owner: &TestCopyOwner,
+    ) -> Result<u64, String> {
         let datastore = self
             .replica_datastore(vm_id)
             .ok_or_else(|| format!("no replica of {vm_id} at site {}", self.name))?;
         let target = self
             .test_dir(&datastore, vm_id)
             .ok_or_else(|| format!("no datastore {datastore}"))?;
+        if let Some(other) = TestCopyOwner::read(&target).filter(|o| !o.allows(&owner.plan_id)) {
+            return Err(format!(
+                "a test copy of this VM belongs to {}: clean that plan up first",
+                other.describe()
+            ));
+        }
+        let owner = owner.clone();
         let hold = self
             .replications
             .receiver
@@ -130,6 +143,7 @@ impl Site {
                 copy_sparse(file, &target.join(format!("disk-{i}.raw")))
                     .map_err(|e| format!("copying disk {i}: {e}"))?;
             }
+            owner.write(&target).map_err(|e| e.to_string())?;
             fsync_dir(&target).map_err(|e| e.to_string())?;
             drop(hold);
             Ok(point)
@@ -205,9 +219,26 @@ impl Site {
             .and_then(|v| v.machine.as_ref().map(|m| m.status().clone()))
     }
 
-    /// Powers off a test VM, keeping its test copy; false if it was not
-    /// running.
-    pub(crate) async fn power_off_test_vm(&self, vm_id: &str) -> bool {
+    /// The run that made `vm_id`'s test copy, if there is one that says.
+    /// Looked for in every datastore: a promoted replica no longer says
+    /// where it was.
+    pub(crate) fn test_copy_owner(&self, vm_id: &str) -> Option<TestCopyOwner> {
+        self.config
+            .site
+            .datastores
+            .iter()
+            .find_map(|d| TestCopyOwner::read(&self.test_dir(&d.name, vm_id)?))
+    }
+
+    /// Powers off `plan_id`'s test VM, keeping its test copy; false if it
+    /// was not running (or is another plan's).
+    pub(crate) async fn power_off_test_vm(&self, vm_id: &str, plan_id: &str) -> bool {
+        if self
+            .test_copy_owner(vm_id)
+            .is_some_and(|o| !o.allows(plan_id))
+        {
+            return false;
+        }
         let machine = lock(&self.inventory.test_vms)
             .get_mut(vm_id)
             .and_then(|t| t.machine.take());
@@ -222,8 +253,15 @@ impl Site {
         }
     }
 
-    /// Powers off a test VM and removes its test copy.
-    pub(crate) async fn discard_test_vm(&self, vm_id: &str) -> Result<(), String> {
+    /// Powers off `plan_id`'s test VM and removes its test copy; another
+    /// plan's is left as it is, and named in the error.
+    pub(crate) async fn discard_test_vm(&self, vm_id: &str, plan_id: &str) -> Result<(), String> {
+        if let Some(other) = self.test_copy_owner(vm_id).filter(|o| !o.allows(plan_id)) {
+            return Err(format!(
+                "the test copy belongs to {}: left to its cleanup",
+                other.describe()
+            ));
+        }
         let test = lock(&self.inventory.test_vms).remove(vm_id);
         let dir = match test {
             Some(mut t) => {

@@ -176,6 +176,22 @@ impl Site {
         row: &ReplicationRow,
         s: &ReplicationStatus,
     ) -> ReplicationInfo {
+        let lifecycle = self.lifecycle(&vm.id, true);
+        if lifecycle.has_ended() {
+            return ended(self.describe_status(vm, row, s), lifecycle);
+        }
+        ReplicationInfo {
+            lifecycle,
+            ..self.describe_status(vm, row, s)
+        }
+    }
+
+    fn describe_status(
+        &self,
+        vm: &VmRecord,
+        row: &ReplicationRow,
+        s: &ReplicationStatus,
+    ) -> ReplicationInfo {
         ReplicationInfo {
             vm: vm.name.clone(),
             vm_id: vm.id.clone(),
@@ -201,6 +217,7 @@ impl Site {
             compress: row.compress,
             paused: row.paused,
             last_error: s.last_error.clone(),
+            lifecycle: Default::default(),
         }
     }
 
@@ -219,7 +236,7 @@ impl Site {
     ) -> Result<ReplicationInfo, SiteError> {
         self.vm_name(vm_id)?;
         check_rpo(Duration::from_secs(request.rpo_seconds))
-            .map_err(|e| SiteError::invalid("rpo_seconds", e))?;
+            .map_err(|e| SiteError::invalid("rpo_seconds", e.to_string()))?;
         if let Some(ds) = &request.datastore
             && !is_safe_name(ds)
         {
@@ -370,6 +387,21 @@ impl Site {
     }
 }
 
+/// The replication of a VM that runs at the peer now: ended, with no lag
+/// to age, no progress and no failure (the peer refusing cycles into the
+/// replica it promoted is the end, not an error).
+fn ended(info: ReplicationInfo, lifecycle: ferry_api::types::Lifecycle) -> ReplicationInfo {
+    ReplicationInfo {
+        state: "ended".into(),
+        lag_seconds: None,
+        rpo_violated: false,
+        progress: None,
+        last_error: None,
+        lifecycle,
+        ..info
+    }
+}
+
 /// True when two statuses differ in more than the ageing of the lag.
 fn differs(a: &ReplicationStatus, b: &ReplicationStatus) -> bool {
     a.state != b.state
@@ -419,6 +451,9 @@ impl Site {
                 tracing::warn!(vm = %vm_id, "could not save replication progress: {e}");
             }
         }
+        // A VM recovered at the peer: its replication ended, and what its
+        // scheduler meets now (a promoted replica) is no alarm.
+        let ended = self.lifecycle(vm_id, true).has_ended();
         let state_changed = before.is_none_or(|b| b.state != now.state);
         if state_changed {
             let (id, state, lag) = (
@@ -430,7 +465,7 @@ impl Site {
                 .store
                 .call(move |c| store::insert_history(c, &id, now_ms(), state, lag))
                 .await;
-            if now.state == ReplicationState::Error {
+            if now.state == ReplicationState::Error && !ended {
                 let why = now.last_error.clone().unwrap_or_default();
                 self.alarm(
                     "replication_error",
@@ -442,7 +477,7 @@ impl Site {
             }
         }
         match (before.is_some_and(|b| b.rpo_violated), now.rpo_violated) {
-            (false, true) => {
+            (false, true) if !ended => {
                 let lag = now.lag.map_or(0, |l| l.as_secs());
                 self.alarm(
                     "rpo_violated",
@@ -455,7 +490,7 @@ impl Site {
                 )
                 .await;
             }
-            (true, false) => {
+            (true, false) if !ended => {
                 self.alarm(
                     "rpo_restored",
                     Severity::Info,
@@ -478,7 +513,10 @@ fn qemu_source(vm: &super::VmRuntime) -> Option<Arc<dyn PointSource>> {
     if !dir.join("disk-0.qcow2").exists() {
         return None;
     }
-    let tracking = QemuTracking::new(&vm.record.id, dir, qmp, vm.disks.geometries());
+    // This machine's one session, for as long as the machine runs: a new
+    // machine gets a new source.
+    let (_, session) = tokio::sync::watch::channel(Some(qmp));
+    let tracking = QemuTracking::new(&vm.record.id, dir, session, vm.disks.geometries());
     Some(Arc::new(QemuSource::new(
         Arc::new(tracking),
         tokio::runtime::Handle::current(),

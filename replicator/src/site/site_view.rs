@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use ferry_api::types::{Inventory, Mappings, Plan, ProtectionGroup, ReplicationInfo, VmInfo};
+use ferry_api::types::{
+    Inventory, Mappings, Plan, ProtectionGroup, ReplicationInfo, TestCopy, VmInfo,
+};
 
 /// A site as its peer sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +18,10 @@ pub struct SiteView {
     pub mappings: Vec<Mappings>,
     pub groups: Vec<ProtectionGroup>,
     pub plans: Vec<Plan>,
+    /// Test copies the site runs of its peer's VMs (absent from older
+    /// sites).
+    #[serde(default)]
+    pub test_copies: Vec<TestCopy>,
     pub at_ms: u64,
 }
 
@@ -32,6 +38,7 @@ impl SiteView {
                         x.folder.clone(),
                         x.resource_pool.clone(),
                         x.nics.clone(),
+                        x.lifecycle.clone(),
                     )
                 })
                 .collect::<Vec<_>>()

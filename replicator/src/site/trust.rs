@@ -22,7 +22,7 @@ pub fn link_tls(identity: &Identity, peer: Option<&PeerConfig>) -> Result<LinkTl
         .filter(|p| !p.fingerprint.is_empty())
         .map(|p| p.fingerprint.parse::<Fingerprint>())
         .transpose()
-        .map_err(|e| SiteError::invalid("peer.fingerprint", e))?;
+        .map_err(|e| SiteError::invalid("peer.fingerprint", e.to_string()))?;
     LinkTls::new(identity, pinned)
         .map_err(|e| SiteError::invalid("identity", format!("TLS refused the site's key: {e}")))
 }
@@ -93,6 +93,24 @@ pub fn refused_handler(site: Weak<Site>) -> Arc<RefusedHandler> {
         runtime.spawn(async move {
             site.alarm("link_refused", Severity::Critical, None, message)
                 .await;
+        });
+    })
+}
+
+/// Raises a replica's history alarms (an instance that looks attacked,
+/// instances a budget forced out) from the receiver's blocking thread.
+pub fn history_handler(site: Weak<Site>) -> Arc<crate::replication::receiver::HistoryHandler> {
+    let runtime = tokio::runtime::Handle::current();
+    Arc::new(move |vm: &str, kind: &str, message: &str| {
+        let Some(site) = site.upgrade() else { return };
+        let (vm, kind, message) = (vm.to_string(), kind.to_string(), message.to_string());
+        let severity = if kind == "clean_point" {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        runtime.spawn(async move {
+            site.alarm(&kind, severity, Some(&vm), message).await;
         });
     })
 }

@@ -102,6 +102,9 @@ pub(super) fn describe(vm: &VmRuntime, site: &Site) -> VmInfo {
         accelerator: m.and_then(Machine::accelerator).map(str::to_string),
         problem: vm.problem.clone(),
         console_tail: None,
+        // The site fills it in (see `lifecycle`): it needs the runs and
+        // the peer's view, not just this VM.
+        lifecycle: Default::default(),
     }
 }
 
@@ -112,7 +115,7 @@ impl Site {
         lock(&self.inventory.vms)
             .values()
             .map(|v| {
-                let mut info = describe(v, self);
+                let mut info = self.vm_info(v);
                 info.console_tail = v
                     .machine
                     .as_ref()
@@ -128,7 +131,7 @@ impl Site {
         let vm = vms
             .get(id)
             .ok_or_else(|| SiteError::NotFound(format!("no VM {id:?} at site {}", self.name)))?;
-        let mut info = describe(vm, self);
+        let mut info = self.vm_info(vm);
         info.console_tail = match &vm.machine {
             Some(m) => m.console_tail(CONSOLE_LINES),
             None => self.console_of(&vm.record),
@@ -136,12 +139,16 @@ impl Site {
         Ok(info)
     }
 
+    /// VMs here, and how many of them are protected (replicated, and not
+    /// the old copy of a VM recovered at the peer).
     pub fn counts(&self) -> (usize, usize) {
         let vms = lock(&self.inventory.vms);
-        (
-            vms.len(),
-            vms.values().filter(|v| v.replication.is_some()).count(),
-        )
+        let protected = vms
+            .values()
+            .filter(|v| v.replication.is_some())
+            .filter(|v| self.lifecycle(&v.record.id, true).is_protected())
+            .count();
+        (vms.len(), protected)
     }
 
     /// What a VM of this site needs to boot.

@@ -18,6 +18,7 @@
 //! `replicator/docs/storage.md`; change it with the code.
 
 pub mod bitmap;
+pub mod clean_point;
 pub mod content;
 pub mod durable;
 pub mod fs;
@@ -34,7 +35,7 @@ pub use content::{BlockHash, hash_block, is_zero, zero_hash};
 pub use geometry::{DEFAULT_BLOCK_SIZE, Geometry};
 pub use point::{Point, PointSource};
 pub use redo_log::{RedoHeader, RedoLogWriter};
-pub use replica::{Replica, ReplicaState};
+pub use replica::{InstanceError, KeptInstance, Replica, ReplicaState, ScoreRecord};
 pub use tracked_disk::{FrozenDisk, TrackedDisk};
 pub use tracked_vm::TrackedVm;
 #[cfg(test)]

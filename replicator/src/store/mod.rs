@@ -7,6 +7,7 @@
 //! a blocking thread, so an fsync never stalls the async runtime.
 
 mod schema;
+pub mod tokens;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -240,10 +241,19 @@ pub fn insert_event(conn: &Connection, e: &EventRow) -> Result<i64, StoreError> 
 }
 
 pub fn recent_events(conn: &Connection, limit: u32) -> Result<Vec<EventRow>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT id, at_ms, kind, severity, vm_id, message FROM events ORDER BY id DESC LIMIT ?1",
-    )?;
-    let rows = stmt.query_map(params![limit], |r| {
+    events_where(conn, "1 = 1 ORDER BY id DESC LIMIT ?1", limit as i64)
+}
+
+/// One stored event, by id.
+pub fn event(conn: &Connection, id: i64) -> Result<Option<EventRow>, StoreError> {
+    Ok(events_where(conn, "id = ?1", id)?.into_iter().next())
+}
+
+fn events_where(conn: &Connection, filter: &str, arg: i64) -> Result<Vec<EventRow>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, at_ms, kind, severity, vm_id, message FROM events WHERE {filter}"
+    ))?;
+    let rows = stmt.query_map(params![arg], |r| {
         Ok(EventRow {
             id: r.get(0)?,
             at_ms: r.get::<_, i64>(1)? as u64,
@@ -251,6 +261,7 @@ pub fn recent_events(conn: &Connection, limit: u32) -> Result<Vec<EventRow>, Sto
             severity: r.get(3)?,
             vm_id: r.get(4)?,
             message: r.get(5)?,
+            acked: None,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -262,6 +273,28 @@ pub fn insert_audit(conn: &Connection, a: &AuditEntry) -> Result<i64, StoreError
         params![a.at_ms as i64, a.actor, a.role, a.action, a.target, a.status, a.result],
     )?;
     Ok(conn.last_insert_rowid())
+}
+
+/// Deletes audit entries beyond the newest `keep_rows` (by id, so the
+/// index does the work: one row per insert once full) and, every 256th
+/// entry, those written before `cutoff_ms`.
+pub fn prune_audit(
+    conn: &Connection,
+    newest: i64,
+    keep_rows: u64,
+    cutoff_ms: u64,
+) -> Result<usize, StoreError> {
+    let mut gone = conn.execute(
+        "DELETE FROM audit WHERE id <= ?1",
+        params![newest - keep_rows as i64],
+    )?;
+    if newest % 256 == 0 {
+        gone += conn.execute(
+            "DELETE FROM audit WHERE at_ms < ?1",
+            params![cutoff_ms as i64],
+        )?;
+    }
+    Ok(gone)
 }
 
 pub fn list_audit(conn: &Connection, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
@@ -401,6 +434,8 @@ pub enum DocKind {
     Plan,
     Run,
     PeerView,
+    /// An alarm's acknowledgement, by the alarm's id.
+    AlarmAck,
 }
 
 impl DocKind {
@@ -412,6 +447,7 @@ impl DocKind {
             Self::Plan => "plan",
             Self::Run => "run",
             Self::PeerView => "peer_view",
+            Self::AlarmAck => "alarm_ack",
         }
     }
 }

@@ -69,6 +69,18 @@ const MIGRATIONS: &[&str] = &[
     // peer's fingerprint).
     "ALTER TABLE peer ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
      UPDATE peer SET secret = '';",
+    // 4: API tokens managed by `ferry-replicator token`, and those of
+    // site.toml mirrored at start so they can be listed and revoked too.
+    // A revoked token keeps its row (who, when) until its name is reused.
+    "CREATE TABLE tokens (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        last_used_ms INTEGER,
+        revoked_ms INTEGER
+    );",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -45,6 +45,7 @@ impl SiteConfigBuilder {
                 tokens: Vec::new(),
                 vms: Vec::new(),
                 compute: Default::default(),
+                audit: Default::default(),
             },
         }
     }
@@ -59,6 +60,12 @@ impl SiteConfigBuilder {
     /// Serves the API over TLS with the site's certificate (or not).
     pub fn api_tls(mut self, on: bool) -> Self {
         self.config.listen.api_tls = on;
+        self
+    }
+
+    /// Keeps only the newest `rows` audit entries.
+    pub fn audit_keep_rows(mut self, rows: u64) -> Self {
+        self.config.audit.keep_rows = rows;
         self
     }
 

@@ -120,6 +120,7 @@ pub fn waiting() -> Run {
         recovery_site: "site-b".into(),
         started_by: "admin".into(),
         started_ms: T0 - 95_000,
+        skipped: Vec::new(),
         ended_ms: None,
         rto_seconds: None,
         steps: vec![

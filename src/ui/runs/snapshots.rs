@@ -103,12 +103,33 @@ fn home_at_both_sizes() {
                     severity: severity.into(),
                     vm_id: None,
                     message: message.into(),
+                    acked: None,
                 }),
             });
         }
         app.update(Action::Show(View::Home));
         app.update(Action::Down);
-        app.update(Action::AckAlarm);
+        // The key asks site-a; its event marks the alarm acknowledged.
+        let Some(crate::app::Effect::Post { site: 0, call, .. }) = app.update(Action::AckAlarm)
+        else {
+            panic!("the ack goes to site-a")
+        };
+        assert_eq!(call, ferry_api::Call::AckAlarm { id: 1 });
+        app.feed(crate::model::FeedUpdate::Event {
+            site: 0,
+            event: SiteEvent::Alarm(EventRow {
+                id: 1,
+                at_ms: fixture::T0 - 60_000 + 1000,
+                kind: "test".into(),
+                severity: "warning".into(),
+                vm_id: None,
+                message: "db-02: RPO at risk".into(),
+                acked: Some(ferry_api::types::Ack {
+                    by: "ops".into(),
+                    at_ms: fixture::T0 - 30_000,
+                }),
+            }),
+        });
         insta::assert_snapshot!(
             format!("home_{width}x{height}"),
             render(&app, width, height)
@@ -117,45 +138,83 @@ fn home_at_both_sizes() {
 }
 
 /// A VM a finished recovery brought up at site-b: its old replication
-/// reads as recovered there, with the run, not as failing; dashboard counts
-/// leave it out. A VM the run failed to bring up stays as it was.
+/// reads as recovered there, with the run, not as failing, as the sites
+/// say; dashboard counts leave it out. Site-b's word on a VM it recovered
+/// counts too while site-a has not said it (down, or not yet heard).
 #[test]
 fn a_recovered_vm_reads_as_recovered_not_violated() {
+    use ferry_api::types::{Lifecycle, SiteEvent};
     let mut app = app();
-    let protected = app.model.protected_count(0);
+    let all = app.model.sites[0].replications.len();
     for r in app.model.sites[0].replications.values_mut() {
         r.state = "error".into();
         r.rpo_violated = true;
     }
+    // Site-a says db-01's replication ended: recovered at site-b by run-7.
+    let mut db1 = app.model.sites[0].replications["site-a.db-01"].clone();
+    db1.state = "ended".into();
+    db1.rpo_violated = false;
+    db1.lifecycle = Lifecycle::RecoveredAt {
+        site: "site-b".into(),
+        run_id: Some("run-7".into()),
+    };
+    app.feed(crate::model::FeedUpdate::Event {
+        site: 0,
+        event: SiteEvent::Replication(db1),
+    });
     app.update(Action::Show(View::Replication));
     let screen = render(&app, 160, 48);
-    let line = |vm: &str| {
+    let line = |screen: &str, vm: &str| {
         screen
             .lines()
             .find(|l| l.contains(&format!("{vm} ")))
             .unwrap_or_default()
             .to_string()
     };
-    let db1 = line("db-01");
+    let db1 = line(&screen, "db-01");
     assert!(
         db1.contains("⇥ recovered at site-b (run-7)") && !db1.contains("violated"),
         "{db1}"
     );
     assert!(!db1.contains("error"), "{db1}");
-    let db2 = line("db-02");
+    let db2 = line(&screen, "db-02");
     assert!(db2.contains("✖ error") && db2.contains("violated"), "{db2}");
-    let all = app.model.sites[0].replications.len();
-    assert_eq!(protected, all - 1, "db-01 is not protected at site-a now");
+    assert_eq!(
+        app.model.protected_count(0),
+        all - 1,
+        "db-01 is not protected at site-a now"
+    );
     let [ok, risk, violated, pending] = app.model.compliance_counts(0, app.now_ms);
     assert_eq!(ok + risk + violated + pending, all - 1);
-    // Reprotected afterwards, it is protected again (the other way).
-    let mut reprotect = runs::finished();
-    reprotect.id = "run-8".into();
-    reprotect.mode = RunMode::Reprotect;
-    reprotect.started_ms += 60_000;
+    // Site-b says it recovered db-02: that is the truth the screen shows.
+    let vm = ferry_api::types::VmInfo {
+        id: "site-a.db-02".into(),
+        name: "db-02".into(),
+        folder: "Databases".into(),
+        resource_pool: "Gold".into(),
+        power_state: ferry_api::types::PowerState::On,
+        nics: Vec::new(),
+        disks: Vec::new(),
+        guest: None,
+        replicated: false,
+        compute: Default::default(),
+        memory_mib: 128,
+        vcpus: 1,
+        pid: None,
+        accelerator: None,
+        problem: None,
+        console_tail: None,
+        lifecycle: Lifecycle::Recovered {
+            from_site: "site-a".into(),
+            run_id: Some("run-7".into()),
+        },
+    };
     app.feed(crate::model::FeedUpdate::Event {
         site: 1,
-        event: ferry_api::types::SiteEvent::Run(reprotect),
+        event: SiteEvent::Vm(vm),
     });
-    assert!(app.model.recovered_by("site-a.db-01").is_none());
+    let screen = render(&app, 160, 48);
+    let db2 = line(&screen, "db-02");
+    assert!(db2.contains("⇥ recovered at site-b (run-7)"), "{db2}");
+    assert_eq!(app.model.protected_count(0), all - 2);
 }

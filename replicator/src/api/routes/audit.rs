@@ -1,7 +1,8 @@
-//! `GET /audit` (admin) and `GET /alarms`.
+//! `GET /audit` (admin), `GET /alarms` and `POST /alarms/{id}/ack`
+//! (operator; audited with the caller like every change).
 
-use axum::extract::{Query, State};
-use axum::routing::get;
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 
@@ -15,6 +16,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/audit", get(audit))
         .route("/alarms", get(alarms))
+        .route("/alarms/{id}/ack", post(ack))
 }
 
 #[derive(Deserialize)]
@@ -46,11 +48,17 @@ async fn alarms(
     State(site): State<AppState>,
     Query(l): Query<Limit>,
 ) -> Result<Json<Vec<EventRow>>, ApiError> {
-    let n = limit(&l);
-    let rows = site
-        .store
-        .call(move |c| store::recent_events(c, n))
-        .await
-        .map_err(crate::site::SiteError::from)?;
-    Ok(Json(rows))
+    Ok(Json(site.alarms(limit(&l)).await?))
+}
+
+async fn ack(
+    State(site): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<EventRow>, ApiError> {
+    caller.require(Role::Operator)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("no alarm {id:?}: alarm ids are numbers")))?;
+    Ok(Json(site.ack_alarm(id, &caller.name).await?))
 }

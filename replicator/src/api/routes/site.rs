@@ -28,6 +28,7 @@ async fn show(
         vm_count,
         replicated_count,
         fingerprint: Some(site.fingerprint().to_string()),
+        replication: Some(site.replication_addr.to_string()),
     })
 }
 

@@ -1,4 +1,5 @@
-//! `GET /vms`, `GET /vms/{id}`, `POST /vms/{id}/power`.
+//! `GET /vms`, `GET /vms/{id}`, `POST /vms/{id}/power`,
+//! `GET /vms/{id}/instances`.
 
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -8,13 +9,14 @@ use super::AppState;
 use crate::access::Role;
 use crate::api::auth::{ApiJson, Caller};
 use crate::api::error::ApiError;
-use crate::api::types::{PowerRequest, VmInfo};
+use crate::api::types::{InstanceInfo, PowerRequest, VmInfo};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/vms", get(list))
         .route("/vms/{id}", get(show))
         .route("/vms/{id}/power", post(power))
+        .route("/vms/{id}/instances", get(instances))
 }
 
 async fn list(State(site): State<AppState>) -> Json<Vec<VmInfo>> {
@@ -36,4 +38,11 @@ async fn power(
 ) -> Result<Json<VmInfo>, ApiError> {
     caller.require(Role::Operator)?;
     Ok(Json(site.set_power(&id, request.state).await?))
+}
+
+async fn instances(
+    State(site): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<InstanceInfo>>, ApiError> {
+    Ok(Json(site.instances(&id).await?))
 }

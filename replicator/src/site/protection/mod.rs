@@ -7,7 +7,8 @@
 //! sites list all of them. Changing an object at the wrong site is refused
 //! with the name of its owner.
 //!
-//! - [`mappings`], [`groups`], [`plans`]: each kind's checks and changes.
+//! - [`mappings`], [`groups`], [`plans`]: each kind's checks and changes;
+//!   [`readiness`]: what stands in the way of a plan's run now.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -29,6 +30,7 @@ use ferry_api::types::{
 mod groups;
 mod mappings;
 mod plans;
+pub mod readiness;
 
 /// A protection group as stored: its VMs by id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +80,9 @@ pub struct Objects {
     pub placeholders: BTreeMap<String, Placeholder>,
     /// Group views as last published, to publish only what changed.
     pub published: BTreeMap<String, ProtectionGroup>,
+    /// Plan views as last published: their readiness changes with the
+    /// peer and the groups, not only with edits.
+    pub published_plans: BTreeMap<String, Plan>,
 }
 
 impl From<Invalid> for SiteError {
@@ -244,6 +249,8 @@ impl Site {
         for g in changed {
             self.events.publish(SiteEvent::Group(g));
         }
+        self.publish_changed_plans();
+        self.refresh_lifecycles().await;
     }
 }
 

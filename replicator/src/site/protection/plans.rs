@@ -52,7 +52,9 @@ impl Site {
                 .unwrap_or(usize::MAX)
         };
         ordered.sort_by_key(|v| rank(&v.vm_id));
-        let (allowed, next) = allowed(p.state, p.last_mode);
+        let readiness = self.readiness(p);
+        let (allowed, next) =
+            readiness::allowed_now(p.state, p.last_mode, &p.protected_site, &readiness);
         Plan {
             id: p.id.clone(),
             name: p.spec.name.clone(),
@@ -64,6 +66,7 @@ impl Site {
             pre_power_on: p.spec.pre_power_on.clone(),
             post_power_on: p.spec.post_power_on.clone(),
             state: p.state,
+            readiness,
             allowed,
             next,
             start_order,
@@ -81,10 +84,18 @@ impl Site {
             .collect();
         let mut all: Vec<Plan> = stored.iter().map(|p| self.plan_view(p)).collect();
         if let Some(view) = self.peer_view() {
+            // The owner's readiness, as last seen, and whether it answers.
+            let owner_answers = self
+                .peer_info()
+                .is_some_and(|i| i.status == ferry_api::types::PeerStatus::Connected);
             all.extend(
                 view.plans
                     .into_iter()
-                    .filter(|p| p.recovery_site != self.name),
+                    .filter(|p| p.recovery_site != self.name)
+                    .map(|mut p| {
+                        p.readiness.recovery_site_reachable = owner_answers;
+                        p
+                    }),
             );
         }
         all

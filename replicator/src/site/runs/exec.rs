@@ -234,6 +234,10 @@ impl Exec {
             } else {
                 r.outcome()
             };
+            // A run that left VMs of its plan out is no plain success.
+            if r.state == RunState::Succeeded && !r.skipped.is_empty() {
+                r.state = RunState::SucceededWithWarnings;
+            }
             r.ended_ms = Some(now_ms());
             r.prompt = None;
             r.message = match (&stopped, r.state) {
@@ -249,6 +253,17 @@ impl Exec {
                     format!("{} {}{first}", r.mode.label(), state.label())
                 }
             };
+            if !r.skipped.is_empty() {
+                let mut why: Vec<&str> = r.skipped.iter().map(|v| v.why.as_str()).collect();
+                why.dedup();
+                r.message = format!(
+                    "{}; {} of the plan's {} VMs skipped: {}",
+                    r.message,
+                    r.skipped.len(),
+                    r.skipped.len() + r.vms.len(),
+                    why.join("; ")
+                );
+            }
             run
         };
         let mut plan_state = plan_state_after(self.mode, run.state, promoted);

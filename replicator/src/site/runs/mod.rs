@@ -194,14 +194,9 @@ impl Site {
         by: &str,
     ) -> Result<Run, SiteError> {
         self.own_plan(plan_id)?;
-        // The freshest view of the protected site, when it answers; after a
-        // disaster, the last one seen.
-        if let Ok(ControlReply::View(view)) = self
-            .call_peer(&ControlCall::View, Duration::from_secs(3))
-            .await
-        {
-            self.take_peer_view(*view).await;
-        }
+        // The freshest view of the protected site and whether it answers,
+        // for the plan's readiness; after a disaster, the last view seen.
+        self.check_peer().await;
         // From admission to the plan saved in its run's state, no edit of
         // the plan or its groups comes between (see `Protection::edits`).
         let edits = self.protection.edits.lock().await;
@@ -218,7 +213,11 @@ impl Site {
         self.lock_groups(&plan, &run_id).await?;
         let vms = self.vm_plans(&plan, &view);
         let (steps, kinds) = steps_for(&request, &plan, &vms);
-        let run = self.new_run(&run_id, &plan, &request, by, steps, &vms);
+        let mut run = self.new_run(&run_id, &plan, &request, by, steps, &vms);
+        // Cleanup removes what a test made; the others would miss these.
+        if request.mode != RunMode::Cleanup {
+            run.skipped = view.readiness.skipped.clone();
+        }
         plan.state = plan_state_during(request.mode);
         plan.last_run = Some(run_id.clone());
         plan.last_mode = Some(request.mode);
@@ -341,6 +340,7 @@ impl Site {
             prompt: None,
             message: String::new(),
             cancel_requested: false,
+            skipped: Vec::new(),
         }
     }
 
@@ -394,7 +394,10 @@ impl Site {
             promoted: AtomicBool::new(false),
         };
         tokio::spawn(exec.execute());
+        self.note_run(&run);
         self.events.publish(SiteEvent::Run(run));
+        let site = self.clone();
+        tokio::spawn(async move { site.refresh_lifecycles().await });
     }
 
     /// Records a finished run: the run, the plan's new state (or its
@@ -437,6 +440,7 @@ impl Site {
             *lock(&active.run) = run.clone();
         }
         self.events.publish(SiteEvent::Run(run.clone()));
+        self.refresh_lifecycles().await;
         plan_saved
     }
 
@@ -586,5 +590,7 @@ async fn record(site: std::sync::Weak<Site>, active: Arc<ActiveRun>) {
         }
         drop(saved_final);
         site.events.publish(SiteEvent::Run(run));
+        // A promote or demote of this step changes what its VMs are.
+        site.refresh_lifecycles().await;
     }
 }

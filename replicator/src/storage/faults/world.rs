@@ -88,6 +88,11 @@ pub struct World {
     pub acked: u64,
     /// Data blocks sent so far.
     pub sent: u64,
+    /// The replica keeps older instances (its `history` file is durable).
+    pub history: bool,
+    /// Older instances that must still be kept: each one whose successor's
+    /// commit returned with history on, until its pruning starts.
+    pub must_keep: std::collections::BTreeSet<u64>,
 }
 
 impl World {
@@ -98,6 +103,8 @@ impl World {
             model,
             acked: 0,
             sent: 0,
+            history: false,
+            must_keep: Default::default(),
         }
     }
 
@@ -149,6 +156,9 @@ impl World {
         }
         replica.commit(writer)?;
         self.acked = self.acked.max(instance);
+        if self.history && instance > 1 {
+            self.must_keep.insert(instance - 1);
+        }
         replica.consolidate()?;
         Ok(())
     }

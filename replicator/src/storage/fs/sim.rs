@@ -371,6 +371,17 @@ impl FileLayer for SimFs {
         state.enter()?;
         Ok(state.names.contains_key(path))
     }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut state = self.lock();
+        state.enter()?;
+        Ok(state
+            .names
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
+            .collect())
+    }
 }
 
 struct SimFile {

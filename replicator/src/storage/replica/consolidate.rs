@@ -84,6 +84,16 @@ impl Replica {
             .map_err(|e| fail(self, &path, e, instance, marked))?;
         self.reserve(&log)
             .map_err(|(file, e)| fail(self, &file, e, instance, marked))?;
+        let previous = self.state.instance;
+        let keep = self
+            .keeps_history()
+            .map_err(|e| fail(self, &self.dir, e, instance, marked))?;
+        if !marked && keep {
+            self.write_undo(&log)
+                .map_err(|(file, e)| fail(self, &file, e, instance, false))?;
+        }
+        self.record_score(&log)
+            .map_err(|e| fail(self, &self.score_path(instance), e, instance, marked))?;
         if !marked {
             durable::write_atomic_in(&*layer, &mark, instance.to_string().as_bytes())
                 .map_err(|e| fail(self, &mark, e, instance, false))?;
@@ -91,7 +101,21 @@ impl Replica {
         self.apply(&log)
             .map_err(|(file, e)| fail(self, &file, e, instance, true))?;
         crash_point("consolidate.before-remove");
-        self.finish(&path, &mark, true, instance)
+        self.finish(&path, &mark, true, instance)?;
+        if let Some(previous) = previous.filter(|_| !keep) {
+            // Not kept: its score goes with it.
+            durable::remove_durably_in(&*layer, &self.score_path(previous))
+                .map_err(|e| fail(self, &self.score_path(previous), e, instance, false))?;
+        }
+        if keep {
+            // The instance is complete whatever pruning does; a prune that
+            // fails is retried after the next cycle.
+            match self.retain(self.state.point_time_ms) {
+                Ok(pruned) => self.pruned.extend(pruned),
+                Err(e) => tracing::warn!(vm = %self.vm(), "pruning kept instances failed: {e}"),
+            }
+        }
+        Ok(())
     }
 
     /// Removes the log, then the marker.

@@ -8,6 +8,9 @@
 //! instance. Every file call goes through the replica's [`FileLayer`].
 
 mod consolidate;
+mod history;
+mod retain;
+mod scores;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,9 @@ use super::geometry::Geometry;
 use super::redo_log::{RedoHeader, RedoLogWriter};
 use crate::crash::crash_point;
 pub use consolidate::ConsolidateError;
+pub use history::{InstanceError, KeptInstance};
+pub use retain::{PruneReason, Pruned, Retention, budget_alarm};
+pub use scores::ScoreRecord;
 
 pub(super) const STATE_FILE: &str = "replica.state";
 pub(super) const REDO_FILE: &str = "redo.log";
@@ -172,6 +178,10 @@ pub struct Replica {
     /// A committed instance whose consolidation could not start; the base
     /// disks still hold `state` untouched. No new instance is taken.
     deferred: Option<ConsolidateError>,
+    /// Consolidation keeps the instance it replaces as an undo file.
+    history: bool,
+    /// Instances retention dropped since the caller last took them.
+    pruned: Vec<Pruned>,
 }
 
 impl Replica {
@@ -206,7 +216,12 @@ impl Replica {
             dir: dir.to_path_buf(),
             state,
             deferred: None,
+            history: false,
+            pruned: Vec::new(),
         };
+        replica.history = replica
+            .layer
+            .exists(&replica.dir.join(history::HISTORY_FILE))?;
         durable::remove_durably_in(&*replica.layer, &state_path.with_extension("tmp"))?;
         if replica.layer.exists(&replica.dir.join(UNTRUSTED_FILE))? {
             replica.discard_seed()?;
@@ -216,7 +231,39 @@ impl Replica {
             Err(e) if !e.base_touched => replica.deferred = Some(e),
             Err(e) => return Err(e.into()),
         }
+        replica.clean_history()?;
         Ok(replica)
+    }
+
+    /// What retention dropped since the last call, for the caller's
+    /// events and alarms ([`budget_alarm`]).
+    pub fn take_pruned(&mut self) -> Vec<Pruned> {
+        std::mem::take(&mut self.pruned)
+    }
+
+    /// Reads the replica in `dir` without recovery and without writing,
+    /// for listings while a session may be running: a crash leftover is
+    /// not finished here, and an instance pruned meanwhile is skipped.
+    pub fn inspect(dir: &Path) -> io::Result<Self> {
+        let layer = layer_fs::real();
+        let bytes = layer_fs::read_all(&*layer, &dir.join(STATE_FILE))?;
+        let state = String::from_utf8(bytes)
+            .ok()
+            .and_then(|text| ReplicaState::decode(&text))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} is corrupt", dir.join(STATE_FILE).display()),
+                )
+            })?;
+        Ok(Self {
+            layer,
+            dir: dir.to_path_buf(),
+            state,
+            deferred: None,
+            history: false,
+            pruned: Vec::new(),
+        })
     }
 
     pub fn state(&self) -> &ReplicaState {

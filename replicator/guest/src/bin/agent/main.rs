@@ -62,8 +62,20 @@ fn main() -> ExitCode {
 fn run() -> Result<(), String> {
     let cmdline = std::fs::read_to_string("/proc/cmdline")
         .map_err(|e| format!("reading /proc/cmdline: {e}"))?;
-    let params = BootParams::from_cmdline(&cmdline).map_err(|e| e.to_string())?;
+    let (params, problems) =
+        BootParams::from_cmdline_lenient(&cmdline).map_err(|e| e.to_string())?;
     say!("VM {}", params.vm);
+    for problem in problems {
+        say!("{problem}: left out");
+    }
+
+    // Watched from the start: a press during a long verification is not
+    // lost (evdev only queues events for a device that is open).
+    let stop = Arc::new(AtomicBool::new(false));
+    for button in power::power_buttons(Path::new("/sys/class/input")) {
+        let stop = stop.clone();
+        std::thread::spawn(move || power::watch(button, stop));
+    }
 
     let found = disk::find(Path::new("/sys/block")).map_err(|e| format!("listing disks: {e}"))?;
     // A VM always has a disk: none means the virtio modules did not load.
@@ -85,7 +97,6 @@ fn run() -> Result<(), String> {
     .map_err(|e| format!("verifying the disks: {e}"))?;
     let ips = net::apply(&params.ips, Path::new("/sys/class/net"));
 
-    let stop = Arc::new(AtomicBool::new(false));
     let deadline = Instant::now() + PORT_WAIT;
     let port = loop {
         match channel::find_port(Path::new("/sys/class/virtio-ports"), PORT_NAME) {
@@ -103,10 +114,6 @@ fn run() -> Result<(), String> {
             std::thread::spawn(move || channel.run());
         }
         None => say!("no port named {PORT_NAME}: running unheard"),
-    }
-    for button in power::power_buttons(Path::new("/sys/class/input")) {
-        let stop = stop.clone();
-        std::thread::spawn(move || power::watch(button, stop));
     }
 
     say!("running");

@@ -1,7 +1,9 @@
 //! The built-in guest's workload on real disks: at boot every disk's record
 //! log is verified, then each tick appends records to every disk's log (each
 //! disk its own chain, so each verifies on its own) and overwrites random
-//! 4 KiB blocks in the hot region, the second half of every disk.
+//! 4 KiB blocks in the hot region, the second half of every disk. A tick's
+//! records are flushed before the heartbeat reports them, so what the host
+//! was told survives a crash of QEMU.
 
 use std::io;
 use std::sync::Arc;
@@ -150,6 +152,7 @@ impl Workload {
 
     fn write(&mut self, records: &mut f64, overwrite: &mut f64) -> io::Result<()> {
         let mut record = AlignedBuf::new(RECORD);
+        let mut newest = None;
         while *records >= 1.0 {
             let now = now_ms();
             for (disk, log) in self.disks.iter().zip(&mut self.logs) {
@@ -159,12 +162,7 @@ impl Workload {
                 log.prev_sum = record_log::checksum(&r);
                 log.next_seq += 1;
             }
-            if let Some(first) = self.logs.first() {
-                self.status
-                    .last_seq
-                    .store(first.next_seq - 1, Ordering::Relaxed);
-                self.status.last_record_ms.store(now, Ordering::Relaxed);
-            }
+            newest = self.logs.first().map(|log| (log.next_seq - 1, now));
             *records -= 1.0;
         }
         let mut block = AlignedBuf::new(BLOCK);
@@ -184,6 +182,17 @@ impl Workload {
             }
             disk.write_at(&mut block, hot + (offset_pick % span) * BLOCK as u64)?;
             *overwrite -= BLOCK as f64;
+        }
+        // Records are commits: flushed (through the disk's write cache, so
+        // through QEMU's qcow2 metadata to the host file) before the
+        // heartbeat reports them. Without it a QEMU crash loses every
+        // write since the last flush, reported or not.
+        if let Some((seq, time_ms)) = newest {
+            for disk in &self.disks {
+                disk.flush()?;
+            }
+            self.status.last_seq.store(seq, Ordering::Relaxed);
+            self.status.last_record_ms.store(time_ms, Ordering::Relaxed);
         }
         Ok(())
     }

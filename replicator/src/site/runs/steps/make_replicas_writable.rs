@@ -1,5 +1,5 @@
 //! The step "Make replicas writable": each replica promoted into a VM of this
-//! site.
+//! site; a test copy of the VM still present is named in the report.
 
 use super::*;
 
@@ -27,19 +27,28 @@ impl Exec {
                     if let Some(point) = point {
                         self.vm_record(&vm.id, |v| v.point_time_ms = Some(point));
                     }
-                    self.sub(
-                        i,
-                        &vm.id,
-                        StepState::Done,
-                        match point {
-                            Some(p) => format!(
-                                "writable at {} from the instance of {}",
-                                placeholder.datastore,
-                                clock(p)
+                    let done = match point {
+                        Some(p) => format!(
+                            "writable at {} from the instance of {}",
+                            placeholder.datastore,
+                            clock(p)
+                        ),
+                        None => "already promoted by an earlier run".into(),
+                    };
+                    // A test of the VM still running here is not this run's
+                    // to stop: the report says so, for its cleanup.
+                    match self.site.test_copy_owner(&vm.id) {
+                        Some(test) => self.sub(
+                            i,
+                            &vm.id,
+                            StepState::Warning,
+                            format!(
+                                "{done}; a test copy from {} is still here: clean it up",
+                                test.describe()
                             ),
-                            None => "already promoted by an earlier run".into(),
-                        },
-                    );
+                        ),
+                        None => self.sub(i, &vm.id, StepState::Done, done),
+                    }
                 }
                 Err(e) => self.sub(i, &vm.id, StepState::Error, e),
             }

@@ -5,7 +5,7 @@ use super::*;
 impl Exec {
     pub(super) async fn power_off_test_vms(&self, i: usize) {
         for vm in &self.vms {
-            let was_on = self.site.power_off_test_vm(&vm.id).await;
+            let was_on = self.site.power_off_test_vm(&vm.id, &self.plan.id).await;
             self.sub(
                 i,
                 &vm.id,

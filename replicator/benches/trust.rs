@@ -1,0 +1,212 @@
+//! What trust costs, measured in one run on loopback:
+//!
+//! - the link: `Blocks` frames of 16 × 64 KiB blocks (each with its
+//!   sender-side hash, checked by decoding at the other end) shipped over
+//!   TLS 1.3 with the link's pinned certificates, against the same codec
+//!   over a plain TCP socket pair (the link has no plain mode any more, so
+//!   this is the baseline); throughput and CPU seconds per GiB (both ends
+//!   run in this process: getrusage counts both);
+//! - the API: p50/p99 of `GET /api/v1/replications` with 1,000 VMs, over
+//!   HTTPS (pinned) and over plain HTTP (`api_tls = false`), on one site
+//!   whose peer is absent (its replications listed, none cycling).
+//!
+//! `cargo bench -p ferry-replicator --bench trust`; `FERRY_TRUST_GIB` (1),
+//! `FERRY_API_VMS` (1000), `FERRY_API_CALLS` (300) shorten or lengthen it.
+
+mod common;
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Ports, TOKEN, env_or, free_port, vms};
+use ferry_replicator::identity::Identity;
+use ferry_replicator::replication::LinkTls;
+use ferry_replicator::replication::frame::{FrameReader, FrameWriter};
+use ferry_replicator::replication::message::{
+    BLOCKS_KIND, begin_blocks, decode, push_block, set_block_count,
+};
+use ferry_testkit::{SiteConfigBuilder, SiteProcess};
+
+const BLOCK: usize = 64 * 1024;
+const PER_FRAME: usize = 16;
+
+/// User + system CPU seconds of this process so far.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Ships `bytes` of blocks from `writer` to `reader` (read on a thread of
+/// its own); returns the wall time and the CPU seconds both ends used.
+fn ship<R, W>(reader: R, writer: W, bytes: u64) -> (Duration, f64)
+where
+    R: std::io::Read + Send + 'static,
+    W: Write,
+{
+    let frames = bytes / (BLOCK * PER_FRAME) as u64;
+    let receiving = std::thread::spawn(move || {
+        let mut reader = FrameReader::new(reader, 4 << 20);
+        let mut blocks = 0u64;
+        for _ in 0..frames {
+            let (kind, payload) = reader.read().expect("a frame");
+            match decode(kind, payload).expect("a Blocks message that checks") {
+                ferry_replicator::replication::message::Message::Blocks { entries, .. } => {
+                    blocks += entries.len() as u64;
+                }
+                other => panic!("unexpected {}", other.name()),
+            }
+        }
+        blocks
+    });
+    let mut data = vec![0u8; BLOCK];
+    for (i, b) in data.iter_mut().enumerate() {
+        *b = (i * 7 + 13) as u8;
+    }
+    let mut writer = FrameWriter::new(writer);
+    let mut payload = Vec::with_capacity(PER_FRAME * (BLOCK + 32) + 8);
+    let cpu = cpu_seconds();
+    let start = Instant::now();
+    for f in 0..frames {
+        begin_blocks(&mut payload, 0);
+        for b in 0..PER_FRAME {
+            data[0] = b as u8;
+            push_block(
+                &mut payload,
+                f * PER_FRAME as u64 + b as u64,
+                BLOCK as u32,
+                Some(&data),
+            );
+        }
+        set_block_count(&mut payload, PER_FRAME as u32);
+        writer.write(BLOCKS_KIND, &payload).expect("written");
+    }
+    writer.flush().expect("flushed");
+    let blocks = receiving.join().expect("the reader");
+    assert_eq!(blocks, frames * PER_FRAME as u64);
+    (start.elapsed(), cpu_seconds() - cpu)
+}
+
+fn link(gib: u64) {
+    let bytes = gib << 30;
+    let report = |what: &str, (wall, cpu): (Duration, f64)| {
+        let mib_s = bytes as f64 / (1 << 20) as f64 / wall.as_secs_f64();
+        let cpu_gib = cpu / gib as f64;
+        println!("link {what:<28} {mib_s:>8.0} MiB/s  {cpu_gib:>6.2} CPU s/GiB (both ends)");
+        mib_s
+    };
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let sender = TcpStream::connect(addr).expect("connect");
+    let (receiver, _) = listener.accept().expect("accept");
+    let plain = report("plain TCP (baseline)", ship(receiver, sender, bytes));
+
+    let (a, b) = (
+        Identity::ephemeral().expect("identity"),
+        Identity::ephemeral().expect("identity"),
+    );
+    let (tls_a, tls_b) = (
+        LinkTls::new(&a, Some(b.fingerprint)).expect("tls"),
+        LinkTls::new(&b, Some(a.fingerprint)).expect("tls"),
+    );
+    let accepting = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().expect("accept");
+        tls_b.accept(tcp).expect("handshake")
+    });
+    // The unused halves stay alive: dropping one would close the session.
+    let (_sender_reader, writer) = tls_a
+        .connect(TcpStream::connect(addr).expect("connect"))
+        .expect("handshake");
+    let (reader, _receiver_writer) = accepting.join().expect("accepted");
+    let tls = report("TLS 1.3, pinned", ship(reader, writer, bytes));
+    println!("link TLS / plain: {:.2}x (target >= 0.8x)", tls / plain);
+}
+
+/// p50 and p99 of `GET /api/v1/replications` on a site with `count` VMs.
+fn api(work: &Path, count: u64, calls: u64, tls: bool) -> (f64, f64) {
+    let dir = work.join(if tls { "https" } else { "http" });
+    std::fs::create_dir_all(&dir).expect("dir");
+    let fingerprint = Identity::load_or_create(&dir)
+        .expect("identity")
+        .fingerprint
+        .to_string();
+    let absent = Identity::ephemeral()
+        .expect("identity")
+        .fingerprint
+        .to_string();
+    let ports = Ports {
+        api: free_port(),
+        repl: free_port(),
+    };
+    SiteConfigBuilder::new("site-a")
+        .listen(
+            &format!("127.0.0.1:{}", ports.api),
+            &format!("127.0.0.1:{}", ports.repl),
+        )
+        .api_tls(tls)
+        // A peer that is never there: the replications are listed (not
+        // active), and no cycle competes with the API for the CPU.
+        .peer("site-b", "http://127.0.0.1:9", "127.0.0.1:9", &absent)
+        .token("bench", ferry_replicator::access::Role::Admin, TOKEN)
+        .vms(vms(count, 1, false, 0, 300))
+        .write(&dir);
+    let mut site = SiteProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_ferry-replicator")),
+        &["--config"],
+        &dir,
+        "warn",
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = ferry_api::Client::pinned(
+        "site-a",
+        &site.api,
+        TOKEN,
+        Duration::from_secs(30),
+        tls.then_some(fingerprint.as_str()),
+    )
+    .expect("client");
+    let mut times = Vec::new();
+    for i in 0..calls + 20 {
+        let t = Instant::now();
+        let n = runtime
+            .block_on(client.replications())
+            .expect("replications")
+            .len();
+        assert_eq!(n as u64, count);
+        if i >= 20 {
+            times.push(t.elapsed());
+        }
+    }
+    site.terminate();
+    times.sort();
+    let pct = |p: f64| times[((times.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e3;
+    (pct(0.5), pct(0.99))
+}
+
+fn main() {
+    link(env_or("FERRY_TRUST_GIB", 1));
+    let work = tempfile::Builder::new()
+        .prefix("ferry-trust")
+        .tempdir_in(std::env::var_os("FERRY_BENCH_DIR").unwrap_or_else(|| "/var/tmp".into()))
+        .expect("work dir");
+    let count = env_or("FERRY_API_VMS", 1000);
+    let calls = env_or("FERRY_API_CALLS", 300);
+    for tls in [false, true] {
+        let (p50, p99) = api(work.path(), count, calls, tls);
+        println!(
+            "api GET /api/v1/replications, {count} VMs, {}: p50 {p50:.2} ms, p99 {p99:.2} ms",
+            if tls { "HTTPS (pinned)" } else { "HTTP" }
+        );
+    }
+}
