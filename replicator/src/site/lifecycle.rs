@@ -161,6 +161,9 @@ impl Site {
             if before == Some(&info.lifecycle) {
                 continue;
             }
+            // Before streaming, so no client sees an ended replication
+            // still cycling.
+            self.hold_ended(&info.id, info.lifecycle.has_ended());
             if info.lifecycle.has_ended() {
                 let announce = !first && before.is_some_and(|b| !b.has_ended());
                 ended.push((

@@ -24,7 +24,7 @@ use crate::storage::PointSource;
 use crate::store::{self, ReplicationRow, Store, StoreError};
 use crate::sync::lock;
 use ferry_api::types::{
-    LastSyncInfo, ProgressInfo, ReplicationInfo, ReplicationRequest, SiteEvent,
+    LastSyncInfo, Lifecycle, ProgressInfo, ReplicationInfo, ReplicationRequest, SiteEvent,
 };
 
 /// Replication out of this site and into it.
@@ -319,6 +319,9 @@ impl Site {
         self.store
             .call(move |c| store::upsert_replication(c, &stored))
             .await?;
+        // A resume of an ended replication is kept for when it is one
+        // again; its scheduler stays held.
+        let ended = self.lifecycle(vm_id, true).has_ended();
         if let Some(r) = lock(&self.inventory.vms)
             .get_mut(vm_id)
             .and_then(|vm| vm.replication.as_mut())
@@ -326,7 +329,7 @@ impl Site {
             r.row.paused = paused;
             if paused {
                 r.handle.pause();
-            } else {
+            } else if !ended {
                 r.handle.resume();
             }
         }
@@ -336,9 +339,33 @@ impl Site {
             .ok_or_else(|| SiteError::NotFound(format!("VM {vm_id} is not replicated")))
     }
 
+    /// Holds or frees the scheduler of a replication whose VM runs at the
+    /// peer now: the peer refuses cycles into the replica it promoted, so
+    /// retrying them would only log failures. Not stored: the lifecycle is
+    /// worked out again at every start, and an operator's pause is kept.
+    pub(crate) fn hold_ended(&self, vm_id: &str, ended: bool) {
+        if let Some(r) = lock(&self.inventory.vms)
+            .get(vm_id)
+            .and_then(|vm| vm.replication.as_ref())
+        {
+            if ended {
+                r.handle.pause();
+            } else if !r.row.paused {
+                r.handle.resume();
+            }
+        }
+    }
+
     /// Starts a cycle now.
     pub fn sync_now(&self, vm_id: &str) -> Result<ReplicationInfo, SiteError> {
         let row = self.replicated_row(vm_id)?;
+        if let ended @ Lifecycle::RecoveredAt { .. } = self.lifecycle(vm_id, true) {
+            return Err(SiteError::Conflict(format!(
+                "replication of {} ended: the VM is {}",
+                self.vm_name(vm_id)?,
+                ended.words()
+            )));
+        }
         if row.paused {
             return Err(SiteError::Conflict(format!(
                 "replication of {vm_id} is paused: resume it first"
