@@ -189,6 +189,18 @@ fn recovered_rows_are_true(term: &Tmux, site: &str) {
             "a recovered VM shown failing: {line}\n{screen}"
         );
     }
+    // Home: the group's VMs are recovered elsewhere, and no plan or group
+    // shows their old replication's lag as a risk.
+    term.keys(&["0"]);
+    let screen = term.wait_for("the group's VMs recovered elsewhere", |s| {
+        s.contains("recovered elsewhere 2")
+    });
+    for line in screen.lines().filter(|l| !l.contains("acked")) {
+        assert!(
+            !line.contains("violated") && !line.contains("▲ at risk"),
+            "a recovered VM shown at risk: {line}\n{screen}"
+        );
+    }
     term.keys(&["3"]);
     let screen = term.wait_for("the events", |s| s.contains("Events: alarms"));
     for line in screen.lines() {
