@@ -321,7 +321,7 @@ impl Site {
             .await?;
         // A resume of an ended replication is kept for when it is one
         // again; its scheduler stays held.
-        let ended = self.lifecycle(vm_id, true).has_ended();
+        let ended = self.is_old_copy(&self.lifecycle(vm_id, true));
         if let Some(r) = lock(&self.inventory.vms)
             .get_mut(vm_id)
             .and_then(|vm| vm.replication.as_mut())
@@ -480,7 +480,7 @@ impl Site {
         }
         // A VM recovered at the peer: its replication ended, and what its
         // scheduler meets now (a promoted replica) is no alarm.
-        let ended = self.lifecycle(vm_id, true).has_ended();
+        let ended = self.is_old_copy(&self.lifecycle(vm_id, true));
         let state_changed = before.is_none_or(|b| b.state != now.state);
         if state_changed {
             let (id, state, lag) = (
