@@ -123,6 +123,19 @@ impl Site {
         }
     }
 
+    /// Holds or frees the scheduler of a replication whose VM runs at the
+    /// peer now: the peer refuses cycles into the replica it promoted, so
+    /// retrying them would only log failures. Not stored: the lifecycle is
+    /// worked out again at every start, and an operator's pause is kept.
+    pub(crate) fn hold_ended(&self, vm_id: &str, ended: bool) {
+        if let Some(r) = lock(&self.inventory.vms)
+            .get(vm_id)
+            .and_then(|vm| vm.replication.as_ref())
+        {
+            r.hold(ended);
+        }
+    }
+
     /// The API view of one VM, with its lifecycle.
     pub(crate) fn vm_info(&self, vm: &VmRuntime) -> VmInfo {
         let mut info = describe(vm, self);

@@ -44,6 +44,16 @@ pub(crate) struct Replicated {
 }
 
 impl Replicated {
+    /// Holds its scheduler (`true`) or frees it unless an operator paused
+    /// it; see [`Site::hold_ended`].
+    pub fn hold(&self, held: bool) {
+        if held {
+            self.handle.pause();
+        } else if !self.row.paused {
+            self.handle.resume();
+        }
+    }
+
     pub async fn stop(self) {
         self.forwarder.abort();
         self.handle.stop().await;
@@ -337,23 +347,6 @@ impl Site {
             .await;
         self.replication_info(vm_id)
             .ok_or_else(|| SiteError::NotFound(format!("VM {vm_id} is not replicated")))
-    }
-
-    /// Holds or frees the scheduler of a replication whose VM runs at the
-    /// peer now: the peer refuses cycles into the replica it promoted, so
-    /// retrying them would only log failures. Not stored: the lifecycle is
-    /// worked out again at every start, and an operator's pause is kept.
-    pub(crate) fn hold_ended(&self, vm_id: &str, ended: bool) {
-        if let Some(r) = lock(&self.inventory.vms)
-            .get(vm_id)
-            .and_then(|vm| vm.replication.as_ref())
-        {
-            if ended {
-                r.handle.pause();
-            } else if !r.row.paused {
-                r.handle.resume();
-            }
-        }
     }
 
     /// Starts a cycle now.
