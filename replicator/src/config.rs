@@ -43,6 +43,9 @@ pub struct SiteConfig {
     /// How much of the audit log site.db keeps.
     #[serde(default)]
     pub audit: AuditRetention,
+    /// The cap on replication bandwidth, until one is set through the API.
+    #[serde(default)]
+    pub bandwidth: ferry_api::bandwidth::BandwidthPolicy,
 }
 
 /// The audit log's bound: the newest `keep_rows` entries, none older than
@@ -323,6 +326,9 @@ pub fn validate(c: &SiteConfig) -> Result<(), String> {
     }
     unique("tokens", c.tokens.iter().map(|t| t.name.as_str()))?;
     check_compute(&c.compute)?;
+    c.bandwidth
+        .validate()
+        .map_err(|e| key_err(&format!("bandwidth.{}", e.field), e.message))?;
     if c.audit.keep_rows < 100 {
         return Err(key_err("audit.keep_rows", "keep at least 100 entries"));
     }
