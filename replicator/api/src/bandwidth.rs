@@ -131,7 +131,10 @@ fn parse_days(field: &str, text: &str) -> Result<u8, Invalid> {
         if last < first {
             return Err(Invalid::new(
                 field,
-                format!("the range {:?} runs backwards (weeks start on mon)", item.trim()),
+                format!(
+                    "the range {:?} runs backwards (weeks start on mon)",
+                    item.trim()
+                ),
             ));
         }
         for d in first..=last {
@@ -146,7 +149,9 @@ fn parse_time(field: &str, text: &str, end: bool) -> Result<u32, Invalid> {
     let bad = || {
         Invalid::new(
             field,
-            format!("{text:?} is not a time of day: use HH:MM in UTC, 00:00 to 23:59 (24:00 as an end)"),
+            format!(
+                "{text:?} is not a time of day: use HH:MM in UTC, 00:00 to 23:59 (24:00 as an end)"
+            ),
         )
     };
     let (h, m) = text.trim().split_once(':').ok_or_else(bad)?;

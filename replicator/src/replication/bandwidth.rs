@@ -20,6 +20,11 @@ use super::sender::now_ms;
 
 /// How many whole seconds of sent bytes the rate is measured over.
 const METER_SECONDS: u64 = 3;
+/// How far behind now the clock may start a booking. A frame is booked
+/// after it was written, so the time its sender spent reading and writing
+/// it counts towards its slot; without this a sender would get one frame
+/// per (work + slot), below the cap. An idle link earns no more than this.
+const CREDIT: Duration = Duration::from_millis(50);
 
 /// The cap shared by a site's senders; unlimited until given a policy.
 #[derive(Debug)]
@@ -152,11 +157,9 @@ impl State {
             self.next_free = now;
             return Duration::ZERO;
         };
-        // An idle link earns no credit: the clock starts from now at the
-        // latest.
-        let start = self.next_free.max(now);
+        let start = self.next_free.max(now.checked_sub(CREDIT).unwrap_or(now));
         self.next_free = start + Duration::from_secs_f64(bytes as f64 / cap.max(1) as f64);
-        self.next_free - now
+        self.next_free.saturating_duration_since(now)
     }
 
     fn rate(&self, now: Instant) -> u64 {
@@ -197,10 +200,19 @@ mod tests {
         // 0.1, 0.2 and 0.3 s, in the order they booked.
         let waits: Vec<_> = (0..3).map(|_| s.book(mib, t0, Some(10 * mib))).collect();
         let ms = |d: Duration| d.as_millis();
-        assert_eq!(waits.iter().map(|&d| ms(d)).collect::<Vec<_>>(), [100, 200, 300]);
-        // Later, once the link was idle, a booking waits only for itself.
+        assert_eq!(
+            waits.iter().map(|&d| ms(d)).collect::<Vec<_>>(),
+            [100, 200, 300]
+        );
+        // Later, once the link was idle, a booking waits only for itself,
+        // less the credit for the time its frame took to write.
         let later = t0 + Duration::from_secs(5);
-        assert_eq!(ms(s.book(mib, later, Some(10 * mib))), 100);
+        assert_eq!(ms(s.book(mib, later, Some(10 * mib))), 50);
+        // A small frame inside the credit does not wait at all.
+        assert_eq!(
+            s.book(1, later + Duration::from_millis(200), Some(10 * mib)),
+            Duration::ZERO
+        );
         // Unlimited: no wait, and the clock follows now.
         assert_eq!(s.book(mib, later, None), Duration::ZERO);
         assert_eq!(s.next_free, later);

@@ -30,8 +30,8 @@ pub mod connection;
 pub mod receiver;
 pub mod sender;
 
-pub use receiver::{Receiver, ReceiverConfig};
 pub use bandwidth::Limiter;
+pub use receiver::{Receiver, ReceiverConfig};
 pub use sender::{CycleProgress, CycleReport, SyncTarget, run_cycle, run_cycle_limited};
 pub mod schedule;
 pub mod scheduler;

@@ -187,7 +187,10 @@ mod tests {
         // A VM writing 3 MiB/s needs 3 MiB/s; a 600 MiB backlog under a
         // 60 s RPO needs 10 MiB/s.
         assert_eq!(needed_rate(Some(3.0 * mib as f64), 0, s(60.0)), 3 * mib);
-        assert_eq!(needed_rate(Some(3.0 * mib as f64), 600 * mib, s(60.0)), 10 * mib);
+        assert_eq!(
+            needed_rate(Some(3.0 * mib as f64), 600 * mib, s(60.0)),
+            10 * mib
+        );
         assert_eq!(needed_rate(None, 60 * mib, s(60.0)), mib);
         // Short below the need; cleared only 10% above it.
         assert!(still_short(false, 100, 99));

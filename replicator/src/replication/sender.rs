@@ -158,7 +158,13 @@ pub fn run_cycle_limited(
         ship_full(&mut conn, &mut *point, &geometries, progress, limiter)?
     } else {
         let _sending = limiter.sending();
-        ship_delta(&mut conn.writer, &mut *point, &geometries, progress, limiter)?
+        ship_delta(
+            &mut conn.writer,
+            &mut *point,
+            &geometries,
+            progress,
+            limiter,
+        )?
     };
     conn.send_now(&Message::End {
         instance,

@@ -54,7 +54,11 @@ fn a_delta_over_a_50_ms_round_trip_lands_byte_exact() {
     drop(chaos);
     let (instance, disks) = replica_contents(&receiver.replica_dir());
     assert_eq!(instance, Some(report.instance));
-    assert_same("replica after the long-link delta", &disks, &source_contents(&vm));
+    assert_same(
+        "replica after the long-link delta",
+        &disks,
+        &source_contents(&vm),
+    );
 }
 
 #[test]
@@ -96,7 +100,10 @@ fn two_vms_under_the_cap_stay_within_it_and_share_it() {
             .iter()
             .map(|(_, _, p)| p.bytes_done.load(Ordering::Relaxed))
             .collect();
-        let reports: Vec<_> = cycles.into_iter().map(|c| c.join().unwrap().unwrap()).collect();
+        let reports: Vec<_> = cycles
+            .into_iter()
+            .map(|c| c.join().unwrap().unwrap())
+            .collect();
         (shares, reports)
     });
     let took = started.elapsed().as_secs_f64();
@@ -105,9 +112,18 @@ fn two_vms_under_the_cap_stay_within_it_and_share_it() {
     // before their wait (one each). Generous: the limiter must hold the
     // rate under the cap, and a loaded machine may fall well below it.
     let rate = sent as f64 / MIB as f64 / took;
-    assert!(rate <= f64::from(cap) * 1.15, "{rate:.2} MiB/s over a cap of {cap} MiB/s");
-    assert!(rate >= f64::from(cap) * 0.4, "{rate:.2} MiB/s under a cap of {cap} MiB/s");
-    let (low, high) = (mid_shares[0].min(mid_shares[1]), mid_shares[0].max(mid_shares[1]));
+    assert!(
+        rate <= f64::from(cap) * 1.15,
+        "{rate:.2} MiB/s over a cap of {cap} MiB/s"
+    );
+    assert!(
+        rate >= f64::from(cap) * 0.4,
+        "{rate:.2} MiB/s under a cap of {cap} MiB/s"
+    );
+    let (low, high) = (
+        mid_shares[0].min(mid_shares[1]),
+        mid_shares[0].max(mid_shares[1]),
+    );
     assert!(
         low * 10 >= high * 6,
         "unfair shares half way through: {mid_shares:?} bytes"
@@ -144,29 +160,36 @@ fn a_cap_too_low_for_the_rpo_warns_with_both_rates_and_a_bad_cap_is_refused() {
     let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
     let fingerprint = |dir: &Path| {
         std::fs::create_dir_all(dir).unwrap();
-        Identity::load_or_create(dir).unwrap().fingerprint.to_string()
+        Identity::load_or_create(dir)
+            .unwrap()
+            .fingerprint
+            .to_string()
     };
     let (fp_a, fp_b) = (fingerprint(&dir_a), fingerprint(&dir_b));
-    let site = |dir: &Path, name: &str, own: (u16, u16), peer: (&str, (u16, u16), &str), vms, cap| {
-        SiteConfigBuilder::new(name)
-            .listen(&format!("127.0.0.1:{}", own.0), &format!("127.0.0.1:{}", own.1))
-            .peer(
-                peer.0,
-                &format!("http://127.0.0.1:{}", peer.1.0),
-                &format!("127.0.0.1:{}", peer.1.1),
-                peer.2,
-            )
-            .token("admin", Role::Admin, TOKEN)
-            .vms(vms)
-            .bandwidth(cap)
-            .write(dir);
-        Site(SiteProcess::spawn(
-            Path::new(env!("CARGO_BIN_EXE_ferry-replicator")),
-            &["--config"],
-            dir,
-            "warn",
-        ))
-    };
+    let site =
+        |dir: &Path, name: &str, own: (u16, u16), peer: (&str, (u16, u16), &str), vms, cap| {
+            SiteConfigBuilder::new(name)
+                .listen(
+                    &format!("127.0.0.1:{}", own.0),
+                    &format!("127.0.0.1:{}", own.1),
+                )
+                .peer(
+                    peer.0,
+                    &format!("http://127.0.0.1:{}", peer.1.0),
+                    &format!("127.0.0.1:{}", peer.1.1),
+                    peer.2,
+                )
+                .token("admin", Role::Admin, TOKEN)
+                .vms(vms)
+                .bandwidth(cap)
+                .write(dir);
+            Site(SiteProcess::spawn(
+                Path::new(env!("CARGO_BIN_EXE_ferry-replicator")),
+                &["--config"],
+                dir,
+                "warn",
+            ))
+        };
     // 1 MiB/s on every day, all day: a VM whose 16 MiB disk must reach the
     // peer within a 5 s RPO, and whose guest rewrites 2 MiB/s, cannot.
     let cap = BandwidthPolicy {
@@ -186,8 +209,22 @@ fn a_cap_too_low_for_the_rpo_warns_with_both_rates_and_a_bad_cap_is_refused() {
         replication: Some(config::replication(5)),
         ..config::vm("vm-0", 16)
     };
-    let _b = site(&dir_b, "site-b", b_ports, ("site-a", a_ports, &fp_a), Vec::new(), BandwidthPolicy::default());
-    let _a = site(&dir_a, "site-a", a_ports, ("site-b", b_ports, &fp_b), vec![vm], cap.clone());
+    let _b = site(
+        &dir_b,
+        "site-b",
+        b_ports,
+        ("site-a", a_ports, &fp_a),
+        Vec::new(),
+        BandwidthPolicy::default(),
+    );
+    let _a = site(
+        &dir_a,
+        "site-a",
+        a_ports,
+        ("site-b", b_ports, &fp_b),
+        vec![vm],
+        cap.clone(),
+    );
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -240,7 +277,10 @@ fn a_cap_too_low_for_the_rpo_warns_with_both_rates_and_a_bad_cap_is_refused() {
         .unwrap();
     assert_eq!(refused.status().as_u16(), 422);
     let body = refused.text().unwrap();
-    assert!(body.contains("windows[0].to") && body.contains("not after 18:00"), "{body}");
+    assert!(
+        body.contains("windows[0].to") && body.contains("not after 18:00"),
+        "{body}"
+    );
     let zero = http
         .put(format!("{api}/site/bandwidth"))
         .bearer_auth(TOKEN)
