@@ -519,6 +519,24 @@ replication = { rpo_seconds = 15 }
         assert!(c.datastore_path("ds1").unwrap().ends_with("ds1"));
     }
 
+    /// `[bandwidth]`: a cap with a window loads; a bad one names its key.
+    #[test]
+    fn a_bandwidth_cap_loads_and_a_bad_one_names_its_key() {
+        let capped = format!(
+            "{GOOD}[bandwidth]\nmib_per_second = 500\n[[bandwidth.windows]]\ndays = \"mon-fri\"\nfrom = \"08:00\"\nto = \"18:00\"\nmib_per_second = 50\n"
+        );
+        let c = load(&capped).unwrap();
+        assert_eq!(c.site.bandwidth.mib_per_second, Some(500));
+        assert_eq!(c.site.bandwidth.windows[0].mib_per_second, Some(50));
+        let e = load(&capped.replace("\"18:00\"", "\"07:00\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bandwidth.windows[0].to") && e.contains("not after 08:00"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn plain_http_only_on_loopback() {
         let c = load(GOOD).unwrap();
