@@ -16,6 +16,9 @@ use crate::model::{FeedUpdate, Protection};
 const SILENCE: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the site's bandwidth cap and rate are read again: the rate
+/// moves with every frame, so no event carries it.
+const BANDWIDTH_POLL: Duration = Duration::from_secs(2);
 
 /// Where a site is and how to get in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,8 +130,22 @@ async fn session(
     .map_err(|_| "UI gone".to_string())?;
     *backoff = Duration::from_millis(500);
     let mut events = std::pin::pin!(events);
+    let mut poll = tokio::time::interval(BANDWIDTH_POLL);
+    let mut heard = tokio::time::Instant::now();
     loop {
-        let event = match tokio::time::timeout(SILENCE, events.next()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(heard + SILENCE, events.next()) => next,
+            _ = poll.tick() => {
+                // A site without the route (an older one) shows no cap.
+                if let Ok(info) = client.bandwidth().await {
+                    tx.send(FeedUpdate::Bandwidth { site: index, info })
+                        .map_err(|_| "UI gone".to_string())?;
+                }
+                continue;
+            }
+        };
+        heard = tokio::time::Instant::now();
+        let event = match next {
             Err(_) => return Err(format!("silent for {} s", SILENCE.as_secs())),
             Ok(None) => return Err("event stream ended".into()),
             Ok(Some(Err(e))) => return Err(describe(&e)),

@@ -53,6 +53,11 @@ pub enum FeedUpdate {
         site: usize,
         plans: Vec<Plan>,
     },
+    /// The site's bandwidth cap, the cap in force and the rate sent.
+    Bandwidth {
+        site: usize,
+        info: ferry_api::bandwidth::BandwidthInfo,
+    },
     /// The site stopped answering.
     Down {
         site: usize,
@@ -144,6 +149,14 @@ impl Model {
                 let plans: BTreeMap<_, _> = plans.into_iter().map(|p| (p.id.clone(), p)).collect();
                 let changed = s.protection.plans != plans;
                 s.protection.plans = plans;
+                changed
+            }
+            FeedUpdate::Bandwidth { site, info } => {
+                let Some(s) = self.sites.get_mut(site) else {
+                    return false;
+                };
+                let changed = s.bandwidth.as_ref() != Some(&info);
+                s.bandwidth = Some(info);
                 changed
             }
             FeedUpdate::Down { site, error } => {

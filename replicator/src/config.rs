@@ -43,6 +43,9 @@ pub struct SiteConfig {
     /// How much of the audit log site.db keeps.
     #[serde(default)]
     pub audit: AuditRetention,
+    /// The cap on replication bandwidth, until one is set through the API.
+    #[serde(default)]
+    pub bandwidth: ferry_api::bandwidth::BandwidthPolicy,
 }
 
 /// The audit log's bound: the newest `keep_rows` entries, none older than
@@ -323,6 +326,9 @@ pub fn validate(c: &SiteConfig) -> Result<(), String> {
     }
     unique("tokens", c.tokens.iter().map(|t| t.name.as_str()))?;
     check_compute(&c.compute)?;
+    c.bandwidth
+        .validate()
+        .map_err(|e| key_err(&format!("bandwidth.{}", e.field), e.message))?;
     if c.audit.keep_rows < 100 {
         return Err(key_err("audit.keep_rows", "keep at least 100 entries"));
     }
@@ -511,6 +517,24 @@ replication = { rpo_seconds = 15 }
         let c = load(GOOD).unwrap();
         assert_eq!(c.site.vms[0].guest, GuestSeed::default());
         assert!(c.datastore_path("ds1").unwrap().ends_with("ds1"));
+    }
+
+    /// `[bandwidth]`: a cap with a window loads; a bad one names its key.
+    #[test]
+    fn a_bandwidth_cap_loads_and_a_bad_one_names_its_key() {
+        let capped = format!(
+            "{GOOD}[bandwidth]\nmib_per_second = 500\n[[bandwidth.windows]]\ndays = \"mon-fri\"\nfrom = \"08:00\"\nto = \"18:00\"\nmib_per_second = 50\n"
+        );
+        let c = load(&capped).unwrap();
+        assert_eq!(c.site.bandwidth.mib_per_second, Some(500));
+        assert_eq!(c.site.bandwidth.windows[0].mib_per_second, Some(50));
+        let e = load(&capped.replace("\"18:00\"", "\"07:00\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bandwidth.windows[0].to") && e.contains("not after 08:00"),
+            "{e}"
+        );
     }
 
     #[test]

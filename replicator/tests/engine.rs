@@ -7,6 +7,7 @@ mod engine {
     pub mod chaos;
     pub mod crash;
     pub mod hardening;
+    pub mod long_link;
     pub mod qemu;
     pub mod qemu_compute;
     pub mod qemu_site;

@@ -55,6 +55,8 @@ pub struct SiteState {
     /// Where the running cycle of a VM was first seen: (when, bytes done).
     progress_start: BTreeMap<String, (Instant, u64)>,
     pub protection: Protection,
+    /// The replication bandwidth cap and rate, as last read from the site.
+    pub bandwidth: Option<ferry_api::bandwidth::BandwidthInfo>,
 }
 
 impl SiteState {
@@ -74,6 +76,7 @@ impl SiteState {
             cycles: BTreeMap::new(),
             progress_start: BTreeMap::new(),
             protection: Protection::default(),
+            bandwidth: None,
         }
     }
 

@@ -67,6 +67,16 @@ fn site(app: &App, index: usize, frame: &mut Frame, area: Rect) {
             bytes(rate as u64)
         ),
     };
+    // The cap in force and what the senders draw now, only while the site
+    // answers (a stale rate would be a guess).
+    let protected = match (&s.bandwidth, &stale_age) {
+        (Some(b), None) => format!(
+            "{protected} · cap {} · sending {}/s",
+            b.now,
+            bytes(b.rate_bytes_per_second)
+        ),
+        _ => protected,
+    };
     let mut counts = Vec::new();
     if stale_age.is_some() {
         counts.push(Span::styled("STALE ", t.get("stale")));
@@ -137,5 +147,36 @@ mod tests {
         assert!(!a.contains("/s"), "no rate while stale: {a}");
         assert!(b.contains("/s") && !b.contains("STALE"), "{b}");
         assert!(screen.lines().any(|l| l.contains("STALE ✔")), "{screen}");
+    }
+
+    /// The cap in force and the rate sent show beside the site's rate, and
+    /// go once the site stops answering.
+    #[test]
+    fn the_bandwidth_cap_and_rate_show_while_the_site_answers() {
+        use ferry_api::bandwidth::{BandwidthInfo, BandwidthPolicy, CapInForce};
+        let mut app = fixture::app(false);
+        app.update(Action::Show(View::Dashboard));
+        assert!(!render(&app, 200, 48).contains("cap "));
+        app.feed(FeedUpdate::Bandwidth {
+            site: 0,
+            info: BandwidthInfo {
+                policy: BandwidthPolicy::default(),
+                now: CapInForce {
+                    mib_per_second: Some(50),
+                    window: Some(0),
+                },
+                rate_bytes_per_second: 48 << 20,
+            },
+        });
+        let screen = render(&app, 200, 48);
+        assert!(
+            screen.contains("cap 50 MiB/s (window 1) · sending 48.0 MiB/s"),
+            "{screen}"
+        );
+        app.feed(FeedUpdate::Down {
+            site: 0,
+            error: "connection refused".into(),
+        });
+        assert!(!render(&app, 200, 48).contains("sending"));
     }
 }

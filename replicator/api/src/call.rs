@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::bandwidth::BandwidthPolicy;
 use crate::types::{
     GroupSpec, MappingSpec, PeerRequest, PlanSpec, PowerRequest, ReplicationRequest, RunRequest,
 };
@@ -88,12 +89,14 @@ pub enum Call {
     AckAlarm {
         id: i64,
     },
+    /// Replaces the site's replication bandwidth cap (admin only).
+    SetBandwidth(BandwidthPolicy),
 }
 
 impl Call {
     pub fn method(&self) -> Method {
         match self {
-            Self::PairPeer(_) | Self::Protect { .. } => Method::Put,
+            Self::PairPeer(_) | Self::Protect { .. } | Self::SetBandwidth(_) => Method::Put,
             Self::SaveMappings { id, .. }
             | Self::SaveGroup { id, .. }
             | Self::SavePlan { id, .. } => {
@@ -124,6 +127,7 @@ impl Call {
         };
         match self {
             Self::PairPeer(_) => "/site/peer".into(),
+            Self::SetBandwidth(_) => "/site/bandwidth".into(),
             Self::Power { vm_id, .. } => format!("/vms/{vm_id}/power"),
             Self::Protect { vm_id, .. } | Self::Unprotect { vm_id } => {
                 format!("/replications/{vm_id}")
@@ -152,6 +156,7 @@ impl Call {
         }
         match self {
             Self::PairPeer(r) => json(r),
+            Self::SetBandwidth(p) => json(p),
             Self::Power { request, .. } => json(request),
             Self::Protect { request, .. } => json(request),
             Self::SaveMappings { spec, .. } => json(spec),

@@ -323,6 +323,11 @@ impl Client {
         self.get(&format!("/alarms?limit={limit}")).await
     }
 
+    /// The site's bandwidth cap, the cap in force now and the rate sent.
+    pub async fn bandwidth(&self) -> Result<crate::bandwidth::BandwidthInfo, ClientError> {
+        self.get("/site/bandwidth").await
+    }
+
     pub async fn audit(&self) -> Result<Vec<AuditEntry>, ClientError> {
         self.get("/audit").await
     }

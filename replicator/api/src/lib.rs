@@ -12,11 +12,13 @@
 //! - [`mapping`], [`plan`], [`placement`]: the pure checks and derivations
 //!   the site enforces and the TUI runs before sending, so both agree.
 //! - [`readiness`]: whether a plan can run now, as its owner finds it.
+//! - [`bandwidth`]: the site's replication cap and its time windows (pure).
 //! - [`retention`]: which point-in-time instances a policy keeps (pure).
 //! - [`run`]: a run's record and how it changes (pure; the site's executor
 //!   does the work and records it here).
 //! - [`time`]: wall-clock times as people read them (UTC).
 
+pub mod bandwidth;
 pub mod call;
 pub mod client;
 pub mod lifecycle;

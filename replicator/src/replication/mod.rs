@@ -9,6 +9,8 @@
 //!   point, ship dirty blocks (delta) or blocks whose hashes differ (full).
 //! - [`receiver`]: the recovery site's listener: redo log, commit,
 //!   consolidation.
+//! - [`bandwidth`]: the site's bandwidth cap, one limiter every sender
+//!   draws from.
 //!
 //! The protocol (handshake, frame layout, message kinds and fields, the
 //! version rule, limits) is written down in `replicator/docs/wire.md`;
@@ -23,12 +25,14 @@ pub mod tls;
 pub use error::WireError;
 pub use handshake::PairingSecret;
 pub use tls::LinkTls;
+pub mod bandwidth;
 pub mod connection;
 pub mod receiver;
 pub mod sender;
 
+pub use bandwidth::Limiter;
 pub use receiver::{Receiver, ReceiverConfig};
-pub use sender::{CycleProgress, CycleReport, SyncTarget, run_cycle};
+pub use sender::{CycleProgress, CycleReport, SyncTarget, run_cycle, run_cycle_limited};
 pub mod schedule;
 pub mod scheduler;
 pub mod status;

@@ -79,6 +79,35 @@ pub fn start_after_point(rpo: Duration, estimate: Duration) -> Duration {
     rpo.saturating_sub(estimate * 2 + margin)
 }
 
+/// The rate a VM must get to meet its RPO, bytes/s: at least what it writes
+/// (`write_rate`, from its delta cycles, when known), and enough to ship the
+/// `backlog` waiting now within one RPO. Below that no schedule can keep it
+/// inside its RPO.
+pub fn needed_rate(write_rate: Option<f64>, backlog: u64, rpo: Duration) -> u64 {
+    let backlog_rate = backlog as f64 / rpo.as_secs_f64().max(1.0);
+    write_rate.unwrap_or(0.0).max(backlog_rate).ceil() as u64
+}
+
+/// Whether a VM is short of bandwidth: raised as soon as its share is below
+/// what it needs, cleared once the share is 10% above it, so a VM at the
+/// edge does not flap.
+pub fn still_short(was_short: bool, needed: u64, gets: u64) -> bool {
+    if was_short {
+        gets.saturating_mul(10) < needed.saturating_mul(11)
+    } else {
+        gets < needed
+    }
+}
+
+/// The transfer time of `bytes` at a VM's share of the cap, if any: the
+/// estimate from history may have been learnt on an uncapped link.
+pub fn capped_estimate(estimate: Duration, bytes: u64, share: Option<u64>) -> Duration {
+    match share {
+        Some(rate) => estimate.max(Duration::from_secs_f64(bytes as f64 / rate.max(1) as f64)),
+        None => estimate,
+    }
+}
+
 /// Raises an RPO violation only after the lag has stayed over the RPO for a
 /// grace period, and clears it only once the lag is back under 90% of the
 /// RPO, so a VM hovering at its RPO does not flap.
@@ -146,6 +175,28 @@ mod tests {
         e.record(200 << 20, s(2.1));
         let est = e.estimate(50 << 20).as_secs_f64();
         assert!((est - 0.6).abs() < 0.01, "{est}");
+    }
+
+    #[test]
+    fn the_cap_bounds_the_estimate_and_the_need_says_why() {
+        let mib = 1u64 << 20;
+        // 100 MiB at a 10 MiB/s share take 10 s, whatever history says.
+        assert_eq!(capped_estimate(s(2.0), 100 * mib, Some(10 * mib)), s(10.0));
+        assert_eq!(capped_estimate(s(12.0), 100 * mib, Some(10 * mib)), s(12.0));
+        assert_eq!(capped_estimate(s(2.0), 100 * mib, None), s(2.0));
+        // A VM writing 3 MiB/s needs 3 MiB/s; a 600 MiB backlog under a
+        // 60 s RPO needs 10 MiB/s.
+        assert_eq!(needed_rate(Some(3.0 * mib as f64), 0, s(60.0)), 3 * mib);
+        assert_eq!(
+            needed_rate(Some(3.0 * mib as f64), 600 * mib, s(60.0)),
+            10 * mib
+        );
+        assert_eq!(needed_rate(None, 60 * mib, s(60.0)), mib);
+        // Short below the need; cleared only 10% above it.
+        assert!(still_short(false, 100, 99));
+        assert!(!still_short(false, 100, 100));
+        assert!(still_short(true, 100, 105));
+        assert!(!still_short(true, 100, 110));
     }
 
     #[test]

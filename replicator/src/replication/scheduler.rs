@@ -15,10 +15,16 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use super::bandwidth::Limiter;
 use super::error::WireError;
-use super::schedule::{TransferEstimate, ViolationTracker, start_after_point};
+use super::schedule::{
+    TransferEstimate, ViolationTracker, capped_estimate, needed_rate, start_after_point,
+    still_short,
+};
 use super::sender::{self, CycleProgress, CycleReport, SyncTarget};
-use super::status::{LastSync, Progress, ReplicationStatus, StateInputs, derive_state};
+use super::status::{
+    BandwidthShort, LastSync, Progress, ReplicationStatus, StateInputs, derive_state,
+};
 use crate::storage::PointSource;
 
 /// How often status is republished while nothing else happens (lag ages).
@@ -45,6 +51,8 @@ enum Control {
 #[derive(Clone)]
 pub struct Scheduler {
     cycles: Arc<Semaphore>,
+    /// The site's bandwidth cap, drawn from by every cycle.
+    limiter: Arc<Limiter>,
 }
 
 impl Scheduler {
@@ -52,7 +60,13 @@ impl Scheduler {
     pub fn new(max_cycles: usize) -> Self {
         Self {
             cycles: Arc::new(Semaphore::new(max_cycles.max(1))),
+            limiter: Arc::new(Limiter::default()),
         }
+    }
+
+    /// The site's bandwidth cap (unlimited until given a policy).
+    pub fn limiter(&self) -> &Arc<Limiter> {
+        &self.limiter
     }
 
     /// Starts replicating `vm`. `point_time_ms` is the consistency point of
@@ -74,6 +88,9 @@ impl Scheduler {
             vm,
             settings,
             cycles: self.cycles.clone(),
+            limiter: self.limiter.clone(),
+            write_rate: None,
+            bandwidth_short: None,
             status: status_tx,
             control: control_rx,
             paused,
@@ -131,6 +148,10 @@ struct Driver {
     vm: Arc<dyn PointSource>,
     settings: ReplicationSettings,
     cycles: Arc<Semaphore>,
+    limiter: Arc<Limiter>,
+    /// Bytes/s the VM dirties, from the last delta cycle.
+    write_rate: Option<f64>,
+    bandwidth_short: Option<BandwidthShort>,
     status: watch::Sender<ReplicationStatus>,
     control: mpsc::UnboundedReceiver<Control>,
     paused: bool,
@@ -201,11 +222,25 @@ impl Driver {
             return now;
         };
         let dirty = self.vm.dirty_bytes();
-        let start = start_after_point(self.settings.rpo, self.estimate.estimate(dirty));
+        let share = self.limiter.share_now(false);
+        let estimate = capped_estimate(self.estimate.estimate(dirty), dirty, share);
+        let start = start_after_point(self.settings.rpo, estimate);
         now + start.saturating_sub(lag)
     }
 
+    /// Compares what the VM needs with its share of the cap in force.
+    fn check_bandwidth(&mut self) {
+        let Some(gets) = self.limiter.share_now(self.running) else {
+            self.bandwidth_short = None;
+            return;
+        };
+        let needed = needed_rate(self.write_rate, self.vm.dirty_bytes(), self.settings.rpo);
+        let short = still_short(self.bandwidth_short.is_some(), needed, gets);
+        self.bandwidth_short = short.then_some(BandwidthShort { needed, gets });
+    }
+
     fn publish(&mut self) {
+        self.check_bandwidth();
         let lag = self.lag();
         let violated = lag.is_some_and(|lag| self.violation.update(lag, self.settings.rpo));
         let running_full = self
@@ -232,6 +267,7 @@ impl Driver {
             progress,
             last_sync: self.last_sync,
             last_error: self.last_error.clone(),
+            bandwidth_short: self.bandwidth_short,
         });
     }
 
@@ -248,9 +284,9 @@ impl Driver {
                 self.vm.clone(),
                 self.settings.target.clone(),
             );
-            let progress = self.progress.clone();
+            let (progress, limiter) = (self.progress.clone(), self.limiter.clone());
             tokio::task::spawn_blocking(move || {
-                sender::run_cycle(&vm_id, &*vm, &target, false, &progress)
+                sender::run_cycle_limited(&vm_id, &*vm, &target, false, &progress, &limiter)
             })
         };
         tokio::pin!(job);
@@ -273,6 +309,10 @@ impl Driver {
             info!(vm = %self.vm_id, "replication recovered");
         }
         self.estimate.record(report.scanned_bytes, report.duration);
+        if let Some(previous) = self.point_time_ms.filter(|_| !report.full) {
+            let between = report.point_time_ms.saturating_sub(previous).max(1);
+            self.write_rate = Some(report.scanned_bytes as f64 * 1000.0 / between as f64);
+        }
         self.point_time_ms = Some(report.point_time_ms);
         self.last_sync = Some(LastSync {
             finished_at_ms: sender::now_ms(),

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::bandwidth::Limiter;
 use super::connection::{self, Connection};
 use super::error::WireError;
 use super::frame::{FrameReader, FrameWriter};
@@ -96,6 +97,19 @@ pub fn run_cycle(
     force_full: bool,
     progress: &CycleProgress,
 ) -> Result<CycleReport, WireError> {
+    run_cycle_limited(vm_id, vm, target, force_full, progress, &Limiter::default())
+}
+
+/// [`run_cycle`] with its `Blocks` frames drawn from the site's bandwidth
+/// cap.
+pub fn run_cycle_limited(
+    vm_id: &str,
+    vm: &dyn PointSource,
+    target: &SyncTarget,
+    force_full: bool,
+    progress: &CycleProgress,
+    limiter: &Limiter,
+) -> Result<CycleReport, WireError> {
     let started = Instant::now();
     let mut conn = Connection::connect(&target.addr, &target.tls, &target.site)?;
     if target.compress {
@@ -140,9 +154,17 @@ pub fn run_cycle(
         full,
     })?;
     let (blocks_sent, data_bytes) = if full {
-        ship_full(&mut conn, &mut *point, &geometries, progress)?
+        let _sending = limiter.sending();
+        ship_full(&mut conn, &mut *point, &geometries, progress, limiter)?
     } else {
-        ship_delta(&mut conn.writer, &mut *point, &geometries, progress)?
+        let _sending = limiter.sending();
+        ship_delta(
+            &mut conn.writer,
+            &mut *point,
+            &geometries,
+            progress,
+            limiter,
+        )?
     };
     conn.send_now(&Message::End {
         instance,
@@ -173,8 +195,10 @@ pub fn run_cycle(
     })
 }
 
-/// Collects blocks into `Blocks` frames of about [`BATCH_BYTES`].
-struct Batcher {
+/// Collects blocks into `Blocks` frames of about [`BATCH_BYTES`], each
+/// charged to the bandwidth cap as it is written.
+struct Batcher<'a> {
+    limiter: &'a Limiter,
     payload: Vec<u8>,
     disk: u16,
     count: u32,
@@ -182,9 +206,10 @@ struct Batcher {
     data_bytes: u64,
 }
 
-impl Batcher {
-    fn new() -> Self {
+impl<'a> Batcher<'a> {
+    fn new(limiter: &'a Limiter) -> Self {
         Self {
+            limiter,
             payload: Vec::with_capacity(BATCH_BYTES + (64 << 10)),
             disk: 0,
             count: 0,
@@ -228,7 +253,9 @@ impl Batcher {
             return Ok(());
         }
         set_block_count(&mut self.payload, self.count);
+        let before = out.bytes();
         out.write(BLOCKS_KIND, &self.payload)?;
+        self.limiter.charge(out.bytes() - before);
         self.count = 0;
         Ok(())
     }
@@ -253,8 +280,9 @@ fn ship_delta(
     point: &mut dyn Point,
     geometries: &[Geometry],
     progress: &CycleProgress,
+    limiter: &Limiter,
 ) -> Result<(u64, u64), WireError> {
-    let mut batch = Batcher::new();
+    let mut batch = Batcher::new(limiter);
     let mut buf = vec![0u8; BATCH_BYTES];
     for (index, &g) in geometries.iter().enumerate() {
         let per_run = (BATCH_BYTES / g.block_size as usize).max(1) as u64;
@@ -288,7 +316,7 @@ struct Run {
 /// says must travel (each block's bytes in order).
 fn ship_run(
     conn: &mut FrameWriter<LinkWriter>,
-    batch: &mut Batcher,
+    batch: &mut Batcher<'_>,
     buf: &mut [u8],
     point: &mut dyn Point,
     run: Run,
@@ -322,6 +350,7 @@ fn ship_full(
     point: &mut dyn Point,
     geometries: &[Geometry],
     progress: &CycleProgress,
+    limiter: &Limiter,
 ) -> Result<(u64, u64), WireError> {
     let total_blocks: u64 = geometries.iter().map(|g| g.block_count()).sum();
     let (tx, rx) = mpsc::sync_channel(64);
@@ -333,7 +362,7 @@ fn ship_full(
                 let _ = tx.send(Err(e));
             }
         });
-        let sent = compare_and_ship(writer, point, geometries, progress, &rx);
+        let sent = compare_and_ship(writer, point, geometries, progress, &rx, limiter);
         if sent.is_err() {
             // The receiving thread may be blocked on the socket: end it.
             drop(rx);
@@ -376,10 +405,11 @@ fn compare_and_ship(
     geometries: &[Geometry],
     progress: &CycleProgress,
     rx: &mpsc::Receiver<HashBatch>,
+    limiter: &Limiter,
 ) -> Result<(u64, u64), WireError> {
     let mut theirs: VecDeque<BlockHash> = VecDeque::new();
     let mut next_expected = (0u16, 0u64);
-    let mut batch = Batcher::new();
+    let mut batch = Batcher::new(limiter);
     let mut buf = vec![0u8; BATCH_BYTES];
     for (index, &g) in geometries.iter().enumerate() {
         let per_run = (BATCH_BYTES / g.block_size as usize).max(1) as u64;

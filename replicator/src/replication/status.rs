@@ -70,6 +70,16 @@ pub struct ReplicationStatus {
     pub last_sync: Option<LastSync>,
     /// Why the last cycle failed, while the state is `not_active` or `error`.
     pub last_error: Option<String>,
+    /// Set while the bandwidth cap gives the VM less than its RPO needs.
+    pub bandwidth_short: Option<BandwidthShort>,
+}
+
+/// A VM's RPO cannot be met under the bandwidth cap: what it needs and what
+/// its share of the cap gives it, bytes per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BandwidthShort {
+    pub needed: u64,
+    pub gets: u64,
 }
 
 impl ReplicationStatus {
@@ -83,6 +93,7 @@ impl ReplicationStatus {
             progress: None,
             last_sync: None,
             last_error: None,
+            bandwidth_short: None,
         }
     }
 }

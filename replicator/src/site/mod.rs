@@ -5,7 +5,8 @@
 //!
 //! - [`vms`]: power and inventory views; [`lifecycle`]: what each VM is
 //!   now across both sites.
-//! - [`replications`]: configure, pause, resume, sync, stop.
+//! - [`replications`]: configure, pause, resume, sync, stop;
+//!   [`bandwidth`]: the cap every replication of the site shares.
 //! - [`peer`]: pairing and the peer's liveness.
 //! - [`notify`]: events, alarms and the audit log.
 //! - [`protection`]: mappings, protection groups and recovery plans.
@@ -18,6 +19,7 @@
 //!   (test copies, test VMs, promotion); [`protected`]: what it asks of the
 //!   protected site (synchronize, shut down, demote).
 
+pub mod bandwidth;
 pub mod control;
 mod control_auth;
 pub mod http;
@@ -191,6 +193,7 @@ impl Site {
             stopping: tokio::sync::watch::Sender::new(false),
         });
         site.load_protection()?;
+        site.load_bandwidth()?;
         site.replications
             .receiver
             .set_control(control::handler(Arc::downgrade(&site)));

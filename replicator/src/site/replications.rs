@@ -431,6 +431,7 @@ fn differs(a: &ReplicationStatus, b: &ReplicationStatus) -> bool {
         || a.point_time_ms != b.point_time_ms
         || a.last_error != b.last_error
         || a.rpo != b.rpo
+        || a.bandwidth_short.is_some() != b.bandwidth_short.is_some()
 }
 
 /// Turns a VM's status changes into events, alarms, history and storage.
@@ -520,6 +521,24 @@ impl Site {
                 .await;
             }
             _ => {}
+        }
+        let was_short = before.is_some_and(|b| b.bandwidth_short.is_some());
+        if let (false, Some(short)) = (was_short, now.bandwidth_short)
+            && !ended
+        {
+            let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+            self.alarm(
+                "bandwidth_short",
+                Severity::Warning,
+                Some(vm_id),
+                format!(
+                    "{name}: the bandwidth cap cannot meet its RPO of {} s: it needs {:.1} MiB/s and gets {:.1} MiB/s",
+                    now.rpo.as_secs(),
+                    mib(short.needed),
+                    mib(short.gets),
+                ),
+            )
+            .await;
         }
     }
 }

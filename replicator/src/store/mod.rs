@@ -436,6 +436,8 @@ pub enum DocKind {
     PeerView,
     /// An alarm's acknowledgement, by the alarm's id.
     AlarmAck,
+    /// The site's bandwidth cap as last set through the API (id `site`).
+    Bandwidth,
 }
 
 impl DocKind {
@@ -448,6 +450,7 @@ impl DocKind {
             Self::Run => "run",
             Self::PeerView => "peer_view",
             Self::AlarmAck => "alarm_ack",
+            Self::Bandwidth => "bandwidth",
         }
     }
 }

@@ -273,56 +273,72 @@ fn deliver(
     let mut queue: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
     // When the cap lets the next byte go.
     let mut next_free = Instant::now();
-    loop {
-        if shared.stopped() {
-            break;
-        }
-        match rx.recv_timeout(TICK) {
-            Ok(item) => queue.push_back(item),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) if queue.is_empty() => break,
-            Err(mpsc::RecvTimeoutError::Disconnected) => {}
-        }
-        while let Ok(item) = rx.try_recv() {
-            queue.push_back(item);
-        }
+    let mut upstream_open = true;
+    'link: while !shared.stopped() {
+        // Sleep until the front chunk is due and the cap allows it (a tick
+        // at most, to see the knobs and the stop flag), or a chunk comes.
+        let paused = shared.knobs().paused;
         let now = Instant::now();
-        let (paused, bandwidth) = {
-            let k = shared.knobs();
-            (k.paused, k.bandwidth)
-        };
-        if paused || now < next_free {
-            continue;
+        let wait = match queue.front() {
+            Some((due, _)) if !paused => (*due).max(next_free).saturating_duration_since(now),
+            _ => TICK,
         }
-        let Some((due, _)) = queue.front() else {
-            continue;
-        };
-        if *due > now {
-            continue;
-        }
-        let Some((_, mut chunk)) = queue.pop_front() else {
-            continue;
-        };
-        if let Some(rate) = bandwidth {
-            // Send at most a tick's worth at once so a cap stays smooth.
-            let most = ((rate as u128 * TICK.as_nanos() / 1_000_000_000) as usize).max(1);
-            if chunk.len() > most {
-                let rest = chunk.split_off(most);
-                queue.push_front((now, rest));
+        .min(TICK);
+        if upstream_open {
+            match rx.recv_timeout(wait) {
+                Ok(item) => queue.push_back(item),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => upstream_open = false,
             }
-            next_free = now.max(next_free)
-                + Duration::from_nanos(
-                    (chunk.len() as u128 * 1_000_000_000 / rate.max(1) as u128) as u64,
-                );
-        }
-        if to.write_all(&chunk).is_err() {
+            while let Ok(item) = rx.try_recv() {
+                queue.push_back(item);
+            }
+        } else if queue.is_empty() {
             break;
+        } else {
+            std::thread::sleep(wait);
         }
-        let counter = match dir {
-            Direction::Up => &shared.counts.bytes_up,
-            Direction::Down => &shared.counts.bytes_down,
-        };
-        counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        // Deliver every chunk that is due, as fast as the cap allows: one
+        // chunk per wake-up would cap the link at a chunk per tick.
+        loop {
+            let now = Instant::now();
+            let (paused, bandwidth) = {
+                let k = shared.knobs();
+                (k.paused, k.bandwidth)
+            };
+            if paused || now < next_free {
+                break;
+            }
+            match queue.front() {
+                Some((due, _)) if *due <= now => {}
+                _ => break,
+            }
+            let Some((_, mut chunk)) = queue.pop_front() else {
+                break;
+            };
+            if let Some(rate) = bandwidth {
+                // Send at most a tick's worth at once so a cap stays smooth.
+                let most = ((rate as u128 * TICK.as_nanos() / 1_000_000_000) as usize).max(1);
+                if chunk.len() > most {
+                    let rest = chunk.split_off(most);
+                    queue.push_front((now, rest));
+                }
+                // A wake-up late by up to a tick may catch up; an idle link
+                // earns no more credit than that.
+                next_free = next_free.max(now.checked_sub(TICK).unwrap_or(now))
+                    + Duration::from_nanos(
+                        (chunk.len() as u128 * 1_000_000_000 / rate.max(1) as u128) as u64,
+                    );
+            }
+            if to.write_all(&chunk).is_err() {
+                break 'link;
+            }
+            let counter = match dir {
+                Direction::Up => &shared.counts.bytes_up,
+                Direction::Down => &shared.counts.bytes_down,
+            };
+            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
     }
     let _ = to.shutdown(Shutdown::Both);
 }

@@ -46,6 +46,7 @@ impl SiteConfigBuilder {
                 vms: Vec::new(),
                 compute: Default::default(),
                 audit: Default::default(),
+                bandwidth: Default::default(),
             },
         }
     }
@@ -105,6 +106,12 @@ impl SiteConfigBuilder {
 
     pub fn vms(mut self, vms: impl IntoIterator<Item = VmSeed>) -> Self {
         self.config.vms.extend(vms);
+        self
+    }
+
+    /// Caps the site's replication bandwidth.
+    pub fn bandwidth(mut self, policy: ferry_api::bandwidth::BandwidthPolicy) -> Self {
+        self.config.bandwidth = policy;
         self
     }
 
