@@ -59,16 +59,14 @@ impl QemuFollow {
     pub async fn park(&self) -> Result<(), ComputeError> {
         let mut parked = self.parked.lock().await;
         if parked.is_none() {
-            let binary = process::find_binary(&self.binary).ok_or_else(|| {
-                ComputeError::MissingBinary {
+            let binary =
+                process::find_binary(&self.binary).ok_or_else(|| ComputeError::MissingBinary {
                     vm: self.vm.clone(),
                     binary: self.binary.clone(),
-                }
-            })?;
+                })?;
             *parked = Some(Parked::start(&self.vm, &binary, &self.dir, &self.disks).await?);
         }
-        self.session
-            .send_replace(parked.as_ref().map(Parked::qmp));
+        self.session.send_replace(parked.as_ref().map(Parked::qmp));
         Ok(())
     }
 

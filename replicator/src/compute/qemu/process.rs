@@ -90,7 +90,11 @@ pub fn attached_disks(files: &[PathBuf]) -> Vec<AttachedDisk> {
 /// parameters as the guest crate writes them (its VM id, its NICs'
 /// addresses, quoted when a NIC name holds a space, and the workload's
 /// rates), so the agent parses exactly what was written.
-pub fn kernel_append(vm_id: &str, nics: &[NicSeed], guest: &GuestSeed) -> Result<String, ComputeError> {
+pub fn kernel_append(
+    vm_id: &str,
+    nics: &[NicSeed],
+    guest: &GuestSeed,
+) -> Result<String, ComputeError> {
     let bad = |message: String| ComputeError::BootParams {
         vm: vm_id.to_string(),
         message,
@@ -99,7 +103,10 @@ pub fn kernel_append(vm_id: &str, nics: &[NicSeed], guest: &GuestSeed) -> Result
         .iter()
         .filter_map(|n| {
             let ip = n.ip.as_ref()?;
-            Some(IpSetting::new(&n.network, ip, n.gateway.as_deref()).map_err(|e| bad(e.to_string())))
+            Some(
+                IpSetting::new(&n.network, ip, n.gateway.as_deref())
+                    .map_err(|e| bad(e.to_string())),
+            )
         })
         .collect::<Result<Vec<_>, _>>()?;
     let params = BootParams {
@@ -359,7 +366,12 @@ pub async fn create_qcow2(
 }
 
 /// Runs `qemu-img` with `args`; a failure is QEMU refusing disk `disk`.
-async fn qemu_img(vm: &str, disk: usize, file: &Path, args: &[&std::ffi::OsStr]) -> Result<(), ComputeError> {
+async fn qemu_img(
+    vm: &str,
+    disk: usize,
+    file: &Path,
+    args: &[&std::ffi::OsStr],
+) -> Result<(), ComputeError> {
     let out = tokio::process::Command::new("qemu-img")
         .args(args)
         .output()
@@ -380,7 +392,12 @@ async fn qemu_img(vm: &str, disk: usize, file: &Path, args: &[&std::ffi::OsStr])
 /// Makes `overlay` a qcow2 file over the raw `base` (replacing any file
 /// there): the guest's writes land in the overlay, where QEMU's persistent
 /// bitmaps can track them, and the base stays as it was received.
-pub async fn create_overlay(vm: &str, disk: usize, base: &Path, overlay: &Path) -> Result<(), ComputeError> {
+pub async fn create_overlay(
+    vm: &str,
+    disk: usize,
+    base: &Path,
+    overlay: &Path,
+) -> Result<(), ComputeError> {
     let _ = std::fs::remove_file(overlay);
     let base_name = base
         .file_name()
@@ -390,7 +407,17 @@ pub async fn create_overlay(vm: &str, disk: usize, base: &Path, overlay: &Path) 
         vm,
         disk,
         overlay,
-        &["create".as_ref(), "-q".as_ref(), "-f".as_ref(), "qcow2".as_ref(), "-F".as_ref(), "raw".as_ref(), "-b".as_ref(), base_name, overlay.as_os_str()],
+        &[
+            "create".as_ref(),
+            "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            "-F".as_ref(),
+            "raw".as_ref(),
+            "-b".as_ref(),
+            base_name,
+            overlay.as_os_str(),
+        ],
     )
     .await?;
     fsync(vm, overlay)
@@ -398,12 +425,24 @@ pub async fn create_overlay(vm: &str, disk: usize, base: &Path, overlay: &Path) 
 
 /// Writes the disk `from` (qcow2, through its backing chain) as the raw
 /// file `to`, sparse, fsynced.
-pub async fn convert_to_raw(vm: &str, disk: usize, from: &Path, to: &Path) -> Result<(), ComputeError> {
+pub async fn convert_to_raw(
+    vm: &str,
+    disk: usize,
+    from: &Path,
+    to: &Path,
+) -> Result<(), ComputeError> {
     qemu_img(
         vm,
         disk,
         from,
-        &["convert".as_ref(), "-q".as_ref(), "-O".as_ref(), "raw".as_ref(), from.as_os_str(), to.as_os_str()],
+        &[
+            "convert".as_ref(),
+            "-q".as_ref(),
+            "-O".as_ref(),
+            "raw".as_ref(),
+            from.as_os_str(),
+            to.as_os_str(),
+        ],
     )
     .await?;
     fsync(vm, to)
