@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ferry_api::types::SiteEvent;
+use ferry_api::types::{ComputeKind, SiteEvent};
 use ferry_api::{Client, ClientError, Failure};
 use futures_util::StreamExt;
 use tokio::sync::mpsc::UnboundedSender;
@@ -16,6 +16,9 @@ use crate::model::{FeedUpdate, Protection};
 const SILENCE: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often a site's VMs are reread while it runs QEMU VMs, so the
+/// details pane's console tail follows what the VM prints.
+const CONSOLE_EVERY: Duration = Duration::from_secs(2);
 
 /// Where a site is and how to get in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +115,7 @@ async fn session(
     };
     let (info, replications, alarms, vms, protection, events) =
         snapshot.await.map_err(|e| describe(&e))?;
+    let real = vms.iter().any(|v| v.compute == ComputeKind::Qemu);
     tx.send(FeedUpdate::Snapshot {
         site: index,
         info,
@@ -127,13 +131,24 @@ async fn session(
     .map_err(|_| "UI gone".to_string())?;
     *backoff = Duration::from_millis(500);
     let mut events = std::pin::pin!(events);
+    let mut consoles = tokio::time::interval(CONSOLE_EVERY);
+    consoles.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        let event = match tokio::time::timeout(SILENCE, events.next()).await {
-            Err(_) => return Err(format!("silent for {} s", SILENCE.as_secs())),
-            Ok(None) => return Err("event stream ended".into()),
-            Ok(Some(Err(e))) => return Err(describe(&e)),
-            Ok(Some(Ok(None))) => continue, // a keep-alive
-            Ok(Some(Ok(Some(event)))) => event,
+        let next = tokio::time::timeout(SILENCE, events.next());
+        let event = tokio::select! {
+            got = next => match got {
+                Err(_) => return Err(format!("silent for {} s", SILENCE.as_secs())),
+                Ok(None) => return Err("event stream ended".into()),
+                Ok(Some(Err(e))) => return Err(describe(&e)),
+                Ok(Some(Ok(None))) => continue, // a keep-alive
+                Ok(Some(Ok(Some(event)))) => event,
+            },
+            _ = consoles.tick(), if real => {
+                let vms = client.vms().await.map_err(|e| describe(&e))?;
+                tx.send(FeedUpdate::Vms { site: index, vms })
+                    .map_err(|_| "UI gone".to_string())?;
+                continue;
+            }
         };
         if event == SiteEvent::Resync {
             return Ok(()); // refetch everything

@@ -53,6 +53,12 @@ pub enum FeedUpdate {
         site: usize,
         plans: Vec<Plan>,
     },
+    /// The site's VMs read again: a QEMU VM's console changes without an
+    /// event, so the feed rereads them while the site runs any.
+    Vms {
+        site: usize,
+        vms: Vec<VmInfo>,
+    },
     /// The site stopped answering.
     Down {
         site: usize,
@@ -144,6 +150,15 @@ impl Model {
                 let plans: BTreeMap<_, _> = plans.into_iter().map(|p| (p.id.clone(), p)).collect();
                 let changed = s.protection.plans != plans;
                 s.protection.plans = plans;
+                changed
+            }
+            FeedUpdate::Vms { site, vms } => {
+                let Some(s) = self.sites.get_mut(site) else {
+                    return false;
+                };
+                let vms: BTreeMap<_, _> = vms.into_iter().map(|vm| (vm.id.clone(), vm)).collect();
+                let changed = s.vms != vms;
+                s.vms = vms;
                 changed
             }
             FeedUpdate::Down { site, error } => {
