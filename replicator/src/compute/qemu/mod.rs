@@ -121,7 +121,7 @@ impl Qemu {
                     .accelerator
                     .get_or_init(|| async {
                         let image = self.image(vm).ok();
-                        process::probe_kvm(binary, image).await
+                        process::probe_kvm(binary, image, process::KVM_PROBE).await
                     })
                     .await
             }

@@ -470,10 +470,17 @@ pub fn tail(file: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// How long a KVM probe VM may take to get its agent talking.
+pub const KVM_PROBE: Duration = Duration::from_secs(20);
+
 /// Whether KVM boots the guest here: a probe VM without disks must get its
-/// agent talking within a deadline (nested KVM may hang at boot instead).
-pub async fn probe_kvm(binary: &Path, image: Option<(PathBuf, PathBuf)>) -> &'static str {
-    const PROBE: Duration = Duration::from_secs(20);
+/// agent talking within `within` (nested KVM may hang at boot instead);
+/// otherwise `tcg`. The probe VM is killed either way.
+pub async fn probe_kvm(
+    binary: &Path,
+    image: Option<(PathBuf, PathBuf)>,
+    within: Duration,
+) -> &'static str {
     let usable = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -508,7 +515,7 @@ pub async fn probe_kvm(binary: &Path, image: Option<(PathBuf, PathBuf)>) -> &'st
                     .ok()
                     .flatten()
             };
-            let line = tokio::time::timeout(PROBE, agent).await.ok().flatten();
+            let line = tokio::time::timeout(within, agent).await.ok().flatten();
             let _ = started.child.kill().await;
             line.is_some()
         }
