@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ferry_api::types::SiteEvent;
+use ferry_api::types::{ComputeKind, SiteEvent};
 use ferry_api::{Client, ClientError, Failure};
 use futures_util::StreamExt;
 use tokio::sync::mpsc::UnboundedSender;
@@ -19,6 +19,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often the site's bandwidth cap and rate are read again: the rate
 /// moves with every frame, so no event carries it.
 const BANDWIDTH_POLL: Duration = Duration::from_secs(2);
+/// How often a site's VMs are reread while it runs QEMU VMs, so the
+/// details pane's console tail follows what the VM prints.
+const CONSOLE_EVERY: Duration = Duration::from_secs(2);
 
 /// Where a site is and how to get in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +118,7 @@ async fn session(
     };
     let (info, replications, alarms, vms, protection, events) =
         snapshot.await.map_err(|e| describe(&e))?;
+    let real = vms.iter().any(|v| v.compute == ComputeKind::Qemu);
     tx.send(FeedUpdate::Snapshot {
         site: index,
         info,
@@ -131,6 +135,8 @@ async fn session(
     *backoff = Duration::from_millis(500);
     let mut events = std::pin::pin!(events);
     let mut poll = tokio::time::interval(BANDWIDTH_POLL);
+    let mut consoles = tokio::time::interval(CONSOLE_EVERY);
+    consoles.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut heard = tokio::time::Instant::now();
     loop {
         let next = tokio::select! {
@@ -141,6 +147,12 @@ async fn session(
                     tx.send(FeedUpdate::Bandwidth { site: index, info })
                         .map_err(|_| "UI gone".to_string())?;
                 }
+                continue;
+            }
+            _ = consoles.tick(), if real => {
+                let vms = client.vms().await.map_err(|e| describe(&e))?;
+                tx.send(FeedUpdate::Vms { site: index, vms })
+                    .map_err(|_| "UI gone".to_string())?;
                 continue;
             }
         };

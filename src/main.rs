@@ -163,7 +163,7 @@ fn run_demo(
     let compute = demo_compute(args.compute)?;
     let pair = ferry_replicator::demo_pair::write_with(
         &args.data_dir(),
-        demo::INVENTORY,
+        &args.inventory()?,
         args.port_base(),
         &compute,
     )

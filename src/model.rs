@@ -58,6 +58,12 @@ pub enum FeedUpdate {
         site: usize,
         info: ferry_api::bandwidth::BandwidthInfo,
     },
+    /// The site's VMs read again: a QEMU VM's console changes without an
+    /// event, so the feed rereads them while the site runs any.
+    Vms {
+        site: usize,
+        vms: Vec<VmInfo>,
+    },
     /// The site stopped answering.
     Down {
         site: usize,
@@ -157,6 +163,15 @@ impl Model {
                 };
                 let changed = s.bandwidth.as_ref() != Some(&info);
                 s.bandwidth = Some(info);
+                changed
+            }
+            FeedUpdate::Vms { site, vms } => {
+                let Some(s) = self.sites.get_mut(site) else {
+                    return false;
+                };
+                let vms: BTreeMap<_, _> = vms.into_iter().map(|vm| (vm.id.clone(), vm)).collect();
+                let changed = s.vms != vms;
+                s.vms = vms;
                 changed
             }
             FeedUpdate::Down { site, error } => {

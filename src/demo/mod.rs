@@ -38,7 +38,17 @@ pub struct DemoArgs {
     /// the guest image first). Use a fresh --data-dir when switching.
     #[arg(long, value_enum, default_value_t = DemoCompute::Builtin)]
     pub compute: DemoCompute,
+    /// How many of the demo's 12 VMs to run (1-12), a spread over the
+    /// tiers. Default: all 12 built-in guests, or 3 QEMU VMs: a TCG guest
+    /// takes about 240 MiB and a core for seconds at boot, and a machine of
+    /// two shared cores boots three within a minute and keeps them and
+    /// their replication going.
+    #[arg(long)]
+    pub vms: Option<usize>,
 }
+
+/// How many QEMU VMs the demo runs unless `--vms` says (see [`DemoArgs::vms`]).
+pub const QEMU_DEMO_VMS: usize = 3;
 
 /// `--compute`: the backend the demo's sites run their VMs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -60,6 +70,64 @@ impl DemoArgs {
     pub fn port_base(&self) -> u16 {
         self.port_base
     }
+
+    /// The demo inventory with the VMs this demo runs: `--vms`, or the
+    /// default for its compute backend.
+    pub fn inventory(&self) -> Result<String, String> {
+        let count = match (self.vms, self.compute) {
+            (Some(n), _) => n,
+            (None, DemoCompute::Qemu) => QEMU_DEMO_VMS,
+            (None, DemoCompute::Builtin) => usize::MAX,
+        };
+        inventory_of(INVENTORY, count)
+    }
+}
+
+/// `inventory` (assets/demo.toml's text) keeping `count` of its VMs: the
+/// first of each tier, then the second of each, and so on, in the file's
+/// order, so a small demo still has a database, an app and a web server
+/// and a VM's dependency (the second of a tier on the first) is kept.
+pub fn inventory_of(inventory: &str, count: usize) -> Result<String, String> {
+    let mut table: toml::Table =
+        toml::from_str(inventory).map_err(|e| format!("assets/demo.toml: {e}"))?;
+    let vms = table
+        .get("vms")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    if count == 0 || (count != usize::MAX && count > vms.len()) {
+        return Err(format!(
+            "--vms {count}: the demo has 1 to {} VMs",
+            vms.len()
+        ));
+    }
+    if count >= vms.len() {
+        return Ok(inventory.to_string());
+    }
+    let tier = |v: &toml::Value| {
+        v.get("name")
+            .and_then(|n| n.as_str())
+            .and_then(|n| n.split('-').next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    // Each VM's rank within its tier, then the tiers in the file's order.
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    let mut order: Vec<(usize, usize)> = vms
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let rank = seen.entry(tier(v)).or_default();
+            *rank += 1;
+            (*rank, i)
+        })
+        .collect();
+    order.sort();
+    let mut keep: Vec<usize> = order.into_iter().take(count).map(|(_, i)| i).collect();
+    keep.sort_unstable();
+    let kept: Vec<toml::Value> = keep.into_iter().map(|i| vms[i].clone()).collect();
+    table.insert("vms".into(), toml::Value::Array(kept));
+    Ok(table.to_string())
 }
 
 /// One site of the pair whose config the entry point has written.
@@ -183,7 +251,7 @@ pub fn run(
 ) -> Result<(), String> {
     let dir = args.data_dir();
     let layout: seed::Layout =
-        toml::from_str(INVENTORY).map_err(|e| format!("assets/demo.toml: {e}"))?;
+        toml::from_str(&args.inventory()?).map_err(|e| format!("assets/demo.toml: {e}"))?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
@@ -262,6 +330,36 @@ async fn stop_all(children: Vec<Child>) {
             .is_err()
         {
             let _ = child.kill().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(text: &str) -> Vec<String> {
+        let layout: seed::Layout = toml::from_str(text).unwrap();
+        layout.vms.into_iter().map(|v| v.name).collect()
+    }
+
+    #[test]
+    fn a_smaller_demo_keeps_a_spread_over_the_tiers() {
+        assert_eq!(
+            names(&inventory_of(INVENTORY, 3).unwrap()),
+            ["db-01", "app-01", "web-01"]
+        );
+        assert_eq!(
+            names(&inventory_of(INVENTORY, 5).unwrap()),
+            ["db-01", "db-02", "app-01", "app-02", "web-01"]
+        );
+        assert_eq!(
+            names(&inventory_of(INVENTORY, usize::MAX).unwrap()).len(),
+            12
+        );
+        for bad in [0, 13] {
+            let e = inventory_of(INVENTORY, bad).unwrap_err();
+            assert!(e.contains("1 to 12 VMs"), "{e}");
         }
     }
 }

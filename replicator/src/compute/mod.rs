@@ -66,6 +66,8 @@ pub enum ComputeError {
         seconds: u64,
         message: String,
     },
+    #[error("{vm}: cannot hand the guest its boot parameters: {message}")]
+    BootParams { vm: String, message: String },
     #[error("{vm}: the guest reported no boot verification within {seconds} s")]
     NoBootReport { vm: String, seconds: u64 },
     #[error("{vm}: the VM stopped before its guest reported: {message}")]

@@ -29,6 +29,7 @@ pub mod notify;
 pub mod peer;
 pub mod protected;
 pub mod protection;
+mod qemu_follow;
 pub mod recovered;
 pub mod replications;
 pub mod runs;

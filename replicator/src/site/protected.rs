@@ -10,6 +10,7 @@ use tracing::warn;
 
 use super::Site;
 use super::recovered::disk_files;
+use crate::compute::qemu;
 use crate::replication::sender::now_ms;
 use crate::storage::durable::fsync_dir;
 use crate::store;
@@ -127,10 +128,24 @@ impl Site {
             .call(move |c| store::delete_vm(c, &id))
             .await
             .map_err(|e| e.to_string())?;
+        // A QEMU VM's data is in its qcow2 disks (the raw files beside
+        // them are empty, or the base under an overlay): the seed is that
+        // data written raw, so the way back ships only differing blocks.
+        std::fs::create_dir_all(&seed).map_err(|e| format!("creating the seed: {e}"))?;
+        let files = disk_files(&home);
+        for (i, file) in files.iter().enumerate() {
+            let qcow2 = file.with_extension("qcow2");
+            if qcow2.exists() {
+                qemu::process::convert_to_raw(vm_id, i, &qcow2, &file.with_extension("seed"))
+                    .await
+                    .map_err(|e| format!("writing the seed of disk {i}: {e}"))?;
+            }
+        }
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&seed)?;
-            for (i, file) in disk_files(&home).iter().enumerate() {
-                std::fs::rename(file, seed.join(format!("disk-{i}.raw")))?;
+            for (i, file) in files.iter().enumerate() {
+                let converted = file.with_extension("seed");
+                let from = if converted.exists() { &converted } else { file };
+                std::fs::rename(from, seed.join(format!("disk-{i}.raw")))?;
             }
             fsync_dir(&seed)?;
             std::fs::remove_dir_all(&home)?;

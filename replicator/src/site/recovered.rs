@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::test_copy_owner::TestCopyOwner;
-use super::{Site, VmRuntime};
-use crate::compute::{BootSpec, Machine};
+use super::{Site, SiteError, VmRuntime};
+use crate::compute::{BootSpec, Machine, qemu};
 use crate::config::{GuestSeed, NicSeed};
 use crate::guest::{GuestStatus, Verification};
 use crate::inventory::{VmDisk, VmRecord};
@@ -390,6 +390,9 @@ impl Site {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
+        self.track_recovered_disks(&vm.id, &datastore, count)
+            .await
+            .map_err(|e| e.to_string())?;
         let disks = Arc::new(self.open_disks(&record).map_err(|e| e.to_string())?);
         lock(&self.inventory.vms).insert(
             vm.id.clone(),
@@ -402,6 +405,28 @@ impl Site {
             },
         );
         Ok(point)
+    }
+
+    /// A QEMU site runs a recovered VM on qcow2 overlays over the replica's
+    /// raw disks (any earlier overlay replaced): QEMU tracks the guest's
+    /// writes in them with persistent bitmaps, so a reprotect replicates
+    /// them, while the raw files stay as they were received.
+    async fn track_recovered_disks(
+        &self,
+        vm_id: &str,
+        datastore: &str,
+        count: usize,
+    ) -> Result<(), SiteError> {
+        if self.compute.kind() != crate::compute::ComputeKind::Qemu {
+            return Ok(());
+        }
+        let home = self.vm_dir(datastore, vm_id)?;
+        for i in 0..count {
+            let raw = home.join(format!("disk-{i}.raw"));
+            qemu::process::create_overlay(vm_id, i, &raw, &raw.with_extension("qcow2")).await?;
+        }
+        fsync_dir(&home)?;
+        Ok(())
     }
 
     /// The datastore holding a promote of `vm_id` left half done.

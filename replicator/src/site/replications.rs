@@ -9,9 +9,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::notify::Severity;
+use super::qemu_follow::QemuFollow;
 use super::{Site, SiteError};
-use crate::compute::qemu::source::QemuSource;
-use crate::compute::qemu::tracking::QemuTracking;
 use crate::config::LoadedConfig;
 use crate::inventory::VmRecord;
 use crate::replication::receiver::Receiver;
@@ -41,6 +40,8 @@ pub(crate) struct Replicated {
     pub row: ReplicationRow,
     handle: ReplicationHandle,
     forwarder: JoinHandle<()>,
+    /// A QEMU VM's tracking, following its power (see [`super::qemu_follow`]).
+    pub follow: Option<Arc<QemuFollow>>,
 }
 
 impl Replicated {
@@ -54,9 +55,13 @@ impl Replicated {
         }
     }
 
+    /// Stops the cycles, then the parked QEMU of a VM that is off.
     pub async fn stop(self) {
         self.forwarder.abort();
         self.handle.stop().await;
+        if let Some(follow) = self.follow {
+            follow.unpark().await;
+        }
     }
 }
 
@@ -120,7 +125,15 @@ impl Site {
         let Some(vm) = vms.get_mut(&row.vm_id) else {
             return;
         };
-        let source = qemu_source(vm).unwrap_or_else(|| vm.disks.clone());
+        let follow = self.qemu_follow(vm);
+        let source = follow
+            .as_ref()
+            .map_or_else(|| vm.disks.clone() as Arc<dyn PointSource>, |f| f.source());
+        if let Some(f) = &follow
+            && vm.machine.is_none()
+        {
+            self.park_in_background(f.clone());
+        }
         let handle = self.replications.scheduler.spawn(
             row.vm_id.clone(),
             source,
@@ -137,6 +150,7 @@ impl Site {
             row,
             handle,
             forwarder,
+            follow,
         });
     }
 
@@ -541,23 +555,4 @@ impl Site {
             .await;
         }
     }
-}
-
-/// A running QEMU VM on qcow2 disks replicates from QEMU's own change
-/// tracking (its dirty bitmaps, read through NBD) over its QMP session;
-/// anything else from the site's block path.
-fn qemu_source(vm: &super::VmRuntime) -> Option<Arc<dyn PointSource>> {
-    let machine = vm.machine.as_ref()?;
-    let (qmp, dir) = (machine.qmp()?, machine.dir()?);
-    if !dir.join("disk-0.qcow2").exists() {
-        return None;
-    }
-    // This machine's one session, for as long as the machine runs: a new
-    // machine gets a new source.
-    let (_, session) = tokio::sync::watch::channel(Some(qmp));
-    let tracking = QemuTracking::new(&vm.record.id, dir, session, vm.disks.geometries());
-    Some(Arc::new(QemuSource::new(
-        Arc::new(tracking),
-        tokio::runtime::Handle::current(),
-    )))
 }

@@ -231,18 +231,42 @@ impl Site {
             (vm.record.name.clone(), spec, vm.machine.take())
         };
         let _changing = Changing(&self.inventory.changing, id.to_string());
+        // A replicated QEMU VM's tracking moves between the VM's QEMU and
+        // a parked one with its power, never in the middle of a point.
+        let follow = self.follow_of(id);
+        let _idle = match &follow {
+            Some(f) => Some(f.hold().await),
+            None => None,
+        };
         if let Some(machine) = stopping {
             let how = machine.power_off(self.compute.shutdown_timeout()).await?;
             tracing::info!(vm = %id, "powered off: {how}");
+            if let Some(f) = &follow {
+                f.park().await?;
+            }
         }
         let mut problem = None;
         if let Some(spec) = spec {
-            match self.compute.power_on(spec?).await {
-                Ok(machine) => self.with_vm(id, |vm| vm.machine = Some(machine)),
+            let spec = spec?;
+            if let Some(f) = &follow {
+                f.unpark().await;
+            }
+            match self.compute.power_on(spec).await {
+                Ok(machine) => {
+                    if let Some(f) = &follow {
+                        f.running(machine.qmp());
+                    }
+                    self.with_vm(id, |vm| vm.machine = Some(machine))
+                }
                 Err(e) => problem = Some(e),
             }
         }
         if let Some(e) = problem {
+            if let Some(f) = &follow
+                && let Err(park) = f.park().await
+            {
+                tracing::warn!(vm = %id, "after a failed power-on: {park}");
+            }
             let message = e.to_string();
             self.with_vm(id, |vm| vm.problem = Some(message.clone()));
             self.alarm("vm_power_on_failed", Severity::Critical, Some(id), message)
@@ -300,6 +324,11 @@ impl Site {
                 hit
             })
         };
+        if crashed.is_some()
+            && let Err(e) = self.park_after_stop(&vm_id).await
+        {
+            tracing::warn!(vm = %vm_id, "after a crash: {e}");
+        }
         if let Some(name) = &crashed {
             self.events.publish(SiteEvent::VmPower {
                 vm_id: vm_id.clone(),

@@ -264,3 +264,31 @@ async fn bad_inputs_name_the_vm_and_the_cause() {
         "{e}"
     );
 }
+
+/// `auto` settles on TCG when no KVM guest talks within the probe's
+/// deadline: on this machine a Linux guest hangs under nested KVM, so a
+/// short deadline must end in `tcg`, and the probe VM must be gone after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kvm_probe_falls_back_to_tcg_within_its_deadline() {
+    use ferry_replicator::compute::qemu::process::{find_binary, probe_kvm};
+    let image = ferry_testkit::guest_image();
+    let binary = find_binary("qemu-system-x86_64").expect("qemu-system-x86_64 installed");
+    let accelerator = probe_kvm(
+        &binary,
+        Some((image.join("vmlinuz"), image.join("initrd.img"))),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(accelerator, "tcg");
+    let probe_dir = std::env::temp_dir().join(format!("ferry-kvm-probe-{}", std::process::id()));
+    assert!(!probe_dir.exists(), "{} left behind", probe_dir.display());
+    let probe = probe_dir.display().to_string();
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&probe) && c.contains("qemu-system"))
+        .collect();
+    assert!(left.is_empty(), "probe VM still running: {left:?}");
+}

@@ -194,3 +194,68 @@ fn a_site_runs_supervises_and_finds_again_its_qemu_vm() {
     let log = std::fs::read_to_string(dir.join("site.log")).unwrap();
     assert!(log.contains("clean shutdown"), "{log}");
 }
+
+/// Bad input through the API: a VM whose disk QEMU refuses is not powered
+/// on; the answer, the VM's problem and an alarm each name the VM and the
+/// cause, no process is left, and the VM stays off with its disk as it was.
+#[test]
+fn a_refused_disk_is_an_api_error_naming_the_vm() {
+    let work = tempfile::tempdir().unwrap();
+    let _reaper = ferry_testkit::QemuReaper(std::path::absolute(work.path()).unwrap());
+    let dir = work.path().join("site");
+    SiteConfigBuilder::new("site-q")
+        .token("admin", Role::Admin, TOKEN)
+        .vm(VmSeed {
+            power_on: false,
+            ..config::vm("vm-0", 8)
+        })
+        .compute(ComputeConfig {
+            backend: ComputeKind::Qemu,
+            accelerator: Accelerator::Tcg,
+            guest_image: Some(ferry_testkit::guest_image()),
+            ..ComputeConfig::default()
+        })
+        .write(&dir);
+    let (_site, api) = start(&dir);
+    let id = "site-q.vm-0";
+    let disk = dir.join("ds1/vms").join(id).join("disk-0.qcow2");
+    assert!(disk.exists(), "the site made its qcow2 disk");
+    let garbage = vec![0x5au8; 4096];
+    std::fs::write(&disk, &garbage).unwrap();
+
+    let (status, body) = api.power(id, "on");
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"], "compute_failed", "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(id) && message.contains("refused disk 0"),
+        "{message}"
+    );
+    let vm = api.vm(id);
+    assert_eq!(vm.power_state, PowerState::Off);
+    assert!(vm.pid.is_none());
+    assert!(
+        vm.problem.as_deref().is_some_and(|p| p == message),
+        "{:?}",
+        vm.problem
+    );
+    let alarm = api
+        .alarms()
+        .into_iter()
+        .find(|a| a["kind"] == "vm_power_on_failed");
+    assert!(
+        alarm.as_ref().is_some_and(|a| a["vm_id"] == id),
+        "{alarm:?}"
+    );
+    assert_eq!(
+        std::fs::read(&disk).unwrap(),
+        garbage,
+        "the disk was changed"
+    );
+    let running = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|c| String::from_utf8_lossy(&c).contains(&disk.display().to_string()));
+    assert!(!running, "a QEMU on the refused disk is left running");
+}

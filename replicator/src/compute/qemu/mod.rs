@@ -8,6 +8,8 @@
 //! - [`process`]: the command line, starting and stopping the process, and
 //!   the few QMP commands power needs.
 //! - [`agent`]: the host's end of the guest agent's channel.
+//! - [`parked`]: a powered-off VM's disks held by a QEMU without a guest,
+//!   so its tracking goes on.
 //! - [`supervise`]: watching a process end, and finding a VM's process
 //!   again after a site restart.
 //! - [`qmp`]: the QMP client; [`nbd`]: reading a point's export;
@@ -16,6 +18,7 @@
 
 pub mod agent;
 pub mod nbd;
+pub mod parked;
 pub mod process;
 pub mod qmp;
 pub mod source;
@@ -118,7 +121,7 @@ impl Qemu {
                     .accelerator
                     .get_or_init(|| async {
                         let image = self.image(vm).ok();
-                        process::probe_kvm(binary, image).await
+                        process::probe_kvm(binary, image, process::KVM_PROBE).await
                     })
                     .await
             }
@@ -146,7 +149,7 @@ impl Qemu {
             vcpus: spec.vcpus,
             kernel,
             initrd,
-            append: process::kernel_append(&spec.vm_id, &spec.nics, &spec.guest),
+            append: process::kernel_append(&spec.vm_id, &spec.nics, &spec.guest)?,
             disks,
         };
         let started = process::start(&spec.vm_id, &launch).await?;

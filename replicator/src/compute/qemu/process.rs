@@ -4,7 +4,6 @@
 //! client at a time and the sync cycle's client needs it too), qcow2 disks
 //! and the KVM probe.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -16,6 +15,7 @@ use tokio::net::UnixStream;
 use super::{AGENT_SOCKET, CONSOLE_LOG, PID_FILE, QEMU_LOG, QMP_SOCKET};
 use crate::compute::ComputeError;
 use crate::config::{GuestSeed, NicSeed};
+use ferry_guest::boot::{BootParams, IpSetting};
 
 /// How long QMP may take to greet and answer one command.
 pub const QMP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -86,29 +86,37 @@ pub fn attached_disks(files: &[PathBuf]) -> Vec<AttachedDisk> {
         .collect()
 }
 
-/// The guest's kernel command line: the VM's id, its NICs' addresses
-/// (`ferry.ip=NIC:ADDR/PREFIX[:GW][;...]`) and the workload's rates.
-pub fn kernel_append(vm_id: &str, nics: &[NicSeed], guest: &GuestSeed) -> String {
-    let mut append = format!("console=ttyS0 panic=-1 ferry.vm={vm_id}");
-    let ips: Vec<String> = nics
+/// The guest's kernel command line: the console, then the `ferry.*`
+/// parameters as the guest crate writes them (its VM id, its NICs'
+/// addresses, quoted when a NIC name holds a space, and the workload's
+/// rates), so the agent parses exactly what was written.
+pub fn kernel_append(
+    vm_id: &str,
+    nics: &[NicSeed],
+    guest: &GuestSeed,
+) -> Result<String, ComputeError> {
+    let bad = |message: String| ComputeError::BootParams {
+        vm: vm_id.to_string(),
+        message,
+    };
+    let ips = nics
         .iter()
         .filter_map(|n| {
             let ip = n.ip.as_ref()?;
-            Some(match &n.gateway {
-                Some(gw) => format!("{}:{ip}:{gw}", n.network),
-                None => format!("{}:{ip}", n.network),
-            })
+            Some(
+                IpSetting::new(&n.network, ip, n.gateway.as_deref())
+                    .map_err(|e| bad(e.to_string())),
+            )
         })
-        .collect();
-    if !ips.is_empty() {
-        let _ = write!(append, " ferry.ip={}", ips.join(";"));
-    }
-    let _ = write!(
-        append,
-        " ferry.records={} ferry.overwrite_kib={}",
-        guest.records_per_second, guest.overwrite_kib_per_second
-    );
-    append
+        .collect::<Result<Vec<_>, _>>()?;
+    let params = BootParams {
+        vm: vm_id.to_string(),
+        ips,
+        records_per_second: guest.records_per_second,
+        overwrite_kib_per_second: guest.overwrite_kib_per_second,
+    };
+    let args = params.kernel_args().map_err(|e| bad(e.to_string()))?;
+    Ok(format!("console=ttyS0 panic=-1 {args}"))
 }
 
 /// The arguments after the binary, in the contract's order.
@@ -357,6 +365,95 @@ pub async fn create_qcow2(
     }
 }
 
+/// Runs `qemu-img` with `args`; a failure is QEMU refusing disk `disk`.
+async fn qemu_img(
+    vm: &str,
+    disk: usize,
+    file: &Path,
+    args: &[&std::ffi::OsStr],
+) -> Result<(), ComputeError> {
+    let out = tokio::process::Command::new("qemu-img")
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| ComputeError::io(vm, "running qemu-img (install qemu-utils)", e))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(ComputeError::DiskRefused {
+            vm: vm.to_string(),
+            disk,
+            file: file.display().to_string(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Makes `overlay` a qcow2 file over the raw `base` (replacing any file
+/// there): the guest's writes land in the overlay, where QEMU's persistent
+/// bitmaps can track them, and the base stays as it was received.
+pub async fn create_overlay(
+    vm: &str,
+    disk: usize,
+    base: &Path,
+    overlay: &Path,
+) -> Result<(), ComputeError> {
+    let _ = std::fs::remove_file(overlay);
+    let base_name = base
+        .file_name()
+        .ok_or_else(|| ComputeError::io(vm, "the overlay's base", "has no file name"))?;
+    // Relative to the overlay, so the pair can move together.
+    qemu_img(
+        vm,
+        disk,
+        overlay,
+        &[
+            "create".as_ref(),
+            "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            "-F".as_ref(),
+            "raw".as_ref(),
+            "-b".as_ref(),
+            base_name,
+            overlay.as_os_str(),
+        ],
+    )
+    .await?;
+    fsync(vm, overlay)
+}
+
+/// Writes the disk `from` (qcow2, through its backing chain) as the raw
+/// file `to`, sparse, fsynced.
+pub async fn convert_to_raw(
+    vm: &str,
+    disk: usize,
+    from: &Path,
+    to: &Path,
+) -> Result<(), ComputeError> {
+    qemu_img(
+        vm,
+        disk,
+        from,
+        &[
+            "convert".as_ref(),
+            "-q".as_ref(),
+            "-O".as_ref(),
+            "raw".as_ref(),
+            from.as_os_str(),
+            to.as_os_str(),
+        ],
+    )
+    .await?;
+    fsync(vm, to)
+}
+
+fn fsync(vm: &str, file: &Path) -> Result<(), ComputeError> {
+    std::fs::File::open(file)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| ComputeError::io(vm, &format!("fsync of {}", file.display()), e))
+}
+
 /// The last `lines` lines of a text file (empty when there is none).
 pub fn tail(file: &Path, lines: usize) -> String {
     use std::io::{Read, Seek, SeekFrom};
@@ -373,10 +470,17 @@ pub fn tail(file: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// How long a KVM probe VM may take to get its agent talking.
+pub const KVM_PROBE: Duration = Duration::from_secs(20);
+
 /// Whether KVM boots the guest here: a probe VM without disks must get its
-/// agent talking within a deadline (nested KVM may hang at boot instead).
-pub async fn probe_kvm(binary: &Path, image: Option<(PathBuf, PathBuf)>) -> &'static str {
-    const PROBE: Duration = Duration::from_secs(20);
+/// agent talking within `within` (nested KVM may hang at boot instead);
+/// otherwise `tcg`. The probe VM is killed either way.
+pub async fn probe_kvm(
+    binary: &Path,
+    image: Option<(PathBuf, PathBuf)>,
+    within: Duration,
+) -> &'static str {
     let usable = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -411,7 +515,7 @@ pub async fn probe_kvm(binary: &Path, image: Option<(PathBuf, PathBuf)>) -> &'st
                     .ok()
                     .flatten()
             };
-            let line = tokio::time::timeout(PROBE, agent).await.ok().flatten();
+            let line = tokio::time::timeout(within, agent).await.ok().flatten();
             let _ = started.child.kill().await;
             line.is_some()
         }
@@ -450,7 +554,8 @@ mod tests {
                     dns: Vec::new(),
                 }],
                 &GuestSeed::default(),
-            ),
+            )
+            .unwrap(),
             disks: vec![
                 AttachedDisk {
                     file: "/ds/vms/a.db/disk-0.qcow2".into(),
@@ -465,7 +570,7 @@ mod tests {
         let line = arguments(&l).join(" ");
         for part in [
             "-machine q35,accel=tcg -nodefaults -display none -no-user-config -m 128 -smp 1",
-            "ferry.vm=a.db ferry.ip=prod:10.0.0.5/24:10.0.0.1 ferry.records=5 ferry.overwrite_kib=64",
+            "console=ttyS0 panic=-1 ferry.vm=a.db ferry.records=5 ferry.overwrite_kib=64 ferry.ip=prod:10.0.0.5/24:10.0.0.1",
             "-serial file:/ds/vms/a.db/console.log",
             "-qmp unix:/ds/vms/a.db/qmp.sock,server=on,wait=off",
             "socket,id=agent,path=/ds/vms/a.db/agent.sock,server=on,wait=off",

@@ -152,6 +152,12 @@ impl QemuTracking {
         Self::new(vm, dir, session, geometries)
     }
 
+    /// Waits for a point in progress to end and keeps the next from
+    /// starting while held: the QEMU behind the session is about to change.
+    pub async fn idle(&self) -> OwnedMutexGuard<()> {
+        self.cycle.clone().lock_owned().await
+    }
+
     pub fn geometries(&self) -> &[Geometry] {
         &self.geometries
     }
