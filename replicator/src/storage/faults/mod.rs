@@ -4,5 +4,6 @@
 mod history;
 mod holes;
 mod promote;
+mod scrub;
 mod sweep;
 mod world;
