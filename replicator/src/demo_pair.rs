@@ -199,6 +199,7 @@ fn site_config(
         },
         compute: Default::default(),
         audit: Default::default(),
+        scrub: Default::default(),
     }
 }
 

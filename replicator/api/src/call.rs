@@ -88,6 +88,11 @@ pub enum Call {
     AckAlarm {
         id: i64,
     },
+    /// Scrubs the replica of a VM held at this site now: every block of
+    /// its newest instance against the sums recorded when it arrived.
+    ScrubReplica {
+        vm_id: String,
+    },
 }
 
 impl Call {
@@ -112,7 +117,8 @@ impl Call {
             | Self::StartRun { .. }
             | Self::CancelRun { .. }
             | Self::AckRun { .. }
-            | Self::AckAlarm { .. } => Method::Post,
+            | Self::AckAlarm { .. }
+            | Self::ScrubReplica { .. } => Method::Post,
         }
     }
 
@@ -141,6 +147,7 @@ impl Call {
             Self::CancelRun { run_id } => format!("/runs/{run_id}/cancel"),
             Self::AckRun { run_id } => format!("/runs/{run_id}/ack"),
             Self::AckAlarm { id } => format!("/alarms/{id}/ack"),
+            Self::ScrubReplica { vm_id } => format!("/vms/{vm_id}/scrub"),
         }
     }
 
@@ -165,7 +172,8 @@ impl Call {
             | Self::DeletePlan { .. }
             | Self::CancelRun { .. }
             | Self::AckRun { .. }
-            | Self::AckAlarm { .. } => None,
+            | Self::AckAlarm { .. }
+            | Self::ScrubReplica { .. } => None,
         }
     }
 }

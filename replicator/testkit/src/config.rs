@@ -46,6 +46,7 @@ impl SiteConfigBuilder {
                 vms: Vec::new(),
                 compute: Default::default(),
                 audit: Default::default(),
+                scrub: Default::default(),
             },
         }
     }
