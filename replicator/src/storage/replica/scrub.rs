@@ -138,7 +138,16 @@ pub fn scrub(layer: &dyn FileLayer, dir: &Path) -> io::Result<ScrubOutcome> {
                 return Ok(ScrubOutcome::NoInstance);
             };
             let Some(sums) = reader.sums_for(&state)?.cloned() else {
-                return Ok(ScrubOutcome::NotRecorded { instance });
+                // A consolidation writes the next instance's sums under its
+                // marker, before the state names it: only a steady state
+                // without its sums has none.
+                if steady(layer, dir)?.as_ref() == Some(&state) {
+                    return Ok(ScrubOutcome::NotRecorded { instance });
+                }
+                if tries >= CHUNK_TRIES {
+                    break (None, None);
+                }
+                continue;
             };
             let Some(&size) = sums.disk_sizes.get(disk) else {
                 break (Some(state), Some((sums, Vec::new())));

@@ -168,7 +168,8 @@ impl Replica {
     /// Records the sums of the instance `log` makes, from the base's sums
     /// and the log's record checksums; the blocks at a disk's old and new
     /// end (whose length a resize changes) are read from the base, which
-    /// is durable at the new instance by now. Best effort, as above.
+    /// is durable at the new instance by now; without the base's sums,
+    /// from every block of the base. Best effort, as above.
     pub(super) fn record_log_sums(&self, log: &CommittedLog, disks: &[Box<dyn LayerFile>]) {
         let header = &log.header;
         let previous = match BlockSums::load(&*self.layer, &self.dir) {
@@ -183,8 +184,10 @@ impl Replica {
             _ => None,
         };
         let Some(mut sums) = previous.filter(|s| s.block_size == header.block_size) else {
-            // Nothing to derive from: no sums rather than wrong ones.
-            self.store_sums(Err(io::Error::other("no sums of the base instance")));
+            // Nothing to derive from (a replica from before sums, or a
+            // write of them that failed): read the base back once, as the
+            // initial sync does, now that it is durable.
+            self.record_seed_sums(disks, header);
             return;
         };
         let updated = (|| {
