@@ -19,6 +19,7 @@ mod e2e {
     pub mod runs;
     pub mod runs_faults;
     pub mod runs_tui;
+    pub mod scrub;
     pub mod sites;
     pub mod support;
     pub mod terminal;

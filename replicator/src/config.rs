@@ -46,6 +46,34 @@ pub struct SiteConfig {
     /// The cap on replication bandwidth, until one is set through the API.
     #[serde(default)]
     pub bandwidth: ferry_api::bandwidth::BandwidthPolicy,
+    /// How often every replica held here is scrubbed.
+    #[serde(default)]
+    pub scrub: ScrubConfig,
+}
+
+/// `[scrub]`: every replica's newest instance is read back and compared
+/// with its recorded block sums every `every_hours` (0: only on demand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrubConfig {
+    #[serde(default = "ScrubConfig::default_hours")]
+    pub every_hours: u64,
+}
+
+impl ScrubConfig {
+    /// Weekly: a full read of every replica costs what a full sync's
+    /// hashing does, and silent corruption is rare; daily is a choice.
+    fn default_hours() -> u64 {
+        168
+    }
+}
+
+impl Default for ScrubConfig {
+    fn default() -> Self {
+        Self {
+            every_hours: Self::default_hours(),
+        }
+    }
 }
 
 /// The audit log's bound: the newest `keep_rows` entries, none older than
@@ -298,6 +326,15 @@ pub fn validate(c: &SiteConfig) -> Result<(), String> {
             "listen.api_tls",
             "plain HTTP (false) is allowed only on a loopback address: anyone on the path \
              could read the tokens",
+        ));
+    }
+    if c.scrub.every_hours > 8760 {
+        return Err(key_err(
+            "scrub.every_hours",
+            format!(
+                "{} is more than a year (8760); 0 turns periodic scrubs off",
+                c.scrub.every_hours
+            ),
         ));
     }
     if c.datastores.is_empty() {

@@ -200,6 +200,7 @@ fn site_config(
         compute: Default::default(),
         audit: Default::default(),
         bandwidth: Default::default(),
+        scrub: Default::default(),
     }
 }
 

@@ -26,6 +26,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("tracking", tracking),
     ("site_toml", site_toml),
     ("api_json", api_json),
+    ("handshake", handshake),
+    ("callout", callout),
+    ("block_sums", block_sums),
 ];
 
 /// A stream off the wire: frames, each decoded as a message.
@@ -113,6 +116,51 @@ pub fn api_json(data: &[u8]) {
     let _ = serde_json::from_slice::<model::GroupSpec>(data);
     let _ = serde_json::from_slice::<model::PlanSpec>(data);
     let _ = serde_json::from_slice::<model::MappingSpec>(data);
+}
+
+/// A peer's side of the handshake, as both the server and the client
+/// read it: every message in any order, nothing may panic or authenticate.
+pub fn handshake(data: &[u8]) {
+    use crate::replication::frame::FrameWriter;
+    use crate::replication::handshake::{PairingSecret, client, server};
+    let secret = PairingSecret::from_key([7; 32]);
+    for serve in [true, false] {
+        let mut reader = FrameReader::new(Cursor::new(data), 1 << 16);
+        let mut writer = FrameWriter::new(std::io::sink());
+        let peer = if serve {
+            server(&mut reader, &mut writer, &secret, "site-b")
+        } else {
+            client(&mut reader, &mut writer, &secret, "site-a")
+        };
+        // The nonce is fresh, so no recorded or made-up input can prove
+        // it holds the secret.
+        assert!(peer.is_err(), "authenticated from fuzz input: {peer:?}");
+    }
+}
+
+/// Callout text: a command's output as the run keeps it, and callouts as a
+/// plan spec carries them, validated.
+pub fn callout(data: &[u8]) {
+    let kept = crate::site::runs::output_tail(data);
+    assert!(kept.len() <= 3 * 4096 + 3, "kept {} bytes", kept.len());
+    if let Ok(callouts) = serde_json::from_slice::<Vec<ferry_api::model::Callout>>(data) {
+        let spec = ferry_api::model::PlanSpec {
+            name: "plan".into(),
+            description: String::new(),
+            groups: vec!["group".into()],
+            vms: Vec::new(),
+            pre_power_on: callouts.clone(),
+            post_power_on: callouts,
+        };
+        let _ = ferry_api::plan::validate(&spec, &Default::default());
+    }
+}
+
+/// `blocks.sum`: what decodes must encode back to the same bytes.
+pub fn block_sums(data: &[u8]) {
+    if let Some(sums) = crate::storage::replica::BlockSums::decode(data) {
+        assert_eq!(sums.encode(), data);
+    }
 }
 
 #[cfg(test)]
@@ -258,6 +306,28 @@ mod tests {
         let log = fs.contents(&dir.join("redo.log")).unwrap();
         put("redo_log", "committed", &log);
         put("redo_log", "torn", &log[..log.len() / 2]);
+
+        let mut hello = Vec::new();
+        frame(
+            &mut hello,
+            &Message::ClientHello {
+                version: crate::replication::message::PROTOCOL_VERSION,
+                site: "site-a",
+                nonce: [3; 32],
+            },
+        );
+        frame(&mut hello, &Message::ClientProof { proof: [4; 32] });
+        put("handshake", "hello-proof", &hello);
+        put("callout", "command-prompt", br#"[{"kind":"command","command":"echo hi","timeout_seconds":5},{"kind":"prompt","message":"check DNS"}]"#);
+        put("callout", "output", b"build ok\n\x1b[31mred\xff");
+        let sums = crate::storage::replica::BlockSums {
+            instance: 2,
+            point_time_ms: 2000,
+            block_size: 4096,
+            disk_sizes: vec![16384, 6000],
+            sums: vec![vec![1, 2, 3, 4], vec![5, 6]],
+        };
+        put("block_sums", "two-disks", &sums.encode());
 
         put("tracking", "empty", b"");
         put("tracking", "short", &[0u8; 16]);

@@ -15,6 +15,7 @@ mod engine {
     pub mod reconnect;
     pub mod restart;
     pub mod scheduler;
+    pub mod source_faults;
     pub mod support;
     pub mod tamper;
     pub mod tokens;

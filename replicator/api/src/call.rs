@@ -91,6 +91,11 @@ pub enum Call {
     },
     /// Replaces the site's replication bandwidth cap (admin only).
     SetBandwidth(BandwidthPolicy),
+    /// Scrubs the replica of a VM held at this site now: every block of
+    /// its newest instance against the sums recorded when it arrived.
+    ScrubReplica {
+        vm_id: String,
+    },
 }
 
 impl Call {
@@ -115,7 +120,8 @@ impl Call {
             | Self::StartRun { .. }
             | Self::CancelRun { .. }
             | Self::AckRun { .. }
-            | Self::AckAlarm { .. } => Method::Post,
+            | Self::AckAlarm { .. }
+            | Self::ScrubReplica { .. } => Method::Post,
         }
     }
 
@@ -145,6 +151,7 @@ impl Call {
             Self::CancelRun { run_id } => format!("/runs/{run_id}/cancel"),
             Self::AckRun { run_id } => format!("/runs/{run_id}/ack"),
             Self::AckAlarm { id } => format!("/alarms/{id}/ack"),
+            Self::ScrubReplica { vm_id } => format!("/vms/{vm_id}/scrub"),
         }
     }
 
@@ -170,7 +177,8 @@ impl Call {
             | Self::DeletePlan { .. }
             | Self::CancelRun { .. }
             | Self::AckRun { .. }
-            | Self::AckAlarm { .. } => None,
+            | Self::AckAlarm { .. }
+            | Self::ScrubReplica { .. } => None,
         }
     }
 }

@@ -310,6 +310,14 @@ impl Client {
         self.get(&format!("/vms/{vm_id}/instances")).await
     }
 
+    /// The last scrub of the replica of `vm_id` held at this site.
+    pub async fn scrub_report(
+        &self,
+        vm_id: &str,
+    ) -> Result<crate::scrub::ScrubReport, ClientError> {
+        self.get(&format!("/vms/{vm_id}/scrub")).await
+    }
+
     pub async fn replications(&self) -> Result<Vec<ReplicationInfo>, ClientError> {
         self.get("/replications").await
     }

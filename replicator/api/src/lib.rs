@@ -16,6 +16,7 @@
 //! - [`retention`]: which point-in-time instances a policy keeps (pure).
 //! - [`run`]: a run's record and how it changes (pure; the site's executor
 //!   does the work and records it here).
+//! - [`scrub`]: what a scrub of a replica found, block by block.
 //! - [`time`]: wall-clock times as people read them (UTC).
 
 pub mod bandwidth;
@@ -30,6 +31,7 @@ pub mod plan;
 pub mod readiness;
 pub mod retention;
 pub mod run;
+pub mod scrub;
 pub mod time;
 pub mod types;
 

@@ -26,6 +26,10 @@ pub enum WireError {
     Refused(String),
     #[error("protocol: expected {expected}, got {got}")]
     Unexpected { expected: &'static str, got: String },
+    /// Reading the protected VM's own disk failed (EIO, a short read): a
+    /// fault of this site, not of the link, whatever its error kind.
+    #[error("reading disk {disk} of the VM at its consistency point failed: {cause}")]
+    SourceRead { disk: u16, cause: io::Error },
 }
 
 impl WireError {

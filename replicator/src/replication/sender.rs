@@ -325,12 +325,17 @@ fn ship_run(
 ) -> Result<(), WireError> {
     let g = run.geometry;
     let len = run_len(g, run.first, run.count);
-    point.read(
-        usize::from(run.index),
-        run.first,
-        run.count,
-        &mut buf[..len],
-    )?;
+    point
+        .read(
+            usize::from(run.index),
+            run.first,
+            run.count,
+            &mut buf[..len],
+        )
+        .map_err(|cause| WireError::SourceRead {
+            disk: run.index,
+            cause,
+        })?;
     let mut at = 0;
     for block in run.first..run.first + run.count {
         let bytes = &buf[at..at + g.block_len(block)];

@@ -33,6 +33,7 @@ mod qemu_follow;
 pub mod recovered;
 pub mod replications;
 pub mod runs;
+pub mod scrub;
 pub mod site_view;
 pub mod test_copy_owner;
 pub mod tokens;
@@ -124,6 +125,8 @@ pub struct Site {
     pub(crate) runs: runs::Runs,
     /// What each VM is now, and what was last streamed of it.
     pub(crate) lifecycles: lifecycle::Lifecycles,
+    /// The last scrub of each replica held here.
+    pub(crate) scrubs: scrub::Scrubs,
     /// Set once when the site starts stopping; long-lived streams end on it.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -191,6 +194,7 @@ impl Site {
             protection: protection::Protection::default(),
             runs: runs::Runs::default(),
             lifecycles: lifecycle::Lifecycles::default(),
+            scrubs: scrub::Scrubs::default(),
             stopping: tokio::sync::watch::Sender::new(false),
         });
         site.load_protection()?;
@@ -381,6 +385,7 @@ pub async fn serve_with(
     ));
     let monitoring = tokio::spawn(peer::monitor(Arc::downgrade(&site), stopped()));
     let heartbeats = tokio::spawn(vms::heartbeats(Arc::downgrade(&site), stopped()));
+    let scrubbing = tokio::spawn(scrub::periodic(Arc::downgrade(&site), stopped()));
     let stopping = site.clone();
     let tls = if site.config.site.listen.api_tls {
         Some(http::api_tls(&site.identity).map_err(|e| {
@@ -401,7 +406,7 @@ pub async fn serve_with(
         },
     )
     .await;
-    let _ = tokio::join!(receiving, monitoring, heartbeats);
+    let _ = tokio::join!(receiving, monitoring, heartbeats, scrubbing);
     site.shut_down().await;
     served.map_err(SiteError::Io)
 }

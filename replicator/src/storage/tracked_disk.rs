@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use super::bitmap::Bitmap;
@@ -17,6 +17,8 @@ use super::geometry::Geometry;
 /// A sparse raw disk file with change tracking.
 pub struct TrackedDisk {
     file: File,
+    /// Named in read errors, so an alarm says which file failed.
+    path: PathBuf,
     geometry: Geometry,
     /// Writes hold this lock across the data write itself, so a freeze (which
     /// takes the locks of all of a VM's disks) never sees a write half done:
@@ -78,6 +80,7 @@ impl TrackedDisk {
             .unwrap_or_else(|| Bitmap::new(geometry.block_count()));
         Ok(Self {
             file,
+            path: path.to_path_buf(),
             geometry,
             state: Mutex::new(TrackState {
                 dirty,
@@ -172,7 +175,16 @@ impl TrackedDisk {
     /// raced the read saved the old block first, so the saved copy wins.
     pub fn read_frozen(&self, first: u64, count: u64, buf: &mut [u8]) -> io::Result<()> {
         let offset = self.geometry.block_offset(first);
-        self.file.read_exact_at(buf, offset)?;
+        self.file.read_exact_at(buf, offset).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "{}: reading {} bytes at offset {offset}: {e}",
+                    self.path.display(),
+                    buf.len()
+                ),
+            )
+        })?;
         let mut state = lock(&self.state);
         let frozen = state.frozen.as_mut().ok_or_else(|| {
             io::Error::other("read of a frozen block while no consistency point is frozen")

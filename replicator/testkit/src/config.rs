@@ -47,6 +47,7 @@ impl SiteConfigBuilder {
                 compute: Default::default(),
                 audit: Default::default(),
                 bandwidth: Default::default(),
+                scrub: Default::default(),
             },
         }
     }

@@ -1,5 +1,5 @@
 //! `GET /vms`, `GET /vms/{id}`, `POST /vms/{id}/power`,
-//! `GET /vms/{id}/instances`.
+//! `GET /vms/{id}/instances`, `GET`/`POST /vms/{id}/scrub`.
 
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -10,6 +10,7 @@ use crate::access::Role;
 use crate::api::auth::{ApiJson, Caller};
 use crate::api::error::ApiError;
 use crate::api::types::{InstanceInfo, PowerRequest, VmInfo};
+use ferry_api::scrub::ScrubReport;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -17,6 +18,7 @@ pub fn router() -> Router<AppState> {
         .route("/vms/{id}", get(show))
         .route("/vms/{id}/power", post(power))
         .route("/vms/{id}/instances", get(instances))
+        .route("/vms/{id}/scrub", get(last_scrub).post(scrub))
 }
 
 async fn list(State(site): State<AppState>) -> Json<Vec<VmInfo>> {
@@ -45,4 +47,21 @@ async fn instances(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<InstanceInfo>>, ApiError> {
     Ok(Json(site.instances(&id).await?))
+}
+
+/// Scrubs the replica held here now; the answer is the report.
+async fn scrub(
+    State(site): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<ScrubReport>, ApiError> {
+    caller.require(Role::Operator)?;
+    Ok(Json(site.scrub_replica(&id).await?))
+}
+
+async fn last_scrub(
+    State(site): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ScrubReport>, ApiError> {
+    Ok(Json(site.last_scrub(&id)?))
 }

@@ -3,7 +3,9 @@
 
 use super::*;
 
-pub(super) fn tail(text: &[u8]) -> String {
+/// The last 4 KiB of a callout's output, as text (bytes that are not
+/// UTF-8 shown as U+FFFD), marked with `…` when cut.
+pub fn tail(text: &[u8]) -> String {
     let start = text.len().saturating_sub(OUTPUT_TAIL);
     let mut s = String::from_utf8_lossy(&text[start..]).to_string();
     if start > 0 {

@@ -36,6 +36,7 @@ use ferry_api::types::{
 };
 
 mod callout;
+pub use callout::tail as output_tail;
 mod exec;
 mod plan_steps;
 mod power;

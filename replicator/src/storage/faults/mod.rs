@@ -3,6 +3,8 @@
 
 mod history;
 mod holes;
+mod io_sweep;
 mod promote;
+mod scrub;
 mod sweep;
 mod world;

@@ -3,7 +3,8 @@
 //! each kind of power loss, for one- and two-disk VMs. After each, the
 //! real recovery (`Replica::open`) must find every disk at one complete
 //! instance, byte for byte as the source was at it, never older than an
-//! acknowledged one; then replication must bring it to the newest.
+//! acknowledged one; then replication must bring it to the newest, whose
+//! recorded block sums must scrub clean.
 //!
 //! `FERRY_SWEEP_SEEDS=<n>` runs `n` seeds instead of [`SEEDS`]; run with
 //! `--nocapture` to see the counts.
@@ -91,7 +92,8 @@ fn sweep(sizes: &[u64], first_seed: u64) -> Tally {
                     .and_then(|at| match at {
                         Some(2) => Ok(()),
                         other => Err(format!("resumed to {other:?}, not instance 2")),
-                    });
+                    })
+                    .and_then(|()| super::scrub::clean(&world));
                 tally.verdict(&format!("{what}, resumed"), resumed);
             }
         }

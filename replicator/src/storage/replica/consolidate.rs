@@ -21,7 +21,7 @@ use crate::crash::crash_point;
 
 /// Present from the first write of a consolidation to the base disks until
 /// the log is removed: the base may hold part of the log's instance.
-const MARK_FILE: &str = "consolidating";
+pub(super) const MARK_FILE: &str = "consolidating";
 
 /// A consolidation that did not finish: which VM, which file, why.
 #[derive(Debug, thiserror::Error)]
@@ -228,6 +228,7 @@ impl Replica {
                 .sync_dir(&self.dir)
                 .map_err(|e| (self.dir.clone(), e))?;
         }
+        self.record_log_sums(log, &disks);
         crash_point("consolidate.before-state");
         self.record_instance(header)
             .map_err(|e| (self.dir.join(super::STATE_FILE), e))

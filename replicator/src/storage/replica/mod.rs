@@ -11,6 +11,8 @@ mod consolidate;
 mod history;
 mod retain;
 mod scores;
+mod scrub;
+mod sums;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -28,6 +30,8 @@ pub use consolidate::ConsolidateError;
 pub use history::{InstanceError, KeptInstance};
 pub use retain::{PruneReason, Pruned, Retention, budget_alarm};
 pub use scores::ScoreRecord;
+pub use scrub::{DiskScrub, ScrubOutcome, scrub};
+pub use sums::BlockSums;
 
 pub(super) const STATE_FILE: &str = "replica.state";
 pub(super) const REDO_FILE: &str = "redo.log";
@@ -342,6 +346,7 @@ impl Replica {
                 if let Err((file, cause)) = synced {
                     return Err(self.distrust_seed(&file, cause));
                 }
+                self.record_seed_sums(&seed.disks, &seed.header);
                 crash_point("seed.before-state");
                 self.record_instance(&seed.header)
             }

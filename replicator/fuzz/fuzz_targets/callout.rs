@@ -1,0 +1,4 @@
+//! Fuzzes `ferry_replicator::fuzzing::callout`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ferry_replicator::fuzzing::callout(data));
