@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::TokenEntry;
 use crate::replication::receiver::is_safe_name;
 use crate::replication::schedule::check_rpo;
+use ferry_api::retention::RetentionPolicy;
 
 mod compute;
 
@@ -183,6 +184,9 @@ pub struct ReplicationSeed {
     pub datastore: Option<String>,
     #[serde(default)]
     pub compress: bool,
+    /// Older instances the replica keeps; default: the newest only.
+    #[serde(default, skip_serializing_if = "RetentionPolicy::newest_only")]
+    pub retention: RetentionPolicy,
 }
 
 /// A config that failed to load: which file, which key, what is wrong.
@@ -404,6 +408,9 @@ pub fn validate(c: &SiteConfig) -> Result<(), String> {
             }
             check_rpo(Duration::from_secs(r.rpo_seconds))
                 .map_err(|e| key_err(&key("replication.rpo_seconds"), e))?;
+            r.retention
+                .validate(r.rpo_seconds)
+                .map_err(|e| key_err(&key(&format!("replication.{}", e.field)), e.message))?;
         }
     }
     Ok(())

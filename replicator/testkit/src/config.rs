@@ -163,5 +163,6 @@ pub fn replication(rpo_seconds: u64) -> ReplicationSeed {
         rpo_seconds,
         datastore: None,
         compress: false,
+        retention: Default::default(),
     }
 }

@@ -334,6 +334,9 @@ impl Site {
                         heartbeat_ms: None,
                         result: StepState::Pending,
                         message: String::new(),
+                        instance: None,
+                        newest_point_ms: None,
+                        retention: replication.map(|r| r.retention),
                     }
                 })
                 .collect(),
