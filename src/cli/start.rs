@@ -70,6 +70,8 @@ pub async fn start_run(clients: &[Client], name: &str, o: RunOptions) -> Result<
         confirm: o.confirm.clone(),
         sync: (o.mode == RunMode::Test && o.no_sync).then_some(false),
         force: (o.mode == RunMode::Cleanup && o.force).then_some(true),
+        instances: Default::default(),
+        at_ms: None,
     };
     let run: Run = client
         .send_as(&Call::StartRun {

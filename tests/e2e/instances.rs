@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use serde_json::json;
+use ferry_api::types::InstanceInfo;
+use serde_json::{Value, json};
 
-use super::runs::{RPO, protected_pair};
+use super::runs::{RPO, protected_pair, run_to_end, start};
 use super::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,4 +134,124 @@ async fn a_retention_policy_set_at_the_protected_site_keeps_instances_at_the_rep
     let ids: Vec<u64> = kept.iter().map(|k| k.id.parse().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
     assert!(kept[0].recommended && !kept[0].suspicious);
+}
+
+/// Sets a policy that keeps every instance of the last 10 minutes and
+/// waits until site-b keeps at least `count`; returns them, newest first.
+async fn keep_instances(api_a: &Api, api_b: &Api, count: usize) -> Vec<InstanceInfo> {
+    api_a
+        .admin(
+            Method::PUT,
+            "/replications/site-a.vm-0",
+            Some(json!({"rpo_seconds": RPO, "retention": {"keep_all_seconds": 600}})),
+        )
+        .await;
+    eventually("kept instances at site-b", Duration::from_secs(60), || {
+        let api = api_b;
+        async move {
+            let kept = api.typed.instances("site-a.vm-0").await.ok()?;
+            (kept.len() >= count).then_some(kept)
+        }
+    })
+    .await
+}
+
+/// A test run at an older kept instance: a bad choice is refused naming
+/// the VM and the instance, a good one boots that instance (its guest
+/// verifies), the report says which instance and what it gives up, and
+/// the replica's history is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_run_recovers_a_chosen_older_instance_and_leaves_the_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = SiteProcess::create(&tmp.path().join("a"), "site-a", 1);
+    let b = SiteProcess::create(&tmp.path().join("b"), "site-b", 0);
+    let group = protected_pair(&a, &b, 1).await;
+    let (api_a, api_b) = (Api::new(&a), Api::new(&b));
+    let kept = keep_instances(&api_a, &api_b, 3).await;
+    let plan = api_b
+        .admin(
+            Method::POST,
+            "/plans",
+            Some(json!({"name": "Back in time", "groups": [group]})),
+        )
+        .await;
+    let plan = plan["id"].as_str().unwrap().to_string();
+
+    let refused = |body: Value, field: &'static str, says: &'static str| {
+        let (api, plan) = (&api_b, &plan);
+        async move {
+            let (status, reply) = start(api, plan, OPERATOR, body).await;
+            assert_eq!(status, 422, "{reply}");
+            assert_eq!(reply["field"], field, "{reply}");
+            let message = reply["message"].as_str().unwrap();
+            assert!(message.contains(says), "{message}");
+        }
+    };
+    refused(
+        json!({"mode": "test", "instances": {"site-a.vm-0": "999999"}}),
+        "instances",
+        "VM vm-0: instance 999999 does not exist yet",
+    )
+    .await;
+    refused(
+        json!({"mode": "test", "instances": {"site-a.vm-0": "banana"}}),
+        "instances",
+        "not an instance id",
+    )
+    .await;
+    refused(
+        json!({"mode": "test", "instances": {"site-a.vm-9": "1"}}),
+        "instances",
+        "not in this plan",
+    )
+    .await;
+    refused(
+        json!({"mode": "test", "at_ms": ferry_api::now_ms() + 3_600_000}),
+        "at_ms",
+        "in the future",
+    )
+    .await;
+    refused(
+        json!({"mode": "test", "at_ms": 1000}),
+        "at_ms",
+        "keeps no instance at or before 1000",
+    )
+    .await;
+    assert_eq!(
+        api_b.get(&format!("/plans/{plan}")).await["state"],
+        "ready",
+        "a refused run changes nothing"
+    );
+
+    let older = &kept[kept.len() - 2];
+    let run = run_to_end(
+        &api_b,
+        &plan,
+        json!({"mode": "test", "sync": false, "instances": {"site-a.vm-0": older.id}}),
+    )
+    .await;
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    let vm = &run["vms"][0];
+    assert_eq!(vm["instance"], older.id.as_str(), "{vm}");
+    assert_eq!(vm["point_time_ms"], older.point_time_ms, "{vm}");
+    assert!(
+        vm["newest_point_ms"].as_u64().unwrap() >= kept[0].point_time_ms,
+        "{vm}"
+    );
+    assert_eq!(
+        vm["verified"], true,
+        "the older instance boots and verifies: {vm}"
+    );
+    let still = api_b.typed.instances("site-a.vm-0").await.unwrap();
+    assert!(
+        still.iter().any(|k| k.id == older.id),
+        "the chosen instance is still kept"
+    );
+    api_b
+        .admin(
+            Method::POST,
+            &format!("/plans/{plan}/runs"),
+            Some(json!({"mode": "cleanup"})),
+        )
+        .await;
 }

@@ -368,6 +368,14 @@ pub struct RunRequest {
     /// Cleanup only: go on past errors and report what was left.
     #[serde(default)]
     pub force: Option<bool>,
+    /// Test only: the kept instance to recover, by VM id (`GET
+    /// /vms/{id}/instances` lists them); other VMs recover the newest.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub instances: std::collections::BTreeMap<String, String>,
+    /// Test only: every VM of the plan at its newest kept instance at or
+    /// before this time (ms since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
