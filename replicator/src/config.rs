@@ -44,6 +44,9 @@ pub struct SiteConfig {
     /// How much of the audit log site.db keeps.
     #[serde(default)]
     pub audit: AuditRetention,
+    /// A demo site (written by `ferry demo`): allows the simulated attack.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub demo: bool,
 }
 
 /// The audit log's bound: the newest `keep_rows` entries, none older than

@@ -199,6 +199,7 @@ fn site_config(
         },
         compute: Default::default(),
         audit: Default::default(),
+        demo: true,
     }
 }
 

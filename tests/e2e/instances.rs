@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 
 use ferry_api::types::InstanceInfo;
+use ferry_replicator::config::{GuestSeed, VmSeed};
 use serde_json::{Value, json};
 
 use super::runs::{RPO, protected_pair, run_to_end, start};
@@ -254,4 +255,118 @@ async fn a_test_run_recovers_a_chosen_older_instance_and_leaves_the_history() {
             Some(json!({"mode": "cleanup"})),
         )
         .await;
+}
+
+/// The demo attack end to end: on a demo site an admin starts it, the
+/// recovery site raises `clean_point`, the instances after the clean point
+/// are all marked suspicious, and a test run at the recommended instance
+/// boots a guest that verifies. A VM with a quiet workload (records only),
+/// so its baseline is low and the attack stands out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_attack_is_flagged_and_the_recommended_point_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    site_config("site-a", 0)
+        .demo(true)
+        .vms([VmSeed {
+            nics: vec![ferry_testkit::config::nic("net", "10.0.0.10/24")],
+            guest: GuestSeed {
+                records_per_second: 5.0,
+                overwrite_kib_per_second: 0,
+            },
+            ..ferry_testkit::config::vm("vm-0", 32)
+        }])
+        .write(&dir_a);
+    let a = SiteProcess::start(&dir_a);
+    let b = SiteProcess::create(&dir_b, "site-b", 0);
+    let group = protected_pair(&a, &b, 1).await;
+    let (api_a, api_b) = (Api::new(&a), Api::new(&b));
+    // The baseline learns over its first cycles before anything alarms.
+    let before = keep_instances(&api_a, &api_b, 11).await;
+    let plan = api_b
+        .admin(
+            Method::POST,
+            "/plans",
+            Some(json!({"name": "Clean point", "groups": [group]})),
+        )
+        .await;
+    let plan = plan["id"].as_str().unwrap().to_string();
+
+    // Not for an operator, and not on a site that is no demo.
+    let (status, body) = api_a
+        .send(
+            Method::POST,
+            "/vms/site-a.vm-0/attack",
+            Some(OPERATOR),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = api_b
+        .send(Method::POST, "/vms/site-a.vm-0/attack", Some(ADMIN), None)
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a demo site"),
+        "{body}"
+    );
+
+    ferry_api::Client::new("site-a", &a.api, ADMIN, Duration::from_secs(10))
+        .unwrap()
+        .send(&ferry_api::call::Call::SimulateAttack {
+            vm_id: "site-a.vm-0".into(),
+        })
+        .await
+        .unwrap();
+    let alarm = eventually(
+        "the clean_point alarm at site-b",
+        Duration::from_secs(60),
+        || {
+            let api = &api_b;
+            async move {
+                let alarms = api.get("/alarms").await;
+                alarms
+                    .as_array()?
+                    .iter()
+                    .find(|a| a["kind"] == "clean_point" && a["vm_id"] == "site-a.vm-0")
+                    .cloned()
+            }
+        },
+    )
+    .await;
+    let kept = api_b.typed.instances("site-a.vm-0").await.unwrap();
+    let recommended = kept.iter().find(|k| k.recommended).unwrap();
+    let first_bad: u64 = kept
+        .iter()
+        .filter(|k| k.suspicious)
+        .map(|k| k.id.parse().unwrap())
+        .min()
+        .unwrap();
+    let clean: u64 = recommended.id.parse().unwrap();
+    assert_eq!(first_bad, clean + 1, "{kept:?}");
+    assert!(
+        kept.iter()
+            .all(|k| k.suspicious == (k.id.parse::<u64>().unwrap() > clean)),
+        "every instance after the clean point is suspicious: {kept:?}"
+    );
+    assert!(clean >= before[0].id.parse().unwrap(), "{kept:?}");
+    assert!(
+        alarm["message"].as_str().unwrap().contains(&format!(
+            "instance {first_bad} looks like an encryption attack"
+        )),
+        "{alarm}"
+    );
+
+    let run = run_to_end(
+        &api_b,
+        &plan,
+        json!({"mode": "test", "sync": false, "instances": {"site-a.vm-0": recommended.id}}),
+    )
+    .await;
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    assert_eq!(run["vms"][0]["instance"], recommended.id.as_str());
+    assert_eq!(run["vms"][0]["verified"], true, "{run:#}");
 }

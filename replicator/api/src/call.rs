@@ -48,6 +48,11 @@ pub enum Call {
     Unprotect {
         vm_id: String,
     },
+    /// Demo sites only (admin): the VM's guest starts overwriting its
+    /// disk with random data, as ransomware would.
+    SimulateAttack {
+        vm_id: String,
+    },
     Replication {
         vm_id: String,
         verb: ReplicationVerb,
@@ -108,6 +113,7 @@ impl Call {
             | Self::DeleteGroup { .. }
             | Self::DeletePlan { .. } => Method::Delete,
             Self::Power { .. }
+            | Self::SimulateAttack { .. }
             | Self::Replication { .. }
             | Self::StartRun { .. }
             | Self::CancelRun { .. }
@@ -125,6 +131,7 @@ impl Call {
         match self {
             Self::PairPeer(_) => "/site/peer".into(),
             Self::Power { vm_id, .. } => format!("/vms/{vm_id}/power"),
+            Self::SimulateAttack { vm_id } => format!("/vms/{vm_id}/attack"),
             Self::Protect { vm_id, .. } | Self::Unprotect { vm_id } => {
                 format!("/replications/{vm_id}")
             }
@@ -159,6 +166,7 @@ impl Call {
             Self::SavePlan { spec, .. } => json(spec),
             Self::StartRun { request, .. } => json(request),
             Self::Unprotect { .. }
+            | Self::SimulateAttack { .. }
             | Self::Replication { .. }
             | Self::DeleteMappings { .. }
             | Self::DeleteGroup { .. }

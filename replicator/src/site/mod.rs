@@ -18,6 +18,7 @@
 //!   (test copies, test VMs, promotion); [`protected`]: what it asks of the
 //!   protected site (synchronize, shut down, demote).
 
+mod attack;
 pub mod control;
 mod control_auth;
 pub mod http;

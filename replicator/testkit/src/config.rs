@@ -46,6 +46,7 @@ impl SiteConfigBuilder {
                 vms: Vec::new(),
                 compute: Default::default(),
                 audit: Default::default(),
+                demo: false,
             },
         }
     }
@@ -60,6 +61,12 @@ impl SiteConfigBuilder {
     /// Serves the API over TLS with the site's certificate (or not).
     pub fn api_tls(mut self, on: bool) -> Self {
         self.config.listen.api_tls = on;
+        self
+    }
+
+    /// Marks the site a demo site (the simulated attack is allowed).
+    pub fn demo(mut self, on: bool) -> Self {
+        self.config.demo = on;
         self
     }
 

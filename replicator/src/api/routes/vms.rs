@@ -1,5 +1,5 @@
 //! `GET /vms`, `GET /vms/{id}`, `POST /vms/{id}/power`,
-//! `GET /vms/{id}/instances`.
+//! `GET /vms/{id}/instances`, `POST /vms/{id}/attack` (demo sites only).
 
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -17,6 +17,7 @@ pub fn router() -> Router<AppState> {
         .route("/vms/{id}", get(show))
         .route("/vms/{id}/power", post(power))
         .route("/vms/{id}/instances", get(instances))
+        .route("/vms/{id}/attack", post(attack))
 }
 
 async fn list(State(site): State<AppState>) -> Json<Vec<VmInfo>> {
@@ -45,4 +46,15 @@ async fn instances(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<InstanceInfo>>, ApiError> {
     Ok(Json(site.instances(&id).await?))
+}
+
+/// A simulated encryption attack on a demo VM: admin only, as it
+/// destroys the VM's data.
+async fn attack(
+    State(site): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<VmInfo>, ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(Json(site.simulate_attack(&id).await?))
 }
