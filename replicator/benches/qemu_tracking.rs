@@ -84,6 +84,7 @@ fn cycle(vm_id: &str, vm: &dyn PointSource, addr: &str) -> CycleReport {
         site: "site-a".into(),
         datastore: "ds".into(),
         compress: false,
+        retention: Default::default(),
     };
     run_cycle(vm_id, vm, &target, false, &CycleProgress::default()).expect("cycle")
 }

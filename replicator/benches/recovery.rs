@@ -159,6 +159,8 @@ fn main() {
         confirm: confirm.map(str::to_string),
         sync,
         force: None,
+        instances: Default::default(),
+        at_ms: None,
     };
     let run = start_run(&api, &plan, request(RunMode::Test, None, Some(false)));
     let run = wait_run(&api, &run.id);

@@ -103,6 +103,7 @@ fn cycle(vm_id: &str, vm: &TrackedVm, addr: &str, full: bool) -> CycleReport {
         site: "site-a".into(),
         datastore: "ds".into(),
         compress: false,
+        retention: Default::default(),
     };
     run_cycle(vm_id, vm, &target, full, &CycleProgress::default()).expect("cycle")
 }

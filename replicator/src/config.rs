@@ -13,11 +13,14 @@ use serde::{Deserialize, Serialize};
 use crate::access::TokenEntry;
 use crate::replication::receiver::is_safe_name;
 use crate::replication::schedule::check_rpo;
+use ferry_api::retention::RetentionPolicy;
 
 mod compute;
+mod scrub;
 
 use compute::check_compute;
 pub use compute::{Accelerator, ComputeConfig, ComputeKind, MEMORY_MIB, VCPUS};
+pub use scrub::ScrubConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,31 +52,9 @@ pub struct SiteConfig {
     /// How often every replica held here is scrubbed.
     #[serde(default)]
     pub scrub: ScrubConfig,
-}
-
-/// `[scrub]`: every replica's newest instance is read back and compared
-/// with its recorded block sums every `every_hours` (0: only on demand).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScrubConfig {
-    #[serde(default = "ScrubConfig::default_hours")]
-    pub every_hours: u64,
-}
-
-impl ScrubConfig {
-    /// Weekly: a full read of every replica costs what a full sync's
-    /// hashing does, and silent corruption is rare; daily is a choice.
-    fn default_hours() -> u64 {
-        168
-    }
-}
-
-impl Default for ScrubConfig {
-    fn default() -> Self {
-        Self {
-            every_hours: Self::default_hours(),
-        }
-    }
+    /// A demo site (written by `ferry demo`): allows the simulated attack.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub demo: bool,
 }
 
 /// The audit log's bound: the newest `keep_rows` entries, none older than
@@ -214,6 +195,9 @@ pub struct ReplicationSeed {
     pub datastore: Option<String>,
     #[serde(default)]
     pub compress: bool,
+    /// Older instances the replica keeps; default: the newest only.
+    #[serde(default, skip_serializing_if = "RetentionPolicy::newest_only")]
+    pub retention: RetentionPolicy,
 }
 
 /// A config that failed to load: which file, which key, what is wrong.
@@ -447,6 +431,9 @@ pub fn validate(c: &SiteConfig) -> Result<(), String> {
             }
             check_rpo(Duration::from_secs(r.rpo_seconds))
                 .map_err(|e| key_err(&key("replication.rpo_seconds"), e))?;
+            r.retention
+                .validate(r.rpo_seconds)
+                .map_err(|e| key_err(&key(&format!("replication.{}", e.field)), e.message))?;
         }
     }
     Ok(())

@@ -201,6 +201,7 @@ fn site_config(
         audit: Default::default(),
         bandwidth: Default::default(),
         scrub: Default::default(),
+        demo: true,
     }
 }
 

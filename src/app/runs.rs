@@ -72,6 +72,8 @@ impl Start {
             confirm,
             sync: None,
             force: (self.mode == RunMode::Cleanup && self.force).then_some(true),
+            instances: Default::default(),
+            at_ms: None,
         }
     }
 

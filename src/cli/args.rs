@@ -80,6 +80,14 @@ pub enum PlanCommand {
         /// Do not synchronize storage first: test from the newest instance.
         #[arg(long)]
         no_sync: bool,
+        /// Test VM_ID at a kept instance (`ferry`'s VM details list them);
+        /// repeatable: `--instance site-a.db-01=42`.
+        #[arg(long, value_name = "VM_ID=ID")]
+        instance: Vec<String>,
+        /// Test every VM at its newest kept instance at or before this
+        /// time, in ms since the Unix epoch.
+        #[arg(long, value_name = "MS")]
+        at: Option<u64>,
     },
     /// Power off and remove the plan's test copies (operator role).
     Cleanup {
@@ -178,8 +186,32 @@ impl Scripted {
             Self::Plan(PlanCommand::Runbook { name, .. }) => {
                 commands::plan_runbook(clients, &name).await
             }
-            Self::Plan(PlanCommand::Test { run, no_sync }) => {
-                start(clients, run, RunMode::Test, no_sync, false).await
+            Self::Plan(PlanCommand::Test {
+                run,
+                no_sync,
+                instance,
+                at,
+            }) => {
+                let mut instances = std::collections::BTreeMap::new();
+                for pair in instance {
+                    let Some((vm, id)) = pair.split_once('=') else {
+                        return Err(Failed::usage(format!(
+                            "--instance {pair:?} must be VM_ID=ID, e.g. site-a.db-01=42"
+                        )));
+                    };
+                    instances.insert(vm.to_string(), id.to_string());
+                }
+                let options = RunOptions {
+                    mode: RunMode::Test,
+                    confirm: run.confirm,
+                    yes: run.yes,
+                    wait: run.wait,
+                    no_sync,
+                    force: false,
+                    instances,
+                    at_ms: at,
+                };
+                start::start_run(clients, &run.name, options).await
             }
             Self::Plan(PlanCommand::Cleanup { run, force }) => {
                 start(clients, run, RunMode::Cleanup, false, force).await
@@ -228,6 +260,8 @@ async fn start(
         wait: run.wait,
         no_sync,
         force,
+        instances: Default::default(),
+        at_ms: None,
     };
     start::start_run(clients, &run.name, options).await
 }

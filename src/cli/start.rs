@@ -21,6 +21,9 @@ pub struct RunOptions {
     pub wait: bool,
     pub no_sync: bool,
     pub force: bool,
+    /// A test at chosen instances: by VM id, or by time for the plan.
+    pub instances: std::collections::BTreeMap<String, String>,
+    pub at_ms: Option<u64>,
 }
 
 pub async fn start_run(clients: &[Client], name: &str, o: RunOptions) -> Result<u8, Failed> {
@@ -70,6 +73,8 @@ pub async fn start_run(clients: &[Client], name: &str, o: RunOptions) -> Result<
         confirm: o.confirm.clone(),
         sync: (o.mode == RunMode::Test && o.no_sync).then_some(false),
         force: (o.mode == RunMode::Cleanup && o.force).then_some(true),
+        instances: o.instances.clone(),
+        at_ms: o.at_ms,
     };
     let run: Run = client
         .send_as(&Call::StartRun {

@@ -30,6 +30,7 @@ pub fn replication(vm: &str, rpo: u64, point_age_ms: Option<u64>, now_ms: u64) -
         paused: false,
         last_error: None,
         lifecycle: ferry_api::types::Lifecycle::Protected,
+        retention: Default::default(),
     }
 }
 

@@ -223,6 +223,7 @@ fn scripted_commands_check_run_and_report_with_meaningful_exit_codes() {
                 rpo_seconds: 5,
                 datastore: None,
                 compress: None,
+                retention: None,
             },
         }))
         .unwrap();

@@ -49,6 +49,11 @@ pub enum Call {
     Unprotect {
         vm_id: String,
     },
+    /// Demo sites only (admin): the VM's guest starts overwriting its
+    /// disk with random data, as ransomware would.
+    SimulateAttack {
+        vm_id: String,
+    },
     Replication {
         vm_id: String,
         verb: ReplicationVerb,
@@ -116,6 +121,7 @@ impl Call {
             | Self::DeleteGroup { .. }
             | Self::DeletePlan { .. } => Method::Delete,
             Self::Power { .. }
+            | Self::SimulateAttack { .. }
             | Self::Replication { .. }
             | Self::StartRun { .. }
             | Self::CancelRun { .. }
@@ -135,6 +141,7 @@ impl Call {
             Self::PairPeer(_) => "/site/peer".into(),
             Self::SetBandwidth(_) => "/site/bandwidth".into(),
             Self::Power { vm_id, .. } => format!("/vms/{vm_id}/power"),
+            Self::SimulateAttack { vm_id } => format!("/vms/{vm_id}/attack"),
             Self::Protect { vm_id, .. } | Self::Unprotect { vm_id } => {
                 format!("/replications/{vm_id}")
             }
@@ -171,6 +178,7 @@ impl Call {
             Self::SavePlan { spec, .. } => json(spec),
             Self::StartRun { request, .. } => json(request),
             Self::Unprotect { .. }
+            | Self::SimulateAttack { .. }
             | Self::Replication { .. }
             | Self::DeleteMappings { .. }
             | Self::DeleteGroup { .. }

@@ -3,6 +3,7 @@
 //! These are the API's bodies too (re-exported by `api::types`), so the
 //! `ferry` client and the site agree on every field.
 
+use crate::retention::RetentionPolicy;
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------- mappings
@@ -367,6 +368,14 @@ pub struct RunRequest {
     /// Cleanup only: go on past errors and report what was left.
     #[serde(default)]
     pub force: Option<bool>,
+    /// Test only: the kept instance to recover, by VM id (`GET
+    /// /vms/{id}/instances` lists them); other VMs recover the newest.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub instances: std::collections::BTreeMap<String, String>,
+    /// Test only: every VM of the plan at its newest kept instance at or
+    /// before this time (ms since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -462,6 +471,17 @@ pub struct RunVm {
     /// done, warning, error, skipped or pending.
     pub result: StepState,
     pub message: String,
+    /// The kept instance recovered when the run chose one (`None`: the
+    /// newest, as it was when the run took it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The newest complete instance's point when an older one was chosen:
+    /// the choice gives up everything between the two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_point_ms: Option<u64>,
+    /// The replication's retention, so that replicating back keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -190,6 +190,9 @@ mod tests {
             heartbeat_ms: None,
             result: StepState::Done,
             message: String::new(),
+            instance: None,
+            newest_point_ms: None,
+            retention: None,
         };
         vm.compute_data_loss();
         assert_eq!(vm.data_loss_seconds, Some(6.5));

@@ -1,6 +1,7 @@
 //! Request and response bodies of the HTTP API, shared with the `ferry`
 //! client so both ends agree on every field.
 
+use crate::retention::RetentionPolicy;
 use serde::{Deserialize, Serialize};
 
 pub use crate::lifecycle::{Lifecycle, TestCopy};
@@ -227,6 +228,9 @@ pub struct ReplicationInfo {
     /// an older site leaves it out).
     #[serde(default = "Lifecycle::protected")]
     pub lifecycle: Lifecycle,
+    /// The older instances the replica keeps (newest only by default).
+    #[serde(default)]
+    pub retention: RetentionPolicy,
 }
 
 /// `PUT /api/v1/replications/{vm_id}`.
@@ -237,6 +241,10 @@ pub struct ReplicationRequest {
     /// The datastore at the peer that holds the replica.
     pub datastore: Option<String>,
     pub compress: Option<bool>,
+    /// The older instances the replica keeps; absent keeps the policy in
+    /// force (newest only for a new replication).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionPolicy>,
 }
 
 /// Everything the event stream carries, tagged by `type`.

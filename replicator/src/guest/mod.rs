@@ -19,6 +19,10 @@ use crate::sync::lock;
 pub use record_log::Verification;
 
 const TICK: Duration = Duration::from_millis(100);
+/// What an attacked guest overwrites per tick per disk: 10 MiB/s, far
+/// above a quiet workload's change rate, as a real encryption would be, so
+/// that any point taken after its first tick already shows it.
+const ATTACK_BYTES_PER_TICK: u64 = 1 << 20;
 
 /// What the guest reports, read by the site and the API.
 #[derive(Debug, Default)]
@@ -31,6 +35,9 @@ pub struct GuestStatus {
     pub boot: Mutex<Option<Verification>>,
     /// The IP settings the guest sees on its NICs.
     pub ips: Mutex<Vec<String>>,
+    /// A simulated attack (demo only): the guest overwrites its disks
+    /// from the start with random data, record log included.
+    pub attacked: std::sync::atomic::AtomicBool,
 }
 
 impl GuestStatus {
@@ -72,6 +79,7 @@ impl Guest {
             prev_sum: verification.head_sum,
             rng: now_ms() | 1,
             status: status.clone(),
+            attack_at: 0,
         };
         *lock(&status.boot) = Some(verification);
         let (stop, stopped) = oneshot::channel();
@@ -93,6 +101,8 @@ struct Workload {
     prev_sum: u64,
     rng: u64,
     status: Arc<GuestStatus>,
+    /// Where a simulated attack writes next.
+    attack_at: u64,
 }
 
 impl Workload {
@@ -139,6 +149,9 @@ impl Workload {
             self.next_seq += 1;
             *records -= 1.0;
         }
+        if self.status.attacked.load(Ordering::Relaxed) {
+            self.encrypt()?;
+        }
         // The hot region: the second half of every disk, 4 KiB at a time.
         let mut block = [0u8; 4096];
         while *overwrite >= block.len() as f64 {
@@ -157,6 +170,26 @@ impl Workload {
             }
             target.write_at(&block, hot + (offset_pick % span) * 4096)?;
             *overwrite -= block.len() as f64;
+        }
+        Ok(())
+    }
+
+    /// One tick of a simulated attack: `ATTACK_BYTES_PER_TICK` of random
+    /// bytes over every disk, from where the last tick stopped, wrapping.
+    fn encrypt(&mut self) -> std::io::Result<()> {
+        let vm = self.vm.clone();
+        let mut chunk = vec![0u8; 64 << 10];
+        for _ in 0..ATTACK_BYTES_PER_TICK / chunk.len() as u64 {
+            for word in chunk.chunks_exact_mut(8) {
+                word.copy_from_slice(&self.next_random().to_le_bytes());
+            }
+            for disk in vm.disks() {
+                let size = disk.geometry().disk_size;
+                let at = (self.attack_at % size.max(1)) / 4096 * 4096;
+                let len = (chunk.len() as u64).min(size - at) as usize;
+                disk.write_at(&chunk[..len], at)?;
+            }
+            self.attack_at += chunk.len() as u64;
         }
         Ok(())
     }

@@ -101,6 +101,8 @@ mod tests {
             confirm: None,
             sync: None,
             force: None,
+            instances: Default::default(),
+            at_ms: None,
         }
     }
 

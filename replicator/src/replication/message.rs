@@ -9,11 +9,14 @@
 //! `Control` → `ControlReply`, each body a JSON document the site layer
 //! defines. `replicator/docs/wire.md` gives every field's encoding.
 
+use ferry_api::retention::{Period, RetentionPolicy};
+
 use super::error::WireError;
 use crate::storage::{BlockHash, hash_block};
 
-/// 2: blocks carry the sender's hash of what it read.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 2: blocks carry the sender's hash of what it read. 3: `Open` carries
+/// the replication's retention policy.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// One block in a `Blocks` message: its bytes, or `None` for all zeros. On
 /// the wire a block's bytes follow the sender's hash of them, which
@@ -48,6 +51,9 @@ pub enum Message<'a> {
         datastore: &'a str,
         block_size: u32,
         disk_sizes: Vec<u64>,
+        /// The older instances the replica keeps, set with the replication
+        /// at the protected site and applied from this cycle on.
+        retention: RetentionPolicy,
     },
     Opened {
         instance: Option<u64>,
@@ -212,12 +218,20 @@ impl Message<'_> {
                 datastore,
                 block_size,
                 disk_sizes,
+                retention,
             } => {
                 w.str(vm);
                 w.str(datastore);
                 w.u32(*block_size);
                 w.u32(disk_sizes.len() as u32);
                 disk_sizes.iter().for_each(|&s| w.u64(s));
+                w.u64(retention.keep_all_seconds);
+                w.u32(retention.per_period);
+                w.bytes(&[match retention.period {
+                    Period::Hour => 0,
+                    Period::Day => 1,
+                }]);
+                w.u32(retention.thin_days);
             }
             Self::Opened {
                 instance,
@@ -297,11 +311,28 @@ pub fn decode(kind: u8, payload: &[u8]) -> Result<Message<'_>, WireError> {
                 return Err(WireError::malformed("Open: more disks than bytes"));
             }
             let disk_sizes = (0..count).map(|_| r.u64()).collect::<Result<_, _>>()?;
+            let keep_all_seconds = r.u64()?;
+            let per_period = r.u32()?;
+            let period = match r.take(1)?[0] {
+                0 => Period::Hour,
+                1 => Period::Day,
+                other => {
+                    return Err(WireError::malformed(format!(
+                        "Open: retention period {other}"
+                    )));
+                }
+            };
             Message::Open {
                 vm,
                 datastore,
                 block_size,
                 disk_sizes,
+                retention: RetentionPolicy {
+                    keep_all_seconds,
+                    per_period,
+                    period,
+                    thin_days: r.u32()?,
+                },
             }
         }
         Kind::Opened => Message::Opened {

@@ -24,6 +24,12 @@ fn samples() -> Vec<Message<'static>> {
             datastore: "ds1",
             block_size: 65536,
             disk_sizes: vec![1 << 30, 2 << 30],
+            retention: ferry_api::retention::RetentionPolicy {
+                keep_all_seconds: 3_600,
+                per_period: 4,
+                period: ferry_api::retention::Period::Day,
+                thin_days: 7,
+            },
         },
         Message::Opened {
             instance: Some(0),

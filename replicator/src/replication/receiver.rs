@@ -23,9 +23,10 @@ use super::frame::{FrameReader, FrameWriter};
 use super::handshake::unexpected;
 use super::message::Message;
 use super::tls::{LinkReader, LinkTls, LinkWriter, is_tls_refusal};
-use crate::storage::replica::{InstanceWriter, budget_alarm};
+use crate::storage::replica::{InstanceWriter, Retention, budget_alarm};
 use crate::storage::{Geometry, RedoHeader, Replica};
 use crate::sync::lock;
+use ferry_api::retention::RetentionPolicy;
 
 /// Sessions served at once; more connections are closed at once rather than
 /// queued, so a flood cannot starve the peers already replicating.
@@ -292,7 +293,7 @@ impl Receiver {
 
     fn session(&self, stream: TcpStream) -> Result<(), WireError> {
         let mut conn = Connection::accept(stream, &self.tls(), &self.config.site)?;
-        let (vm, datastore, block_size, disk_sizes) = match conn.recv() {
+        let (vm, datastore, block_size, disk_sizes, retention) = match conn.recv() {
             Err(WireError::Closed) => return Ok(()),
             Ok(Message::Control { body }) => {
                 let body = body.to_vec();
@@ -303,15 +304,23 @@ impl Receiver {
                 datastore,
                 block_size,
                 disk_sizes,
+                retention,
             }) => (
                 vm.to_string(),
                 datastore.to_string(),
                 block_size,
                 disk_sizes,
+                retention,
             ),
             Ok(other) => return Err(unexpected("Open", &other)),
             Err(e) => return Err(e),
         };
+        if let Err(invalid) = retention.validate(0) {
+            return Err(refuse(
+                &mut conn,
+                format!("VM {vm}: {}: {}", invalid.field, invalid.message),
+            ));
+        }
         let geometries = match check_layout(block_size, &disk_sizes) {
             Ok(g) => g,
             Err(reason) => return Err(refuse(&mut conn, reason)),
@@ -346,6 +355,7 @@ impl Receiver {
             // replace its log. The sender alarms with this reason.
             return Err(refuse(&mut conn, deferred.to_string()));
         }
+        apply_retention(&mut replica, retention)?;
         conn.send_now(&Message::Opened {
             instance: replica.state().instance,
             point_time_ms: replica.state().point_time_ms,
@@ -400,6 +410,20 @@ impl Receiver {
             };
         }
     }
+}
+
+/// Makes the replica keep what the replication's policy asks for from this
+/// cycle's consolidation on; the budget already set on it stays.
+fn apply_retention(replica: &mut Replica, policy: RetentionPolicy) -> std::io::Result<()> {
+    let current = replica.retention();
+    let wanted = Retention {
+        policy,
+        budget_bytes: current.and_then(|r| r.budget_bytes),
+    };
+    if current != Some(wanted) {
+        replica.set_retention(wanted)?;
+    }
+    Ok(())
 }
 
 fn refuse(conn: &mut Connection, reason: String) -> WireError {

@@ -44,7 +44,8 @@ enum Control {
     SyncNow,
     Pause,
     Resume,
-    Configure(ReplicationSettings),
+    /// Boxed: the settings (with the retention policy) outweigh the rest.
+    Configure(Box<ReplicationSettings>),
 }
 
 /// Starts replication tasks; shared by all of a site's VMs.
@@ -133,7 +134,7 @@ impl ReplicationHandle {
         let _ = self.control.send(Control::Resume);
     }
     pub fn configure(&self, settings: ReplicationSettings) {
-        let _ = self.control.send(Control::Configure(settings));
+        let _ = self.control.send(Control::Configure(Box::new(settings)));
     }
 
     /// Stops the task, waiting for a cycle in flight to finish.
@@ -199,7 +200,7 @@ impl Driver {
             Control::Pause => self.paused = true,
             Control::Resume => self.paused = false,
             Control::Configure(settings) => {
-                self.settings = settings;
+                self.settings = *settings;
                 self.retry_at = None;
             }
         }

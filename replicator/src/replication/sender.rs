@@ -40,6 +40,8 @@ pub struct SyncTarget {
     /// The datastore at the peer that holds the replica.
     pub datastore: String,
     pub compress: bool,
+    /// The older instances the replica keeps; travels in every `Open`.
+    pub retention: RetentionPolicy,
 }
 
 /// Live progress of the running cycle, read by the scheduler and the API.
@@ -86,6 +88,7 @@ pub struct CycleReport {
 }
 
 pub use ferry_api::now_ms;
+use ferry_api::retention::RetentionPolicy;
 
 /// Runs one cycle for the VM `vm_id`, whose disks are `vm` (ferry's tracked
 /// disks or a QEMU VM's). `force_full` asks for a full sync even when a
@@ -127,6 +130,7 @@ pub fn run_cycle_limited(
         datastore: &target.datastore,
         block_size,
         disk_sizes: geometries.iter().map(|g| g.disk_size).collect(),
+        retention: target.retention,
     })?;
     let base = match conn.recv()? {
         Message::Opened { instance, .. } => instance,

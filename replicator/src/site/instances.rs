@@ -2,9 +2,12 @@
 //! API lists them: newest first, each with its score, suspicious ones
 //! marked and the newest clean one recommended.
 
+use std::collections::BTreeMap;
+
 use super::{Site, SiteError};
+use crate::replication::sender::now_ms;
 use crate::storage::{KeptInstance, Replica};
-use ferry_api::types::{InstanceInfo, InstanceScore};
+use ferry_api::types::{InstanceInfo, InstanceScore, RunMode, RunRequest};
 
 /// The API's view of kept instances, newest first.
 pub fn describe(kept: &[KeptInstance]) -> Vec<InstanceInfo> {
@@ -28,11 +31,93 @@ pub fn describe(kept: &[KeptInstance]) -> Vec<InstanceInfo> {
         .collect()
 }
 
+/// The instance a run recovers of one VM when it chose an older one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChosenInstance {
+    pub instance: u64,
+    pub point_time_ms: u64,
+    /// The newest kept instance's point: the choice gives up what came after.
+    pub newest_point_ms: u64,
+}
+
+/// Picks from `kept` (newest first) the instance `id`, or the newest at or
+/// before `at_ms`; the error names the VM, the instance and why.
+pub fn choose(
+    vm: &str,
+    kept: &[KeptInstance],
+    id: Option<&str>,
+    at_ms: Option<u64>,
+    now_ms: u64,
+) -> Result<Option<ChosenInstance>, SiteError> {
+    let Some(newest) = kept.first() else {
+        return Err(SiteError::invalid(
+            "instances",
+            format!("VM {vm} has no complete instance at this site yet"),
+        ));
+    };
+    let listed = || {
+        let ids: Vec<String> = kept.iter().map(|k| k.instance.to_string()).collect();
+        ids.join(", ")
+    };
+    let found = match (id, at_ms) {
+        (Some(id), _) => {
+            let number: u64 = id.parse().map_err(|_| {
+                SiteError::invalid(
+                    "instances",
+                    format!("VM {vm}: instance {id:?} is not an instance id (a number)"),
+                )
+            })?;
+            if number > newest.instance {
+                return Err(SiteError::invalid(
+                    "instances",
+                    format!(
+                        "VM {vm}: instance {number} does not exist yet: the newest is {}",
+                        newest.instance
+                    ),
+                ));
+            }
+            kept.iter().find(|k| k.instance == number).ok_or_else(|| {
+                SiteError::invalid(
+                    "instances",
+                    format!(
+                        "VM {vm}: instance {number} is not kept (pruned by retention, or never kept); kept: {}",
+                        listed()
+                    ),
+                )
+            })?
+        }
+        (None, Some(at)) => {
+            if at > now_ms {
+                return Err(SiteError::invalid(
+                    "at_ms",
+                    format!(
+                        "{at} is in the future (now is {now_ms}): no instance can be from then"
+                    ),
+                ));
+            }
+            kept.iter().find(|k| k.point_time_ms <= at).ok_or_else(|| {
+                let oldest = kept.last().map_or(0, |k| k.point_time_ms);
+                SiteError::invalid(
+                    "at_ms",
+                    format!(
+                        "VM {vm} keeps no instance at or before {at}: its oldest is from {oldest}"
+                    ),
+                )
+            })?
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(ChosenInstance {
+        instance: found.instance,
+        point_time_ms: found.point_time_ms,
+        newest_point_ms: newest.point_time_ms,
+    }))
+}
+
 impl Site {
-    /// `GET /vms/{id}/instances`: the kept instances of the replica of
-    /// `vm_id` held here, read without holding the replica (a cycle may
-    /// run meanwhile).
-    pub async fn instances(&self, vm_id: &str) -> Result<Vec<InstanceInfo>, SiteError> {
+    /// The kept instances of the replica of `vm_id` held here, newest
+    /// first, read without holding the replica (a cycle may run meanwhile).
+    async fn kept_instances(&self, vm_id: &str) -> Result<Vec<KeptInstance>, SiteError> {
         let missing =
             || SiteError::NotFound(format!("no replica of {vm_id:?} at site {}", self.name));
         let datastore = self.replica_datastore(vm_id).ok_or_else(missing)?;
@@ -41,7 +126,7 @@ impl Site {
             .receiver
             .replica_dir(&datastore, vm_id)
             .map_err(|e| SiteError::invalid("vm_id", e))?;
-        let kept = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let replica = match Replica::inspect(&dir) {
                 Ok(replica) => replica,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -56,8 +141,51 @@ impl Site {
                 e.kind(),
                 format!("reading the instances of {vm_id}: {e}"),
             ))
-        })?;
-        Ok(describe(&kept))
+        })
+    }
+
+    /// `GET /vms/{id}/instances`.
+    pub async fn instances(&self, vm_id: &str) -> Result<Vec<InstanceInfo>, SiteError> {
+        Ok(describe(&self.kept_instances(vm_id).await?))
+    }
+
+    /// The instance each VM of a run recovers, where the request chose one:
+    /// by id per VM (`instances`) or by time for the plan (`at_ms`).
+    pub(crate) async fn choose_instances(
+        &self,
+        request: &RunRequest,
+        vms: &[(String, String)],
+    ) -> Result<BTreeMap<String, ChosenInstance>, SiteError> {
+        if let Some(unknown) = request
+            .instances
+            .keys()
+            .find(|id| !vms.iter().any(|(v, _)| v == *id))
+        {
+            return Err(SiteError::invalid(
+                "instances",
+                format!("VM {unknown:?} is not in this plan"),
+            ));
+        }
+        if (request.at_ms.is_some() || !request.instances.is_empty())
+            && request.mode != RunMode::Test
+        {
+            return Err(SiteError::invalid(
+                "instances",
+                "only a test run can start at a chosen instance; other runs recover the newest",
+            ));
+        }
+        let mut chosen = BTreeMap::new();
+        for (vm_id, name) in vms {
+            let id = request.instances.get(vm_id).map(String::as_str);
+            if id.is_none() && request.at_ms.is_none() {
+                continue;
+            }
+            let kept = self.kept_instances(vm_id).await?;
+            if let Some(c) = choose(name, &kept, id, request.at_ms, now_ms())? {
+                chosen.insert(vm_id.clone(), c);
+            }
+        }
+        Ok(chosen)
     }
 }
 

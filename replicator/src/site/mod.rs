@@ -20,6 +20,7 @@
 //!   protected site (synchronize, shut down, demote).
 
 pub mod bandwidth;
+mod attack;
 pub mod control;
 mod control_auth;
 pub mod http;

@@ -108,6 +108,7 @@ impl Site {
         &self,
         vm_id: &str,
         owner: &TestCopyOwner,
+        instance: Option<u64>,
     ) -> Result<u64, String> {
         let datastore = self
             .replica_datastore(vm_id)
@@ -134,14 +135,33 @@ impl Site {
                     "the replica has no complete instance yet (initial sync running)".into(),
                 );
             }
-            let point = replica.state().point_time_ms;
+            let mut point = replica.state().point_time_ms;
             if target.exists() {
                 std::fs::remove_dir_all(&target).map_err(|e| e.to_string())?;
             }
             std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
-            for (i, file) in disk_files(&hold.dir).iter().enumerate() {
-                copy_sparse(file, &target.join(format!("disk-{i}.raw")))
-                    .map_err(|e| format!("copying disk {i}: {e}"))?;
+            match instance.filter(|&k| Some(k) != replica.state().instance) {
+                // An older instance: the base copied, then rolled back
+                // through the undo files into the copy; the replica and
+                // its history are only read.
+                Some(k) => {
+                    point = replica
+                        .kept()
+                        .map_err(|e| e.to_string())?
+                        .iter()
+                        .find(|kept| kept.instance == k)
+                        .map(|kept| kept.point_time_ms)
+                        .ok_or_else(|| format!("instance {k} is no longer kept"))?;
+                    replica
+                        .materialize(k, &target)
+                        .map_err(|e| format!("rebuilding instance {k}: {e}"))?;
+                }
+                None => {
+                    for (i, file) in disk_files(&hold.dir).iter().enumerate() {
+                        copy_sparse(file, &target.join(format!("disk-{i}.raw")))
+                            .map_err(|e| format!("copying disk {i}: {e}"))?;
+                    }
+                }
             }
             owner.write(&target).map_err(|e| e.to_string())?;
             fsync_dir(&target).map_err(|e| e.to_string())?;

@@ -87,6 +87,7 @@ pub(super) fn seed(store: &Store, config: &LoadedConfig) -> Result<(), SiteError
                         paused: false,
                         point_time_ms: None,
                         last_sync: None,
+                        retention: r.retention,
                     },
                 )?;
             }
@@ -105,6 +106,7 @@ impl Site {
             site: self.name.clone(),
             datastore: row.datastore.clone(),
             compress: row.compress,
+            retention: row.retention,
         })
     }
 
@@ -242,6 +244,7 @@ impl Site {
             paused: row.paused,
             last_error: s.last_error.clone(),
             lifecycle: Default::default(),
+            retention: row.retention,
         }
     }
 
@@ -279,11 +282,20 @@ impl Site {
             .get(vm_id)
             .and_then(|vm| vm.replication.as_ref().map(|r| r.row.clone()));
         let default_ds = self.config.site.datastores[0].name.clone();
+        // An RPO change alone is checked against the policy in force.
+        let retention = request
+            .retention
+            .or(existing.as_ref().map(|old| old.retention))
+            .unwrap_or_default();
+        retention
+            .validate(request.rpo_seconds)
+            .map_err(|e| SiteError::invalid(&e.field, e.message))?;
         let row = match existing {
             Some(old) => ReplicationRow {
                 rpo_seconds: request.rpo_seconds,
                 datastore: request.datastore.unwrap_or(old.datastore.clone()),
                 compress: request.compress.unwrap_or(old.compress),
+                retention,
                 ..old
             },
             None => ReplicationRow {
@@ -294,6 +306,7 @@ impl Site {
                 paused: false,
                 point_time_ms: None,
                 last_sync: None,
+                retention,
             },
         };
         let stored = row.clone();

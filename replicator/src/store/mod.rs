@@ -18,6 +18,7 @@ use crate::config::PeerConfig;
 use crate::inventory::VmRecord;
 use crate::replication::status::LastSync;
 use crate::sync::lock;
+use ferry_api::retention::RetentionPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -44,6 +45,8 @@ pub struct ReplicationRow {
     pub paused: bool,
     pub point_time_ms: Option<u64>,
     pub last_sync: Option<LastSync>,
+    /// The older instances the replica keeps.
+    pub retention: RetentionPolicy,
 }
 
 // Audit entries and events are what the API returns too.
@@ -121,10 +124,10 @@ pub fn set_power(conn: &Connection, vm_id: &str, on: bool) -> Result<(), StoreEr
 
 pub fn upsert_replication(conn: &Connection, r: &ReplicationRow) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO replications (vm_id, rpo_seconds, datastore, compress, paused, point_time_ms, last_sync)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO replications (vm_id, rpo_seconds, datastore, compress, paused, point_time_ms, last_sync, retention)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (vm_id) DO UPDATE SET rpo_seconds = ?2, datastore = ?3, compress = ?4,
-           paused = ?5, point_time_ms = ?6, last_sync = ?7",
+           paused = ?5, point_time_ms = ?6, last_sync = ?7, retention = ?8",
         params![
             r.vm_id,
             r.rpo_seconds as i64,
@@ -133,6 +136,8 @@ pub fn upsert_replication(conn: &Connection, r: &ReplicationRow) -> Result<(), S
             r.paused,
             r.point_time_ms.map(|p| p as i64),
             r.last_sync.as_ref().map(last_sync_json),
+            (!r.retention.newest_only())
+                .then(|| serde_json::to_string(&r.retention).unwrap_or_default()),
         ],
     )?;
     Ok(())
@@ -163,7 +168,7 @@ pub fn delete_replication(conn: &Connection, vm_id: &str) -> Result<(), StoreErr
 
 pub fn list_replications(conn: &Connection) -> Result<Vec<ReplicationRow>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT vm_id, rpo_seconds, datastore, compress, paused, point_time_ms, last_sync FROM replications",
+        "SELECT vm_id, rpo_seconds, datastore, compress, paused, point_time_ms, last_sync, retention FROM replications",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -175,13 +180,20 @@ pub fn list_replications(conn: &Connection) -> Result<Vec<ReplicationRow>, Store
                 paused: r.get(4)?,
                 point_time_ms: r.get::<_, Option<i64>>(5)?.map(|p| p as u64),
                 last_sync: None,
+                retention: RetentionPolicy::default(),
             },
             r.get::<_, Option<String>>(6)?,
+            r.get::<_, Option<String>>(7)?,
         ))
     })?;
     rows.map(|row| {
-        let (mut row, last) = row?;
+        let (mut row, last, retention) = row?;
         row.last_sync = last.as_deref().map(parse_last_sync).transpose()?;
+        if let Some(text) = retention {
+            row.retention = serde_json::from_str(&text).map_err(|e| {
+                StoreError::Corrupt(format!("retention of replication {}: {e}", row.vm_id))
+            })?;
+        }
         Ok(row)
     })
     .collect()
@@ -367,6 +379,10 @@ mod tests {
                 full: false,
                 instance: 9,
             }),
+            retention: RetentionPolicy {
+                keep_all_seconds: 3_600,
+                ..Default::default()
+            },
         };
         let vm = VmRecord::from_seed(
             "a",

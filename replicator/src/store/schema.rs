@@ -81,6 +81,9 @@ const MIGRATIONS: &[&str] = &[
         last_used_ms INTEGER,
         revoked_ms INTEGER
     );",
+    // 5: a replication's retention of older instances, a JSON
+    // `RetentionPolicy` (NULL: newest only, as before).
+    "ALTER TABLE replications ADD COLUMN retention TEXT;",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -48,6 +48,7 @@ impl SiteConfigBuilder {
                 audit: Default::default(),
                 bandwidth: Default::default(),
                 scrub: Default::default(),
+                demo: false,
             },
         }
     }
@@ -62,6 +63,12 @@ impl SiteConfigBuilder {
     /// Serves the API over TLS with the site's certificate (or not).
     pub fn api_tls(mut self, on: bool) -> Self {
         self.config.listen.api_tls = on;
+        self
+    }
+
+    /// Marks the site a demo site (the simulated attack is allowed).
+    pub fn demo(mut self, on: bool) -> Self {
+        self.config.demo = on;
         self
     }
 
@@ -171,5 +178,6 @@ pub fn replication(rpo_seconds: u64) -> ReplicationSeed {
         rpo_seconds,
         datastore: None,
         compress: false,
+        retention: Default::default(),
     }
 }

@@ -119,6 +119,7 @@ fn bad_frames_close_the_connection_and_change_nothing() {
                     datastore: "ds",
                     block_size: 4096,
                     disk_sizes: vec![1 << 20],
+                    retention: Default::default(),
                 }
                 .encode(&mut payload);
                 raw(&receiver.addr, &frame(5, 0, &payload))
@@ -208,6 +209,7 @@ fn bad_frames_close_the_connection_and_change_nothing() {
             datastore: "ds",
             block_size: 4096,
             disk_sizes: vec![1 << 20],
+            retention: Default::default(),
         })?;
         conn.recv().map(|_| ())
     });
@@ -232,6 +234,7 @@ fn bad_frames_close_the_connection_and_change_nothing() {
             datastore,
             block_size: 4096,
             disk_sizes: vec![1 << 20],
+            retention: Default::default(),
         })
         .unwrap();
         assert!(

@@ -136,6 +136,7 @@ pub fn target_pinning(addr: &str, receiver: Fingerprint) -> SyncTarget {
         site: "site-a".into(),
         datastore: "ds".into(),
         compress: false,
+        retention: Default::default(),
     }
 }
 
@@ -156,6 +157,7 @@ pub fn open_session(addr: &str) -> Connection {
         datastore: "ds",
         block_size: 4096,
         disk_sizes: vec![1 << 20],
+        retention: Default::default(),
     })
     .unwrap();
     conn

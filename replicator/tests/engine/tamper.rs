@@ -168,6 +168,7 @@ fn a_relay_that_tampers_is_refused_and_changes_nothing() {
         datastore: "ds",
         block_size: 4096,
         disk_sizes: vec![1 << 20],
+        retention: Default::default(),
     }
     .encode(&mut payload);
     let mut cleartext = TcpStream::connect(&receiver.addr).unwrap();

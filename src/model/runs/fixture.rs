@@ -55,6 +55,9 @@ fn vm(name: &str, result: StepState) -> RunVm {
         heartbeat_ms: None,
         result,
         message: String::new(),
+        instance: None,
+        newest_point_ms: None,
+        retention: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! `GET /vms`, `GET /vms/{id}`, `POST /vms/{id}/power`,
-//! `GET /vms/{id}/instances`, `GET`/`POST /vms/{id}/scrub`.
+//! `GET /vms/{id}/instances`, `GET`/`POST /vms/{id}/scrub`, `POST
+//! /vms/{id}/attack` (demo sites only).
 
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/vms/{id}/power", post(power))
         .route("/vms/{id}/instances", get(instances))
         .route("/vms/{id}/scrub", get(last_scrub).post(scrub))
+        .route("/vms/{id}/attack", post(attack))
 }
 
 async fn list(State(site): State<AppState>) -> Json<Vec<VmInfo>> {
@@ -64,4 +66,15 @@ async fn last_scrub(
     Path(id): Path<String>,
 ) -> Result<Json<ScrubReport>, ApiError> {
     Ok(Json(site.last_scrub(&id)?))
+}
+
+/// A simulated encryption attack on a demo VM: admin only, as it
+/// destroys the VM's data.
+async fn attack(
+    State(site): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<VmInfo>, ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(Json(site.simulate_attack(&id).await?))
 }

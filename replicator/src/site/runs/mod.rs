@@ -210,11 +210,21 @@ impl Site {
             next: &view.next,
         };
         admit(&at_start, &request).map_err(refused)?;
+        let vms = self.vm_plans(&plan, &view);
+        let names: Vec<(String, String)> =
+            vms.iter().map(|v| (v.id.clone(), v.name.clone())).collect();
+        let chosen = self.choose_instances(&request, &names).await?;
         let run_id = super::protection::new_id("run");
         self.lock_groups(&plan, &run_id).await?;
-        let vms = self.vm_plans(&plan, &view);
         let (steps, kinds) = steps_for(&request, &plan, &vms);
         let mut run = self.new_run(&run_id, &plan, &request, by, steps, &vms);
+        for v in &mut run.vms {
+            if let Some(c) = chosen.get(&v.vm_id) {
+                v.instance = Some(c.instance.to_string());
+                v.point_time_ms = Some(c.point_time_ms);
+                v.newest_point_ms = Some(c.newest_point_ms);
+            }
+        }
         // Cleanup removes what a test made; the others would miss these.
         if request.mode != RunMode::Cleanup {
             run.skipped = view.readiness.skipped.clone();
@@ -335,6 +345,9 @@ impl Site {
                         heartbeat_ms: None,
                         result: StepState::Pending,
                         message: String::new(),
+                        instance: None,
+                        newest_point_ms: None,
+                        retention: replication.map(|r| r.retention),
                     }
                 })
                 .collect(),

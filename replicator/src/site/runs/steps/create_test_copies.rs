@@ -12,21 +12,25 @@ impl Exec {
             plan_name: self.plan.spec.name.clone(),
         };
         for vm in self.live() {
-            self.sub(
-                i,
-                &vm.id,
-                StepState::Running,
-                "copying the newest complete instance",
-            );
-            match self.site.create_test_copy(&vm.id, &owner).await {
+            // An instance chosen at the start, else the newest.
+            let chosen = lock(&self.active.run)
+                .vms
+                .iter()
+                .find(|v| v.vm_id == vm.id)
+                .and_then(|v| v.instance.as_deref()?.parse::<u64>().ok());
+            let doing = match chosen {
+                Some(k) => format!("rebuilding kept instance {k} from the replica's history"),
+                None => "copying the newest complete instance".into(),
+            };
+            self.sub(i, &vm.id, StepState::Running, doing);
+            match self.site.create_test_copy(&vm.id, &owner, chosen).await {
                 Ok(point) => {
                     self.vm_record(&vm.id, |v| v.point_time_ms = Some(point));
-                    self.sub(
-                        i,
-                        &vm.id,
-                        StepState::Done,
-                        format!("instance of {}", clock(point)),
-                    );
+                    let done = match chosen {
+                        Some(k) => format!("instance {k}, of {}", clock(point)),
+                        None => format!("instance of {}", clock(point)),
+                    };
+                    self.sub(i, &vm.id, StepState::Done, done);
                 }
                 Err(e) => self.sub(i, &vm.id, StepState::Error, e),
             }
