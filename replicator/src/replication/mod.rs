@@ -8,7 +8,8 @@
 //! - [`sender`]: one cycle from the protected site: freeze a consistency
 //!   point, ship dirty blocks (delta) or blocks whose hashes differ (full).
 //! - [`receiver`]: the recovery site's listener: redo log, commit,
-//!   consolidation.
+//!   consolidation; [`refusal`]: why it refuses a session's layout or a
+//!   hold on a replica.
 //!
 //! The protocol (handshake, frame layout, message kinds and fields, the
 //! version rule, limits) is written down in `replicator/docs/wire.md`;
@@ -25,6 +26,7 @@ pub use handshake::PairingSecret;
 pub use tls::LinkTls;
 pub mod connection;
 pub mod receiver;
+pub mod refusal;
 pub mod sender;
 
 pub use receiver::{Receiver, ReceiverConfig};

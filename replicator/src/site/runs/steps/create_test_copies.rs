@@ -28,7 +28,7 @@ impl Exec {
                         format!("instance of {}", clock(point)),
                     );
                 }
-                Err(e) => self.sub(i, &vm.id, StepState::Error, e),
+                Err(e) => self.sub(i, &vm.id, StepState::Error, e.to_string()),
             }
         }
         self.end_step_by_vms(i);
