@@ -100,7 +100,7 @@ fn main() -> ExitCode {
         None => open_ui(&cli.ui, &paths, None),
         Some(Command::Demo(args)) => run_demo(args, &cli.ui.options(), &paths),
         Some(Command::Site { site_config }) => {
-            ferry_replicator::server::serve_config_file(&site_config)
+            ferry_replicator::server::serve_config_file(&site_config).map_err(|e| e.to_string())
         }
         Some(Command::Info) => info(&cli.ui, &paths),
         Some(Command::Scripted(command)) => return scripted(command, &cli.ui, &paths),
