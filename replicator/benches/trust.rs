@@ -97,7 +97,7 @@ where
 fn link(gib: u64) {
     let bytes = gib << 30;
     let report = |what: &str, (wall, cpu): (Duration, f64)| {
-        let mib_s = bytes as f64 / (1 << 20) as f64 / wall.as_secs_f64();
+        let mib_s = ferry_testkit::measure::mib_s(bytes, wall);
         let cpu_gib = cpu / gib as f64;
         println!("link {what:<28} {mib_s:>8.0} MiB/s  {cpu_gib:>6.2} CPU s/GiB (both ends)");
         mib_s
