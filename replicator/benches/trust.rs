@@ -133,11 +133,7 @@ fn link(gib: u64) {
 /// p50 and p99 of `GET /api/v1/replications` on a site with `count` VMs.
 fn api(work: &Path, count: u64, calls: u64, tls: bool) -> (f64, f64) {
     let dir = work.join(if tls { "https" } else { "http" });
-    std::fs::create_dir_all(&dir).expect("dir");
-    let fingerprint = Identity::load_or_create(&dir)
-        .expect("identity")
-        .fingerprint
-        .to_string();
+    let fingerprint = ferry_testkit::site_fingerprint(&dir);
     let absent = Identity::ephemeral()
         .expect("identity")
         .fingerprint

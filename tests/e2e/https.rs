@@ -8,7 +8,6 @@ use std::time::Duration;
 use ferry::feed::Endpoint;
 use ferry::pinning;
 use ferry_api::{Client, Failure};
-use ferry_replicator::identity::Identity;
 
 use super::support::*;
 
@@ -19,11 +18,7 @@ fn https_site(dir: &std::path::Path) -> (SiteProcess, String) {
     site_config("site-a", 0).api_tls(true).write(dir);
     let site = SiteProcess::start(dir);
     assert!(site.api.starts_with("https://"), "{}", site.api);
-    let fingerprint = Identity::load_or_create(dir)
-        .unwrap()
-        .fingerprint
-        .to_string();
-    (site, fingerprint)
+    (site, ferry_testkit::site_fingerprint(dir))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

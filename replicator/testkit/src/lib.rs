@@ -25,5 +25,5 @@ pub use chaos::{Chaos, Knobs};
 pub use config::SiteConfigBuilder;
 pub use guest::{QemuReaper, guest_image};
 pub use link::{Rng, TestReceiver};
-pub use process::SiteProcess;
+pub use process::{SiteProcess, free_port, site_fingerprint};
 pub use wait::{eventually, wait_until};

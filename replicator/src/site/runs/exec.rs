@@ -144,10 +144,9 @@ impl Exec {
             if lock(&self.active.run).prompt.is_none() {
                 break;
             }
-            tokio::select! {
-                () = acked => {}
-                () = tokio::time::sleep(Duration::from_millis(500)) => {}
-            }
+            // An ack and a cancel both notify `ack`; this future was made
+            // before the checks above, so neither can slip past it.
+            acked.await;
         }
         self.run().with(|r| {
             r.state = RunState::Running;
