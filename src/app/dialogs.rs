@@ -71,7 +71,7 @@ impl App {
         let model = &self.model;
         match (&form.purpose, &mut self.editor) {
             (FormFor::Mapping(purpose), _) => {
-                let form = retarget(form, purpose.clone());
+                let form = form.retarget(purpose.clone());
                 self.mappings.apply_form(model, &form)?;
                 self.status = Some("changed; Ctrl-S saves".into());
             }
@@ -92,7 +92,7 @@ impl App {
                 self.editor = Some(Editor::Plan(Box::new(plan)));
             }
             (FormFor::Plan(purpose), Some(Editor::Plan(p))) => {
-                p.apply_form(model, &retarget(form, purpose.clone()))?;
+                p.apply_form(model, &form.retarget(purpose.clone()))?;
             }
             _ => {}
         }
@@ -295,12 +295,3 @@ impl App {
     }
 }
 
-/// The same form, filling in for one editor's purpose.
-pub(super) fn retarget<P, Q>(form: &Form<P>, purpose: Q) -> Form<Q> {
-    Form {
-        title: form.title.clone(),
-        fields: form.fields.clone(),
-        focus: form.focus,
-        purpose,
-    }
-}

@@ -55,6 +55,16 @@ pub struct Form<P> {
 }
 
 impl<P> Form<P> {
+    /// The same form, filling in for another purpose (one editor's).
+    pub fn retarget<Q>(&self, purpose: Q) -> Form<Q> {
+        Form {
+            title: self.title.clone(),
+            fields: self.fields.clone(),
+            focus: self.focus,
+            purpose,
+        }
+    }
+
     pub fn new(title: impl Into<String>, fields: Vec<Field>, purpose: P) -> Self {
         Self {
             title: title.into(),
