@@ -18,15 +18,22 @@ use ferry_replicator::compute::qemu::source::QemuSource;
 use ferry_replicator::compute::qemu::test_vm::{TestVm, create_disks, guest_write};
 use ferry_replicator::compute::qemu::tracking::QemuTracking;
 use ferry_replicator::replication::{CycleProgress, CycleReport, run_cycle};
+use ferry_replicator::storage::{DEFAULT_BLOCK_SIZE, Geometry, PointSource, TrackedVm};
 use ferry_testkit::link::{self, Rng, TestReceiver};
 use ferry_testkit::measure::{mib_s, ms};
-use ferry_replicator::storage::{DEFAULT_BLOCK_SIZE, Geometry, PointSource, TrackedVm};
 
 const DISK: u64 = 1 << 30;
 const BLOCK: u64 = DEFAULT_BLOCK_SIZE as u64;
 const BLOCKS: u64 = DISK / BLOCK;
 fn cycle(vm_id: &str, vm: &dyn PointSource, addr: &str) -> CycleReport {
-    run_cycle(vm_id, vm, &link::target(addr), false, &CycleProgress::default()).expect("cycle")
+    run_cycle(
+        vm_id,
+        vm,
+        &link::target(addr),
+        false,
+        &CycleProgress::default(),
+    )
+    .expect("cycle")
 }
 
 fn main() {

@@ -20,9 +20,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_replicator::replication::{CycleProgress, CycleReport, run_cycle};
+use ferry_replicator::storage::{DEFAULT_BLOCK_SIZE, Geometry, TrackedVm};
 use ferry_testkit::link::{self, Rng, TestReceiver};
 use ferry_testkit::measure::mib_s;
-use ferry_replicator::storage::{DEFAULT_BLOCK_SIZE, Geometry, TrackedVm};
 
 const DISK: u64 = 1 << 30;
 const BLOCK: u64 = DEFAULT_BLOCK_SIZE as u64;
@@ -39,7 +39,14 @@ fn open_vm(dir: &Path) -> TrackedVm {
 }
 
 fn cycle(vm_id: &str, vm: &TrackedVm, addr: &str, full: bool) -> CycleReport {
-    run_cycle(vm_id, vm, &link::target(addr), full, &CycleProgress::default()).expect("cycle")
+    run_cycle(
+        vm_id,
+        vm,
+        &link::target(addr),
+        full,
+        &CycleProgress::default(),
+    )
+    .expect("cycle")
 }
 
 fn write_random_blocks(vm: &TrackedVm, rng: &mut Rng, blocks: &[u64]) {

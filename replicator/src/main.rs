@@ -196,8 +196,7 @@ fn token(command: TokenCommand, config: &std::path::Path) -> Result<(), Failure>
     let config = LoadedConfig::load(config)?;
     match command {
         TokenCommand::Create { role, name } => {
-            let (name, secret) =
-                admin::create(&config, role.into(), name)?;
+            let (name, secret) = admin::create(&config, role.into(), name)?;
             eprintln!("token {name:?} made; it is shown only this once:");
             println!("{secret}");
         }

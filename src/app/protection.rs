@@ -222,7 +222,9 @@ impl App {
                     _ => None,
                 };
                 let form = self.mappings.rule_form(&self.model, pane, index);
-                self.popup = Some(Popup::Form(form.retarget(FormFor::Mapping(form.purpose.clone()))));
+                self.popup = Some(Popup::Form(
+                    form.retarget(FormFor::Mapping(form.purpose.clone())),
+                ));
             }
             (Action::Open | Action::New, Row::Nic { .. } | Row::AddNic) => {
                 let at = match row {
@@ -230,7 +232,9 @@ impl App {
                     _ => None,
                 };
                 let form = self.mappings.nic_form(&self.model, pane, at);
-                self.popup = Some(Popup::Form(form.retarget(FormFor::Mapping(form.purpose.clone()))));
+                self.popup = Some(Popup::Form(
+                    form.retarget(FormFor::Mapping(form.purpose.clone())),
+                ));
             }
             (Action::Delete, _) => {
                 if let Err(e) = self.mappings.remove(&self.model, dir, &row) {

@@ -9,8 +9,8 @@ use ferry_api::types::PowerState;
 use tracing::warn;
 
 use super::Site;
-use super::work_error::VmWorkError;
 use super::recovered::disk_files;
+use super::work_error::VmWorkError;
 use crate::replication::sender::now_ms;
 use crate::storage::durable::fsync_dir;
 use crate::store;
@@ -120,9 +120,7 @@ impl Site {
         let seed = self.replications.receiver.replica_dir(&datastore, vm_id)?;
         self.replications.receiver.fence(vm_id, false);
         let id = vm_id.to_string();
-        self.store
-            .call(move |c| store::delete_vm(c, &id))
-            .await?;
+        self.store.call(move |c| store::delete_vm(c, &id)).await?;
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             std::fs::create_dir_all(&seed)?;
             for (i, file) in disk_files(&home).iter().enumerate() {

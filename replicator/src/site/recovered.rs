@@ -273,9 +273,7 @@ impl Site {
         let dir = match test {
             Some(mut t) => {
                 if let Some(machine) = t.machine.take() {
-                    machine
-                        .power_off(self.compute.shutdown_timeout())
-                        .await?;
+                    machine.power_off(self.compute.shutdown_timeout()).await?;
                 }
                 drop(t.disks);
                 Some(t.dir)

@@ -28,10 +28,7 @@ pub enum VmWorkError {
     #[error("no test copy of {0}")]
     NoTestCopy(String),
     #[error("copying disk {disk}: {source}")]
-    CopyDisk {
-        disk: usize,
-        source: std::io::Error,
-    },
+    CopyDisk { disk: usize, source: std::io::Error },
     #[error("cannot remove {}: {source}", dir.display())]
     Remove {
         dir: PathBuf,

@@ -126,7 +126,9 @@ impl TestReceiver {
                     .await
                     .expect("a loopback port");
                 let addr = listener.local_addr().expect("the bound address");
-                addr_tx.send(addr).expect("the starter waits for the address");
+                addr_tx
+                    .send(addr)
+                    .expect("the starter waits for the address");
                 receiver::serve(listener, receiver, async {
                     let _ = stopped.await;
                 })

@@ -41,10 +41,7 @@ pub enum CalloutError {
 pub enum StopRun {
     /// The protected site did not answer, where the mode needs it to.
     #[error("site {site} did not answer: {source}")]
-    PeerDown {
-        site: String,
-        source: PeerCallError,
-    },
+    PeerDown { site: String, source: PeerCallError },
     /// The protected site refused or failed a call that has no way round.
     #[error(transparent)]
     Peer(#[from] PeerCallError),
