@@ -351,7 +351,8 @@ fn open_ui(
     let theme = theme::Theme::load(
         &theme::choose(ui.theme.as_deref(), config.theme.as_deref()),
         &paths.themes_dir,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let mut endpoints = endpoints;
     runtime.block_on(pinning::first_contact(

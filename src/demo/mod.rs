@@ -230,7 +230,8 @@ pub fn run(
             let theme = crate::theme::Theme::load(
                 &crate::theme::choose(ui.theme.as_deref(), None),
                 &paths.themes_dir,
-            )?;
+            )
+            .map_err(|e| e.to_string())?;
             crate::tui::run(endpoints, theme, ui.read_only, ui.noc).await
         };
         seeding.abort();
