@@ -4,6 +4,7 @@
 mod e2e {
     pub mod api_errors;
     pub mod cli;
+    pub mod cycle_tui;
     pub mod demo;
     pub mod guide;
     pub mod https;
@@ -14,6 +15,7 @@ mod e2e {
     pub mod protection_tui;
     pub mod qemu;
     pub mod races;
+    pub mod roles_tui;
     pub mod runs;
     pub mod runs_faults;
     pub mod runs_tui;

@@ -15,6 +15,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -34,7 +35,10 @@ class Terminal:
 
     def __init__(self, command, cols, rows):
         self.socket = "ferry-pictures-%d" % os.getpid()
-        self.tmux("new-session", "-d", "-s", "t", "-x", str(cols), "-y", str(rows), command)
+        # Should this script die without its `finally` (SIGKILL), the
+        # watchdog in the window stops the server, and with it the demo.
+        watchdog = "(tail --pid=%d -f /dev/null; tmux -L %s kill-server) & " % (os.getpid(), self.socket)
+        self.tmux("new-session", "-d", "-s", "t", "-x", str(cols), "-y", str(rows), watchdog + command)
 
     def tmux(self, *args):
         out = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True)
@@ -107,7 +111,15 @@ def default_ferry():
     raise SystemExit("make.py: build ferry first (cargo build --release), or pass --ferry PATH")
 
 
+def stop_on(signum, _frame):
+    """SIGTERM or SIGHUP (the test harness, a closed terminal): leave
+    through the `finally` that stops the demo, as Ctrl-C does."""
+    raise SystemExit("make.py: stopped by signal %d" % signum)
+
+
 def main():
+    signal.signal(signal.SIGTERM, stop_on)
+    signal.signal(signal.SIGHUP, stop_on)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ferry", help="the ferry binary (default: target/release or target/debug)")
     parser.add_argument("--out", default=HERE, help="where the SVG files go (default: beside this script)")

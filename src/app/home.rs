@@ -82,12 +82,14 @@ impl App {
             Some(lag) => lag / r.rpo_seconds.max(1) as f64,
             None => f64::INFINITY,
         };
+        // Only replications still protecting a VM: one recovered at the
+        // other site puts no data at risk, however old its last point.
         plan.vms
             .iter()
             .filter_map(|v| {
                 self.model
                     .replications()
-                    .find(|(_, r)| r.vm_id == v.vm_id)
+                    .find(|(_, r)| r.vm_id == v.vm_id && self.model.lifecycle(r).is_protected())
                     .map(|(_, r)| r)
             })
             .max_by(|a, b| share(a).total_cmp(&share(b)))

@@ -418,6 +418,17 @@ impl App {
             return self.edit(action);
         }
         let (site, r) = self.selected_replication()?;
+        // A VM recovered at the other site: its replication ended, and
+        // the site would refuse to cycle it.
+        let lifecycle = self.model.lifecycle(&r);
+        if lifecycle.has_ended() {
+            self.status = Some(format!(
+                "{}: replication ended, the VM is {}",
+                r.vm,
+                lifecycle.words()
+            ));
+            return None;
+        }
         // The VM is named now and in the result, so the operator sees which
         // one the key reached even if rows moved since.
         let (verb, doing) = match action {

@@ -55,9 +55,15 @@ impl App {
     /// Whether the selected VM's replication may be synced, paused or
     /// resumed at its site.
     pub fn may_replicate(&self) -> bool {
-        let site = self
-            .selected_replication()
-            .and_then(|(i, _)| self.model.sites.get(i));
+        let selected = self.selected_replication();
+        // Nothing to sync or pause once the VM runs at the other site.
+        if selected
+            .as_ref()
+            .is_some_and(|(_, r)| self.model.lifecycle(r).has_ended())
+        {
+            return false;
+        }
+        let site = selected.and_then(|(i, _)| self.model.sites.get(i));
         match site {
             Some(s) => self.may(ferry_api::types::Role::Admin, Some(&s.name)),
             None => self.may(ferry_api::types::Role::Admin, None),

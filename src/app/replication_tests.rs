@@ -189,3 +189,28 @@ fn keys_while_typing_are_text_not_commands() {
     app.update(Action::Quit);
     assert!(!app.quit, "q while filtering is not quit");
 }
+
+#[test]
+fn an_ended_replication_is_offered_no_sync_or_pause_and_says_why() {
+    let mut ended = replication("app-01", 60, Some(50_000), 1_000_000);
+    ended.lifecycle = ferry_api::types::Lifecycle::RecoveredAt {
+        site: "site-b".into(),
+        run_id: Some("run-7".into()),
+    };
+    let mut app = app(false);
+    app.feed(FeedUpdate::Event {
+        site: 0,
+        event: ferry_api::types::SiteEvent::Replication(ended),
+    });
+    // app-01 is the first row by name.
+    assert_eq!(app.selected_replication().unwrap().1.vm, "app-01");
+    assert!(!app.keys().iter().any(|(_, what)| *what == "sync now"));
+    assert_eq!(app.update(Action::SyncNow), None);
+    assert_eq!(
+        app.status.as_deref(),
+        Some("app-01: replication ended, the VM is recovered at site-b (run-7)")
+    );
+    assert_eq!(app.update(Action::TogglePause), None);
+    app.update(Action::Down);
+    assert!(app.keys().iter().any(|(_, what)| *what == "sync now"));
+}

@@ -62,7 +62,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let mut lines = Vec::new();
     for plan in app.model.plans() {
         let risk = app.plan_at_risk(plan).map_or_else(
-            || Span::styled("no VM replicated", t.get("dim")),
+            || Span::styled("no VM protected", t.get("dim")),
             |r| {
                 let role = match r.compliance {
                     Compliance::Ok => "ok",
@@ -122,13 +122,22 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let mut lines = Vec::new();
     for g in app.model.groups() {
         let mut counts = [0usize; 4];
+        // VMs recovered at the other site: their old replication's lag is
+        // no compliance, good or bad.
+        let mut recovered = 0;
         for v in &g.vms {
-            let state = app
+            let copies: Vec<_> = app
                 .model
                 .replications()
-                .find(|(_, r)| r.vm_id == v.vm_id)
-                .map_or(Compliance::Unknown, |(_, r)| compliance(r, app.now_ms));
-            counts[state as usize] += 1;
+                .filter(|(_, r)| r.vm_id == v.vm_id)
+                .map(|(_, r)| r)
+                .collect();
+            let live = copies.iter().find(|r| !app.model.lifecycle(r).has_ended());
+            match live {
+                Some(r) => counts[compliance(r, app.now_ms) as usize] += 1,
+                None if !copies.is_empty() => recovered += 1,
+                None => counts[Compliance::Unknown as usize] += 1,
+            }
         }
         let [ok, risk, violated, pending] = counts;
         let mut spans = vec![
@@ -139,6 +148,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             (risk, "▲ at risk", "warn"),
             (violated, "✖ violated", "crit"),
             (pending, "… pending", "dim"),
+            (recovered, "⇥ recovered elsewhere", "dim"),
         ] {
             if n > 0 {
                 spans.push(Span::styled(format!("  {word} {n}"), t.get(role)));

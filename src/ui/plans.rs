@@ -46,10 +46,18 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         .max()
         .unwrap_or(0)
         .max(5);
+    // Names take what the longest needs, so Next (what the operator acts
+    // on) gets the rest of the width.
+    let name_width = plans
+        .iter()
+        .map(|p| p.name.chars().count() as u16)
+        .max()
+        .unwrap_or(0)
+        .clamp(4, 32);
     let table = Table::new(
         rows,
         [
-            Constraint::Min(12),
+            Constraint::Length(name_width),
             Constraint::Length(18),
             Constraint::Length(state_width),
             Constraint::Length(4),

@@ -14,7 +14,20 @@ use super::support::*;
 /// (the sites' names, URLs, pids and tokens).
 pub fn start(dir: &Path) -> (Child, serde_json::Value) {
     let port_base = super::support::free_port_base();
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    // A test that fails before `stop` leaves no demo behind: when its
+    // thread ends, the kernel sends the demo SIGTERM, and the demo stops
+    // its sites.
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork
+    // and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut demo = command
         .args([
             "demo",
             "--no-tui",

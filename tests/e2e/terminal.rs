@@ -36,8 +36,15 @@ impl Tmux {
         let tmux = Self {
             socket: format!("{name}-{}", std::process::id()),
         };
+        // The server outlives no test: Drop kills it, and should the test
+        // process die without unwinding (SIGKILL, a harness timeout), the
+        // watchdog in the window does, and with it ferry and any demo sites
+        // (they follow their demo).
         let command = format!(
-            "cd {dir} && env -u XDG_CONFIG_HOME -u XDG_DATA_HOME {env} {exe} {args}; echo FERRY-EXITED $?; sleep 120",
+            "(tail --pid={test} -f /dev/null; tmux -L {socket} kill-server) & \
+             cd {dir} && env -u XDG_CONFIG_HOME -u XDG_DATA_HOME {env} {exe} {args}; echo FERRY-EXITED $?; sleep 120",
+            test = std::process::id(),
+            socket = tmux.socket,
             dir = dir.display(),
             exe = env!("CARGO_BIN_EXE_ferry"),
         );

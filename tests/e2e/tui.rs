@@ -148,12 +148,20 @@ fn the_demo_in_a_real_terminal() {
     );
 }
 
-/// The pid of the program a tmux pane runs: the shell's one child.
+/// The pid of the ferry a tmux pane runs: the shell's child named ferry
+/// (its other child is the window's watchdog).
 fn pane_child(tmux: &Tmux) -> i32 {
     let shell = tmux.run(&["display-message", "-p", "-t", "t", "#{pane_pid}"]);
     let shell = shell.trim();
     let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
-    children.split_whitespace().next().unwrap().parse().unwrap()
+    children
+        .split_whitespace()
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "ferry")
+        })
+        .unwrap_or_else(|| panic!("no ferry among the pane's processes {children}"))
+        .parse()
+        .unwrap()
 }
 
 #[test]

@@ -110,6 +110,32 @@ impl Site {
         }
     }
 
+    /// Whether a VM of this site is the old copy of one running at the
+    /// peer: recovered there, or being reprotected there by the peer's run
+    /// (not by a run of this site, whose new replications must cycle).
+    /// The peer refuses its replication's cycles until the reprotect
+    /// replaces it.
+    pub(crate) fn is_old_copy(&self, lifecycle: &Lifecycle) -> bool {
+        match lifecycle {
+            Lifecycle::RecoveredAt { .. } => true,
+            Lifecycle::Reprotecting { run_id } => !lock(&self.runs.active).contains_key(run_id),
+            _ => false,
+        }
+    }
+
+    /// Holds or frees the scheduler of a replication whose VM runs at the
+    /// peer now: the peer refuses cycles into the replica it promoted, so
+    /// retrying them would only log failures. Not stored: the lifecycle is
+    /// worked out again at every start, and an operator's pause is kept.
+    pub(crate) fn hold_ended(&self, vm_id: &str, ended: bool) {
+        if let Some(r) = lock(&self.inventory.vms)
+            .get(vm_id)
+            .and_then(|vm| vm.replication.as_ref())
+        {
+            r.hold(ended);
+        }
+    }
+
     /// The API view of one VM, with its lifecycle.
     pub(crate) fn vm_info(&self, vm: &VmRuntime) -> VmInfo {
         let mut info = describe(vm, self);
@@ -161,6 +187,9 @@ impl Site {
             if before == Some(&info.lifecycle) {
                 continue;
             }
+            // Before streaming, so no client sees an ended replication
+            // still cycling.
+            self.hold_ended(&info.id, self.is_old_copy(&info.lifecycle));
             if info.lifecycle.has_ended() {
                 let announce = !first && before.is_some_and(|b| !b.has_ended());
                 ended.push((

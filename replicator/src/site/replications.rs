@@ -24,7 +24,7 @@ use crate::storage::PointSource;
 use crate::store::{self, ReplicationRow, Store, StoreError};
 use crate::sync::lock;
 use ferry_api::types::{
-    LastSyncInfo, ProgressInfo, ReplicationInfo, ReplicationRequest, SiteEvent,
+    LastSyncInfo, Lifecycle, ProgressInfo, ReplicationInfo, ReplicationRequest, SiteEvent,
 };
 
 /// Replication out of this site and into it.
@@ -44,6 +44,16 @@ pub(crate) struct Replicated {
 }
 
 impl Replicated {
+    /// Holds its scheduler (`true`) or frees it unless an operator paused
+    /// it; see [`Site::hold_ended`].
+    pub fn hold(&self, held: bool) {
+        if held {
+            self.handle.pause();
+        } else if !self.row.paused {
+            self.handle.resume();
+        }
+    }
+
     pub async fn stop(self) {
         self.forwarder.abort();
         self.handle.stop().await;
@@ -319,6 +329,9 @@ impl Site {
         self.store
             .call(move |c| store::upsert_replication(c, &stored))
             .await?;
+        // A resume of an ended replication is kept for when it is one
+        // again; its scheduler stays held.
+        let ended = self.is_old_copy(&self.lifecycle(vm_id, true));
         if let Some(r) = lock(&self.inventory.vms)
             .get_mut(vm_id)
             .and_then(|vm| vm.replication.as_mut())
@@ -326,7 +339,7 @@ impl Site {
             r.row.paused = paused;
             if paused {
                 r.handle.pause();
-            } else {
+            } else if !ended {
                 r.handle.resume();
             }
         }
@@ -339,6 +352,13 @@ impl Site {
     /// Starts a cycle now.
     pub fn sync_now(&self, vm_id: &str) -> Result<ReplicationInfo, SiteError> {
         let row = self.replicated_row(vm_id)?;
+        if let ended @ Lifecycle::RecoveredAt { .. } = self.lifecycle(vm_id, true) {
+            return Err(SiteError::Conflict(format!(
+                "replication of {} ended: the VM is {}",
+                self.vm_name(vm_id)?,
+                ended.words()
+            )));
+        }
         if row.paused {
             return Err(SiteError::Conflict(format!(
                 "replication of {vm_id} is paused: resume it first"
@@ -453,7 +473,7 @@ impl Site {
         }
         // A VM recovered at the peer: its replication ended, and what its
         // scheduler meets now (a promoted replica) is no alarm.
-        let ended = self.lifecycle(vm_id, true).has_ended();
+        let ended = self.is_old_copy(&self.lifecycle(vm_id, true));
         let state_changed = before.is_none_or(|b| b.state != now.state);
         if state_changed {
             let (id, state, lag) = (

@@ -147,7 +147,12 @@ pub fn allowed_now(
         } else if allowed.contains(&Cleanup) {
             format!("protected site {protected_site} unreachable: {next}")
         } else {
-            format!("protected site {protected_site} unreachable: wait for it to {next}")
+            // The advice without its state word: "recovered: reprotect …"
+            // reads "… wait for it to answer, then reprotect …".
+            let advice = next.split_once(": ").map_or(next.as_str(), |(_, a)| a);
+            format!(
+                "protected site {protected_site} unreachable: wait for it to answer, then {advice}"
+            )
         };
     }
     let locked = r.groups.iter().find_map(|g| g.locked_by.as_ref());
@@ -186,6 +191,14 @@ mod tests {
         );
         let (allowed, _) = allowed_now(PlanState::TestComplete, None, "site-a", &r);
         assert_eq!(allowed, vec![RunMode::Cleanup]);
+        // After a disaster recovery, a reprotect needs the old site back.
+        let (allowed, next) = allowed_now(PlanState::RecoveryComplete, None, "site-a", &r);
+        assert!(allowed.is_empty());
+        assert_eq!(
+            next,
+            "protected site site-a unreachable: wait for it to answer, then reprotect to \
+             replicate back to the old protected site"
+        );
     }
 
     #[test]
