@@ -345,7 +345,7 @@ impl App {
         match action {
             Action::Toggle | Action::Open => {
                 if let Err(why) = g.toggle(&self.model) {
-                    self.status = Some(why);
+                    self.status = Some(why.to_string());
                 }
             }
             Action::Rename => {

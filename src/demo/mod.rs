@@ -22,6 +22,32 @@ pub const INVENTORY: &str = include_str!("../../assets/demo.toml");
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why the demo could not start its sites or open the UI.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("assets/demo.toml: {0}")]
+    Inventory(toml::de::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("{}: {error}", path.display())]
+    File {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("cannot start {}: {error}", exe.display())]
+    Spawn { exe: PathBuf, error: std::io::Error },
+    #[error("no stdout from the site")]
+    NoStdout,
+    #[error("the site in {} did not start; see {}", dir.display(), dir.join("site.log").display())]
+    NotStarted { dir: PathBuf },
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Theme(#[from] crate::theme::ThemeError),
+    #[error(transparent)]
+    Draw(#[from] crate::tui::DrawError),
+}
+
 #[derive(clap::Args)]
 pub struct DemoArgs {
     /// Run only the sites and print their URLs and tokens (no terminal UI).
@@ -94,7 +120,7 @@ pub struct Tokens {
 /// `ferry.toml` beside `demo.json`: both sites with their admin tokens, so
 /// scripts and a second TUI can say `ferry --config <dir>/ferry.toml status`
 /// (or set `FERRY_CONFIG`). Readable by its owner only: it holds tokens.
-fn write_client_config(dir: &Path, demo: &DemoFile) -> Result<(), String> {
+fn write_client_config(dir: &Path, demo: &DemoFile) -> Result<(), DemoError> {
     let mut text = String::from(
         "# Written by `ferry demo`: its two sites, for `ferry --config <this file>`.\n",
     );
@@ -105,7 +131,7 @@ fn write_client_config(dir: &Path, demo: &DemoFile) -> Result<(), String> {
         ));
     }
     let path = dir.join("ferry.toml");
-    write_private(&path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+    write_private(&path, text.as_bytes()).map_err(|error| DemoError::File { path, error })
 }
 
 /// Writes a file only its owner can read: the demo's files hold tokens.
@@ -122,8 +148,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-async fn start_site(exe: &Path, dir: &Path) -> Result<(Child, String), String> {
-    let log = std::fs::File::create(dir.join("site.log")).map_err(|e| e.to_string())?;
+async fn start_site(exe: &Path, dir: &Path) -> Result<(Child, String), DemoError> {
+    let log = std::fs::File::create(dir.join("site.log"))?;
     let mut command = Command::new(exe);
     // If the demo dies without stopping its sites (an SSH hangup, kill -9),
     // the kernel sends them SIGTERM so they stop cleanly, not live on. The
@@ -145,8 +171,11 @@ async fn start_site(exe: &Path, dir: &Path) -> Result<(Child, String), String> {
         .stderr(Stdio::from(log))
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-    let stdout = child.stdout.take().ok_or("no stdout from the site")?;
+        .map_err(|error| DemoError::Spawn {
+            exe: exe.to_path_buf(),
+            error,
+        })?;
+    let stdout = child.stdout.take().ok_or(DemoError::NoStdout)?;
     let mut lines = BufReader::new(stdout).lines();
     let url = tokio::time::timeout(START_TIMEOUT, async {
         while let Ok(Some(line)) = lines.next_line().await {
@@ -159,12 +188,8 @@ async fn start_site(exe: &Path, dir: &Path) -> Result<(Child, String), String> {
     .await
     .ok()
     .flatten()
-    .ok_or_else(|| {
-        format!(
-            "the site in {} did not start; see {}",
-            dir.display(),
-            dir.join("site.log").display()
-        )
+    .ok_or_else(|| DemoError::NotStarted {
+        dir: dir.to_path_buf(),
     })?;
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -180,12 +205,11 @@ pub fn run(
     shutdown: impl Future<Output = ()>,
     ui: &crate::UiOptions,
     paths: &crate::settings::Paths,
-) -> Result<(), String> {
+) -> Result<(), DemoError> {
     let dir = args.data_dir();
-    let layout: seed::Layout =
-        toml::from_str(INVENTORY).map_err(|e| format!("assets/demo.toml: {e}"))?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let layout: seed::Layout = toml::from_str(INVENTORY).map_err(DemoError::Inventory)?;
+    let exe = std::env::current_exe()?;
+    let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let mut children = Vec::new();
         let mut started = Vec::new();
@@ -202,10 +226,9 @@ pub fn run(
         }
         started.reverse();
         let file = DemoFile { sites: started };
-        let json = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
-        let demo_json = dir.join("demo.json");
-        write_private(&demo_json, json.as_bytes())
-            .map_err(|e| format!("{}: {e}", demo_json.display()))?;
+        let json = serde_json::to_string_pretty(&file)?;
+        let path = dir.join("demo.json");
+        write_private(&path, json.as_bytes()).map_err(|error| DemoError::File { path, error })?;
         write_client_config(&dir, &file)?;
         let seeding = tokio::spawn(seed_quietly(file.sites.clone(), layout));
         let outcome = if args.no_tui {
@@ -230,9 +253,8 @@ pub fn run(
             let theme = crate::theme::Theme::load(
                 &crate::theme::choose(ui.theme.as_deref(), None),
                 &paths.themes_dir,
-            )
-            .map_err(|e| e.to_string())?;
-            crate::tui::run(endpoints, theme, ui.read_only, ui.noc).await
+            )?;
+            Ok(crate::tui::run(endpoints, theme, ui.read_only, ui.noc).await?)
         };
         seeding.abort();
         stop_all(children).await;

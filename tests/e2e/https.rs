@@ -86,7 +86,7 @@ async fn first_contact_asks_and_pins_the_certificate_in_the_config_file() {
         false
     })
     .await;
-    assert!(declined.unwrap_err().contains("not trusted"));
+    assert!(declined.unwrap_err().to_string().contains("not trusted"));
     assert!(asked[0].contains(&fingerprint), "{}", asked[0]);
     assert_eq!(endpoints[0].fingerprint, None);
 
