@@ -113,28 +113,41 @@ fn dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// A file of the export that could not be written, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {error}", path.display())]
+struct WriteError {
+    path: PathBuf,
+    error: std::io::Error,
+}
+
 /// Writes `ferry-run-<id>.json` and `.md`; returns the status line.
 pub fn write(run: &Run) -> String {
-    let mut last_error = String::new();
+    let mut last_error = None;
     for dir in dirs() {
         match write_in(&dir, run) {
             Ok(md) => {
                 let shown = std::fs::canonicalize(&md).unwrap_or(md);
                 return format!("exported run {} to {} and .json", run.id, shown.display());
             }
-            Err(e) => last_error = e,
+            Err(e) => last_error = Some(e),
         }
     }
-    format!("run {} not exported: {last_error}", run.id)
+    let why = last_error.map_or_else(String::new, |e| e.to_string());
+    format!("run {} not exported: {why}", run.id)
 }
 
-fn write_in(dir: &Path, run: &Run) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+fn write_in(dir: &Path, run: &Run) -> Result<PathBuf, WriteError> {
+    let at = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| WriteError { path, error }
+    };
+    std::fs::create_dir_all(dir).map_err(at(dir))?;
     let base = dir.join(format!("ferry-run-{}", run.id));
     let json_path = base.with_extension("json");
     let md_path = base.with_extension("md");
-    std::fs::write(&json_path, json(run)).map_err(|e| format!("{}: {e}", json_path.display()))?;
-    std::fs::write(&md_path, markdown(run)).map_err(|e| format!("{}: {e}", md_path.display()))?;
+    std::fs::write(&json_path, json(run)).map_err(at(&json_path))?;
+    std::fs::write(&md_path, markdown(run)).map_err(at(&md_path))?;
     Ok(md_path)
 }
 

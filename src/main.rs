@@ -83,6 +83,42 @@ enum Command {
     Man,
 }
 
+/// Why a command of the binary failed; `main` prints it as `ferry: …`.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error(transparent)]
+    Pin(#[from] pinning::PinError),
+    #[error(transparent)]
+    Client(#[from] ferry_api::ClientError),
+    #[error(transparent)]
+    Theme(#[from] theme::ThemeError),
+    #[error(transparent)]
+    Draw(#[from] tui::DrawError),
+    #[error(transparent)]
+    Demo(#[from] demo::DemoError),
+    #[error(transparent)]
+    DemoPair(#[from] ferry_replicator::demo_pair::DemoPairError),
+    #[error(transparent)]
+    Serve(#[from] ferry_replicator::server::ServeError),
+    /// No async runtime could start.
+    #[error(transparent)]
+    Runtime(#[from] std::io::Error),
+    #[error("cannot run {}: {error}", script.display())]
+    ImageScript {
+        script: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{} failed ({status})", script.display())]
+    ImageFailed {
+        script: PathBuf,
+        status: std::process::ExitStatus,
+    },
+    #[error("cannot write the manual page: {0}")]
+    Man(std::io::Error),
+}
+
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
@@ -100,7 +136,7 @@ fn main() -> ExitCode {
         None => open_ui(&cli.ui, &paths, None),
         Some(Command::Demo(args)) => run_demo(args, &cli.ui.options(), &paths),
         Some(Command::Site { site_config }) => {
-            ferry_replicator::server::serve_config_file(&site_config)
+            ferry_replicator::server::serve_config_file(&site_config).map_err(Failure::from)
         }
         Some(Command::Info) => info(&cli.ui, &paths),
         Some(Command::Scripted(command)) => return scripted(command, &cli.ui, &paths),
@@ -110,7 +146,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Man) => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())
-            .map_err(|e| format!("cannot write the manual page: {e}")),
+            .map_err(Failure::Man),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -159,15 +195,14 @@ fn run_demo(
     args: demo::DemoArgs,
     ui: &ferry::UiOptions,
     paths: &settings::Paths,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let compute = demo_compute(args.compute)?;
     let pair = ferry_replicator::demo_pair::write_with(
         &args.data_dir(),
         &args.inventory()?,
         args.port_base(),
         &compute,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let sites = pair
         .into_iter()
         .map(|site| demo::PairSite {
@@ -180,20 +215,20 @@ fn run_demo(
             },
         })
         .collect();
-    demo::run(
+    Ok(demo::run(
         args,
         sites,
         ferry_replicator::server::shutdown_signal(),
         ui,
         paths,
-    )
+    )?)
 }
 
 /// The demo's `[compute]`: for QEMU, the guest image is built (or found in
 /// its cache) by the repository's script first.
 fn demo_compute(
     choice: demo::DemoCompute,
-) -> Result<ferry_replicator::config::ComputeConfig, String> {
+) -> Result<ferry_replicator::config::ComputeConfig, Failure> {
     use ferry_replicator::config::{ComputeConfig, ComputeKind};
     if choice == demo::DemoCompute::Builtin {
         return Ok(ComputeConfig::default());
@@ -207,9 +242,15 @@ fn demo_compute(
         .arg(&script)
         .stderr(std::process::Stdio::inherit())
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        .map_err(|error| Failure::ImageScript {
+            script: script.clone(),
+            error,
+        })?;
     if !out.status.success() {
-        return Err(format!("{} failed ({})", script.display(), out.status));
+        return Err(Failure::ImageFailed {
+            script,
+            status: out.status,
+        });
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let image = stdout.lines().last().unwrap_or_default().trim().to_string();
@@ -241,7 +282,7 @@ fn log_to_file(path: &std::path::Path) {
     }
 }
 
-fn info(ui: &UiArgs, paths: &settings::Paths) -> Result<(), String> {
+fn info(ui: &UiArgs, paths: &settings::Paths) -> Result<(), Failure> {
     let config_file = ui
         .config
         .clone()
@@ -301,6 +342,7 @@ fn scripted(command: cli::args::Scripted, ui: &UiArgs, paths: &settings::Paths) 
                 std::env::var(name).ok()
             })
         })
+        .map_err(Failure::from)
         .and_then(|mut endpoints| {
             runtime.block_on(pinning::first_contact(
                 &mut endpoints,
@@ -312,7 +354,7 @@ fn scripted(command: cli::args::Scripted, ui: &UiArgs, paths: &settings::Paths) 
         .and_then(|endpoints| {
             endpoints
                 .iter()
-                .map(|e| e.client(cli::REQUEST_TIMEOUT).map_err(|e| e.to_string()))
+                .map(|e| e.client(cli::REQUEST_TIMEOUT).map_err(Failure::from))
                 .collect::<Result<Vec<_>, _>>()
         });
     let clients = match clients {
@@ -336,7 +378,7 @@ fn open_ui(
     ui: &UiArgs,
     paths: &settings::Paths,
     endpoints: Option<Vec<feed::Endpoint>>,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let config_file = ui
         .config
         .clone()
@@ -352,14 +394,20 @@ fn open_ui(
         &theme::choose(ui.theme.as_deref(), config.theme.as_deref()),
         &paths.themes_dir,
     )?;
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Runtime::new()?;
     let mut endpoints = endpoints;
-    runtime.block_on(pinning::first_contact(
-        &mut endpoints,
-        &config_file,
-        &mut pinning::ask_on_terminal,
-    ))?;
-    runtime.block_on(tui::run(endpoints, theme, ui.read_only || ui.noc, ui.noc))
+    runtime
+        .block_on(pinning::first_contact(
+            &mut endpoints,
+            &config_file,
+            &mut pinning::ask_on_terminal,
+        ))?;
+    Ok(runtime.block_on(tui::run(
+        endpoints,
+        theme,
+        ui.read_only || ui.noc,
+        ui.noc,
+    ))?)
 }
 
 #[cfg(test)]

@@ -12,6 +12,25 @@ use ferry_api::Failure;
 
 use crate::feed::Endpoint;
 
+/// Why a certificate was not pinned.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error(transparent)]
+    Client(#[from] ferry_api::ClientError),
+    #[error("{site}: the certificate {seen} was not trusted; nothing was sent to the site")]
+    NotTrusted { site: String, seen: String },
+    #[error("{}: {error}", path.display())]
+    ConfigFile {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{url} has no entry in {} (given with --site?)", path.display())]
+    NoEntry {
+        url: String,
+        path: std::path::PathBuf,
+    },
+}
+
 /// How long first contact waits for a site's handshake.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -23,12 +42,12 @@ pub async fn first_contact(
     endpoints: &mut [Endpoint],
     config_file: &Path,
     confirm: &mut dyn FnMut(&str) -> bool,
-) -> Result<(), String> {
+) -> Result<(), PinError> {
     for endpoint in endpoints.iter_mut() {
         if !endpoint.url.starts_with("https://") || endpoint.fingerprint.is_some() {
             continue;
         }
-        let client = endpoint.client(PROBE_TIMEOUT).map_err(|e| e.to_string())?;
+        let client = endpoint.client(PROBE_TIMEOUT)?;
         let seen = match client.site_info().await {
             Err(e) => match e.failure {
                 Failure::Certificate { seen, .. } => seen,
@@ -45,10 +64,10 @@ pub async fn first_contact(
             config_file.display()
         );
         if !confirm(&question) {
-            return Err(format!(
-                "{}: the certificate {seen} was not trusted; nothing was sent to the site",
-                endpoint.name
-            ));
+            return Err(PinError::NotTrusted {
+                site: endpoint.name.clone(),
+                seen,
+            });
         }
         endpoint.fingerprint = Some(seen.clone());
         if let Err(why) = store(config_file, &endpoint.url, &seen) {
@@ -79,9 +98,12 @@ pub fn ask_on_terminal(question: &str) -> bool {
 /// Writes `fingerprint = "…"` under the `url = "…"` line of the site's
 /// `[[sites]]` entry, keeping the rest of the file (comments included) as
 /// it is.
-pub fn store(config_file: &Path, url: &str, fingerprint: &str) -> Result<(), String> {
-    let text = std::fs::read_to_string(config_file)
-        .map_err(|e| format!("{}: {e}", config_file.display()))?;
+pub fn store(config_file: &Path, url: &str, fingerprint: &str) -> Result<(), PinError> {
+    let in_file = |error| PinError::ConfigFile {
+        path: config_file.to_path_buf(),
+        error,
+    };
+    let text = std::fs::read_to_string(config_file).map_err(in_file)?;
     let mut out = String::with_capacity(text.len() + 100);
     let mut stored = false;
     for line in text.split_inclusive('\n') {
@@ -95,12 +117,12 @@ pub fn store(config_file: &Path, url: &str, fingerprint: &str) -> Result<(), Str
         }
     }
     if !stored {
-        return Err(format!(
-            "{url} has no entry in {} (given with --site?)",
-            config_file.display()
-        ));
+        return Err(PinError::NoEntry {
+            url: url.to_string(),
+            path: config_file.to_path_buf(),
+        });
     }
-    std::fs::write(config_file, out).map_err(|e| format!("{}: {e}", config_file.display()))
+    std::fs::write(config_file, out).map_err(in_file)
 }
 
 /// The URL of a `url = "…"` line.

@@ -44,31 +44,79 @@ pub enum TokenSource {
     Env(String),
 }
 
+/// Why a site's token cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("cannot read the token file {}: {error}", path.display())]
+    UnreadableFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("the environment variable {0} holding a token is not set")]
+    EnvUnset(String),
+    #[error("an empty --token")]
+    EmptyGiven,
+    #[error("the token file {} is empty", .0.display())]
+    EmptyFile(PathBuf),
+    #[error("the environment variable {0} is empty")]
+    EmptyEnv(String),
+}
+
+/// Why the settings name no sites ferry can watch.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// `reason` is the TOML parser's, on one line.
+    #[error("{}: {reason}", path.display())]
+    BadFile { path: PathBuf, reason: String },
+    #[error("{}: {error}", path.display())]
+    UnreadableFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("site {site} in the config file: give one of token, token_file and token_env")]
+    TokenSources { site: String },
+    #[error("site {site}: {error}")]
+    Token { site: String, error: TokenError },
+    #[error(
+        "{sites} --site but {tokens} tokens: give one --token or --token-file after each --site, \
+         or none and set {TOKEN_ENV}_1, {TOKEN_ENV}_2 or {TOKEN_ENV}"
+    )]
+    TokenCount { sites: usize, tokens: usize },
+    #[error(
+        "no sites to watch: give --site URL --token T (twice for a pair), \
+         list them in the config file (see `ferry info`), or run `ferry demo`"
+    )]
+    NoSites,
+    #[error("site URL {0:?} must start with http:// or https://")]
+    NotHttp(String),
+}
+
 /// The environment variable read for site `n` (1-based) given with
 /// `--site` but no token: `FERRY_TOKEN_<n>`, else `FERRY_TOKEN`.
 pub const TOKEN_ENV: &str = "FERRY_TOKEN";
 
 impl TokenSource {
     /// The token, or a sentence saying why there is none.
-    pub fn read(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    pub fn read(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<String, TokenError> {
         let token = match self {
             Self::Given(token) => token.clone(),
             Self::File(path) => std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?
+                .map_err(|error| TokenError::UnreadableFile {
+                    path: path.clone(),
+                    error,
+                })?
                 .trim()
                 .to_string(),
             Self::Env(name) => env(name)
-                .ok_or_else(|| {
-                    format!("the environment variable {name} holding a token is not set")
-                })?
+                .ok_or_else(|| TokenError::EnvUnset(name.clone()))?
                 .trim()
                 .to_string(),
         };
         if token.is_empty() {
             return Err(match self {
-                Self::Given(_) => "an empty --token".to_string(),
-                Self::File(path) => format!("the token file {} is empty", path.display()),
-                Self::Env(name) => format!("the environment variable {name} is empty"),
+                Self::Given(_) => TokenError::EmptyGiven,
+                Self::File(path) => TokenError::EmptyFile(path.clone()),
+                Self::Env(name) => TokenError::EmptyEnv(name.clone()),
             });
         }
         Ok(token)
@@ -76,16 +124,16 @@ impl TokenSource {
 }
 
 impl SiteEntry {
-    fn token_source(&self) -> Result<TokenSource, String> {
+    fn token_source(&self) -> Result<TokenSource, SettingsError> {
         let site = self.name.as_deref().unwrap_or(&self.url);
         match (&self.token, &self.token_file, &self.token_env) {
             (Some(t), None, None) => Ok(TokenSource::Given(t.clone())),
             (None, Some(f), None) => Ok(TokenSource::File(f.clone())),
             (None, None, Some(e)) => Ok(TokenSource::Env(e.clone())),
             (None, None, None) => Ok(TokenSource::Env(TOKEN_ENV.into())),
-            _ => Err(format!(
-                "site {site} in the config file: give one of token, token_file and token_env"
-            )),
+            _ => Err(SettingsError::TokenSources {
+                site: site.to_string(),
+            }),
         }
     }
 }
@@ -118,20 +166,21 @@ impl Paths {
 
 /// Reads the config file; a missing file is an empty config, a bad one an
 /// error naming the file and the problem.
-pub fn load(path: &Path) -> Result<ConfigFile, String> {
+pub fn load(path: &Path) -> Result<ConfigFile, SettingsError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| {
-            format!(
-                "{}: {}",
-                path.display(),
-                e.to_string()
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )
+        Ok(text) => toml::from_str(&text).map_err(|e| SettingsError::BadFile {
+            path: path.to_path_buf(),
+            reason: e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(error) => Err(SettingsError::UnreadableFile {
+            path: path.to_path_buf(),
+            error,
+        }),
     }
 }
 
@@ -143,7 +192,7 @@ pub fn endpoints(
     sites: &[String],
     tokens: &[TokenSource],
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<Endpoint>, String> {
+) -> Result<Vec<Endpoint>, SettingsError> {
     let from_env = |n: usize| {
         let numbered = format!("{TOKEN_ENV}_{n}");
         if env(&numbered).is_some() {
@@ -160,21 +209,22 @@ pub fn endpoints(
                 let source = s.token_source()?;
                 let name = s.name.clone().unwrap_or_else(|| s.url.clone());
                 Ok(Endpoint {
-                    token: source.read(env).map_err(|e| format!("site {name}: {e}"))?,
+                    token: source.read(env).map_err(|error| SettingsError::Token {
+                        site: name.clone(),
+                        error,
+                    })?,
                     name,
                     url: s.url.trim_end_matches('/').to_string(),
                     fingerprint: s.fingerprint.clone(),
                 })
             })
-            .collect::<Result<_, String>>()?
+            .collect::<Result<_, SettingsError>>()?
     } else {
         if !tokens.is_empty() && sites.len() != tokens.len() {
-            return Err(format!(
-                "{} --site but {} tokens: give one --token or --token-file after each --site, \
-                 or none and set {TOKEN_ENV}_1, {TOKEN_ENV}_2 or {TOKEN_ENV}",
-                sites.len(),
-                tokens.len()
-            ));
+            return Err(SettingsError::TokenCount {
+                sites: sites.len(),
+                tokens: tokens.len(),
+            });
         }
         sites
             .iter()
@@ -184,25 +234,21 @@ pub fn endpoints(
                 Ok(Endpoint {
                     name: url.clone(),
                     url: url.trim_end_matches('/').to_string(),
-                    token: source.read(env).map_err(|e| format!("site {url}: {e}"))?,
+                    token: source.read(env).map_err(|error| SettingsError::Token {
+                        site: url.clone(),
+                        error,
+                    })?,
                     fingerprint: None,
                 })
             })
-            .collect::<Result<_, String>>()?
+            .collect::<Result<_, SettingsError>>()?
     };
     if endpoints.is_empty() {
-        return Err(
-            "no sites to watch: give --site URL --token T (twice for a pair), \
-             list them in the config file (see `ferry info`), or run `ferry demo`"
-                .into(),
-        );
+        return Err(SettingsError::NoSites);
     }
     for e in &endpoints {
         if !(e.url.starts_with("http://") || e.url.starts_with("https://")) {
-            return Err(format!(
-                "site URL {:?} must start with http:// or https://",
-                e.url
-            ));
+            return Err(SettingsError::NotHttp(e.url.clone()));
         }
     }
     Ok(endpoints)
@@ -238,7 +284,9 @@ mod tests {
         let got = endpoints(&ConfigFile::default(), &sites, &[], &env).unwrap();
         assert_eq!(got[0].token, "shared");
         assert_eq!(got[1].token, "two");
-        let err = endpoints(&ConfigFile::default(), &sites, &given[..1], &env).unwrap_err();
+        let err = endpoints(&ConfigFile::default(), &sites, &given[..1], &env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("2 --site but 1 tokens"), "{err}");
     }
 
@@ -258,7 +306,7 @@ mod tests {
         assert_eq!(got[1].token, "mine");
         let text = "[[sites]]\nname = \"site-c\"\nurl = \"http://c:3\"\ntoken_env = \"UNSET\"\n";
         let config: ConfigFile = toml::from_str(text).unwrap();
-        let err = endpoints(&config, &[], &[], &env).unwrap_err();
+        let err = endpoints(&config, &[], &[], &env).unwrap_err().to_string();
         assert_eq!(
             err,
             "site site-c: the environment variable UNSET holding a token is not set"

@@ -54,19 +54,34 @@ pub struct Theme {
     styles: BTreeMap<&'static str, Style>,
 }
 
+/// Why a theme cannot be used: which file or name, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ThemeError {
+    #[error("{0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("unknown style {0:?}; known: {known}", known = ROLES.join(", "))]
+    UnknownRole(String),
+    #[error("style {role}: colour {colour:?}")]
+    Colour { role: &'static str, colour: String },
+    #[error("{}: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        source: Box<ThemeError>,
+    },
+    #[error("no theme {name:?}: built in are {known}")]
+    Unknown { name: String, known: String },
+}
+
 impl Theme {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let file: ThemeFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<Self, ThemeError> {
+        let file: ThemeFile = toml::from_str(text)?;
         let mut styles = BTreeMap::new();
         for (role, spec) in &file.styles {
             let role = ROLES
                 .iter()
                 .find(|r| *r == role)
-                .ok_or_else(|| format!("unknown style {role:?}; known: {}", ROLES.join(", ")))?;
-            styles.insert(
-                *role,
-                style(spec).map_err(|e| format!("style {role}: {e}"))?,
-            );
+                .ok_or_else(|| ThemeError::UnknownRole(role.clone()))?;
+            styles.insert(*role, style(role, spec)?);
         }
         Ok(Self {
             name: file.name,
@@ -75,10 +90,13 @@ impl Theme {
     }
 
     /// Loads theme `name`: the user's file if there is one, else built in.
-    pub fn load(name: &str, user_dir: &Path) -> Result<Self, String> {
+    pub fn load(name: &str, user_dir: &Path) -> Result<Self, ThemeError> {
         let path = user_dir.join(format!("{name}.toml"));
         if let Ok(text) = std::fs::read_to_string(&path) {
-            return Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()));
+            return Self::parse(&text).map_err(|e| ThemeError::File {
+                path,
+                source: Box::new(e),
+            });
         }
         let text = BUILT_IN
             .iter()
@@ -86,7 +104,10 @@ impl Theme {
             .map(|(_, text)| *text)
             .ok_or_else(|| {
                 let known: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
-                format!("no theme {name:?}: built in are {}", known.join(", "))
+                ThemeError::Unknown {
+                    name: name.to_string(),
+                    known: known.join(", "),
+                }
             })?;
         Self::parse(text)
     }
@@ -101,13 +122,20 @@ impl Theme {
     }
 }
 
-fn style(spec: &StyleSpec) -> Result<Style, String> {
+/// The style `spec` gives `role`.
+fn style(role: &'static str, spec: &StyleSpec) -> Result<Style, ThemeError> {
+    let colour = |text: &String| {
+        Color::from_str(text).map_err(|_| ThemeError::Colour {
+            role,
+            colour: text.clone(),
+        })
+    };
     let mut style = Style::default();
     if let Some(fg) = &spec.fg {
-        style = style.fg(Color::from_str(fg).map_err(|_| format!("colour {fg:?}"))?);
+        style = style.fg(colour(fg)?);
     }
     if let Some(bg) = &spec.bg {
-        style = style.bg(Color::from_str(bg).map_err(|_| format!("colour {bg:?}"))?);
+        style = style.bg(colour(bg)?);
     }
     for (on, modifier) in [
         (spec.bold, Modifier::BOLD),
@@ -170,7 +198,7 @@ mod tests {
             "name = \"bad\"\n[styles]\nok = { fg = \"nocolour\" }\n",
         )
         .unwrap();
-        let err = Theme::load("bad", dir.path()).unwrap_err();
+        let err = Theme::load("bad", dir.path()).unwrap_err().to_string();
         assert!(
             err.contains("bad.toml") && err.contains("nocolour"),
             "{err}"
@@ -178,6 +206,7 @@ mod tests {
         assert!(
             Theme::load("nope", dir.path())
                 .unwrap_err()
+                .to_string()
                 .contains("built in are")
         );
     }

@@ -22,13 +22,18 @@ use crate::{keys, ui};
 const MIN_FRAME: Duration = Duration::from_millis(100);
 const TICK: Duration = Duration::from_secs(1);
 
+/// The terminal could not be drawn on.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw: {0}")]
+pub struct DrawError(#[from] std::io::Error);
+
 /// Runs the TUI on `endpoints` until the operator quits.
 pub async fn run(
     endpoints: Vec<Endpoint>,
     theme: Theme,
     read_only: bool,
     noc: bool,
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     let model = Model::new(
         endpoints
             .iter()
@@ -63,7 +68,7 @@ pub async fn run(
     let result = loop {
         if dirty && last_draw.elapsed() >= MIN_FRAME {
             if let Err(e) = terminal.draw(|frame| ui::render(&app, frame)) {
-                break Err(format!("cannot draw: {e}"));
+                break Err(DrawError(e));
             }
             dirty = false;
             last_draw = Instant::now();

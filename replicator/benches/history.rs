@@ -26,37 +26,13 @@ use ferry_api::retention::RetentionPolicy;
 use ferry_replicator::storage::clean_point::{looks_encrypted, sample_indices};
 use ferry_replicator::storage::replica::Retention;
 use ferry_replicator::storage::{DEFAULT_BLOCK_SIZE, RedoHeader, Replica};
+use ferry_testkit::Rng;
+use ferry_testkit::measure::mib_s;
 
 const DISK: u64 = 1 << 30;
 const BLOCK: u64 = DEFAULT_BLOCK_SIZE as u64;
 const BLOCKS: u64 = DISK / BLOCK;
 const DELTA_BLOCKS: u64 = BLOCKS / 2;
-const MIB: f64 = (1 << 20) as f64;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_exact_mut(8) {
-            chunk.copy_from_slice(&self.next().to_le_bytes());
-        }
-    }
-    fn blocks(&mut self, n: u64) -> Vec<u64> {
-        let mut all: Vec<u64> = (0..BLOCKS).collect();
-        for i in 0..n as usize {
-            let j = i + (self.next() % (BLOCKS - i as u64)) as usize;
-            all.swap(i, j);
-        }
-        all.truncate(n as usize);
-        all
-    }
-}
 
 fn header(instance: u64) -> RedoHeader {
     RedoHeader {
@@ -71,7 +47,7 @@ fn sequential_write(dir: &Path) -> Duration {
     let path = dir.join("seq.raw");
     let mut file = File::create(&path).expect("create");
     let mut buf = vec![0u8; 1 << 20];
-    Rng(7).fill(&mut buf);
+    Rng::new(7).fill(&mut buf);
     let start = Instant::now();
     for _ in 0..DISK >> 20 {
         file.write_all(&buf).expect("write");
@@ -85,7 +61,7 @@ fn sequential_write(dir: &Path) -> Duration {
 /// One cycle of `DELTA_BLOCKS` random blocks: begin, append, commit,
 /// consolidate. Returns its wall time.
 fn cycle(replica: &mut Replica, instance: u64, rng: &mut Rng) -> Duration {
-    let blocks = rng.blocks(DELTA_BLOCKS);
+    let blocks = rng.blocks(BLOCKS, DELTA_BLOCKS);
     let mut buf = vec![0u8; BLOCK as usize];
     let start = Instant::now();
     let mut writer = replica.begin(&header(instance)).expect("begin");
@@ -109,14 +85,14 @@ fn seed(replica: &mut Replica, rng: &mut Rng) {
 }
 
 fn rate(bytes: u64, took: Duration) -> String {
-    format!("{:.0} MiB/s", bytes as f64 / MIB / took.as_secs_f64())
+    format!("{:.0} MiB/s", mib_s(bytes, took))
 }
 
 fn main() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let delta = DELTA_BLOCKS * BLOCK;
     let seq = sequential_write(tmp.path());
-    let mut rng = Rng(0x5eed);
+    let mut rng = Rng::new(0x5eed);
 
     // Retention off: today's path.
     let off_dir = tmp.path().join("off");

@@ -11,90 +11,29 @@
 //! the built-in path). Only the cycle is timed, not the writes: from the
 //! consistency point to the replica's consolidated instance.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ferry_replicator::compute::qemu::qmp::Qmp;
 use ferry_replicator::compute::qemu::source::QemuSource;
 use ferry_replicator::compute::qemu::test_vm::{TestVm, create_disks, guest_write};
 use ferry_replicator::compute::qemu::tracking::QemuTracking;
-use ferry_replicator::identity::Identity;
-use ferry_replicator::replication::{
-    CycleProgress, CycleReport, LinkTls, Receiver, ReceiverConfig, SyncTarget, receiver, run_cycle,
-};
+use ferry_replicator::replication::{CycleProgress, CycleReport, run_cycle};
 use ferry_replicator::storage::{DEFAULT_BLOCK_SIZE, Geometry, PointSource, TrackedVm};
+use ferry_testkit::link::{self, Rng, TestReceiver};
+use ferry_testkit::measure::{mib_s, ms};
 
 const DISK: u64 = 1 << 30;
 const BLOCK: u64 = DEFAULT_BLOCK_SIZE as u64;
 const BLOCKS: u64 = DISK / BLOCK;
-static SENDER: std::sync::LazyLock<Identity> =
-    std::sync::LazyLock::new(|| Identity::ephemeral().expect("identity"));
-static RECEIVER: std::sync::LazyLock<Identity> =
-    std::sync::LazyLock::new(|| Identity::ephemeral().expect("identity"));
-
-/// `n` distinct random blocks (xorshift64*, fixed seed: both paths alike).
-fn random_blocks(seed: u64, n: u64) -> Vec<u64> {
-    let mut state = seed;
-    let mut next = move || {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    };
-    let mut all: Vec<u64> = (0..BLOCKS).collect();
-    for i in 0..n as usize {
-        let j = i + (next() % (BLOCKS - i as u64)) as usize;
-        all.swap(i, j);
-    }
-    all.truncate(n as usize);
-    all.sort_unstable();
-    all
-}
-
-fn start_receiver(datastore: &Path) -> String {
-    let config = ReceiverConfig {
-        site: "site-b".into(),
-        tls: LinkTls::new(&RECEIVER, Some(SENDER.fingerprint)).expect("tls"),
-        datastores: BTreeMap::from([("ds".to_string(), datastore.to_path_buf())]),
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send");
-            receiver::serve(listener, Receiver::new(config), std::future::pending()).await;
-        });
-    });
-    rx.recv().expect("receiver address").to_string()
-}
-
 fn cycle(vm_id: &str, vm: &dyn PointSource, addr: &str) -> CycleReport {
-    let target = SyncTarget {
-        addr: addr.to_string(),
-        tls: LinkTls::new(&SENDER, Some(RECEIVER.fingerprint)).expect("tls"),
-        site: "site-a".into(),
-        datastore: "ds".into(),
-        compress: false,
-        retention: Default::default(),
-    };
-    run_cycle(vm_id, vm, &target, false, &CycleProgress::default()).expect("cycle")
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn mib_s(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
+    run_cycle(
+        vm_id,
+        vm,
+        &link::target(addr),
+        false,
+        &CycleProgress::default(),
+    )
+    .expect("cycle")
 }
 
 fn main() {
@@ -102,7 +41,8 @@ fn main() {
         .prefix("ferry-bench-qemu")
         .tempdir_in(std::env::var_os("FERRY_BENCH_DIR").unwrap_or_else(|| "/var/tmp".into()))
         .expect("work dir");
-    let addr = start_receiver(&work.path().join("ds"));
+    let receiver = TestReceiver::start(&work.path().join("ds"));
+    let addr = receiver.addr.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -146,7 +86,9 @@ fn main() {
         "change", "path", "blocks", "commit ms", "cycle ms", "MiB/s", "wire bytes"
     );
     for (round, percent) in [1u64, 10].into_iter().enumerate() {
-        let blocks = random_blocks(0x5eed + round as u64, BLOCKS * percent / 100);
+        // The same blocks for both paths; sorted, as qemu-io writes them.
+        let mut blocks = Rng::new(0x5eed + round as u64).blocks(BLOCKS, BLOCKS * percent / 100);
+        blocks.sort_unstable();
         let pattern = 0x40 + round as u8;
         let data = vec![pattern; BLOCK as usize];
         for &block in &blocks {

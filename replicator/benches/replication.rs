@@ -13,78 +13,20 @@
 //!   half-zero disk onto an empty replica;
 //! - write-path overhead of change tracking against plain pwrite.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry_replicator::identity::Identity;
-use ferry_replicator::replication::{
-    CycleProgress, CycleReport, LinkTls, Receiver, ReceiverConfig, SyncTarget, receiver, run_cycle,
-};
+use ferry_replicator::replication::{CycleProgress, CycleReport, run_cycle};
 use ferry_replicator::storage::{DEFAULT_BLOCK_SIZE, Geometry, TrackedVm};
+use ferry_testkit::link::{self, Rng, TestReceiver};
+use ferry_testkit::measure::mib_s;
 
 const DISK: u64 = 1 << 30;
 const BLOCK: u64 = DEFAULT_BLOCK_SIZE as u64;
 const BLOCKS: u64 = DISK / BLOCK;
-/// Both ends' certificates, made once.
-static SENDER: std::sync::LazyLock<Identity> =
-    std::sync::LazyLock::new(|| Identity::ephemeral().expect("identity"));
-static RECEIVER: std::sync::LazyLock<Identity> =
-    std::sync::LazyLock::new(|| Identity::ephemeral().expect("identity"));
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_exact_mut(8) {
-            chunk.copy_from_slice(&self.next().to_le_bytes());
-        }
-    }
-    /// `n` distinct blocks in random order.
-    fn blocks(&mut self, n: u64) -> Vec<u64> {
-        let mut all: Vec<u64> = (0..BLOCKS).collect();
-        for i in 0..n as usize {
-            let j = i + (self.next() % (BLOCKS - i as u64)) as usize;
-            all.swap(i, j);
-        }
-        all.truncate(n as usize);
-        all
-    }
-}
-
-fn start_receiver(datastore: &Path) -> String {
-    let config = ReceiverConfig {
-        site: "site-b".into(),
-        tls: LinkTls::new(&RECEIVER, Some(SENDER.fingerprint)).expect("tls"),
-        datastores: BTreeMap::from([("ds".to_string(), datastore.to_path_buf())]),
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send");
-            receiver::serve(listener, Receiver::new(config), std::future::pending()).await;
-        });
-    });
-    rx.recv().expect("receiver address").to_string()
-}
-
 fn open_vm(dir: &Path) -> TrackedVm {
     TrackedVm::open(
         dir,
@@ -97,15 +39,14 @@ fn open_vm(dir: &Path) -> TrackedVm {
 }
 
 fn cycle(vm_id: &str, vm: &TrackedVm, addr: &str, full: bool) -> CycleReport {
-    let target = SyncTarget {
-        addr: addr.to_string(),
-        tls: LinkTls::new(&SENDER, Some(RECEIVER.fingerprint)).expect("tls"),
-        site: "site-a".into(),
-        datastore: "ds".into(),
-        compress: false,
-        retention: Default::default(),
-    };
-    run_cycle(vm_id, vm, &target, full, &CycleProgress::default()).expect("cycle")
+    run_cycle(
+        vm_id,
+        vm,
+        &link::target(addr),
+        full,
+        &CycleProgress::default(),
+    )
+    .expect("cycle")
 }
 
 fn write_random_blocks(vm: &TrackedVm, rng: &mut Rng, blocks: &[u64]) {
@@ -114,10 +55,6 @@ fn write_random_blocks(vm: &TrackedVm, rng: &mut Rng, blocks: &[u64]) {
         rng.fill(&mut buf);
         vm.disks()[0].write_at(&buf, block * BLOCK).expect("write");
     }
-}
-
-fn mib_s(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
 }
 
 /// An rsync daemon on 127.0.0.1 with one writable module, `dest`.
@@ -222,7 +159,7 @@ impl Drop for RsyncDaemon {
 }
 
 fn write_overhead(dir: &Path, rng: &mut Rng) -> (f64, f64) {
-    let order = rng.blocks(BLOCKS);
+    let order = rng.blocks(BLOCKS, BLOCKS);
     let mut buf = vec![0u8; BLOCK as usize];
     rng.fill(&mut buf);
     let raw = File::options()
@@ -270,8 +207,9 @@ fn main() {
         .tempdir_in(std::env::var_os("FERRY_BENCH_DIR").unwrap_or_else(|| "/var/tmp".into()))
         .expect("work dir");
     let datastore = work.path().join("ds");
-    let addr = start_receiver(&datastore);
-    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let receiver = TestReceiver::start(&datastore);
+    let addr = receiver.addr.clone();
+    let mut rng = Rng::new(0x5eed_1234_abcd_ef01);
     let rsync = RsyncDaemon::start(work.path());
     if rsync.is_none() {
         eprintln!("rsync is not installed: run replicator/benches/replication.sh to compare");
@@ -296,7 +234,7 @@ fn main() {
         if let Some(rsync) = &rsync {
             rsync.seed(&source_path);
         }
-        let blocks = rng.blocks(BLOCKS * percent / 100);
+        let blocks = rng.blocks(BLOCKS, BLOCKS * percent / 100);
         write_random_blocks(&vm, &mut rng, &blocks);
         let report = cycle("vm", &vm, &addr, false);
         assert!(!report.full);
@@ -325,7 +263,7 @@ fn main() {
         );
     }
 
-    let blocks = rng.blocks(BLOCKS / 2);
+    let blocks = rng.blocks(BLOCKS, BLOCKS / 2);
     write_random_blocks(&vm, &mut rng, &blocks);
     let half = cycle("vm", &vm, &addr, false);
     let changed = blocks.len() as u64 * BLOCK;

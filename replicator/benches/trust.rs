@@ -97,7 +97,7 @@ where
 fn link(gib: u64) {
     let bytes = gib << 30;
     let report = |what: &str, (wall, cpu): (Duration, f64)| {
-        let mib_s = bytes as f64 / (1 << 20) as f64 / wall.as_secs_f64();
+        let mib_s = ferry_testkit::measure::mib_s(bytes, wall);
         let cpu_gib = cpu / gib as f64;
         println!("link {what:<28} {mib_s:>8.0} MiB/s  {cpu_gib:>6.2} CPU s/GiB (both ends)");
         mib_s
@@ -133,11 +133,7 @@ fn link(gib: u64) {
 /// p50 and p99 of `GET /api/v1/replications` on a site with `count` VMs.
 fn api(work: &Path, count: u64, calls: u64, tls: bool) -> (f64, f64) {
     let dir = work.join(if tls { "https" } else { "http" });
-    std::fs::create_dir_all(&dir).expect("dir");
-    let fingerprint = Identity::load_or_create(&dir)
-        .expect("identity")
-        .fingerprint
-        .to_string();
+    let fingerprint = ferry_testkit::site_fingerprint(&dir);
     let absent = Identity::ephemeral()
         .expect("identity")
         .fingerprint

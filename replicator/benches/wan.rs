@@ -69,6 +69,7 @@ fn target(addr: &str) -> SyncTarget {
         site: "site-a".into(),
         datastore: "ds".into(),
         compress: false,
+        retention: Default::default(),
     }
 }
 

@@ -225,7 +225,7 @@ impl LoadedConfig {
         };
         let text = std::fs::read_to_string(file).map_err(|e| fail(format!("cannot read: {e}")))?;
         let site: SiteConfig = toml::from_str(&text).map_err(|e| fail(describe_toml_error(&e)))?;
-        validate(&site).map_err(fail)?;
+        validate(&site).map_err(|e| fail(e.to_string()))?;
         let dir = file
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -255,11 +255,23 @@ fn describe_toml_error(e: &toml::de::Error) -> String {
         .join(" ")
 }
 
-fn key_err(key: &str, why: impl std::fmt::Display) -> String {
-    format!("key `{key}`: {why}")
+/// A key of site.toml with a value that cannot be used: which key and why,
+/// so a caller (the peer API) can name its own field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key `{key}`: {why}")]
+pub struct KeyError {
+    pub key: String,
+    pub why: String,
 }
 
-fn check_name(key: &str, name: &str) -> Result<(), String> {
+fn key_err(key: &str, why: impl std::fmt::Display) -> KeyError {
+    KeyError {
+        key: key.to_string(),
+        why: why.to_string(),
+    }
+}
+
+fn check_name(key: &str, name: &str) -> Result<(), KeyError> {
     if is_safe_name(name) {
         Ok(())
     } else {
@@ -275,7 +287,7 @@ fn check_name(key: &str, name: &str) -> Result<(), String> {
 fn unique<'a>(
     key: &str,
     names: impl Iterator<Item = &'a str>,
-) -> Result<BTreeSet<&'a str>, String> {
+) -> Result<BTreeSet<&'a str>, KeyError> {
     let mut seen = BTreeSet::new();
     for name in names {
         if !seen.insert(name) {
@@ -286,7 +298,7 @@ fn unique<'a>(
 }
 
 /// Checks a parsed config as a whole.
-pub fn validate(c: &SiteConfig) -> Result<(), String> {
+pub fn validate(c: &SiteConfig) -> Result<(), KeyError> {
     check_name("name", &c.name)?;
     for (key, addr) in [
         ("listen.api", &c.listen.api),
@@ -439,7 +451,7 @@ pub fn validate(c: &SiteConfig) -> Result<(), String> {
     Ok(())
 }
 
-pub fn check_peer(peer: &PeerConfig) -> Result<(), String> {
+pub fn check_peer(peer: &PeerConfig) -> Result<(), KeyError> {
     check_name("peer.name", &peer.name)?;
     if !(peer.url.starts_with("http://") || peer.url.starts_with("https://")) {
         return Err(key_err(

@@ -7,6 +7,8 @@
 //!
 //! - [`crash`]: named crash points, armed only by crash-consistency tests.
 //! - [`sync`]: taking a mutex a panicked task poisoned, and why.
+//! - [`identity`]: the site's key and self-signed certificate on the
+//!   replication link, and the fingerprint its peer pins.
 //! - [`storage`]: sparse disk files, change tracking with copy-before-write,
 //!   redo logs and replicas that are always at a complete instance.
 //! - [`replication`]: the wire protocol between sites, the sender and
@@ -25,6 +27,9 @@
 //! - [`api`]: the HTTP API over a site, one router per resource.
 //! - [`server`]: one site process: the site with its API and listeners,
 //!   from a config file to a clean stop.
+//! - [`demo_pair`]: the files of a demo pair of sites (configs pinning
+//!   each other, tokens), for `ferry demo`.
+//! - `fuzzing` (hidden): the fuzzers' entry points into the parsers.
 
 pub mod access;
 pub mod api;

@@ -90,14 +90,42 @@ impl From<RoleArg> for Role {
     }
 }
 
-fn parse_datastore(arg: &str) -> Result<(String, PathBuf), String> {
+/// Why a command of this binary failed; printed after `ferry-replicator: `.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("{0:?} is not NAME=DIR")]
+    NotNameDir(String),
+    #[error("datastore name {0:?} may hold only letters, digits, '-', '_' and '.'")]
+    DatastoreName(String),
+    #[error("give the site's --config site.toml (site.db lives beside it)")]
+    TokenWithoutConfig,
+    #[error("nothing to do: give --config site.toml (see --help)")]
+    NothingToDo,
+    #[error(transparent)]
+    Serve(#[from] server::ServeError),
+    #[error(transparent)]
+    Config(#[from] ferry_replicator::config::ConfigError),
+    #[error(transparent)]
+    Identity(#[from] ferry_replicator::identity::IdentityError),
+    #[error("{0}")]
+    Tls(#[from] rustls::Error),
+    #[error(transparent)]
+    Token(#[from] ferry_replicator::store::tokens::TokenError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn parse_datastore(arg: &str) -> Result<(String, PathBuf), Failure> {
     let (name, dir) = arg
         .split_once('=')
-        .ok_or_else(|| format!("{arg:?} is not NAME=DIR"))?;
+        .ok_or_else(|| Failure::NotNameDir(arg.to_string()))?;
     if !receiver::is_safe_name(name) {
-        return Err(format!(
-            "datastore name {name:?} may hold only letters, digits, '-', '_' and '.'"
-        ));
+        return Err(Failure::DatastoreName(name.to_string()));
     }
     Ok((name.to_string(), PathBuf::from(dir)))
 }
@@ -117,11 +145,9 @@ fn main() -> ExitCode {
             _,
         ) => receive(listen, site, &identity_dir, peer_fingerprint, datastores),
         (Some(Command::Token(command)), Some(config)) => token(command, &config),
-        (Some(Command::Token(_)), None) => {
-            Err("give the site's --config site.toml (site.db lives beside it)".into())
-        }
-        (None, Some(config)) => server::serve_config_file(&config),
-        (None, None) => Err("nothing to do: give --config site.toml (see --help)".into()),
+        (Some(Command::Token(_)), None) => Err(Failure::TokenWithoutConfig),
+        (None, Some(config)) => server::serve_config_file(&config).map_err(Failure::from),
+        (None, None) => Err(Failure::NothingToDo),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -138,21 +164,24 @@ fn receive(
     identity_dir: &std::path::Path,
     peer: Fingerprint,
     datastores: Vec<(String, PathBuf)>,
-) -> Result<(), String> {
-    let identity = Identity::load_or_create(identity_dir).map_err(|e| e.to_string())?;
-    let tls = LinkTls::new(&identity, Some(peer)).map_err(|e| e.to_string())?;
+) -> Result<(), Failure> {
+    let identity = Identity::load_or_create(identity_dir)?;
+    let tls = LinkTls::new(&identity, Some(peer))?;
     println!("fingerprint {}", identity.fingerprint);
     let config = ReceiverConfig {
         site,
         tls,
         datastores: datastores.into_iter().collect::<BTreeMap<_, _>>(),
     };
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            .map_err(|source| Failure::Listen {
+                addr: listen.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr()?;
         println!("listening on {addr}");
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
@@ -162,18 +191,17 @@ fn receive(
     })
 }
 
-fn token(command: TokenCommand, config: &std::path::Path) -> Result<(), String> {
+fn token(command: TokenCommand, config: &std::path::Path) -> Result<(), Failure> {
     use ferry_replicator::site::tokens::admin;
-    let config = LoadedConfig::load(config).map_err(|e| e.to_string())?;
+    let config = LoadedConfig::load(config)?;
     match command {
         TokenCommand::Create { role, name } => {
-            let (name, secret) =
-                admin::create(&config, role.into(), name).map_err(|e| e.to_string())?;
+            let (name, secret) = admin::create(&config, role.into(), name)?;
             eprintln!("token {name:?} made; it is shown only this once:");
             println!("{secret}");
         }
         TokenCommand::List => {
-            let rows = admin::list(&config).map_err(|e| e.to_string())?;
+            let rows = admin::list(&config)?;
             let when =
                 |ms: Option<u64>| ms.map_or_else(|| "-".to_string(), ferry_api::time::date_time);
             println!(
@@ -196,7 +224,7 @@ fn token(command: TokenCommand, config: &std::path::Path) -> Result<(), String> 
             }
         }
         TokenCommand::Revoke { name } => {
-            admin::revoke(&config, &name).map_err(|e| e.to_string())?;
+            admin::revoke(&config, &name)?;
             eprintln!("token {name:?} revoked");
         }
     }

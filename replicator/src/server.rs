@@ -46,15 +46,31 @@ pub async fn serve(
 
 /// Runs the site described by `file` until SIGINT or SIGTERM, on a runtime
 /// of its own: the body of `ferry-replicator --config` and `ferry site`.
-pub fn serve_config_file(file: &std::path::Path) -> Result<(), String> {
-    let config = LoadedConfig::load(file).map_err(|e| e.to_string())?;
-    let runtime =
-        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+pub fn serve_config_file(file: &std::path::Path) -> Result<(), ServeError> {
+    let config = LoadedConfig::load(file)?;
+    let runtime = tokio::runtime::Runtime::new().map_err(ServeError::Runtime)?;
     runtime.block_on(async move {
         run(config, shutdown_signal())
             .await
-            .map_err(|e| format!("{}: {e}", file.display()))
+            .map_err(|source| ServeError::Site {
+                file: file.to_path_buf(),
+                source,
+            })
     })
+}
+
+/// Why a site could not be served from its config file.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("{}: {source}", file.display())]
+    Site {
+        file: std::path::PathBuf,
+        source: SiteError,
+    },
 }
 
 /// Sends logs to stderr, filtered by `FERRY_LOG` (default `info`).

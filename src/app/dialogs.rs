@@ -6,6 +6,7 @@ use ratatui_textarea::TextArea;
 
 use super::protection::name;
 use super::{Action, App, Editor, Effect, FormFor, Leave, PickFor, Popup, Scope, View};
+use crate::editor::error::EditError;
 use crate::editor::form::{Form, Picker};
 use crate::editor::groups::GroupEditor;
 use crate::editor::mappings;
@@ -71,7 +72,7 @@ impl App {
         let model = &self.model;
         match (&form.purpose, &mut self.editor) {
             (FormFor::Mapping(purpose), _) => {
-                let form = retarget(form, purpose.clone());
+                let form = form.retarget(purpose.clone());
                 self.mappings.apply_form(model, &form)?;
                 self.status = Some("changed; Ctrl-S saves".into());
             }
@@ -83,7 +84,7 @@ impl App {
             }
             (FormFor::RenameGroup, Some(Editor::Group(g))) => {
                 g.rename(form.value("name"))
-                    .map_err(|e| vec![("name", e)])?;
+                    .map_err(|e| vec![("name", e.to_string())])?;
             }
             (FormFor::NewPlan, _) => {
                 let name = name(form)?;
@@ -92,7 +93,7 @@ impl App {
                 self.editor = Some(Editor::Plan(Box::new(plan)));
             }
             (FormFor::Plan(purpose), Some(Editor::Plan(p))) => {
-                p.apply_form(model, &retarget(form, purpose.clone()))?;
+                p.apply_form(model, &form.retarget(purpose.clone()))?;
             }
             _ => {}
         }
@@ -109,35 +110,30 @@ impl App {
             Action::Bottom => picker.step(picker.items.len() as isize),
             Action::Toggle if picker.multi => {
                 if let Err(why) = picker.toggle() {
-                    self.status = Some(why);
+                    self.status = Some(why.to_string());
                 }
             }
             Action::Back => return,
             Action::Open | Action::Toggle => match self.pick(&picker) {
                 Ok(()) => return,
-                Err(why) => self.status = Some(why),
+                Err(why) => self.status = Some(why.to_string()),
             },
             _ => {}
         }
         self.popup = Some(Popup::Picker(picker));
     }
 
-    fn pick(&mut self, picker: &Picker<PickFor>) -> Result<(), String> {
+    fn pick(&mut self, picker: &Picker<PickFor>) -> Result<(), EditError> {
         let picked = picker.picked()?;
         let model = &self.model;
         match (&picker.purpose, &mut self.editor) {
             (PickFor::Target { pane, kind, source }, _) => {
                 let dirs = mappings::directions(model);
-                let dir = dirs.get(*pane).ok_or("no such direction")?;
+                let dir = dirs.get(*pane).ok_or(EditError::NoSuchDirection)?;
                 let target = picked.first().filter(|t| !t.is_empty()).map(String::as_str);
                 self.mappings
                     .set_target(model, dir, *kind, source, target)
-                    .map_err(|e| {
-                        format!(
-                            "not changed: {}",
-                            crate::editor::say::sentence(Some(&e.field), &e.message)
-                        )
-                    })?;
+                    .map_err(EditError::NotChanged)?;
                 self.status = Some("changed; Ctrl-S saves".into());
             }
             (PickFor::Plan(plans::PickFor::Depends { vm_id }), Some(Editor::Plan(p))) => {
@@ -170,7 +166,7 @@ impl App {
                 };
                 match outcome {
                     Ok(()) => return,
-                    Err(why) => error = Some(why),
+                    Err(why) => error = Some(why.to_string()),
                 }
             }
             _ => {}
@@ -292,15 +288,5 @@ impl App {
             }
         }
         keys
-    }
-}
-
-/// The same form, filling in for one editor's purpose.
-pub(super) fn retarget<P, Q>(form: &Form<P>, purpose: Q) -> Form<Q> {
-    Form {
-        title: form.title.clone(),
-        fields: form.fields.clone(),
-        focus: form.focus,
-        purpose,
     }
 }

@@ -10,6 +10,8 @@
 
 mod action;
 mod dialogs;
+#[cfg(test)]
+pub mod fixture;
 mod home;
 mod lists;
 mod palette;

@@ -8,7 +8,6 @@ use ferry_api::plan::check_name;
 use ferry_api::types::{Mappings, Plan, ProtectionGroup};
 use ratatui_textarea::TextArea;
 
-use super::dialogs::retarget;
 use super::{Action, App, Effect, View};
 use crate::editor::form::{Field, Form, PickItem, Picker};
 use crate::editor::groups::GroupEditor;
@@ -223,10 +222,9 @@ impl App {
                     _ => None,
                 };
                 let form = self.mappings.rule_form(&self.model, pane, index);
-                self.popup = Some(Popup::Form(retarget(
-                    &form,
-                    FormFor::Mapping(form.purpose.clone()),
-                )));
+                self.popup = Some(Popup::Form(
+                    form.retarget(FormFor::Mapping(form.purpose.clone())),
+                ));
             }
             (Action::Open | Action::New, Row::Nic { .. } | Row::AddNic) => {
                 let at = match row {
@@ -234,10 +232,9 @@ impl App {
                     _ => None,
                 };
                 let form = self.mappings.nic_form(&self.model, pane, at);
-                self.popup = Some(Popup::Form(retarget(
-                    &form,
-                    FormFor::Mapping(form.purpose.clone()),
-                )));
+                self.popup = Some(Popup::Form(
+                    form.retarget(FormFor::Mapping(form.purpose.clone())),
+                ));
             }
             (Action::Delete, _) => {
                 if let Err(e) = self.mappings.remove(&self.model, dir, &row) {
@@ -348,7 +345,7 @@ impl App {
         match action {
             Action::Toggle | Action::Open => {
                 if let Err(why) = g.toggle(&self.model) {
-                    self.status = Some(why);
+                    self.status = Some(why.to_string());
                 }
             }
             Action::Rename => {
@@ -377,17 +374,17 @@ impl App {
             Action::Timeout => {
                 self.popup = p
                     .heartbeat_form(model)
-                    .map(|f| Popup::Form(retarget(&f, FormFor::Plan(f.purpose.clone()))));
+                    .map(|f| Popup::Form(f.retarget(FormFor::Plan(f.purpose.clone()))));
             }
             Action::IpMode => {
                 self.popup = p
                     .ip_form(model)
-                    .map(|f| Popup::Form(retarget(&f, FormFor::Plan(f.purpose.clone()))))
+                    .map(|f| Popup::Form(f.retarget(FormFor::Plan(f.purpose.clone()))))
             }
             Action::Rename => {
                 self.popup = Some({
                     let f = p.props_form();
-                    Popup::Form(retarget(&f, FormFor::Plan(f.purpose.clone())))
+                    Popup::Form(f.retarget(FormFor::Plan(f.purpose.clone())))
                 })
             }
             Action::PickGroups => self.popup = Some(Popup::Picker(self.groups_picker(p))),

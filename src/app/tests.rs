@@ -5,7 +5,8 @@ use ferry_api::types::{ErrorBody, GroupSpec, MappingSpec, PlanSpec};
 use serde_json::json;
 
 use super::{Action, App, Editor, Effect, Leave, Popup, View};
-use crate::editor::fixture::{self, app};
+use crate::app::fixture::app;
+use crate::editor::fixture;
 use crate::editor::mappings::Row;
 use crate::editor::{Method, Purpose, Reply, Request};
 

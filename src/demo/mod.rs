@@ -22,6 +22,34 @@ pub const INVENTORY: &str = include_str!("../../assets/demo.toml");
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why the demo could not start its sites or open the UI.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("assets/demo.toml: {0}")]
+    Inventory(toml::de::Error),
+    #[error("--vms {count}: the demo has 1 to {max} VMs")]
+    VmCount { count: usize, max: usize },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("{}: {error}", path.display())]
+    File {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("cannot start {}: {error}", exe.display())]
+    Spawn { exe: PathBuf, error: std::io::Error },
+    #[error("no stdout from the site")]
+    NoStdout,
+    #[error("the site in {} did not start; see {}", dir.display(), dir.join("site.log").display())]
+    NotStarted { dir: PathBuf },
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Theme(#[from] crate::theme::ThemeError),
+    #[error(transparent)]
+    Draw(#[from] crate::tui::DrawError),
+}
+
 #[derive(clap::Args)]
 pub struct DemoArgs {
     /// Run only the sites and print their URLs and tokens (no terminal UI).
@@ -73,7 +101,7 @@ impl DemoArgs {
 
     /// The demo inventory with the VMs this demo runs: `--vms`, or the
     /// default for its compute backend.
-    pub fn inventory(&self) -> Result<String, String> {
+    pub fn inventory(&self) -> Result<String, DemoError> {
         let count = match (self.vms, self.compute) {
             (Some(n), _) => n,
             (None, DemoCompute::Qemu) => QEMU_DEMO_VMS,
@@ -87,19 +115,18 @@ impl DemoArgs {
 /// first of each tier, then the second of each, and so on, in the file's
 /// order, so a small demo still has a database, an app and a web server
 /// and a VM's dependency (the second of a tier on the first) is kept.
-pub fn inventory_of(inventory: &str, count: usize) -> Result<String, String> {
-    let mut table: toml::Table =
-        toml::from_str(inventory).map_err(|e| format!("assets/demo.toml: {e}"))?;
+pub fn inventory_of(inventory: &str, count: usize) -> Result<String, DemoError> {
+    let mut table: toml::Table = toml::from_str(inventory).map_err(DemoError::Inventory)?;
     let vms = table
         .get("vms")
         .and_then(|v| v.as_array())
         .cloned()
         .unwrap_or_default();
     if count == 0 || (count != usize::MAX && count > vms.len()) {
-        return Err(format!(
-            "--vms {count}: the demo has 1 to {} VMs",
-            vms.len()
-        ));
+        return Err(DemoError::VmCount {
+            count,
+            max: vms.len(),
+        });
     }
     if count >= vms.len() {
         return Ok(inventory.to_string());
@@ -162,7 +189,7 @@ pub struct Tokens {
 /// `ferry.toml` beside `demo.json`: both sites with their admin tokens, so
 /// scripts and a second TUI can say `ferry --config <dir>/ferry.toml status`
 /// (or set `FERRY_CONFIG`). Readable by its owner only: it holds tokens.
-fn write_client_config(dir: &Path, demo: &DemoFile) -> Result<(), String> {
+fn write_client_config(dir: &Path, demo: &DemoFile) -> Result<(), DemoError> {
     let mut text = String::from(
         "# Written by `ferry demo`: its two sites, for `ferry --config <this file>`.\n",
     );
@@ -173,7 +200,7 @@ fn write_client_config(dir: &Path, demo: &DemoFile) -> Result<(), String> {
         ));
     }
     let path = dir.join("ferry.toml");
-    write_private(&path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+    write_private(&path, text.as_bytes()).map_err(|error| DemoError::File { path, error })
 }
 
 /// Writes a file only its owner can read: the demo's files hold tokens.
@@ -190,8 +217,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-async fn start_site(exe: &Path, dir: &Path) -> Result<(Child, String), String> {
-    let log = std::fs::File::create(dir.join("site.log")).map_err(|e| e.to_string())?;
+async fn start_site(exe: &Path, dir: &Path) -> Result<(Child, String), DemoError> {
+    let log = std::fs::File::create(dir.join("site.log"))?;
     let mut command = Command::new(exe);
     // If the demo dies without stopping its sites (an SSH hangup, kill -9),
     // the kernel sends them SIGTERM so they stop cleanly, not live on. The
@@ -213,8 +240,11 @@ async fn start_site(exe: &Path, dir: &Path) -> Result<(Child, String), String> {
         .stderr(Stdio::from(log))
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-    let stdout = child.stdout.take().ok_or("no stdout from the site")?;
+        .map_err(|error| DemoError::Spawn {
+            exe: exe.to_path_buf(),
+            error,
+        })?;
+    let stdout = child.stdout.take().ok_or(DemoError::NoStdout)?;
     let mut lines = BufReader::new(stdout).lines();
     let url = tokio::time::timeout(START_TIMEOUT, async {
         while let Ok(Some(line)) = lines.next_line().await {
@@ -227,12 +257,8 @@ async fn start_site(exe: &Path, dir: &Path) -> Result<(Child, String), String> {
     .await
     .ok()
     .flatten()
-    .ok_or_else(|| {
-        format!(
-            "the site in {} did not start; see {}",
-            dir.display(),
-            dir.join("site.log").display()
-        )
+    .ok_or_else(|| DemoError::NotStarted {
+        dir: dir.to_path_buf(),
     })?;
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -248,12 +274,11 @@ pub fn run(
     shutdown: impl Future<Output = ()>,
     ui: &crate::UiOptions,
     paths: &crate::settings::Paths,
-) -> Result<(), String> {
+) -> Result<(), DemoError> {
     let dir = args.data_dir();
-    let layout: seed::Layout =
-        toml::from_str(&args.inventory()?).map_err(|e| format!("assets/demo.toml: {e}"))?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let layout: seed::Layout = toml::from_str(&args.inventory()?).map_err(DemoError::Inventory)?;
+    let exe = std::env::current_exe()?;
+    let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let mut children = Vec::new();
         let mut started = Vec::new();
@@ -270,10 +295,9 @@ pub fn run(
         }
         started.reverse();
         let file = DemoFile { sites: started };
-        let json = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
-        let demo_json = dir.join("demo.json");
-        write_private(&demo_json, json.as_bytes())
-            .map_err(|e| format!("{}: {e}", demo_json.display()))?;
+        let json = serde_json::to_string_pretty(&file)?;
+        let path = dir.join("demo.json");
+        write_private(&path, json.as_bytes()).map_err(|error| DemoError::File { path, error })?;
         write_client_config(&dir, &file)?;
         let seeding = tokio::spawn(seed_quietly(file.sites.clone(), layout));
         let outcome = if args.no_tui {
@@ -299,7 +323,7 @@ pub fn run(
                 &crate::theme::choose(ui.theme.as_deref(), None),
                 &paths.themes_dir,
             )?;
-            crate::tui::run(endpoints, theme, ui.read_only, ui.noc).await
+            Ok(crate::tui::run(endpoints, theme, ui.read_only, ui.noc).await?)
         };
         seeding.abort();
         stop_all(children).await;
@@ -358,7 +382,7 @@ mod tests {
             12
         );
         for bad in [0, 13] {
-            let e = inventory_of(INVENTORY, bad).unwrap_err();
+            let e = inventory_of(INVENTORY, bad).unwrap_err().to_string();
             assert!(e.contains("1 to 12 VMs"), "{e}");
         }
     }

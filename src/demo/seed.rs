@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ferry_api::types::{
     Callout, GroupSpec, IpRule, MappingSpec, Pair, PlanSpec, PlanVm, ProtectionGroup,
 };
-use ferry_api::{Call, Client};
+use ferry_api::{Call, Client, ClientError};
 use serde::Deserialize;
 
 use super::DemoSite;
@@ -47,15 +47,24 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// refuses groups of them.
 const PEER_WAIT: Duration = Duration::from_secs(60);
 
-pub async fn seed(sites: Vec<DemoSite>, inventory: &Layout) -> Result<(), String> {
+/// Why the demo's mappings, groups and plan were not made.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("no protected site")]
+    NoProtectedSite,
+    #[error("no recovery site")]
+    NoRecoverySite,
+}
+
+pub async fn seed(sites: Vec<DemoSite>, inventory: &Layout) -> Result<(), SeedError> {
     let site_api = |i: usize| match sites.get(i) {
-        Some(s) => Client::new(&s.name, &s.url, &s.tokens.admin, CALL_TIMEOUT)
-            .map(Some)
-            .map_err(|e| e.to_string()),
+        Some(s) => Client::new(&s.name, &s.url, &s.tokens.admin, CALL_TIMEOUT).map(Some),
         None => Ok(None),
     };
-    let protected = site_api(0)?.ok_or("no protected site")?;
-    let api = site_api(1)?.ok_or("no recovery site")?;
+    let protected = site_api(0)?.ok_or(SeedError::NoProtectedSite)?;
+    let api = site_api(1)?.ok_or(SeedError::NoRecoverySite)?;
     let (there, back) = (&inventory.protected_networks, &inventory.recovery_networks);
     let forward = mappings_spec(
         inventory,
@@ -74,7 +83,7 @@ pub async fn seed(sites: Vec<DemoSite>, inventory: &Layout) -> Result<(), String
     // After a reprotect the groups and the plan live at site-a: either
     // site holding any means the demo has them.
     for site in [&api, &protected] {
-        let groups = site.groups().await.map_err(|e| e.to_string())?;
+        let groups = site.groups().await?;
         if !groups.is_empty() {
             return Ok(());
         }
@@ -110,7 +119,7 @@ pub async fn seed(sites: Vec<DemoSite>, inventory: &Layout) -> Result<(), String
                     tracing::debug!("demo group {name} not yet: {e}");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             }
         };
         ids.push(group.id);
@@ -153,16 +162,15 @@ pub async fn seed(sites: Vec<DemoSite>, inventory: &Layout) -> Result<(), String
         id: None,
         spec: plan,
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     Ok(())
 }
 
 /// The mappings of `to`, made there when it has none yet; the site may
 /// not know its peer's inventory for a moment after starting.
-async fn ensure_mappings(api: &Client, spec: MappingSpec) -> Result<(), String> {
+async fn ensure_mappings(api: &Client, spec: MappingSpec) -> Result<(), SeedError> {
     let id = format!("{}-to-{}", spec.from_site, spec.to_site);
-    let mappings = api.mappings().await.map_err(|e| e.to_string())?;
+    let mappings = api.mappings().await?;
     if mappings.iter().any(|m| m.id == id) {
         return Ok(());
     }
@@ -175,7 +183,7 @@ async fn ensure_mappings(api: &Client, spec: MappingSpec) -> Result<(), String> 
                 tracing::debug!("demo mappings {id} not yet: {e}");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
     }
 }

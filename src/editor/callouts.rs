@@ -13,6 +13,8 @@
 
 use ferry_api::types::{Callout, DEFAULT_CALLOUT_TIMEOUT};
 
+use super::error::{CalloutError, EditError};
+
 /// The longest timeout the editor accepts: a day.
 const MAX_TIMEOUT: u64 = 86_400;
 
@@ -36,26 +38,26 @@ pub fn to_text(pre: &[Callout], post: &[Callout]) -> Vec<String> {
 }
 
 /// Reads lines back into (pre, post); an error names the line and why.
-pub fn parse(lines: &[String]) -> Result<(Vec<Callout>, Vec<Callout>), String> {
+pub fn parse(lines: &[String]) -> Result<(Vec<Callout>, Vec<Callout>), EditError> {
     let (mut pre, mut post) = (Vec::new(), Vec::new());
     for (n, line) in lines.iter().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let fail = |why: &str| format!("line {}: {why}", n + 1);
+        let fail = |why: CalloutError| EditError::Callout { line: n + 1, why };
         let (head, text) = line
             .split_once(':')
-            .ok_or_else(|| fail("expected `pre|post command [Ns]: …` or `pre|post prompt: …`"))?;
+            .ok_or_else(|| fail(CalloutError::NoColon))?;
         let text = text.trim();
         let words: Vec<&str> = head.split_whitespace().collect();
         let list = match words.first() {
             Some(&"pre") => &mut pre,
             Some(&"post") => &mut post,
-            _ => return Err(fail("start with `pre` or `post`")),
+            _ => return Err(fail(CalloutError::NoWhen)),
         };
         if text.is_empty() {
-            return Err(fail("nothing after the colon"));
+            return Err(fail(CalloutError::NothingAfterColon));
         }
         let callout = match words[1..] {
             ["prompt"] => Callout::Prompt {
@@ -68,9 +70,9 @@ pub fn parse(lines: &[String]) -> Result<(Vec<Callout>, Vec<Callout>), String> {
             ["command", timeout] => Callout::Command {
                 command: text.to_string(),
                 timeout_seconds: super::check::seconds(timeout, MAX_TIMEOUT)
-                    .map_err(|e| fail(&format!("timeout: {e}")))?,
+                    .map_err(|e| fail(CalloutError::Timeout(e)))?,
             },
-            _ => return Err(fail("expected `command`, `command <N>s` or `prompt`")),
+            _ => return Err(fail(CalloutError::NoKind)),
         };
         list.push(callout);
     }
@@ -116,8 +118,13 @@ mod tests {
         assert_eq!(to_text(&pre, &post)[2], "post command: /opt/smoke");
         assert_eq!(parse(&to_text(&pre, &post)).unwrap(), (pre, post));
         let bad = ["pre prompt: ok".to_string(), "later command: x".to_string()];
-        assert!(parse(&bad).unwrap_err().starts_with("line 2: start with"));
+        assert!(
+            parse(&bad)
+                .unwrap_err()
+                .to_string()
+                .starts_with("line 2: start with")
+        );
         let bad = ["pre command 0s: x".to_string()];
-        assert!(parse(&bad).unwrap_err().contains("timeout"));
+        assert!(parse(&bad).unwrap_err().to_string().contains("timeout"));
     }
 }

@@ -17,13 +17,22 @@ pub fn optional(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_string())
 }
 
+/// Why a field is not a number of seconds the editor accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecondsError {
+    #[error("{value} is outside 1 to {max} seconds")]
+    OutOfRange { value: u64, max: u64 },
+    #[error("{0:?} is not a whole number of seconds")]
+    NotANumber(String),
+}
+
 /// A whole number of seconds in `1..=max`, with or without an `s`.
-pub fn seconds(text: &str, max: u64) -> Result<u64, String> {
+pub fn seconds(text: &str, max: u64) -> Result<u64, SecondsError> {
     let text = text.trim().trim_end_matches('s');
     match text.parse::<u64>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
-        Ok(n) => Err(format!("{n} is outside 1 to {max} seconds")),
-        Err(_) => Err(format!("{text:?} is not a whole number of seconds")),
+        Ok(value) => Err(SecondsError::OutOfRange { value, max }),
+        Err(_) => Err(SecondsError::NotANumber(text.to_string())),
     }
 }
 
@@ -40,6 +49,7 @@ mod tests {
         assert!(
             seconds("soon", 86_400)
                 .unwrap_err()
+                .to_string()
                 .contains("whole number")
         );
     }

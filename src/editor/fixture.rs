@@ -10,10 +10,8 @@ use ferry_api::types::{
     Pair, Placeholder, Plan, PlanState, PlanVm, PowerState, ProtectionGroup, SiteInfo, VmInfo,
 };
 
-use crate::app::App;
 use crate::model::tests::replication;
 use crate::model::{FeedUpdate, Model, Protection, SiteState};
-use crate::theme::Theme;
 
 pub const T0: u64 = 1_795_000_000_000;
 
@@ -249,11 +247,4 @@ pub fn model() -> Model {
         model.apply(FeedUpdate::Protection { site, protection }, now);
     }
     model
-}
-
-pub fn app(read_only: bool) -> App {
-    let theme = Theme::load("dark", std::path::Path::new("/nonexistent")).unwrap();
-    let mut app = App::new(model(), theme, read_only, false);
-    app.now_ms = T0;
-    app
 }

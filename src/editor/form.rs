@@ -2,6 +2,8 @@
 //! choice cycled with ← →) whose errors sit beside the field at fault, and a
 //! picker: a list to choose one item from, or several.
 
+use super::error::EditError;
+
 /// One field of a form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field {
@@ -55,6 +57,16 @@ pub struct Form<P> {
 }
 
 impl<P> Form<P> {
+    /// The same form, filling in for another purpose (one editor's).
+    pub fn retarget<Q>(&self, purpose: Q) -> Form<Q> {
+        Form {
+            title: self.title.clone(),
+            fields: self.fields.clone(),
+            focus: self.focus,
+            purpose,
+        }
+    }
+
     pub fn new(title: impl Into<String>, fields: Vec<Field>, purpose: P) -> Self {
         Self {
             title: title.into(),
@@ -203,19 +215,22 @@ impl<P> Picker<P> {
     }
 
     /// Toggles the selected item; says why not when it is refused.
-    pub fn toggle(&mut self) -> Result<(), String> {
+    pub fn toggle(&mut self) -> Result<(), EditError> {
         let Some(item) = self.items.get_mut(self.selected) else {
             return Ok(());
         };
         if let Some(why) = &item.refused {
-            return Err(format!("{}: {why}", item.label));
+            return Err(EditError::Refused {
+                item: item.label.clone(),
+                why: why.clone(),
+            });
         }
         item.chosen = !item.chosen;
         Ok(())
     }
 
     /// The chosen values (multi), or the selected one.
-    pub fn picked(&self) -> Result<Vec<String>, String> {
+    pub fn picked(&self) -> Result<Vec<String>, EditError> {
         if self.multi {
             return Ok(self
                 .items
@@ -226,7 +241,10 @@ impl<P> Picker<P> {
         }
         match self.items.get(self.selected) {
             Some(item) => match &item.refused {
-                Some(why) => Err(format!("{}: {why}", item.label)),
+                Some(why) => Err(EditError::Refused {
+                    item: item.label.clone(),
+                    why: why.clone(),
+                }),
                 None => Ok(vec![item.value.clone()]),
             },
             None => Ok(Vec::new()),
@@ -275,7 +293,7 @@ mod tests {
         let mut picker = Picker::new("t", items, true, ());
         picker.toggle().unwrap();
         picker.step(1);
-        assert!(picker.toggle().unwrap_err().contains("cycle"));
+        assert!(picker.toggle().unwrap_err().to_string().contains("cycle"));
         assert_eq!(picker.picked().unwrap(), ["1"]);
     }
 }

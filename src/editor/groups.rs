@@ -9,6 +9,7 @@ use ferry_api::types::{ErrorBody, GroupSpec, GroupVm, ProtectionGroup};
 
 use ferry_api::Call;
 
+use super::error::EditError;
 use super::{Purpose, Request, path};
 use crate::model::Model;
 
@@ -123,7 +124,7 @@ impl GroupEditor {
     }
 
     /// Adds or removes the selected candidate.
-    pub fn toggle(&mut self, model: &Model) -> Result<(), String> {
+    pub fn toggle(&mut self, model: &Model) -> Result<(), EditError> {
         let candidates = self.candidates(model);
         let Some(c) = candidates.get(self.selected) else {
             return Ok(());
@@ -131,10 +132,10 @@ impl GroupEditor {
         if let Some(at) = self.vms.iter().position(|v| *v == c.vm_id) {
             self.vms.remove(at);
         } else if let Some(other) = &c.elsewhere {
-            return Err(format!(
-                "{} is already in group {other}; a VM is in one group only",
-                c.name
-            ));
+            return Err(EditError::AlreadyInGroup {
+                vm: c.name.clone(),
+                group: other.clone(),
+            });
         } else {
             self.vms.push(c.vm_id.clone());
         }
@@ -142,22 +143,22 @@ impl GroupEditor {
         Ok(())
     }
 
-    pub fn rename(&mut self, name: &str) -> Result<(), String> {
-        check_name("name", name).map_err(|e| e.message)?;
+    pub fn rename(&mut self, name: &str) -> Result<(), EditError> {
+        check_name("name", name).map_err(EditError::Name)?;
         self.name = name.trim().to_string();
         self.errors.remove("name");
         Ok(())
     }
 
     /// The request that saves the group at its recovery site.
-    pub fn save(&mut self, model: &Model) -> Result<Request, String> {
+    pub fn save(&mut self, model: &Model) -> Result<Request, EditError> {
         if let Err(e) = check_name("name", &self.name) {
             self.errors.insert("name".into(), e.message.clone());
-            return Err(format!("name: {}", e.message));
+            return Err(EditError::Invalid(e));
         }
         let site = model
             .site_index(&self.site)
-            .ok_or_else(|| format!("the recovery site {} is not one of the sites", self.site))?;
+            .ok_or_else(|| EditError::UnknownSite(self.site.clone()))?;
         let spec = self.spec();
         self.sent = Some(spec.clone());
         Ok(Request {

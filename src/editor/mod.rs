@@ -6,10 +6,12 @@
 //!
 //! - [`form`]: forms and pickers, the dialogs every editor uses.
 //! - [`mappings`], [`groups`], [`plans`]: one editor each.
-//! - [`callouts`]: callouts as lines of text; [`check`]: reading fields.
+//! - [`callouts`]: callouts as lines of text; [`check`]: reading fields;
+//!   [`error`]: why an editor refuses.
 
 pub mod callouts;
 pub mod check;
+pub mod error;
 #[cfg(test)]
 pub mod fixture;
 pub mod form;

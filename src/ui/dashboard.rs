@@ -120,8 +120,8 @@ fn site(app: &App, index: usize, frame: &mut Frame, area: Rect) {
 
 #[cfg(test)]
 mod tests {
+    use crate::app::fixture;
     use crate::app::{Action, View};
-    use crate::editor::fixture;
     use crate::model::FeedUpdate;
     use crate::ui::testing::render_to_string as render;
 

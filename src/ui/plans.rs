@@ -374,8 +374,8 @@ mod tests {
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
+    use crate::app::fixture;
     use crate::app::{Action, View};
-    use crate::editor::fixture;
 
     #[test]
     fn a_long_plan_state_is_not_cut_at_80_columns() {

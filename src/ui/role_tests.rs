@@ -5,8 +5,8 @@
 use ferry_api::types::Role;
 
 use super::app_keys_under_help;
+use crate::app::fixture;
 use crate::app::{Action, App, View};
-use crate::editor::fixture;
 
 /// Words of an offered action that changes a site.
 const CHANGES: [&str; 18] = [

@@ -120,7 +120,7 @@ fn every_view_at_both_sizes() {
 #[test]
 fn every_editor_at_both_sizes() {
     use crate::app::View;
-    use crate::editor::fixture;
+    use crate::app::fixture;
     use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
     let typed = |text: &str| text.chars().map(Action::Type).collect::<Vec<_>>();

@@ -8,7 +8,6 @@ use std::time::Duration;
 use ferry::feed::Endpoint;
 use ferry::pinning;
 use ferry_api::{Client, Failure};
-use ferry_replicator::identity::Identity;
 
 use super::support::*;
 
@@ -19,11 +18,7 @@ fn https_site(dir: &std::path::Path) -> (SiteProcess, String) {
     site_config("site-a", 0).api_tls(true).write(dir);
     let site = SiteProcess::start(dir);
     assert!(site.api.starts_with("https://"), "{}", site.api);
-    let fingerprint = Identity::load_or_create(dir)
-        .unwrap()
-        .fingerprint
-        .to_string();
-    (site, fingerprint)
+    (site, ferry_testkit::site_fingerprint(dir))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +86,7 @@ async fn first_contact_asks_and_pins_the_certificate_in_the_config_file() {
         false
     })
     .await;
-    assert!(declined.unwrap_err().contains("not trusted"));
+    assert!(declined.unwrap_err().to_string().contains("not trusted"));
     assert!(asked[0].contains(&fingerprint), "{}", asked[0]);
     assert_eq!(endpoints[0].fingerprint, None);
 

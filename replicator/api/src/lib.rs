@@ -2,22 +2,25 @@
 //! tests and the benches need to talk to a site, without the site itself
 //! (no axum, SQLite or compression here).
 //!
-//! - [`client`]: a typed async client for one site ([`pin`]: its trust in
-//!   an `https://` site's pinned certificate); [`call`]: every change
-//!   it can ask for, typed, and the one place paths are spelled.
-//! - [`types`]: request, response and event bodies of `/api/v1`.
+//! A tour, bottom up; a module uses only the ones listed before it:
+//!
+//! - [`time`]: wall-clock times as people read them (UTC).
 //! - [`lifecycle`]: what a VM is now across both sites.
-//! - [`model`]: the protection objects (mappings, groups, plans, runs) those
+//! - [`readiness`]: whether a plan can run now, as its owner finds it.
+//! - [`retention`]: which point-in-time instances a policy keeps (pure).
+//! - [`bandwidth`]: the site's replication cap and its time windows (pure).
+//! - [`model`]: the protection objects (mappings, groups, plans, runs) the
 //!   bodies carry; re-exported by [`types`].
 //! - [`mapping`], [`plan`], [`placement`]: the pure checks and derivations
 //!   the site enforces and the TUI runs before sending, so both agree.
-//! - [`readiness`]: whether a plan can run now, as its owner finds it.
-//! - [`bandwidth`]: the site's replication cap and its time windows (pure).
-//! - [`retention`]: which point-in-time instances a policy keeps (pure).
 //! - [`run`]: a run's record and how it changes (pure; the site's executor
 //!   does the work and records it here).
 //! - [`scrub`]: what a scrub of a replica found, block by block.
-//! - [`time`]: wall-clock times as people read them (UTC).
+//! - [`types`]: request, response and event bodies of `/api/v1`.
+//! - [`call`]: every change a client can ask for, typed, and the one place
+//!   paths are spelled.
+//! - [`pin`]: trust in an `https://` site's pinned certificate.
+//! - [`client`]: a typed async client for one site.
 
 pub mod bandwidth;
 pub mod call;

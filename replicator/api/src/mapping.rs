@@ -14,20 +14,33 @@ pub struct Cidr {
     pub prefix: u8,
 }
 
+/// Why a text is not an address with a prefix length.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    #[error("{0:?} needs a prefix length, like 10.1.0.0/24")]
+    NoPrefix(String),
+    #[error("{0:?} is not an IPv4 or IPv6 address")]
+    Address(String),
+    #[error("prefix length {0:?} is not a number")]
+    PrefixNumber(String),
+    #[error("prefix length {prefix} is above {max}")]
+    PrefixTooLong { prefix: u8, max: u8 },
+}
+
 impl Cidr {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, CidrError> {
         let (addr, prefix) = text
             .split_once('/')
-            .ok_or_else(|| format!("{text:?} needs a prefix length, like 10.1.0.0/24"))?;
+            .ok_or_else(|| CidrError::NoPrefix(text.to_string()))?;
         let addr: IpAddr = addr
             .parse()
-            .map_err(|_| format!("{addr:?} is not an IPv4 or IPv6 address"))?;
+            .map_err(|_| CidrError::Address(addr.to_string()))?;
         let prefix: u8 = prefix
             .parse()
-            .map_err(|_| format!("prefix length {prefix:?} is not a number"))?;
+            .map_err(|_| CidrError::PrefixNumber(prefix.to_string()))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         if prefix > max {
-            return Err(format!("prefix length {prefix} is above {max}"));
+            return Err(CidrError::PrefixTooLong { prefix, max });
         }
         Ok(Self { addr, prefix })
     }
@@ -75,7 +88,7 @@ fn check_ip(field: &str, text: &str) -> Result<IpAddr, Invalid> {
 }
 
 fn check_cidr(field: &str, text: &str) -> Result<Cidr, Invalid> {
-    Cidr::parse(text).map_err(|e| Invalid::new(field, e))
+    Cidr::parse(text).map_err(|e| Invalid::new(field, e.to_string()))
 }
 
 fn check_gateway(field: &str, gateway: &Option<String>, subnet: &Cidr) -> Result<(), Invalid> {

@@ -9,9 +9,9 @@ use std::time::Duration;
 use ferry_api::types::ReplicationInfo;
 use ferry_replicator::access::Role;
 use ferry_replicator::config::{GuestSeed, VmSeed};
-use ferry_replicator::identity::Identity;
 use ferry_testkit::config as testkit;
-use ferry_testkit::{SiteConfigBuilder, SiteProcess};
+pub use ferry_testkit::free_port;
+use ferry_testkit::{SiteConfigBuilder, SiteProcess, site_fingerprint};
 
 pub const TOKEN: &str = "soak-viewer-token";
 
@@ -20,13 +20,6 @@ pub fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 pub struct Ports {
@@ -189,14 +182,7 @@ pub fn start_pair_with_ports(
         work.join(format!("{name}-a")),
         work.join(format!("{name}-b")),
     );
-    let fingerprint = |dir: &Path| {
-        std::fs::create_dir_all(dir).expect("site dir");
-        Identity::load_or_create(dir)
-            .expect("site identity")
-            .fingerprint
-            .to_string()
-    };
-    let (fp_a, fp_b) = (fingerprint(&dir_a), fingerprint(&dir_b));
+    let (fp_a, fp_b) = (site_fingerprint(&dir_a), site_fingerprint(&dir_b));
     let site_b = Site::start(
         &dir_b,
         &config("site-b", &b, ("site-a", &a, &fp_a), Vec::new()),

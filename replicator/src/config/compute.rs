@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::key_err;
+use super::{KeyError, key_err};
 pub use ferry_api::types::ComputeKind;
 
 /// `[compute]`: the backend that runs the site's VMs and its settings.
@@ -77,7 +77,7 @@ pub enum Accelerator {
 pub const MEMORY_MIB: std::ops::RangeInclusive<u32> = 16..=1 << 20;
 pub const VCPUS: std::ops::RangeInclusive<u32> = 1..=64;
 
-pub(super) fn check_compute(c: &ComputeConfig) -> Result<(), String> {
+pub(super) fn check_compute(c: &ComputeConfig) -> Result<(), KeyError> {
     if c.qemu_binary.trim().is_empty() {
         return Err(key_err("compute.qemu_binary", "must name a program"));
     }

@@ -27,13 +27,19 @@ impl std::fmt::Debug for PairingSecret {
 /// Shortest pairing secret accepted.
 pub const MIN_SECRET_LEN: usize = 16;
 
+/// A pairing secret too short to be one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the pairing secret has {length} characters; at least {MIN_SECRET_LEN} are needed")]
+pub struct ShortSecret {
+    pub length: usize,
+}
+
 impl PairingSecret {
-    pub fn new(secret: &str) -> Result<Self, String> {
+    pub fn new(secret: &str) -> Result<Self, ShortSecret> {
         if secret.len() < MIN_SECRET_LEN {
-            return Err(format!(
-                "the pairing secret has {} characters; at least {MIN_SECRET_LEN} are needed",
-                secret.len()
-            ));
+            return Err(ShortSecret {
+                length: secret.len(),
+            });
         }
         Ok(Self {
             key: blake3::derive_key("ferry 2026 site pairing v1", secret.as_bytes()),

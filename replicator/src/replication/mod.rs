@@ -8,7 +8,8 @@
 //! - [`sender`]: one cycle from the protected site: freeze a consistency
 //!   point, ship dirty blocks (delta) or blocks whose hashes differ (full).
 //! - [`receiver`]: the recovery site's listener: redo log, commit,
-//!   consolidation.
+//!   consolidation; [`refusal`]: why it refuses a session's layout or a
+//!   hold on a replica.
 //! - [`bandwidth`]: the site's bandwidth cap, one limiter every sender
 //!   draws from.
 //!
@@ -28,6 +29,7 @@ pub use tls::LinkTls;
 pub mod bandwidth;
 pub mod connection;
 pub mod receiver;
+pub mod refusal;
 pub mod sender;
 
 pub use bandwidth::Limiter;

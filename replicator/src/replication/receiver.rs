@@ -22,6 +22,7 @@ use super::error::WireError;
 use super::frame::{FrameReader, FrameWriter};
 use super::handshake::unexpected;
 use super::message::Message;
+use super::refusal::{HoldError, ReplicaDirError, check_begin, check_layout};
 use super::tls::{LinkReader, LinkTls, LinkWriter, is_tls_refusal};
 use crate::storage::replica::{InstanceWriter, Retention, budget_alarm};
 use crate::storage::{Geometry, RedoHeader, Replica};
@@ -33,11 +34,6 @@ use ferry_api::retention::RetentionPolicy;
 const MAX_SESSIONS: usize = 256;
 /// Blocks hashed per `Hashes` frame during a full sync.
 const HASH_BATCH: u64 = 256;
-/// Disk and block limits a peer may ask for.
-const MAX_DISKS: usize = 64;
-const MAX_DISK_SIZE: u64 = 64 << 40;
-const MIN_BLOCK_SIZE: u32 = 4096;
-const MAX_BLOCK_SIZE: u32 = 1 << 20;
 /// How long a session waits for the replica's previous session to end. A
 /// sender that reconnects (after a restart or a dropped link) can be quicker
 /// than the old session's thread is to see the close; longer than this, the
@@ -186,7 +182,7 @@ impl Receiver {
         datastore: &str,
         vm: &str,
         timeout: std::time::Duration,
-    ) -> Result<ReplicaHold, String> {
+    ) -> Result<ReplicaHold, HoldError> {
         let dir = self.replica_dir(datastore, vm)?;
         let key = format!("{datastore}/{vm}");
         let deadline = std::time::Instant::now() + timeout;
@@ -204,10 +200,10 @@ impl Receiver {
                 });
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "the replica of {vm} is still receiving a cycle after {} s",
-                    timeout.as_secs()
-                ));
+                return Err(HoldError::Busy {
+                    vm: vm.to_string(),
+                    seconds: timeout.as_secs(),
+                });
             }
             tokio::select! {
                 () = released => {}
@@ -259,15 +255,15 @@ impl Receiver {
     }
 
     /// Where the replica of `vm` in `datastore` lives.
-    pub fn replica_dir(&self, datastore: &str, vm: &str) -> Result<PathBuf, String> {
+    pub fn replica_dir(&self, datastore: &str, vm: &str) -> Result<PathBuf, ReplicaDirError> {
         if !is_safe_name(vm) {
-            return Err(format!("VM id {vm:?} is not a valid name"));
+            return Err(ReplicaDirError::BadName(vm.to_string()));
         }
         let root = self
             .config
             .datastores
             .get(datastore)
-            .ok_or_else(|| format!("no datastore {datastore:?} at this site"))?;
+            .ok_or_else(|| ReplicaDirError::NoDatastore(datastore.to_string()))?;
         Ok(root.join("replicas").join(vm))
     }
 
@@ -323,11 +319,11 @@ impl Receiver {
         }
         let geometries = match check_layout(block_size, &disk_sizes) {
             Ok(g) => g,
-            Err(reason) => return Err(refuse(&mut conn, reason)),
+            Err(reason) => return Err(refuse(&mut conn, reason.to_string())),
         };
         let dir = match self.replica_dir(&datastore, &vm) {
             Ok(dir) => dir,
-            Err(reason) => return Err(refuse(&mut conn, reason)),
+            Err(reason) => return Err(refuse(&mut conn, reason.to_string())),
         };
         if lock(&self.fenced).contains(&vm) {
             return Err(refuse(
@@ -373,7 +369,7 @@ impl Receiver {
                 Err(e) => return Err(e),
             };
             if let Err(reason) = check_begin(&replica, instance, full, block_size, &disk_sizes) {
-                return Err(refuse(&mut conn, reason));
+                return Err(refuse(&mut conn, reason.to_string()));
             }
             let header = RedoHeader {
                 instance,
@@ -429,47 +425,6 @@ fn apply_retention(replica: &mut Replica, policy: RetentionPolicy) -> std::io::R
 fn refuse(conn: &mut Connection, reason: String) -> WireError {
     conn.refuse(&reason);
     WireError::Refused(reason)
-}
-
-fn check_layout(block_size: u32, disk_sizes: &[u64]) -> Result<Vec<Geometry>, String> {
-    if !block_size.is_power_of_two() || !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block_size) {
-        return Err(format!(
-            "block size {block_size} is not a power of two from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}"
-        ));
-    }
-    if disk_sizes.is_empty() || disk_sizes.len() > MAX_DISKS {
-        return Err(format!(
-            "{} disks; a VM has 1 to {MAX_DISKS}",
-            disk_sizes.len()
-        ));
-    }
-    if let Some(size) = disk_sizes.iter().find(|&&s| s == 0 || s > MAX_DISK_SIZE) {
-        return Err(format!("disk size {size} is not from 1 byte to 64 TiB"));
-    }
-    Ok(disk_sizes
-        .iter()
-        .map(|&size| Geometry::new(size, block_size))
-        .collect())
-}
-
-fn check_begin(
-    replica: &Replica,
-    instance: u64,
-    full: bool,
-    block_size: u32,
-    disk_sizes: &[u64],
-) -> Result<(), String> {
-    let state = replica.state();
-    let expected = state.instance.map_or(1, |i| i + 1);
-    if instance != expected {
-        return Err(format!(
-            "instance {instance} does not follow the replica's instance ({expected} expected)"
-        ));
-    }
-    if !full && (state.block_size != block_size || state.disk_sizes != disk_sizes) {
-        return Err("a delta must have the replica's disk layout; send a full sync".into());
-    }
-    Ok(())
 }
 
 /// Receives the cycle's blocks into `log`, streaming our hashes alongside

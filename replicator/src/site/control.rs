@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::Site;
 use super::protection::{StoredGroup, StoredPlan};
 use super::site_view::SiteView;
+use crate::replication::WireError;
 use crate::replication::connection::Connection;
 use crate::replication::receiver::ControlHandler;
 use crate::replication::sender::now_ms;
@@ -145,7 +146,7 @@ impl Site {
                         let result = site.sync_and_wait(&id, timeout).await;
                         VmOutcome {
                             point_time_ms: result.as_ref().ok().copied(),
-                            error: result.err(),
+                            error: result.err().map(|e| e.to_string()),
                             vm_id: id,
                             ..VmOutcome::default()
                         }
@@ -162,7 +163,7 @@ impl Site {
                         let result = site.shut_down_vm(&id).await;
                         VmOutcome {
                             last_write_ms: result.as_ref().ok().copied().flatten(),
-                            error: result.err(),
+                            error: result.err().map(|e| e.to_string()),
                             vm_id: id,
                             ..VmOutcome::default()
                         }
@@ -178,7 +179,7 @@ impl Site {
                     let result = self.demote(&id).await;
                     vms.push(VmOutcome {
                         datastore: result.as_ref().ok().cloned(),
-                        error: result.err(),
+                        error: result.err().map(|e| e.to_string()),
                         vm_id: id,
                         ..VmOutcome::default()
                     });
@@ -199,31 +200,52 @@ impl Site {
         &self,
         call: &ControlCall,
         timeout: Duration,
-    ) -> Result<ControlReply, String> {
-        let peer = self
-            .peer_config()
-            .ok_or_else(|| "this site is not paired".to_string())?;
+    ) -> Result<ControlReply, PeerCallError> {
+        let peer = self.peer_config().ok_or(PeerCallError::NotPaired)?;
         let name = self.name.clone();
         let tls = self.link();
-        let body = serde_json::to_vec(call).map_err(|e| e.to_string())?;
+        let body = serde_json::to_vec(call).map_err(PeerCallError::Encode)?;
         let outcome = tokio::time::timeout(
             timeout + Duration::from_secs(1),
             tokio::task::spawn_blocking(move || {
-                let mut conn = Connection::connect(&peer.replication, &tls, &name)
-                    .map_err(|e| e.to_string())?;
-                let reply = conn.call(&body, timeout).map_err(|e| e.to_string())?;
-                serde_json::from_slice::<ControlReply>(&reply)
-                    .map_err(|e| format!("the peer's answer is not understood: {e}"))
+                let mut conn = Connection::connect(&peer.replication, &tls, &name)?;
+                let reply = conn.call(&body, timeout)?;
+                serde_json::from_slice::<ControlReply>(&reply).map_err(PeerCallError::NotUnderstood)
             }),
         )
         .await;
         match outcome {
-            Ok(Ok(Ok(ControlReply::Error { message }))) => Err(message),
+            Ok(Ok(Ok(ControlReply::Error { message }))) => Err(PeerCallError::Refused(message)),
             Ok(Ok(result)) => result,
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+            Ok(Err(e)) => Err(PeerCallError::Task(e)),
+            Err(_) => Err(PeerCallError::NoAnswer {
+                seconds: timeout.as_secs(),
+            }),
         }
     }
+}
+
+/// Why a call to the peer has no answer to act on.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerCallError {
+    #[error("this site is not paired")]
+    NotPaired,
+    #[error("{0}")]
+    Encode(serde_json::Error),
+    /// The link failed: connect, TLS, handshake or the frame exchange.
+    #[error("{0}")]
+    Link(#[from] WireError),
+    #[error("the peer's answer is not understood: {0}")]
+    NotUnderstood(serde_json::Error),
+    /// The peer answered with its own error, in its words.
+    #[error("{0}")]
+    Refused(String),
+    #[error("unexpected answer from the peer: {0:?}")]
+    Unexpected(Box<ControlReply>),
+    #[error("{0}")]
+    Task(tokio::task::JoinError),
+    #[error("no answer within {seconds} s")]
+    NoAnswer { seconds: u64 },
 }
 
 /// The handler the receiver runs for the peer's calls (on a blocking

@@ -125,7 +125,7 @@ impl Site {
             .replications
             .receiver
             .replica_dir(&datastore, vm_id)
-            .map_err(|e| SiteError::invalid("vm_id", e))?;
+            .map_err(|e| SiteError::invalid("vm_id", e.to_string()))?;
         tokio::task::spawn_blocking(move || {
             let replica = match Replica::inspect(&dir) {
                 Ok(replica) => replica,

@@ -17,7 +17,8 @@
 //! - [`runs`]: recovery runs, executed here at the plan's recovery site.
 //! - [`recovered`]: a run's work on VMs and disks at the recovery site
 //!   (test copies, test VMs, promotion); [`protected`]: what it asks of the
-//!   protected site (synchronize, shut down, demote).
+//!   protected site (synchronize, shut down, demote); [`work_error`]: why
+//!   either failed for a VM.
 
 pub mod bandwidth;
 mod attack;
@@ -40,6 +41,7 @@ pub mod test_copy_owner;
 pub mod tokens;
 pub mod trust;
 pub mod vms;
+pub mod work_error;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::control::{ControlCall, ControlReply};
+use super::control::{ControlCall, ControlReply, PeerCallError};
 use super::notify::Severity;
 use super::site_view::SiteView;
 use super::{Site, SiteError};
@@ -109,11 +109,8 @@ impl Site {
             fingerprint: request.fingerprint,
             secret: String::new(),
         };
-        check_peer(&peer).map_err(|e| {
-            let (field, message) = e.split_once(": ").unwrap_or(("peer", &e));
-            let field = field.trim_start_matches("key `").trim_end_matches('`');
-            SiteError::invalid(field.trim_start_matches("peer."), message)
-        })?;
+        check_peer(&peer)
+            .map_err(|e| SiteError::invalid(e.key.trim_start_matches("peer."), e.why))?;
         let pinned = self.peer_config().map(|old| old.fingerprint);
         let replaced = pinned.as_ref().filter(|old| {
             old.parse::<Fingerprint>().ok() != peer.fingerprint.parse::<Fingerprint>().ok()
@@ -162,8 +159,7 @@ impl Site {
         let outcome = tokio::time::timeout(
             CHECK_TIMEOUT,
             tokio::task::spawn_blocking(move || {
-                let mut conn = Connection::connect(&peer.replication, &tls, &name)
-                    .map_err(|e| e.to_string())?;
+                let mut conn = Connection::connect(&peer.replication, &tls, &name)?;
                 // Connected; the view is a bonus that must not fail the check.
                 let call = serde_json::to_vec(&ControlCall::View).unwrap_or_default();
                 let view = conn
@@ -174,7 +170,7 @@ impl Site {
                         ControlReply::View(view) => Some(*view),
                         _ => None,
                     });
-                Ok::<_, String>(view)
+                Ok::<_, PeerCallError>(view)
             }),
         )
         .await;
@@ -186,8 +182,10 @@ impl Site {
                 Ok(())
             }
             Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
+            Ok(Err(e)) => Err(PeerCallError::Task(e)),
+            Err(_) => Err(PeerCallError::NoAnswer {
+                seconds: CHECK_TIMEOUT.as_secs(),
+            }),
         };
         let (changed, first_wait, info) = {
             let mut state = lock(&self.peer.state);
@@ -202,7 +200,7 @@ impl Site {
                 Err(e) => {
                     state.status =
                         failed_status(state.last_contact_ms, state.since, Instant::now());
-                    state.error = Some(e.clone());
+                    state.error = Some(e.to_string());
                 }
             }
             let first_wait = state.status == PeerStatus::Unknown && !waited_before;

@@ -10,6 +10,7 @@ use tracing::warn;
 
 use super::Site;
 use super::recovered::disk_files;
+use super::work_error::VmWorkError;
 use crate::compute::qemu;
 use crate::replication::sender::now_ms;
 use crate::storage::durable::fsync_dir;
@@ -27,11 +28,11 @@ impl Site {
         &self,
         vm_id: &str,
         timeout: Duration,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, VmWorkError> {
         let asked = now_ms();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut nudged = tokio::time::Instant::now();
-        self.sync_now(vm_id).map_err(|e| e.to_string())?;
+        self.sync_now(vm_id)?;
         loop {
             // Seen before the status is read, so a change after the read
             // wakes the wait below.
@@ -41,21 +42,18 @@ impl Site {
             }
             let info = self
                 .replication_info(vm_id)
-                .ok_or_else(|| format!("{vm_id} is not replicated"))?;
+                .ok_or_else(|| VmWorkError::NotReplicated(vm_id.to_string()))?;
             if let Some(point) = info.point_time_ms
                 && point >= asked
             {
                 return Ok(point);
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "no synchronized instance within {} s (state {}{})",
-                    timeout.as_secs(),
-                    info.state,
-                    info.last_error
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default()
-                ));
+                return Err(VmWorkError::NotSynchronized {
+                    seconds: timeout.as_secs(),
+                    state: info.state,
+                    last_error: info.last_error,
+                });
             }
             if nudged.elapsed() > NUDGE_EVERY {
                 let _ = self.sync_now(vm_id);
@@ -81,11 +79,9 @@ impl Site {
     }
 
     /// Shuts a protected VM down cleanly; returns its guest's last write.
-    pub(crate) async fn shut_down_vm(&self, vm_id: &str) -> Result<Option<u64>, String> {
+    pub(crate) async fn shut_down_vm(&self, vm_id: &str) -> Result<Option<u64>, VmWorkError> {
         let status = self.guest_status(vm_id);
-        self.set_power(vm_id, PowerState::Off)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.set_power(vm_id, PowerState::Off).await?;
         Ok(status
             .map(|s| s.last_record_ms.load(Ordering::Relaxed))
             .filter(|&t| t > 0))
@@ -94,7 +90,7 @@ impl Site {
     /// Reprotect at the old protected site: the VM (powered off) leaves
     /// this site's inventory and its disks become the seed of the replica
     /// the recovery site will send to. Returns the seed's datastore.
-    pub(crate) async fn demote(&self, vm_id: &str) -> Result<String, String> {
+    pub(crate) async fn demote(&self, vm_id: &str) -> Result<String, VmWorkError> {
         let Some(vm) = lock(&self.inventory.vms)
             .get(vm_id)
             .map(|v| v.record.clone())
@@ -102,7 +98,10 @@ impl Site {
             // Demoted before: the seed is where a replica would be.
             return self
                 .replica_datastore(vm_id)
-                .ok_or_else(|| format!("no VM and no seed of {vm_id} at site {}", self.name));
+                .ok_or_else(|| VmWorkError::NoVmOrSeed {
+                    vm: vm_id.to_string(),
+                    site: self.name.clone(),
+                });
         };
         if self.guest_status(vm_id).is_some() {
             // Back after a disaster with its VMs running: this copy is stale
@@ -111,34 +110,29 @@ impl Site {
             self.shut_down_vm(vm_id).await?;
         }
         if self.replication_info(vm_id).is_some() {
-            self.stop_replication(vm_id)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.stop_replication(vm_id).await?;
         }
         let runtime = lock(&self.inventory.vms).remove(vm_id);
         if let Some(runtime) = runtime {
             drop(runtime.disks);
         }
         let datastore = vm.disks[0].datastore.clone();
-        let home = self.vm_dir(&datastore, vm_id).map_err(|e| e.to_string())?;
+        let home = self.vm_dir(&datastore, vm_id)?;
         let seed = self.replications.receiver.replica_dir(&datastore, vm_id)?;
         self.replications.receiver.fence(vm_id, false);
         let id = vm_id.to_string();
-        self.store
-            .call(move |c| store::delete_vm(c, &id))
-            .await
-            .map_err(|e| e.to_string())?;
+        self.store.call(move |c| store::delete_vm(c, &id)).await?;
         // A QEMU VM's data is in its qcow2 disks (the raw files beside
         // them are empty, or the base under an overlay): the seed is that
         // data written raw, so the way back ships only differing blocks.
-        std::fs::create_dir_all(&seed).map_err(|e| format!("creating the seed: {e}"))?;
+        std::fs::create_dir_all(&seed).map_err(VmWorkError::CreateSeed)?;
         let files = disk_files(&home);
         for (i, file) in files.iter().enumerate() {
             let qcow2 = file.with_extension("qcow2");
             if qcow2.exists() {
                 qemu::process::convert_to_raw(vm_id, i, &qcow2, &file.with_extension("seed"))
                     .await
-                    .map_err(|e| format!("writing the seed of disk {i}: {e}"))?;
+                    .map_err(|source| VmWorkError::WriteSeed { disk: i, source })?;
             }
         }
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -151,9 +145,8 @@ impl Site {
             std::fs::remove_dir_all(&home)?;
             Ok(())
         })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("moving the disks to the seed: {e}"))?;
+        .await?
+        .map_err(VmWorkError::Seed)?;
         Ok(datastore)
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::test_copy_owner::TestCopyOwner;
+use super::work_error::VmWorkError;
 use super::{Site, SiteError, VmRuntime};
 use crate::compute::{BootSpec, Machine, qemu};
 use crate::config::{GuestSeed, NicSeed};
@@ -95,6 +96,13 @@ impl Site {
         })
     }
 
+    fn no_replica(&self, vm_id: &str) -> VmWorkError {
+        VmWorkError::NoReplica {
+            vm: vm_id.to_string(),
+            site: self.name.clone(),
+        }
+    }
+
     fn test_dir(&self, datastore: &str, vm_id: &str) -> Option<PathBuf> {
         self.config
             .datastore_path(datastore)
@@ -109,18 +117,17 @@ impl Site {
         vm_id: &str,
         owner: &TestCopyOwner,
         instance: Option<u64>,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, VmWorkError> {
         let datastore = self
             .replica_datastore(vm_id)
-            .ok_or_else(|| format!("no replica of {vm_id} at site {}", self.name))?;
+            .ok_or_else(|| self.no_replica(vm_id))?;
         let target = self
             .test_dir(&datastore, vm_id)
-            .ok_or_else(|| format!("no datastore {datastore}"))?;
+            .ok_or_else(|| VmWorkError::NoDatastore(datastore.clone()))?;
         if let Some(other) = TestCopyOwner::read(&target).filter(|o| !o.allows(&owner.plan_id)) {
-            return Err(format!(
-                "a test copy of this VM belongs to {}: clean that plan up first",
-                other.describe()
-            ));
+            return Err(VmWorkError::TestCopyTaken {
+                owner: other.describe(),
+            });
         }
         let owner = owner.clone();
         let hold = self
@@ -129,47 +136,46 @@ impl Site {
             .hold(&datastore, vm_id, HOLD_TIMEOUT)
             .await?;
         tokio::task::spawn_blocking(move || {
-            let replica = Replica::open(&hold.dir).map_err(|e| e.to_string())?;
+            let replica = Replica::open(&hold.dir)?;
             if replica.state().instance.is_none() {
-                return Err(
-                    "the replica has no complete instance yet (initial sync running)".into(),
-                );
+                return Err(VmWorkError::NoInstance);
             }
             let mut point = replica.state().point_time_ms;
             if target.exists() {
-                std::fs::remove_dir_all(&target).map_err(|e| e.to_string())?;
+                std::fs::remove_dir_all(&target)?;
             }
-            std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(&target)?;
             match instance.filter(|&k| Some(k) != replica.state().instance) {
                 // An older instance: the base copied, then rolled back
                 // through the undo files into the copy; the replica and
                 // its history are only read.
                 Some(k) => {
                     point = replica
-                        .kept()
-                        .map_err(|e| e.to_string())?
+                        .kept()?
                         .iter()
                         .find(|kept| kept.instance == k)
                         .map(|kept| kept.point_time_ms)
-                        .ok_or_else(|| format!("instance {k} is no longer kept"))?;
+                        .ok_or(VmWorkError::NotKept(k))?;
                     replica
                         .materialize(k, &target)
-                        .map_err(|e| format!("rebuilding instance {k}: {e}"))?;
+                        .map_err(|source| VmWorkError::Rebuild {
+                            instance: k,
+                            source,
+                        })?;
                 }
                 None => {
                     for (i, file) in disk_files(&hold.dir).iter().enumerate() {
                         copy_sparse(file, &target.join(format!("disk-{i}.raw")))
-                            .map_err(|e| format!("copying disk {i}: {e}"))?;
+                            .map_err(|source| VmWorkError::CopyDisk { disk: i, source })?;
                     }
                 }
             }
-            owner.write(&target).map_err(|e| e.to_string())?;
-            fsync_dir(&target).map_err(|e| e.to_string())?;
+            owner.write(&target)?;
+            fsync_dir(&target)?;
             drop(hold);
             Ok(point)
         })
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
     }
 
     /// Boots a test VM on its test copy through the site's compute
@@ -180,18 +186,18 @@ impl Site {
         nics: &[NicSeed],
         size: (u32, u32),
         timeout: Duration,
-    ) -> Result<Verification, String> {
+    ) -> Result<Verification, VmWorkError> {
         let datastore = self
             .replica_datastore(vm_id)
-            .ok_or_else(|| format!("no replica of {vm_id}"))?;
+            .ok_or_else(|| self.no_replica(vm_id))?;
         let dir = self
             .test_dir(&datastore, vm_id)
-            .ok_or_else(|| format!("no datastore {datastore}"))?;
+            .ok_or_else(|| VmWorkError::NoDatastore(datastore.clone()))?;
         let files = disk_files(&dir);
         if files.is_empty() {
-            return Err(format!("no test copy of {vm_id}"));
+            return Err(VmWorkError::NoTestCopy(vm_id.to_string()));
         }
-        let disks = Arc::new(open_layout(&dir, &files).map_err(|e| e.to_string())?);
+        let disks = Arc::new(open_layout(&dir, &files)?);
         let spec = BootSpec {
             vm_id: vm_id.to_string(),
             dir: dir.clone(),
@@ -206,7 +212,7 @@ impl Site {
             .compute
             .power_on(spec)
             .await
-            .map_err(|e| format!("boot failed: {e}"))?;
+            .map_err(VmWorkError::Boot)?;
         let verified = machine.boot_verified(timeout).await;
         lock(&self.inventory.test_vms).insert(
             vm_id.to_string(),
@@ -216,7 +222,7 @@ impl Site {
                 machine: Some(machine),
             },
         );
-        verified.map_err(|e| e.to_string())
+        Ok(verified?)
     }
 
     /// Memory and vCPUs for a copy of the protected VM `info` describes,
@@ -275,21 +281,21 @@ impl Site {
 
     /// Powers off `plan_id`'s test VM and removes its test copy; another
     /// plan's is left as it is, and named in the error.
-    pub(crate) async fn discard_test_vm(&self, vm_id: &str, plan_id: &str) -> Result<(), String> {
+    pub(crate) async fn discard_test_vm(
+        &self,
+        vm_id: &str,
+        plan_id: &str,
+    ) -> Result<(), VmWorkError> {
         if let Some(other) = self.test_copy_owner(vm_id).filter(|o| !o.allows(plan_id)) {
-            return Err(format!(
-                "the test copy belongs to {}: left to its cleanup",
-                other.describe()
-            ));
+            return Err(VmWorkError::TestCopyKept {
+                owner: other.describe(),
+            });
         }
         let test = lock(&self.inventory.test_vms).remove(vm_id);
         let dir = match test {
             Some(mut t) => {
                 if let Some(machine) = t.machine.take() {
-                    machine
-                        .power_off(self.compute.shutdown_timeout())
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    machine.power_off(self.compute.shutdown_timeout()).await?;
                 }
                 drop(t.disks);
                 Some(t.dir)
@@ -301,8 +307,10 @@ impl Site {
         if let Some(dir) = dir
             && dir.exists()
         {
-            std::fs::remove_dir_all(&dir)
-                .map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
+            std::fs::remove_dir_all(&dir).map_err(|source| VmWorkError::Remove {
+                dir: dir.clone(),
+                source,
+            })?;
         }
         Ok(())
     }
@@ -334,7 +342,7 @@ impl Site {
         folder: &str,
         resource_pool: &str,
         nics: Vec<NicSeed>,
-    ) -> Result<Option<u64>, String> {
+    ) -> Result<Option<u64>, VmWorkError> {
         if lock(&self.inventory.vms).contains_key(&vm.id) {
             return Ok(None);
         }
@@ -343,14 +351,14 @@ impl Site {
         let datastore = self
             .promoting_datastore(&vm.id)
             .or_else(|| self.replica_datastore(&vm.id))
-            .ok_or_else(|| format!("no replica of {} at site {}", vm.id, self.name))?;
+            .ok_or_else(|| self.no_replica(&vm.id))?;
         self.replications.receiver.fence(&vm.id, true);
         let hold = self
             .replications
             .receiver
             .hold(&datastore, &vm.id, HOLD_TIMEOUT)
             .await?;
-        let home = self.vm_dir(&datastore, &vm.id).map_err(|e| e.to_string())?;
+        let home = self.vm_dir(&datastore, &vm.id)?;
         let disks: Vec<VmDisk> = vm
             .disks
             .iter()
@@ -364,8 +372,7 @@ impl Site {
         let recorded = self
             .store
             .call(move |c| Ok(store::list_vms(c)?.into_iter().any(|v| v.id == id)))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let layer = fs::real();
         let (replica_dir, at) = (hold.dir.clone(), home.clone());
         let point = tokio::task::spawn_blocking(move || {
@@ -376,9 +383,7 @@ impl Site {
             }
             promote::prepare(&layer, &replica_dir, &at).map(Some)
         })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .await??;
         let record = VmRecord {
             id: vm.id.clone(),
             name: vm.name.clone(),
@@ -400,20 +405,15 @@ impl Site {
                 }
                 store::insert_vm(c, &stored)
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         tokio::task::spawn_blocking(move || {
             let done = promote::finish(&*fs::real(), &hold.dir, &home, count);
             drop(hold);
             done
         })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-        self.track_recovered_disks(&vm.id, &datastore, count)
-            .await
-            .map_err(|e| e.to_string())?;
-        let disks = Arc::new(self.open_disks(&record).map_err(|e| e.to_string())?);
+        .await??;
+        self.track_recovered_disks(&vm.id, &datastore, count).await?;
+        let disks = Arc::new(self.open_disks(&record)?);
         lock(&self.inventory.vms).insert(
             vm.id.clone(),
             VmRuntime {
@@ -460,7 +460,7 @@ impl Site {
     /// At start, before any VM's disks are opened: finishes each promote
     /// whose VM was recorded, and fences every replica with a promote
     /// still undecided by a run, so no cycle lands in it meanwhile.
-    pub(super) fn resume_promotes(&self, records: &[VmRecord]) -> Result<(), String> {
+    pub(super) fn resume_promotes(&self, records: &[VmRecord]) -> Result<(), VmWorkError> {
         for d in &self.config.site.datastores {
             let Some(root) = self.config.datastore_path(&d.name) else {
                 continue;
@@ -478,7 +478,7 @@ impl Site {
                 if let Some(record) = records.iter().find(|r| r.id == id) {
                     let replica = self.replications.receiver.replica_dir(&d.name, &id)?;
                     promote::finish(&*fs::real(), &replica, &home, record.disks.len())
-                        .map_err(|e| format!("finishing the promote of {id}: {e}"))?;
+                        .map_err(|source| VmWorkError::FinishPromote { vm: id, source })?;
                 }
             }
         }
@@ -491,13 +491,11 @@ impl Site {
         &self,
         vm_id: &str,
         timeout: Duration,
-    ) -> Result<Verification, String> {
-        self.set_power(vm_id, PowerState::On)
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<Verification, VmWorkError> {
+        self.set_power(vm_id, PowerState::On).await?;
         let status = self
             .guest_status(vm_id)
-            .ok_or("the VM stopped right after it was powered on")?;
+            .ok_or(VmWorkError::StoppedAtPowerOn)?;
         if let Some(v) = status.boot_verification() {
             return Ok(v);
         }
@@ -511,18 +509,16 @@ impl Site {
             }
             if self.guest_status(vm_id).is_none() {
                 let why = self.vm(vm_id).ok().and_then(|v| v.problem);
-                return Err(format!(
-                    "the VM stopped before its guest reported: {}",
-                    why.unwrap_or_else(|| "powered off".into())
-                ));
+                return Err(VmWorkError::StoppedBeforeReport {
+                    why: why.unwrap_or_else(|| "powered off".into()),
+                });
             }
             tokio::select! {
                 () = beat => {}
                 () = tokio::time::sleep_until(deadline) => {
-                    return Err(format!(
-                        "the guest reported no boot verification within {} s",
-                        timeout.as_secs()
-                    ));
+                    return Err(VmWorkError::NoBootReport {
+                        seconds: timeout.as_secs(),
+                    });
                 }
             }
         }

@@ -6,6 +6,26 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+/// A free loopback port, for a site config that must name its ports
+/// before the site starts (the peer's config pins them).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Makes the site's certificate in `dir` (or loads it) before the site
+/// starts, so its peer's config can pin it from the first connection;
+/// returns its fingerprint.
+pub fn site_fingerprint(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).expect("the site's directory");
+    ferry_replicator::identity::Identity::load_or_create(dir)
+        .expect("the site's identity")
+        .fingerprint
+        .to_string()
+}
+
 /// A running site process.
 pub struct SiteProcess {
     /// The directory of its `site.toml` and `site.log`.

@@ -17,6 +17,25 @@ use std::path::{Path, PathBuf};
 /// gone (so the list is kept true).
 const KNOWN: &[&str] = &[];
 
+/// The same check over the `ferry` TUI crate (`src/` at the workspace
+/// root), with its own known list, which likewise only shrinks (it is
+/// empty: the last one, `app -> editor -> app`, went when the test fixture
+/// that builds an `App` moved from `editor::fixture` to `app::fixture`).
+const KNOWN_TUI: &[&str] = &[];
+
+#[test]
+fn the_tui_has_no_new_import_circles() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../src");
+    let found = circles(&src);
+    let known: BTreeSet<String> = KNOWN_TUI.iter().map(|s| s.to_string()).collect();
+    let new: Vec<&String> = found.iter().filter(|c| !known.contains(*c)).collect();
+    let gone: Vec<&String> = known.iter().filter(|c| !found.contains(*c)).collect();
+    assert!(
+        new.is_empty() && gone.is_empty(),
+        "import circles between modules of ferry (the TUI):\n  new: {new:#?}\n  gone from the known list: {gone:#?}"
+    );
+}
+
 #[test]
 fn no_import_circles_between_modules() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

@@ -16,21 +16,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ferry_api::types::{LastSyncInfo, ReplicationInfo};
 use ferry_replicator::access::Role;
 use ferry_replicator::config::{GuestSeed, VmSeed};
-use ferry_replicator::identity::Identity;
 use ferry_replicator::replication::schedule::grace;
 use ferry_replicator::storage::ReplicaState;
-use ferry_testkit::{Chaos, SiteConfigBuilder, SiteProcess, config, wait_until};
+use ferry_testkit::{
+    Chaos, SiteConfigBuilder, SiteProcess, config, free_port, site_fingerprint, wait_until,
+};
 use serde_json::json;
 
 const TOKEN: &str = "chaos-admin-token";
 const RPO: u64 = 5;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 struct Site {
     process: SiteProcess,
@@ -59,14 +53,7 @@ fn start(work: &Path) -> Pair {
     let ports = |_| (free_port(), free_port());
     let ((a_api, a_repl), (b_api, b_repl)) = (ports(0), ports(1));
     let (dir_a, dir_b) = (work.join("a"), work.join("b"));
-    let fingerprint = |dir: &Path| {
-        std::fs::create_dir_all(dir).unwrap();
-        Identity::load_or_create(dir)
-            .unwrap()
-            .fingerprint
-            .to_string()
-    };
-    let (fp_a, fp_b) = (fingerprint(&dir_a), fingerprint(&dir_b));
+    let (fp_a, fp_b) = (site_fingerprint(&dir_a), site_fingerprint(&dir_b));
     let chaos = Chaos::start(&format!("127.0.0.1:{b_repl}"));
     let site = |dir: &Path, name: &str, own: (u16, u16), peer: (&str, u16, &str, &str), vms| {
         SiteConfigBuilder::new(name)

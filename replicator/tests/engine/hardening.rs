@@ -14,8 +14,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ferry_api::types::ReplicationInfo;
 use ferry_replicator::access::Role;
 use ferry_replicator::config::{GuestSeed, VmSeed};
-use ferry_replicator::identity::Identity;
-use ferry_testkit::{SiteConfigBuilder, SiteProcess, config, wait_until};
+use ferry_testkit::{
+    SiteConfigBuilder, SiteProcess, config, free_port, site_fingerprint, wait_until,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOKEN: &str = "hardening-admin-token";
@@ -26,13 +27,6 @@ const CUT_OFF: Duration = Duration::from_secs(25);
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferry-replicator");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -42,14 +36,7 @@ fn now_ms() -> u64 {
 /// site-a with one replicating VM, paired with an empty site-b.
 fn pair(work: &Path) -> (SiteProcess, SiteProcess, String) {
     let (dir_a, dir_b) = (work.join("a"), work.join("b"));
-    let fingerprint = |dir: &Path| {
-        std::fs::create_dir_all(dir).unwrap();
-        Identity::load_or_create(dir)
-            .unwrap()
-            .fingerprint
-            .to_string()
-    };
-    let (fp_a, fp_b) = (fingerprint(&dir_a), fingerprint(&dir_b));
+    let (fp_a, fp_b) = (site_fingerprint(&dir_a), site_fingerprint(&dir_b));
     let ports = [free_port(), free_port(), free_port(), free_port()];
     let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
     let site = |dir: &Path, name: &str, own: [usize; 2], peer: (&str, [usize; 2], &str), vms| {

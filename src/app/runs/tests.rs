@@ -3,8 +3,8 @@
 use ferry_api::types::{ErrorBody, RunMode, RunState};
 
 use super::*;
+use crate::app::fixture;
 use crate::app::{Action, Effect, View};
-use crate::editor::fixture;
 use crate::model::runs::fixture as runs;
 
 fn app(read_only: bool) -> App {

@@ -15,6 +15,7 @@ use ferry_api::{Invalid, mapping};
 use super::form::PickItem;
 use ferry_api::Call;
 
+use super::error::EditError;
 use super::{Purpose, Request, path};
 use crate::model::Model;
 
@@ -276,13 +277,16 @@ impl MappingsEditor {
     }
 
     /// The requests that save every changed direction to its owner.
-    pub fn save(&mut self, model: &Model) -> Result<Vec<Request>, String> {
+    pub fn save(&mut self, model: &Model) -> Result<Vec<Request>, EditError> {
         let mut requests = Vec::new();
         for (id, draft) in self.drafts.iter_mut().filter(|(_, d)| d.is_dirty()) {
             let owner = &draft.spec.to_site;
             let site = model
                 .site_index(owner)
-                .ok_or_else(|| format!("{id}: its owner {owner} is not one of the sites"))?;
+                .ok_or_else(|| EditError::UnknownOwner {
+                    mappings: id.clone(),
+                    owner: owner.clone(),
+                })?;
             draft.sent = Some(draft.spec.clone());
             requests.push(Request {
                 site,

@@ -81,7 +81,7 @@ impl PlanEditor {
             }
             FormFor::Heartbeat { vm_id } => {
                 let timeout = seconds(form.value("heartbeat_timeout_seconds"), MAX_HEARTBEAT)
-                    .map_err(|e| vec![("heartbeat_timeout_seconds", e)])?;
+                    .map_err(|e| vec![("heartbeat_timeout_seconds", e.to_string())])?;
                 if let Some(vm) = spec.vms.iter_mut().find(|v| v.vm_id == *vm_id) {
                     vm.heartbeat_timeout_seconds = timeout;
                 }

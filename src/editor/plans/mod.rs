@@ -15,6 +15,7 @@ use ferry_api::types::{Callout, ErrorBody, IpCustomization, Plan, PlanSpec, Plan
 use super::form::{PickItem, Picker};
 use ferry_api::Call;
 
+use super::error::EditError;
 use super::{Purpose, Request, callouts, path};
 use crate::model::Model;
 
@@ -142,17 +143,14 @@ impl PlanEditor {
 
     /// Sets the plan's groups; VMs keep their settings, new VMs get the
     /// defaults, VMs of groups no longer chosen go.
-    pub fn set_groups(&mut self, model: &Model, groups: Vec<String>) -> Result<(), String> {
+    pub fn set_groups(&mut self, model: &Model, groups: Vec<String>) -> Result<(), EditError> {
         let sites: Vec<String> = groups
             .iter()
             .filter_map(|id| model.group(id))
             .map(|g| g.recovery_site.clone())
             .collect();
         if let Some(other) = sites.iter().find(|s| **s != sites[0]) {
-            return Err(format!(
-                "a plan recovers to one site: these groups recover to {} and {other}",
-                sites[0]
-            ));
+            return Err(EditError::TwoRecoverySites(sites[0].clone(), other.clone()));
         }
         self.spec.groups = groups;
         let members = self.members(model);
@@ -378,7 +376,7 @@ impl PlanEditor {
         model: &Model,
         target: &CalloutsFor,
         lines: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), EditError> {
         let (pre, post) = callouts::parse(lines)?;
         let mut spec = self.spec.clone();
         match target {
@@ -389,8 +387,7 @@ impl PlanEditor {
                 }
             }
         }
-        self.accept(model, spec)
-            .map_err(|e| super::say::sentence(Some(&e.field), &e.message))
+        self.accept(model, spec).map_err(EditError::Invalid)
     }
 
     /// The start order: VM ids per priority 1..=5, or the cycle's chain.
@@ -400,18 +397,16 @@ impl PlanEditor {
 
     /// Checks the whole plan and builds the request that saves it at its
     /// recovery site; a refusal is put beside its field.
-    pub fn save(&mut self, model: &Model) -> Result<Request, String> {
+    pub fn save(&mut self, model: &Model) -> Result<Request, EditError> {
         if let Err(e) = plan::validate(&self.spec, &self.members(model)) {
             let key = key_of(&self.spec, &e.field);
             self.errors.insert(key, super::say::ranges(&e.message));
-            return Err(super::say::sentence(Some(&e.field), &e.message));
+            return Err(EditError::Invalid(e));
         }
-        let recovery = self
-            .site(model)
-            .ok_or("the plan's groups are not known yet")?;
+        let recovery = self.site(model).ok_or(EditError::GroupsUnknown)?;
         let site = model
             .site_index(&recovery)
-            .ok_or_else(|| format!("the recovery site {recovery} is not one of the sites"))?;
+            .ok_or_else(|| EditError::UnknownSite(recovery.clone()))?;
         self.sent = Some(self.spec.clone());
         Ok(Request {
             site,

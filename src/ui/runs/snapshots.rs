@@ -4,8 +4,8 @@
 
 use ferry_api::types::RunMode;
 
+use crate::app::fixture;
 use crate::app::{Action, App, View};
-use crate::editor::fixture;
 use crate::model::runs::fixture as runs;
 use crate::ui::testing::render_to_string as render;
 

@@ -1,6 +1,7 @@
 //! Command callouts: `sh -c` on this host with the run in its environment,
 //! killed at its timeout, the tail of its output kept.
 
+use super::error::CommandError;
 use super::*;
 
 /// The last 4 KiB of a callout's output, as text (bytes that are not
@@ -25,7 +26,7 @@ pub(super) async fn run_command(
     command: &str,
     timeout: u64,
     env: &[(&str, String)],
-) -> Result<String, String> {
+) -> Result<String, CommandError> {
     let mut cmd = tokio::process::Command::new("sh");
     cmd.arg("-c")
         .arg(command)
@@ -42,12 +43,10 @@ pub(super) async fn run_command(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start `sh -c`: {e}"))?;
+    let child = cmd.spawn().map_err(CommandError::Start)?;
     match tokio::time::timeout(Duration::from_secs(timeout), child.wait_with_output()).await {
-        Err(_) => Err(format!("timed out after {timeout} s and was killed")),
-        Ok(Err(e)) => Err(format!("failed: {e}")),
+        Err(_) => Err(CommandError::TimedOut { seconds: timeout }),
+        Ok(Err(e)) => Err(CommandError::Wait(e)),
         Ok(Ok(out)) => {
             let mut all = out.stdout;
             all.extend_from_slice(&out.stderr);
@@ -55,15 +54,10 @@ pub(super) async fn run_command(
             if out.status.success() {
                 Ok(text)
             } else {
-                Err(format!(
-                    "exited with {}{}",
-                    out.status,
-                    if text.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {text}")
-                    }
-                ))
+                Err(CommandError::Exited {
+                    status: out.status,
+                    tail: text,
+                })
             }
         }
     }

@@ -1,6 +1,7 @@
 //! A run's bookkeeping (steps, sub-steps, VMs), prompts and callouts, and
 //! the loop that runs the steps and records the end.
 
+use super::error::CalloutError;
 use super::*;
 
 /// `HH:MM:SS` UTC of a time in ms since the epoch.
@@ -143,10 +144,9 @@ impl Exec {
             if lock(&self.active.run).prompt.is_none() {
                 break;
             }
-            tokio::select! {
-                () = acked => {}
-                () = tokio::time::sleep(Duration::from_millis(500)) => {}
-            }
+            // An ack and a cancel both notify `ack`; this future was made
+            // before the checks above, so neither can slip past it.
+            acked.await;
         }
         self.run().with(|r| {
             r.state = RunState::Running;
@@ -162,7 +162,7 @@ impl Exec {
         step: usize,
         vm: Option<&VmPlan>,
         callouts: &[Callout],
-    ) -> Result<String, String> {
+    ) -> Result<String, CalloutError> {
         let mut outputs = Vec::new();
         for callout in callouts {
             match callout {
@@ -172,12 +172,15 @@ impl Exec {
                 } => {
                     let out = run_command(command, *timeout_seconds, &self.env(vm))
                         .await
-                        .map_err(|e| format!("`{command}` {e}"))?;
+                        .map_err(|source| CalloutError::Command {
+                            command: command.clone(),
+                            source,
+                        })?;
                     outputs.push(out);
                 }
                 Callout::Prompt { message } => {
                     if !self.prompt(step, vm, message).await {
-                        return Err("cancelled while waiting for an operator".into());
+                        return Err(CalloutError::Cancelled);
                     }
                     outputs.push(format!("acknowledged: {message}"));
                 }
@@ -201,7 +204,7 @@ impl Exec {
             }
             self.start_step(i);
             if let Err(e) = self.step(i, kind).await {
-                stopped = Some(e);
+                stopped = Some(e.to_string());
                 break;
             }
             if !lock(&self.active.run).steps[i].is_finished() {

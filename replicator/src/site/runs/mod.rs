@@ -8,7 +8,8 @@
 //! - [`exec`]: the step loop, the run's bookkeeping, prompts and callouts.
 //! - [`steps`]: one unit per step kind; [`power`]: a priority's power-on;
 //!   [`protected_site`]: what is asked of the protected site.
-//! - [`callout`]: command callouts on this host.
+//! - [`callout`]: command callouts on this host; [`error`]: why a callout
+//!   failed or a step stopped its run.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +38,7 @@ use ferry_api::types::{
 
 mod callout;
 pub use callout::tail as output_tail;
+mod error;
 mod exec;
 mod plan_steps;
 mod power;

@@ -131,7 +131,7 @@ impl Exec {
         let verification = match booted {
             Ok(v) => v,
             Err(e) => {
-                self.sub(step, &vm.id, StepState::Error, e);
+                self.sub(step, &vm.id, StepState::Error, e.to_string());
                 return (vm.id.clone(), false);
             }
         };

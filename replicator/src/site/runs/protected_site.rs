@@ -1,7 +1,9 @@
 //! What a run asks of the protected site: synchronize, shut down, and
 //! how its failures count in each mode.
 
+use super::error::StopRun;
 use super::*;
+use crate::site::control::PeerCallError;
 
 impl Exec {
     /// Marks the live VMs running in step `i` and asks the protected site
@@ -12,7 +14,7 @@ impl Exec {
         doing: &str,
         call: impl FnOnce(Vec<String>) -> ControlCall,
         timeout: Duration,
-    ) -> Result<Vec<VmOutcome>, String> {
+    ) -> Result<Vec<VmOutcome>, PeerCallError> {
         let ids: Vec<String> = self.live().iter().map(|v| v.id.clone()).collect();
         for id in &ids {
             self.sub(i, id, StepState::Running, doing);
@@ -24,11 +26,11 @@ impl Exec {
         &self,
         call: ControlCall,
         timeout: Duration,
-    ) -> Result<Vec<VmOutcome>, String> {
+    ) -> Result<Vec<VmOutcome>, PeerCallError> {
         match self.site.call_peer(&call, timeout).await? {
             ControlReply::Vms { vms } => Ok(vms),
             ControlReply::Done => Ok(Vec::new()),
-            other => Err(format!("unexpected answer from the peer: {other:?}")),
+            other => Err(PeerCallError::Unexpected(Box::new(other))),
         }
     }
 
@@ -42,7 +44,7 @@ impl Exec {
         }
     }
 
-    pub(super) async fn sync(&self, i: usize, last: bool) -> Result<(), String> {
+    pub(super) async fn sync(&self, i: usize, last: bool) -> Result<(), StopRun> {
         let call = |vm_ids| ControlCall::Sync {
             vm_ids,
             timeout_seconds: SYNC_TIMEOUT.as_secs(),
@@ -90,17 +92,21 @@ impl Exec {
 
     /// A planned migration stops at a protected-site error, before anything
     /// changes at the recovery site: nothing may be lost.
-    pub(super) fn stop_migration_on_error(&self, i: usize, why: &str) -> Result<(), String> {
+    pub(super) fn stop_migration_on_error(
+        &self,
+        i: usize,
+        why: &'static str,
+    ) -> Result<(), StopRun> {
         if self.mode == RunMode::PlannedMigration
             && lock(&self.active.run).steps[i].state == StepState::Error
         {
-            return Err(format!("{why}; nothing was changed at the recovery site"));
+            return Err(StopRun::MigrationStopped { why });
         }
         Ok(())
     }
 
     /// The protected site did not answer at all.
-    pub(super) fn peer_down(&self, i: usize, e: String) -> Result<(), String> {
+    pub(super) fn peer_down(&self, i: usize, e: PeerCallError) -> Result<(), StopRun> {
         let state = match self.mode {
             RunMode::Test | RunMode::DisasterRecovery => StepState::Warning,
             _ => StepState::Error,
@@ -110,24 +116,20 @@ impl Exec {
                 s.state = StepState::Skipped;
             }
         });
-        let message = format!("site {} did not answer: {e}", self.plan.protected_site);
-        self.end_step(
-            i,
-            state,
-            if state == StepState::Warning {
-                format!("{message}; skipped")
-            } else {
-                message.clone()
-            },
-        );
+        let down = StopRun::PeerDown {
+            site: self.plan.protected_site.clone(),
+            source: e,
+        };
         if state == StepState::Error {
-            Err(message)
+            self.end_step(i, state, down.to_string());
+            Err(down)
         } else {
+            self.end_step(i, state, format!("{down}; skipped"));
             Ok(())
         }
     }
 
-    pub(super) async fn shut_down(&self, i: usize) -> Result<(), String> {
+    pub(super) async fn shut_down(&self, i: usize) -> Result<(), StopRun> {
         let run = Some(lock(&self.active.run).id.clone());
         let call = move |vm_ids| ControlCall::ShutDown { vm_ids, run };
         match self

@@ -32,7 +32,7 @@ impl Exec {
                     };
                     self.sub(i, &vm.id, StepState::Done, done);
                 }
-                Err(e) => self.sub(i, &vm.id, StepState::Error, e),
+                Err(e) => self.sub(i, &vm.id, StepState::Error, e.to_string()),
             }
         }
         self.end_step_by_vms(i);

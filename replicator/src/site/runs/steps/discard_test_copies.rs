@@ -25,7 +25,7 @@ impl Exec {
                     StepState::Warning,
                     format!("could not remove: {e}"),
                 ),
-                Err(e) => self.sub(i, &vm.id, StepState::Error, e),
+                Err(e) => self.sub(i, &vm.id, StepState::Error, e.to_string()),
             }
         }
         let left: Vec<String> = self

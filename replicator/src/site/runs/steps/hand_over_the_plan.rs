@@ -2,9 +2,10 @@
 //! to the peer, which owns them from then on.
 
 use super::*;
+use crate::site::runs::error::StopRun;
 
 impl Exec {
-    pub(super) async fn hand_over_the_plan(&self, i: usize) -> Result<(), String> {
+    pub(super) async fn hand_over_the_plan(&self, i: usize) -> Result<(), StopRun> {
         if !lock(&self.failed).is_empty() {
             self.end_step(
                 i,
@@ -72,7 +73,7 @@ impl Exec {
                         self.plan.protected_site
                     ),
                 );
-                Err(e)
+                Err(e.into())
             }
         }
     }

@@ -5,6 +5,7 @@
 //! [`super::power`]. A step that returns `Err` stops the run with that
 //! message; the others record their outcome per VM and let it go on.
 
+use super::error::StopRun;
 use super::*;
 
 mod connect_test_networks;
@@ -21,7 +22,7 @@ mod vm_callouts;
 
 impl Exec {
     /// Does step `i`, of kind `kind`.
-    pub(super) async fn step(&self, i: usize, kind: Kind) -> Result<(), String> {
+    pub(super) async fn step(&self, i: usize, kind: Kind) -> Result<(), StopRun> {
         match kind {
             Kind::Sync { last } => return self.sync(i, last).await,
             Kind::ShutDown => return self.shut_down(i).await,

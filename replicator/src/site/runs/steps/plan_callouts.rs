@@ -15,7 +15,7 @@ impl Exec {
                 self.run().with(|r| r.steps[i].output = Some(out));
                 self.end_step(i, StepState::Done, "");
             }
-            Err(e) => self.end_step(i, StepState::Error, e),
+            Err(e) => self.end_step(i, StepState::Error, e.to_string()),
         }
     }
 }

@@ -2,9 +2,10 @@
 //! stops replicating and keeps its disks as the seed of the way back.
 
 use super::*;
+use crate::site::runs::error::StopRun;
 
 impl Exec {
-    pub(super) async fn turn_disks_into_seeds(&self, i: usize) -> Result<(), String> {
+    pub(super) async fn turn_disks_into_seeds(&self, i: usize) -> Result<(), StopRun> {
         let run = Some(lock(&self.active.run).id.clone());
         let demote = move |vm_ids| ControlCall::Demote { vm_ids, run };
         let doing = "stopping replication, turning the disks into a seed";
@@ -42,7 +43,7 @@ impl Exec {
                     StepState::Error,
                     format!("site {} did not answer: {e}", self.plan.protected_site),
                 );
-                Err(e)
+                Err(e.into())
             }
         }
     }

@@ -22,7 +22,7 @@ impl Exec {
             self.sub(i, &vm.id, StepState::Running, "running");
             match self.callouts(i, Some(vm), callouts).await {
                 Ok(out) => self.sub(i, &vm.id, StepState::Done, out),
-                Err(e) => self.sub(i, &vm.id, StepState::Error, e),
+                Err(e) => self.sub(i, &vm.id, StepState::Error, e.to_string()),
             }
         }
         self.run().with(|r| {
