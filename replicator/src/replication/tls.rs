@@ -12,11 +12,8 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use ferry_api::pin::PinnedCert;
+use rustls::pki_types::ServerName;
 
 use crate::identity::{CERT_NAME, Fingerprint, Identity};
 
@@ -39,10 +36,9 @@ impl std::fmt::Debug for LinkTls {
 impl LinkTls {
     pub fn new(identity: &Identity, pinned: Option<Fingerprint>) -> Result<Self, rustls::Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = Arc::new(PinnedPeer {
-            pinned,
-            algorithms: provider.signature_verification_algorithms,
-        });
+        // One verifier for both ends: whichever side dials, each accepts
+        // only the certificate it pinned at pairing.
+        let verifier = PinnedCert::new(pinned);
         let chain = vec![identity.cert.clone()];
         let client = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -247,116 +243,5 @@ impl Drop for LinkWriter {
         }
         drop(tls);
         let _ = self.tcp.write_all(&self.out);
-    }
-}
-
-/// Accepts exactly the pinned certificate, from either side. The signature
-/// over the handshake is still checked with the certificate's key, so
-/// holding a copy of the certificate is not enough.
-#[derive(Debug)]
-struct PinnedPeer {
-    pinned: Option<Fingerprint>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl PinnedPeer {
-    fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-        let got = Fingerprint::of(cert);
-        match self.pinned {
-            Some(pinned) if pinned == got => Ok(()),
-            Some(pinned) => Err(rustls::Error::General(format!(
-                "the peer's certificate {got} is not the pinned {pinned}"
-            ))),
-            None => Err(rustls::Error::General(format!(
-                "this site is not paired; refusing certificate {got}"
-            ))),
-        }
-    }
-
-    fn tls13(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-}
-
-fn no_tls12() -> rustls::Error {
-    rustls::Error::General("the replication link speaks only TLS 1.3".into())
-}
-
-impl ServerCertVerifier for PinnedPeer {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.check(end_entity)
-            .map(|()| ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(no_tls12())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-impl ClientCertVerifier for PinnedPeer {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        self.check(end_entity)
-            .map(|()| ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(no_tls12())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
     }
 }
