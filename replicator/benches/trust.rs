@@ -4,8 +4,13 @@
 //!   sender-side hash, checked by decoding at the other end) shipped over
 //!   TLS 1.3 with the link's pinned certificates, against the same codec
 //!   over a plain TCP socket pair (the link has no plain mode any more, so
-//!   this is the baseline); throughput and CPU seconds per GiB (both ends
-//!   run in this process: getrusage counts both);
+//!   this is the baseline); throughput, CPU seconds per GiB and context
+//!   switches per GiB (both ends run in this process: getrusage counts
+//!   both);
+//! - where TLS's time goes: the same bytes through rustls's record layer
+//!   alone (a client and a server session with the link's configuration,
+//!   records passed in memory on one thread, no socket), so the link's
+//!   extra cost splits into TLS itself and the rest;
 //! - the API: p50/p99 of `GET /api/v1/replications` with 1,000 VMs, over
 //!   HTTPS (pinned) and over plain HTTP (`api_tls = false`), on one site
 //!   whose peer is absent (its replications listed, none cycling).
@@ -15,13 +20,15 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Ports, TOKEN, env_or, free_port, vms};
-use ferry_replicator::identity::Identity;
+use ferry_api::pin::PinnedCert;
+use ferry_replicator::identity::{CERT_NAME, Identity};
 use ferry_replicator::replication::LinkTls;
 use ferry_replicator::replication::frame::{FrameReader, FrameWriter};
 use ferry_replicator::replication::message::{
@@ -32,21 +39,33 @@ use ferry_testkit::{SiteConfigBuilder, SiteProcess};
 const BLOCK: usize = 64 * 1024;
 const PER_FRAME: usize = 16;
 
-/// User + system CPU seconds of this process so far.
-fn cpu_seconds() -> f64 {
+fn usage() -> libc::rusage {
     // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
+    unsafe {
         let mut usage = std::mem::zeroed::<libc::rusage>();
         libc::getrusage(libc::RUSAGE_SELF, &mut usage);
         usage
-    };
+    }
+}
+
+/// User + system CPU seconds of this process so far.
+fn cpu_seconds() -> f64 {
+    let usage = usage();
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
+/// Context switches of this process so far (a thread that blocks on its
+/// socket, or is put aside for another): the price of small reads.
+fn switches() -> f64 {
+    let usage = usage();
+    (usage.ru_nvcsw + usage.ru_nivcsw) as f64
+}
+
 /// Ships `bytes` of blocks from `writer` to `reader` (read on a thread of
-/// its own); returns the wall time and the CPU seconds both ends used.
-fn ship<R, W>(reader: R, writer: W, bytes: u64) -> (Duration, f64)
+/// its own); returns the wall time, the CPU seconds both ends used and
+/// their context switches.
+fn ship<R, W>(reader: R, writer: W, bytes: u64) -> (Duration, f64, f64)
 where
     R: std::io::Read + Send + 'static,
     W: Write,
@@ -72,7 +91,7 @@ where
     }
     let mut writer = FrameWriter::new(writer);
     let mut payload = Vec::with_capacity(PER_FRAME * (BLOCK + 32) + 8);
-    let cpu = cpu_seconds();
+    let (cpu, switched) = (cpu_seconds(), switches());
     let start = Instant::now();
     for f in 0..frames {
         begin_blocks(&mut payload, 0);
@@ -91,15 +110,99 @@ where
     writer.flush().expect("flushed");
     let blocks = receiving.join().expect("the reader");
     assert_eq!(blocks, frames * PER_FRAME as u64);
-    (start.elapsed(), cpu_seconds() - cpu)
+    (start.elapsed(), cpu_seconds() - cpu, switches() - switched)
+}
+
+/// The link's two sessions, with the link's settings (TLS 1.3 only, ring,
+/// each pinning the other), but no socket: for the in-memory measure.
+fn sessions() -> (rustls::ClientConnection, rustls::ServerConnection) {
+    let (a, b) = (
+        Identity::ephemeral().expect("identity"),
+        Identity::ephemeral().expect("identity"),
+    );
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(PinnedCert::new(Some(b.fingerprint)))
+        .with_client_auth_cert(vec![a.cert.clone()], a.key.clone_key())
+        .expect("client config");
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_client_cert_verifier(PinnedCert::new(Some(a.fingerprint)))
+        .with_single_cert(vec![b.cert.clone()], b.key.clone_key())
+        .expect("server config");
+    let name = rustls::pki_types::ServerName::try_from(CERT_NAME).expect("name");
+    let client = rustls::ClientConnection::new(Arc::new(client), name).expect("client");
+    let server = rustls::ServerConnection::new(Arc::new(server)).expect("server");
+    (client, server)
+}
+
+/// Moves every record `from` has to send into `to`, and lets `to` read them.
+fn pass(from: &mut rustls::Connection, to: &mut rustls::Connection, wire: &mut Vec<u8>) {
+    wire.clear();
+    while from.wants_write() {
+        from.write_tls(wire).expect("records out");
+    }
+    let mut records = &wire[..];
+    while !records.is_empty() {
+        to.read_tls(&mut records).expect("records in");
+        to.process_new_packets().expect("records that check");
+    }
+}
+
+/// CPU seconds per GiB for encrypting and decrypting `bytes` in rustls's
+/// record layer, in the link's 1 MiB writes, on one thread.
+fn record_layer(bytes: u64) -> f64 {
+    let (client, server) = sessions();
+    let (mut client, mut server): (rustls::Connection, rustls::Connection) =
+        (client.into(), server.into());
+    let mut wire = Vec::new();
+    while client.is_handshaking() || server.is_handshaking() {
+        pass(&mut client, &mut server, &mut wire);
+        pass(&mut server, &mut client, &mut wire);
+    }
+    client.set_buffer_limit(None);
+    let chunk = vec![0x5au8; BLOCK * PER_FRAME];
+    let mut out = vec![0u8; chunk.len()];
+    let cpu = cpu_seconds();
+    let mut records = Vec::new();
+    for _ in 0..bytes / chunk.len() as u64 {
+        client.writer().write_all(&chunk).expect("encrypted");
+        records.clear();
+        while client.wants_write() {
+            client.write_tls(&mut records).expect("records out");
+        }
+        // The receiving end takes records as a socket gives them: in
+        // pieces, reading the plaintext out as it goes.
+        let (mut input, mut got) = (&records[..], 0);
+        while got < out.len() {
+            if !input.is_empty() {
+                server.read_tls(&mut input).expect("records in");
+                server.process_new_packets().expect("records that check");
+            }
+            match server.reader().read(&mut out[got..]) {
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("reading: {e}"),
+            }
+        }
+        assert_eq!(out[out.len() - 1], 0x5a);
+    }
+    (cpu_seconds() - cpu) / (bytes as f64 / (1u64 << 30) as f64)
 }
 
 fn link(gib: u64) {
     let bytes = gib << 30;
-    let report = |what: &str, (wall, cpu): (Duration, f64)| {
+    let report = |what: &str, (wall, cpu, switched): (Duration, f64, f64)| {
         let mib_s = bytes as f64 / (1 << 20) as f64 / wall.as_secs_f64();
-        let cpu_gib = cpu / gib as f64;
-        println!("link {what:<28} {mib_s:>8.0} MiB/s  {cpu_gib:>6.2} CPU s/GiB (both ends)");
+        let (cpu_gib, switches_gib) = (cpu / gib as f64, switched / gib as f64);
+        println!(
+            "link {what:<28} {mib_s:>8.0} MiB/s  {cpu_gib:>6.2} CPU s/GiB (both ends)  \
+             {switches_gib:>7.0} context switches/GiB"
+        );
         mib_s
     };
 
@@ -128,6 +231,10 @@ fn link(gib: u64) {
     let (reader, _receiver_writer) = accepting.join().expect("accepted");
     let tls = report("TLS 1.3, pinned", ship(reader, writer, bytes));
     println!("link TLS / plain: {:.2}x (target >= 0.8x)", tls / plain);
+    println!(
+        "TLS record layer alone (in memory, one thread): {:.2} CPU s/GiB",
+        record_layer(bytes)
+    );
 }
 
 /// p50 and p99 of `GET /api/v1/replications` on a site with `count` VMs.
