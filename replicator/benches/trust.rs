@@ -1,5 +1,12 @@
 //! What trust costs, measured in one run on loopback:
 //!
+//! - replication end to end: a full sync of a 1 GiB disk onto an empty
+//!   replica, then a 256 MiB delta, between a sender and an in-process
+//!   receiver, once over the link's TLS 1.3 and once over the same link with
+//!   bare TCP under the frames (`LinkTls::plain_for_benches`), everything
+//!   else identical: the sender reading and hashing, the receiver checking
+//!   hashes, writing and fsyncing its redo log, committing, consolidating.
+//!   Throughput and CPU seconds per GiB shipped (both ends: one process);
 //! - the link: `Blocks` frames of 16 × 64 KiB blocks (each with its
 //!   sender-side hash, checked by decoding at the other end) shipped over
 //!   TLS 1.3 with the link's pinned certificates, against the same codec
@@ -15,11 +22,13 @@
 //!   HTTPS (pinned) and over plain HTTP (`api_tls = false`), on one site
 //!   whose peer is absent (its replications listed, none cycling).
 //!
-//! `cargo bench -p ferry-replicator --bench trust`; `FERRY_TRUST_GIB` (1),
+//! `cargo bench -p ferry-replicator --bench trust`; `FERRY_CYCLE_MIB`
+//! (1024, the disk) and `FERRY_DELTA_MIB` (256), `FERRY_TRUST_GIB` (1, the link),
 //! `FERRY_API_VMS` (1000), `FERRY_API_CALLS` (300) shorten or lengthen it.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -29,11 +38,14 @@ use std::time::{Duration, Instant};
 use common::{Ports, TOKEN, env_or, free_port, vms};
 use ferry_api::pin::PinnedCert;
 use ferry_replicator::identity::{CERT_NAME, Identity};
-use ferry_replicator::replication::LinkTls;
 use ferry_replicator::replication::frame::{FrameReader, FrameWriter};
 use ferry_replicator::replication::message::{
     BLOCKS_KIND, begin_blocks, decode, push_block, set_block_count,
 };
+use ferry_replicator::replication::{
+    CycleProgress, CycleReport, LinkTls, Receiver, ReceiverConfig, SyncTarget, receiver, run_cycle,
+};
+use ferry_replicator::storage::{DEFAULT_BLOCK_SIZE, Geometry, TrackedVm};
 use ferry_testkit::{SiteConfigBuilder, SiteProcess};
 
 const BLOCK: usize = 64 * 1024;
@@ -237,6 +249,162 @@ fn link(gib: u64) {
     );
 }
 
+/// A receiver on a free loopback port, on a runtime of its own, until the
+/// returned sender is dropped.
+fn start_receiver(
+    tls: LinkTls,
+    datastore: &Path,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
+    let config = ReceiverConfig {
+        site: "site-b".into(),
+        tls,
+        datastores: BTreeMap::from([("ds".to_string(), datastore.to_path_buf())]),
+    };
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            addr_tx
+                .send(listener.local_addr().expect("addr"))
+                .expect("send");
+            receiver::serve(listener, Receiver::new(config), async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+    });
+    let addr = addr_rx.recv().expect("receiver address").to_string();
+    (addr, stop, serving)
+}
+
+/// Fills `blocks` of the VM's disk with pseudo-random bytes from `seed`
+/// (the same seed writes the same bytes, so both links ship the same disk).
+fn scribble(vm: &TrackedVm, blocks: impl Iterator<Item = u64>, seed: &mut u64) {
+    let mut buf = vec![0u8; DEFAULT_BLOCK_SIZE as usize];
+    for block in blocks {
+        for word in buf.chunks_exact_mut(8) {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            word.copy_from_slice(&seed.to_le_bytes());
+        }
+        vm.disks()[0]
+            .write_at(&buf, block * DEFAULT_BLOCK_SIZE as u64)
+            .expect("write");
+    }
+}
+
+/// One cycle with the CPU seconds both ends spent on it.
+fn timed_cycle(vm: &TrackedVm, target: &SyncTarget) -> (CycleReport, f64) {
+    let cpu = cpu_seconds();
+    let report = run_cycle("vm", vm, target, false, &CycleProgress::default()).expect("cycle");
+    (report, cpu_seconds() - cpu)
+}
+
+/// A full sync of a `disk_mib` disk onto an empty replica, then a delta of
+/// `delta_mib` in random blocks, over TLS or bare TCP; returns
+/// (full, delta) as (MiB/s, CPU s per GiB shipped).
+fn replicate(work: &Path, disk_mib: u64, delta_mib: u64, plain: bool) -> [(f64, f64); 2] {
+    let (a, b) = (
+        Identity::ephemeral().expect("identity"),
+        Identity::ephemeral().expect("identity"),
+    );
+    let link = if plain {
+        LinkTls::plain_for_benches
+    } else {
+        LinkTls::new
+    };
+    let dir = work.join(if plain { "plain" } else { "tls" });
+    let (addr, stop, serving) = start_receiver(
+        link(&b, Some(a.fingerprint)).expect("link"),
+        &dir.join("ds"),
+    );
+    let target = SyncTarget {
+        addr,
+        tls: link(&a, Some(b.fingerprint)).expect("link"),
+        site: "site-a".into(),
+        datastore: "ds".into(),
+        compress: false,
+    };
+    let block = DEFAULT_BLOCK_SIZE as u64;
+    let blocks = (disk_mib << 20) / block;
+    let vm = TrackedVm::open(
+        &dir.join("src"),
+        &[(
+            dir.join("src").join("disk-0.raw"),
+            Geometry::new(blocks * block, DEFAULT_BLOCK_SIZE),
+        )],
+    )
+    .expect("open VM");
+    let mut seed = 0x5eed_1234_abcd_ef01u64;
+    scribble(&vm, 0..blocks, &mut seed);
+    let (full, full_cpu) = timed_cycle(&vm, &target);
+    assert!(
+        full.full,
+        "the first cycle onto an empty replica is a full sync"
+    );
+    // A delta of every `stride`-th block, offset so it is not block 0 on.
+    let stride = (blocks / ((delta_mib << 20) / block)).max(1);
+    scribble(
+        &vm,
+        (3 % stride..blocks).step_by(stride as usize),
+        &mut seed,
+    );
+    let (delta, delta_cpu) = timed_cycle(&vm, &target);
+    assert!(!delta.full);
+    drop(vm);
+    let _ = stop.send(());
+    serving.join().expect("the receiver");
+    let _ = std::fs::remove_dir_all(&dir);
+    let figures = |report: &CycleReport, cpu: f64| {
+        let mib = report.data_bytes as f64 / (1 << 20) as f64;
+        (mib / report.duration.as_secs_f64(), cpu / (mib / 1024.0))
+    };
+    [figures(&full, full_cpu), figures(&delta, delta_cpu)]
+}
+
+fn replication(work: &Path) {
+    let (disk, delta) = (
+        env_or("FERRY_CYCLE_MIB", 1024),
+        env_or("FERRY_DELTA_MIB", 256),
+    );
+    let plain = replicate(work, disk, delta, true);
+    let tls = replicate(work, disk, delta, false);
+    let names = [
+        format!("full sync, {disk} MiB onto empty"),
+        format!("delta, {delta} MiB of blocks"),
+    ];
+    println!(
+        "{:<32} {:>22} {:>22} {:>8} {:>8}",
+        "replication end to end", "plain TCP", "TLS 1.3, pinned", "MiB/s", "CPU s"
+    );
+    println!(
+        "{:<32} {:>22} {:>22} {:>8} {:>8}",
+        "", "MiB/s  CPU s/GiB", "MiB/s  CPU s/GiB", "TLS/pl", "TLS/pl"
+    );
+    for (i, name) in names.iter().enumerate() {
+        let ((pm, pc), (tm, tc)) = (plain[i], tls[i]);
+        println!(
+            "{name:<32} {pm:>10.0} {pc:>11.2} {tm:>10.0} {tc:>11.2} {:>7.2}x {:>7.2}x",
+            tm / pm,
+            tc / pc
+        );
+    }
+    println!("(target: TLS throughput >= 0.8x plain; CPU seconds are both ends together)\n");
+}
+
 /// p50 and p99 of `GET /api/v1/replications` on a site with `count` VMs.
 fn api(work: &Path, count: u64, calls: u64, tls: bool) -> (f64, f64) {
     let dir = work.join(if tls { "https" } else { "http" });
@@ -302,11 +470,12 @@ fn api(work: &Path, count: u64, calls: u64, tls: bool) -> (f64, f64) {
 }
 
 fn main() {
-    link(env_or("FERRY_TRUST_GIB", 1));
     let work = tempfile::Builder::new()
         .prefix("ferry-trust")
         .tempdir_in(std::env::var_os("FERRY_BENCH_DIR").unwrap_or_else(|| "/var/tmp".into()))
         .expect("work dir");
+    replication(work.path());
+    link(env_or("FERRY_TRUST_GIB", 1));
     let count = env_or("FERRY_API_VMS", 1000);
     let calls = env_or("FERRY_API_CALLS", 300);
     for tls in [false, true] {

@@ -25,11 +25,18 @@ pub struct LinkTls {
     server: Arc<rustls::ServerConfig>,
     pub own: Fingerprint,
     pub pinned: Option<Fingerprint>,
+    /// Benches only: frames go over bare TCP (see [`LinkTls::plain_for_benches`]).
+    plain: bool,
 }
 
 impl std::fmt::Debug for LinkTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "LinkTls(own {}, pinned {:?})", self.own, self.pinned)
+        let plain = if self.plain { ", plain TCP" } else { "" };
+        write!(
+            f,
+            "LinkTls(own {}, pinned {:?}{plain})",
+            self.own, self.pinned
+        )
     }
 }
 
@@ -57,11 +64,31 @@ impl LinkTls {
             server: Arc::new(server),
             own: identity.fingerprint,
             pinned,
+            plain: false,
+        })
+    }
+
+    /// Benches only: the same link with no TLS under the frames, so a bench
+    /// can measure what TLS costs a whole cycle against an otherwise
+    /// identical one. Nothing is encrypted or authenticated by certificate;
+    /// no configuration reaches this (a site always builds its link with
+    /// [`LinkTls::new`]).
+    #[doc(hidden)]
+    pub fn plain_for_benches(
+        identity: &Identity,
+        pinned: Option<Fingerprint>,
+    ) -> Result<Self, rustls::Error> {
+        Ok(Self {
+            plain: true,
+            ..Self::new(identity, pinned)?
         })
     }
 
     /// Runs the client side of the handshake on `tcp`.
     pub fn connect(&self, tcp: TcpStream) -> io::Result<(LinkReader, LinkWriter)> {
+        if self.plain {
+            return halves(tcp, None);
+        }
         let name = ServerName::try_from(CERT_NAME).map_err(io::Error::other)?;
         let conn = rustls::ClientConnection::new(self.client.clone(), name).map_err(tls_error)?;
         handshake(tcp, conn.into())
@@ -69,6 +96,9 @@ impl LinkTls {
 
     /// Runs the server side of the handshake on `tcp`.
     pub fn accept(&self, tcp: TcpStream) -> io::Result<(LinkReader, LinkWriter)> {
+        if self.plain {
+            return halves(tcp, None);
+        }
         let conn = rustls::ServerConnection::new(self.server.clone()).map_err(tls_error)?;
         handshake(tcp, conn.into())
     }
@@ -119,15 +149,23 @@ fn handshake(
         }
     }
     conn.set_buffer_limit(None);
-    let shared = Arc::new(Mutex::new(conn));
+    halves(tcp, Some(Arc::new(Mutex::new(conn))))
+}
+
+/// The two halves of a link over `tcp`, inside `tls` unless it is a bench's
+/// plain link.
+fn halves(
+    tcp: TcpStream,
+    tls: Option<Arc<Mutex<rustls::Connection>>>,
+) -> io::Result<(LinkReader, LinkWriter)> {
     let reader = LinkReader {
-        tls: shared.clone(),
+        tls: tls.clone(),
         tcp: tcp.try_clone()?,
         raw: vec![0; 64 << 10],
         pending: 0..0,
     };
     let writer = LinkWriter {
-        tls: shared,
+        tls,
         tcp,
         out: Vec::new(),
     };
@@ -140,7 +178,8 @@ fn lock(tls: &Mutex<rustls::Connection>) -> MutexGuard<'_, rustls::Connection> {
 
 /// The reading half of a link: decrypts and checks records as they come.
 pub struct LinkReader {
-    tls: Arc<Mutex<rustls::Connection>>,
+    /// None only on a bench's plain link.
+    tls: Option<Arc<Mutex<rustls::Connection>>>,
     tcp: TcpStream,
     raw: Vec<u8>,
     /// Bytes of `raw` read off the socket but not yet handed to TLS.
@@ -155,17 +194,38 @@ impl LinkReader {
 
     /// Key material bound to this session (RFC 8446 exporter).
     pub fn export(&self, label: &[u8]) -> io::Result<[u8; 32]> {
-        lock(&self.tls)
-            .export_keying_material([0u8; 32], label, None)
-            .map_err(tls_error)
+        match &self.tls {
+            Some(tls) => lock(tls)
+                .export_keying_material([0u8; 32], label, None)
+                .map_err(tls_error),
+            // A bench's plain link has no session to bind the handshake to.
+            None => Ok([0u8; 32]),
+        }
+    }
+
+    /// A bench's plain link: serves the socket's bytes through the same
+    /// 64 KiB buffer the TLS path reads into.
+    fn read_plain(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pending.is_empty() {
+            let n = self.tcp.read(&mut self.raw)?;
+            self.pending = 0..n;
+        }
+        let n = out.len().min(self.pending.len());
+        out[..n].copy_from_slice(&self.raw[self.pending.start..self.pending.start + n]);
+        self.pending.start += n;
+        Ok(n)
     }
 }
 
 impl Read for LinkReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let shared = match &self.tls {
+            Some(shared) => shared,
+            None => return self.read_plain(out),
+        };
         loop {
             {
-                let mut tls = lock(&self.tls);
+                let mut tls = lock(shared);
                 match tls.reader().read(out) {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -192,7 +252,7 @@ impl Read for LinkReader {
             }
             let n = self.tcp.read(&mut self.raw)?;
             if n == 0 {
-                let mut tls = lock(&self.tls);
+                let mut tls = lock(shared);
                 tls.read_tls(&mut &[][..])?;
                 tls.process_new_packets().map_err(tls_error)?;
                 continue;
@@ -204,15 +264,19 @@ impl Read for LinkReader {
 
 /// The writing half of a link: encrypts under the lock, sends outside it.
 pub struct LinkWriter {
-    tls: Arc<Mutex<rustls::Connection>>,
+    /// None only on a bench's plain link.
+    tls: Option<Arc<Mutex<rustls::Connection>>>,
     tcp: TcpStream,
     out: Vec<u8>,
 }
 
 impl Write for LinkWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let Some(shared) = &self.tls else {
+            return self.tcp.write(buf);
+        };
         let n = {
-            let mut tls = lock(&self.tls);
+            let mut tls = lock(shared);
             let n = tls.writer().write(buf)?;
             self.out.clear();
             while tls.wants_write() {
@@ -233,7 +297,10 @@ impl Drop for LinkWriter {
     /// Ends the session with close_notify, so the peer can tell a clean
     /// end from a cut connection.
     fn drop(&mut self) {
-        let mut tls = lock(&self.tls);
+        let Some(shared) = &self.tls else {
+            return;
+        };
+        let mut tls = lock(shared);
         tls.send_close_notify();
         self.out.clear();
         while tls.wants_write() {
