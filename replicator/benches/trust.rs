@@ -67,6 +67,14 @@ fn cpu_seconds() -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
+/// User CPU seconds of this process so far: hashing, copying and crypto,
+/// without the kernel's share (page cache, reclaim, fsync), which swings
+/// with the rest of the machine.
+fn user_seconds() -> f64 {
+    let usage = usage();
+    usage.ru_utime.tv_sec as f64 + usage.ru_utime.tv_usec as f64 / 1e6
+}
+
 /// Context switches of this process so far (a thread that blocks on its
 /// socket, or is put aside for another): the price of small reads.
 fn switches() -> f64 {
@@ -306,17 +314,17 @@ fn scribble(vm: &TrackedVm, blocks: impl Iterator<Item = u64>, seed: &mut u64) {
     }
 }
 
-/// One cycle with the CPU seconds both ends spent on it.
-fn timed_cycle(vm: &TrackedVm, target: &SyncTarget) -> (CycleReport, f64) {
-    let cpu = cpu_seconds();
+/// One cycle with the CPU seconds (all, user) both ends spent on it.
+fn timed_cycle(vm: &TrackedVm, target: &SyncTarget) -> (CycleReport, (f64, f64)) {
+    let (cpu, user) = (cpu_seconds(), user_seconds());
     let report = run_cycle("vm", vm, target, false, &CycleProgress::default()).expect("cycle");
-    (report, cpu_seconds() - cpu)
+    (report, (cpu_seconds() - cpu, user_seconds() - user))
 }
 
 /// A full sync of a `disk_mib` disk onto an empty replica, then a delta of
 /// `delta_mib` in random blocks, over TLS or bare TCP; returns
-/// (full, delta) as (MiB/s, CPU s per GiB shipped).
-fn replicate(work: &Path, disk_mib: u64, delta_mib: u64, plain: bool) -> [(f64, f64); 2] {
+/// (full, delta) as (MiB/s, CPU s and user CPU s per GiB shipped).
+fn replicate(work: &Path, disk_mib: u64, delta_mib: u64, plain: bool) -> [(f64, f64, f64); 2] {
     let (a, b) = (
         Identity::ephemeral().expect("identity"),
         Identity::ephemeral().expect("identity"),
@@ -368,9 +376,13 @@ fn replicate(work: &Path, disk_mib: u64, delta_mib: u64, plain: bool) -> [(f64, 
     let _ = stop.send(());
     serving.join().expect("the receiver");
     let _ = std::fs::remove_dir_all(&dir);
-    let figures = |report: &CycleReport, cpu: f64| {
-        let mib = report.data_bytes as f64 / (1 << 20) as f64;
-        (mib / report.duration.as_secs_f64(), cpu / (mib / 1024.0))
+    let figures = |report: &CycleReport, (cpu, user): (f64, f64)| {
+        let gib = report.data_bytes as f64 / (1 << 30) as f64;
+        (
+            gib * 1024.0 / report.duration.as_secs_f64(),
+            cpu / gib,
+            user / gib,
+        )
     };
     [figures(&full, full_cpu), figures(&delta, delta_cpu)]
 }
@@ -388,12 +400,12 @@ fn replication(work: &Path) {
         format!("delta, {delta} MiB of blocks"),
     ];
     println!(
-        "{:<32} {:>22} {:>22} {:>8} {:>8}",
-        "replication end to end", "plain TCP", "TLS 1.3, pinned", "MiB/s", "CPU s"
+        "{:<32} {:>22} {:>22} {:>7} {:>7} {:>7}",
+        "replication end to end", "plain TCP", "TLS 1.3, pinned", "MiB/s", "CPU s", "user s"
     );
     println!(
-        "{:<32} {:>22} {:>22} {:>8} {:>8}",
-        "", "MiB/s  CPU s/GiB", "MiB/s  CPU s/GiB", "TLS/pl", "TLS/pl"
+        "{:<32} {:>22} {:>22} {:>7} {:>7} {:>7}",
+        "", "MiB/s CPU(user) s/GiB", "MiB/s CPU(user) s/GiB", "TLS/pl", "TLS/pl", "TLS/pl"
     );
     for round in 0..rounds {
         let tls_first = round % 2 == 1;
@@ -410,12 +422,13 @@ fn replication(work: &Path) {
             "plain first"
         };
         for (i, name) in names.iter().enumerate() {
-            let ((pm, pc), (tm, tc)) = (plain[i], tls[i]);
+            let ((pm, pc, pu), (tm, tc, tu)) = (plain[i], tls[i]);
             println!(
-                "{name:<32} {pm:>10.0} {pc:>11.2} {tm:>10.0} {tc:>11.2} {:>7.2}x {:>7.2}x  \
-                 (round {}, {order})",
+                "{name:<32} {pm:>7.0} {pc:>6.2} ({pu:>4.2}) {tm:>7.0} {tc:>6.2} ({tu:>4.2}) \
+                 {:>6.2}x {:>6.2}x {:>6.2}x  (round {}, {order})",
                 tm / pm,
                 tc / pc,
+                tu / pu,
                 round + 1
             );
         }
