@@ -10,8 +10,8 @@
 //! - the link: `Blocks` frames of 16 × 64 KiB blocks (each with its
 //!   sender-side hash, checked by decoding at the other end) shipped over
 //!   TLS 1.3 with the link's pinned certificates, against the same codec
-//!   over a plain TCP socket pair (the link has no plain mode any more, so
-//!   this is the baseline); throughput, CPU seconds per GiB and context
+//!   over a bare TCP socket pair (the codec alone, without the link's
+//!   reader and writer); throughput, CPU seconds per GiB and context
 //!   switches per GiB (both ends run in this process: getrusage counts
 //!   both);
 //! - where TLS's time goes: the same bytes through rustls's record layer
