@@ -312,3 +312,40 @@ impl Drop for LinkWriter {
         let _ = self.tcp.write_all(&self.out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    /// A bench's plain link never gets through to a site's TLS end: frames
+    /// where a ClientHello belongs are refused as TLS, not read.
+    #[test]
+    fn a_plain_link_is_refused_by_a_tls_end() {
+        let (a, b) = (
+            Identity::ephemeral().unwrap(),
+            Identity::ephemeral().unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let site = LinkTls::new(&b, Some(a.fingerprint)).unwrap();
+        let accepting = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            site.accept(tcp).map(|_| ())
+        });
+        let plain = LinkTls::plain_for_benches(&a, Some(b.fingerprint)).unwrap();
+        let (_reader, mut writer) = plain.connect(TcpStream::connect(addr).unwrap()).unwrap();
+        // A 5-byte frame as the plain link sends it: length, kind, flags.
+        writer
+            .write_all(&[0, 0, 0, 7, 1, 0, b'h', b'e', b'l', b'l', b'o'])
+            .unwrap();
+        writer.flush().unwrap();
+        let refused = accepting
+            .join()
+            .unwrap()
+            .expect_err("a TLS end refuses frames");
+        assert!(is_tls_refusal(&refused), "{refused}");
+    }
+}
