@@ -2,14 +2,15 @@
 //! self-signed certificate made on first start, and the fingerprint (SHA-256
 //! of the certificate) that the peer pins at pairing.
 
-use std::fmt;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// The fingerprint a peer pins: the same type the API client pins with.
+pub use ferry_api::pin::{BadFingerprint, Fingerprint};
 
 /// The private key's file, beside site.toml.
 pub const KEY_FILE: &str = "site.key";
@@ -40,63 +41,6 @@ pub enum IdentityError {
     Generate(String),
 }
 
-/// SHA-256 of a certificate (DER), the value a peer pins.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Fingerprint(pub [u8; 32]);
-
-impl Fingerprint {
-    pub fn of(cert_der: &[u8]) -> Self {
-        let digest = ring::digest::digest(&ring::digest::SHA256, cert_der);
-        let mut out = [0u8; 32];
-        out.copy_from_slice(digest.as_ref());
-        Self(out)
-    }
-}
-
-/// Written as `sha256:` and 64 lowercase hex digits.
-impl fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("sha256:")?;
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-    }
-}
-
-impl fmt::Debug for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-/// Text that is not a certificate fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a SHA-256 fingerprint (sha256: and 64 hex digits)")]
-pub struct BadFingerprint(pub String);
-
-/// Reads `sha256:<hex>`, and for convenience bare hex with or without the
-/// colons some tools put between bytes, in either case.
-impl FromStr for Fingerprint {
-    type Err = BadFingerprint;
-
-    fn from_str(text: &str) -> Result<Self, BadFingerprint> {
-        let trimmed = text.trim();
-        let hex = trimmed
-            .strip_prefix("sha256:")
-            .or_else(|| trimmed.strip_prefix("SHA256:"))
-            .unwrap_or(trimmed);
-        let digits: Vec<u8> = hex.bytes().filter(|b| *b != b':').collect();
-        let bad = || BadFingerprint(text.to_string());
-        if digits.len() != 64 {
-            return Err(bad());
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in digits.chunks(2).enumerate() {
-            let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
-            out[i] = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
-        }
-        Ok(Self(out))
-    }
-}
-
 /// The site's certificate and private key.
 pub struct Identity {
     pub cert: CertificateDer<'static>,
@@ -114,8 +58,8 @@ impl Clone for Identity {
     }
 }
 
-impl fmt::Debug for Identity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Identity({})", self.fingerprint)
     }
 }

@@ -110,3 +110,45 @@ async fn first_contact_asks_and_pins_the_certificate_in_the_config_file() {
         .unwrap();
     assert_eq!(info.name, "site-a");
 }
+
+/// What the TUI shows of a site whose certificate changed: its feed goes
+/// down with the sentence naming both fingerprints, never with data; and a
+/// pin in the config that is no fingerprint at all is said to be one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tuis_feed_refuses_a_changed_certificate_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (site, fingerprint) = https_site(dir.path());
+    let old = format!("sha256:{}", "cd".repeat(32));
+    let endpoint = |pin: &str| Endpoint {
+        name: "site-a".into(),
+        url: site.api.clone(),
+        token: VIEWER.into(),
+        fingerprint: Some(pin.into()),
+    };
+    for (pin, says) in [
+        (
+            old.as_str(),
+            vec!["certificate changed", old.as_str(), fingerprint.as_str()],
+        ),
+        (
+            "sha256:abcd",
+            vec!["sha256:abcd", "not a SHA-256 fingerprint"],
+        ),
+    ] {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let feed = tokio::spawn(ferry::feed::run(0, endpoint(pin), tx));
+        let update = tokio::time::timeout(TIMEOUT, rx.recv())
+            .await
+            .expect("the feed said nothing")
+            .expect("the feed ended");
+        feed.abort();
+        match update {
+            ferry::model::FeedUpdate::Down { site: 0, error } => {
+                for said in says {
+                    assert!(error.contains(said), "{pin}: {error:?} lacks {said:?}");
+                }
+            }
+            other => panic!("{pin}: the feed went on with {other:?}"),
+        }
+    }
+}

@@ -112,6 +112,7 @@ async fn sites_pin_each_other_and_check_every_call_of_the_peer() {
         body["message"].as_str().unwrap().contains("replace"),
         "{body}"
     );
+    let repaired_ms = ferry_api::now_ms();
     api_a
         .admin(Method::PUT, "/site/peer", Some(repair(&stranger, true)))
         .await;
@@ -122,6 +123,22 @@ async fn sites_pin_each_other_and_check_every_call_of_the_peer() {
             .and_then(|p| p.error)
             .filter(|e| e.contains("not the pinned"))
     })
+    .await;
+    // And an alarm says why, raised after the re-pairing: a site that
+    // presents a certificate other than the pinned one (a man in the
+    // middle, or a peer re-keyed) is never a silent failure.
+    eventually(
+        "an alarm for the refused certificate",
+        Duration::from_secs(20),
+        || async {
+            let alarms = api_a.get("/alarms?limit=500").await;
+            alarms.as_array().unwrap().iter().find_map(|alarm| {
+                let message = alarm["message"].as_str()?;
+                (message.contains("not the pinned") && alarm["at_ms"].as_u64()? >= repaired_ms)
+                    .then(|| message.to_string())
+            })
+        },
+    )
     .await;
     api_a
         .admin(Method::PUT, "/site/peer", Some(repair(&fb, true)))

@@ -10,7 +10,7 @@ use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 
 use crate::call::{Call, Method};
-use crate::pin::PinnedApi;
+use crate::pin::{Fingerprint, PinnedCert};
 use crate::types::ErrorBody;
 use crate::types::{
     AuditEntry, EventRow, InstanceInfo, Inventory, Mappings, Plan, ProtectionGroup,
@@ -124,7 +124,7 @@ pub struct Client {
     /// Bounds each request but not the event stream, which stays open.
     timeout: Duration,
     /// The pinned certificate for an `https://` URL.
-    pin: Option<Arc<PinnedApi>>,
+    pin: Option<Arc<PinnedCert>>,
 }
 
 impl Client {
@@ -160,7 +160,11 @@ impl Client {
         };
         let mut builder = reqwest::Client::builder().connect_timeout(timeout);
         let pin = if url.starts_with("https://") {
-            let pin = PinnedApi::new(fingerprint.map(str::to_string));
+            let pinned = fingerprint
+                .map(str::parse::<Fingerprint>)
+                .transpose()
+                .map_err(|e| failed(format!("the pinned fingerprint: {e}")))?;
+            let pin = PinnedCert::new(pinned);
             let tls = pin.client_config().map_err(|e| failed(e.to_string()))?;
             builder = builder.use_preconfigured_tls(tls);
             Some(pin)
@@ -180,7 +184,10 @@ impl Client {
 
     /// The fingerprint an `https://` site presented last, pinned or not.
     pub fn seen_fingerprint(&self) -> Option<String> {
-        self.pin.as_ref().and_then(|p| p.seen())
+        self.pin
+            .as_ref()
+            .and_then(|p| p.seen())
+            .map(|f| f.to_string())
     }
 
     /// The site's URL, without `/api/v1`.
@@ -206,13 +213,13 @@ impl Client {
         // the verifier knows better.
         if let Some(pin) = &self.pin
             && let Some(seen) = pin.seen()
-            && pin.pinned() != Some(seen.as_str())
+            && pin.pinned() != Some(seen)
         {
             return self.error(
                 call,
                 Failure::Certificate {
-                    pinned: pin.pinned().map(str::to_string),
-                    seen,
+                    pinned: pin.pinned().map(|f| f.to_string()),
+                    seen: seen.to_string(),
                 },
             );
         }

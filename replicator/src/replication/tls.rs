@@ -12,11 +12,8 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use ferry_api::pin::PinnedCert;
+use rustls::pki_types::ServerName;
 
 use crate::identity::{CERT_NAME, Fingerprint, Identity};
 
@@ -28,21 +25,27 @@ pub struct LinkTls {
     server: Arc<rustls::ServerConfig>,
     pub own: Fingerprint,
     pub pinned: Option<Fingerprint>,
+    /// Benches only: frames go over bare TCP (see [`LinkTls::plain_for_benches`]).
+    plain: bool,
 }
 
 impl std::fmt::Debug for LinkTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "LinkTls(own {}, pinned {:?})", self.own, self.pinned)
+        let plain = if self.plain { ", plain TCP" } else { "" };
+        write!(
+            f,
+            "LinkTls(own {}, pinned {:?}{plain})",
+            self.own, self.pinned
+        )
     }
 }
 
 impl LinkTls {
     pub fn new(identity: &Identity, pinned: Option<Fingerprint>) -> Result<Self, rustls::Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = Arc::new(PinnedPeer {
-            pinned,
-            algorithms: provider.signature_verification_algorithms,
-        });
+        // One verifier for both ends: whichever side dials, each accepts
+        // only the certificate it pinned at pairing.
+        let verifier = PinnedCert::new(pinned);
         let chain = vec![identity.cert.clone()];
         let client = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -61,11 +64,31 @@ impl LinkTls {
             server: Arc::new(server),
             own: identity.fingerprint,
             pinned,
+            plain: false,
+        })
+    }
+
+    /// Benches only: the same link with no TLS under the frames, so a bench
+    /// can measure what TLS costs a whole cycle against an otherwise
+    /// identical one. Nothing is encrypted or authenticated by certificate;
+    /// no configuration reaches this (a site always builds its link with
+    /// [`LinkTls::new`]).
+    #[doc(hidden)]
+    pub fn plain_for_benches(
+        identity: &Identity,
+        pinned: Option<Fingerprint>,
+    ) -> Result<Self, rustls::Error> {
+        Ok(Self {
+            plain: true,
+            ..Self::new(identity, pinned)?
         })
     }
 
     /// Runs the client side of the handshake on `tcp`.
     pub fn connect(&self, tcp: TcpStream) -> io::Result<(LinkReader, LinkWriter)> {
+        if self.plain {
+            return halves(tcp, None);
+        }
         let name = ServerName::try_from(CERT_NAME).map_err(io::Error::other)?;
         let conn = rustls::ClientConnection::new(self.client.clone(), name).map_err(tls_error)?;
         handshake(tcp, conn.into())
@@ -73,6 +96,9 @@ impl LinkTls {
 
     /// Runs the server side of the handshake on `tcp`.
     pub fn accept(&self, tcp: TcpStream) -> io::Result<(LinkReader, LinkWriter)> {
+        if self.plain {
+            return halves(tcp, None);
+        }
         let conn = rustls::ServerConnection::new(self.server.clone()).map_err(tls_error)?;
         handshake(tcp, conn.into())
     }
@@ -123,15 +149,23 @@ fn handshake(
         }
     }
     conn.set_buffer_limit(None);
-    let shared = Arc::new(Mutex::new(conn));
+    halves(tcp, Some(Arc::new(Mutex::new(conn))))
+}
+
+/// The two halves of a link over `tcp`, inside `tls` unless it is a bench's
+/// plain link.
+fn halves(
+    tcp: TcpStream,
+    tls: Option<Arc<Mutex<rustls::Connection>>>,
+) -> io::Result<(LinkReader, LinkWriter)> {
     let reader = LinkReader {
-        tls: shared.clone(),
+        tls: tls.clone(),
         tcp: tcp.try_clone()?,
         raw: vec![0; 64 << 10],
         pending: 0..0,
     };
     let writer = LinkWriter {
-        tls: shared,
+        tls,
         tcp,
         out: Vec::new(),
     };
@@ -144,7 +178,8 @@ fn lock(tls: &Mutex<rustls::Connection>) -> MutexGuard<'_, rustls::Connection> {
 
 /// The reading half of a link: decrypts and checks records as they come.
 pub struct LinkReader {
-    tls: Arc<Mutex<rustls::Connection>>,
+    /// None only on a bench's plain link.
+    tls: Option<Arc<Mutex<rustls::Connection>>>,
     tcp: TcpStream,
     raw: Vec<u8>,
     /// Bytes of `raw` read off the socket but not yet handed to TLS.
@@ -159,17 +194,38 @@ impl LinkReader {
 
     /// Key material bound to this session (RFC 8446 exporter).
     pub fn export(&self, label: &[u8]) -> io::Result<[u8; 32]> {
-        lock(&self.tls)
-            .export_keying_material([0u8; 32], label, None)
-            .map_err(tls_error)
+        match &self.tls {
+            Some(tls) => lock(tls)
+                .export_keying_material([0u8; 32], label, None)
+                .map_err(tls_error),
+            // A bench's plain link has no session to bind the handshake to.
+            None => Ok([0u8; 32]),
+        }
+    }
+
+    /// A bench's plain link: serves the socket's bytes through the same
+    /// 64 KiB buffer the TLS path reads into.
+    fn read_plain(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pending.is_empty() {
+            let n = self.tcp.read(&mut self.raw)?;
+            self.pending = 0..n;
+        }
+        let n = out.len().min(self.pending.len());
+        out[..n].copy_from_slice(&self.raw[self.pending.start..self.pending.start + n]);
+        self.pending.start += n;
+        Ok(n)
     }
 }
 
 impl Read for LinkReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let shared = match &self.tls {
+            Some(shared) => shared,
+            None => return self.read_plain(out),
+        };
         loop {
             {
-                let mut tls = lock(&self.tls);
+                let mut tls = lock(shared);
                 match tls.reader().read(out) {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -196,7 +252,7 @@ impl Read for LinkReader {
             }
             let n = self.tcp.read(&mut self.raw)?;
             if n == 0 {
-                let mut tls = lock(&self.tls);
+                let mut tls = lock(shared);
                 tls.read_tls(&mut &[][..])?;
                 tls.process_new_packets().map_err(tls_error)?;
                 continue;
@@ -208,15 +264,19 @@ impl Read for LinkReader {
 
 /// The writing half of a link: encrypts under the lock, sends outside it.
 pub struct LinkWriter {
-    tls: Arc<Mutex<rustls::Connection>>,
+    /// None only on a bench's plain link.
+    tls: Option<Arc<Mutex<rustls::Connection>>>,
     tcp: TcpStream,
     out: Vec<u8>,
 }
 
 impl Write for LinkWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let Some(shared) = &self.tls else {
+            return self.tcp.write(buf);
+        };
         let n = {
-            let mut tls = lock(&self.tls);
+            let mut tls = lock(shared);
             let n = tls.writer().write(buf)?;
             self.out.clear();
             while tls.wants_write() {
@@ -237,7 +297,10 @@ impl Drop for LinkWriter {
     /// Ends the session with close_notify, so the peer can tell a clean
     /// end from a cut connection.
     fn drop(&mut self) {
-        let mut tls = lock(&self.tls);
+        let Some(shared) = &self.tls else {
+            return;
+        };
+        let mut tls = lock(shared);
         tls.send_close_notify();
         self.out.clear();
         while tls.wants_write() {
@@ -250,113 +313,39 @@ impl Drop for LinkWriter {
     }
 }
 
-/// Accepts exactly the pinned certificate, from either side. The signature
-/// over the handshake is still checked with the certificate's key, so
-/// holding a copy of the certificate is not enough.
-#[derive(Debug)]
-struct PinnedPeer {
-    pinned: Option<Fingerprint>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::time::Duration;
 
-impl PinnedPeer {
-    fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-        let got = Fingerprint::of(cert);
-        match self.pinned {
-            Some(pinned) if pinned == got => Ok(()),
-            Some(pinned) => Err(rustls::Error::General(format!(
-                "the peer's certificate {got} is not the pinned {pinned}"
-            ))),
-            None => Err(rustls::Error::General(format!(
-                "this site is not paired; refusing certificate {got}"
-            ))),
-        }
-    }
-
-    fn tls13(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-}
-
-fn no_tls12() -> rustls::Error {
-    rustls::Error::General("the replication link speaks only TLS 1.3".into())
-}
-
-impl ServerCertVerifier for PinnedPeer {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.check(end_entity)
-            .map(|()| ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(no_tls12())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-impl ClientCertVerifier for PinnedPeer {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        self.check(end_entity)
-            .map(|()| ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(no_tls12())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+    /// A bench's plain link never gets through to a site's TLS end: frames
+    /// where a ClientHello belongs are refused as TLS, not read.
+    #[test]
+    fn a_plain_link_is_refused_by_a_tls_end() {
+        let (a, b) = (
+            Identity::ephemeral().unwrap(),
+            Identity::ephemeral().unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let site = LinkTls::new(&b, Some(a.fingerprint)).unwrap();
+        let accepting = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            site.accept(tcp).map(|_| ())
+        });
+        let plain = LinkTls::plain_for_benches(&a, Some(b.fingerprint)).unwrap();
+        let (_reader, mut writer) = plain.connect(TcpStream::connect(addr).unwrap()).unwrap();
+        // A 5-byte frame as the plain link sends it: length, kind, flags.
+        writer
+            .write_all(&[0, 0, 0, 7, 1, 0, b'h', b'e', b'l', b'l', b'o'])
+            .unwrap();
+        writer.flush().unwrap();
+        let refused = accepting
+            .join()
+            .unwrap()
+            .expect_err("a TLS end refuses frames");
+        assert!(is_tls_refusal(&refused), "{refused}");
     }
 }

@@ -149,7 +149,7 @@ impl Site {
             .replications
             .receiver
             .replica_dir(&datastore, vm_id)
-            .map_err(|e| SiteError::invalid("vm_id", e))?;
+            .map_err(|e| SiteError::invalid("vm_id", e.to_string()))?;
         if !dir.exists() {
             return Err(missing());
         }
