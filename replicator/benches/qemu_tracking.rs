@@ -11,8 +11,8 @@
 //! the built-in path). Only the cycle is timed, not the writes: from the
 //! consistency point to the replica's consolidated instance.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+mod link;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,20 +20,11 @@ use ferry_replicator::compute::qemu::qmp::Qmp;
 use ferry_replicator::compute::qemu::source::QemuSource;
 use ferry_replicator::compute::qemu::test_vm::{TestVm, create_disks, guest_write};
 use ferry_replicator::compute::qemu::tracking::QemuTracking;
-use ferry_replicator::identity::Identity;
-use ferry_replicator::replication::{
-    CycleProgress, CycleReport, LinkTls, Receiver, ReceiverConfig, SyncTarget, receiver, run_cycle,
-};
-use ferry_replicator::storage::{DEFAULT_BLOCK_SIZE, Geometry, PointSource, TrackedVm};
+use ferry_replicator::storage::{DEFAULT_BLOCK_SIZE, Geometry, TrackedVm};
 
 const DISK: u64 = 1 << 30;
 const BLOCK: u64 = DEFAULT_BLOCK_SIZE as u64;
 const BLOCKS: u64 = DISK / BLOCK;
-static SENDER: std::sync::LazyLock<Identity> =
-    std::sync::LazyLock::new(|| Identity::ephemeral().expect("identity"));
-static RECEIVER: std::sync::LazyLock<Identity> =
-    std::sync::LazyLock::new(|| Identity::ephemeral().expect("identity"));
-
 /// `n` distinct random blocks (xorshift64*, fixed seed: both paths alike).
 fn random_blocks(seed: u64, n: u64) -> Vec<u64> {
     let mut state = seed;
@@ -53,41 +44,6 @@ fn random_blocks(seed: u64, n: u64) -> Vec<u64> {
     all
 }
 
-fn start_receiver(datastore: &Path) -> String {
-    let config = ReceiverConfig {
-        site: "site-b".into(),
-        tls: LinkTls::new(&RECEIVER, Some(SENDER.fingerprint)).expect("tls"),
-        datastores: BTreeMap::from([("ds".to_string(), datastore.to_path_buf())]),
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send");
-            receiver::serve(listener, Receiver::new(config), std::future::pending()).await;
-        });
-    });
-    rx.recv().expect("receiver address").to_string()
-}
-
-fn cycle(vm_id: &str, vm: &dyn PointSource, addr: &str) -> CycleReport {
-    let target = SyncTarget {
-        addr: addr.to_string(),
-        tls: LinkTls::new(&SENDER, Some(RECEIVER.fingerprint)).expect("tls"),
-        site: "site-a".into(),
-        datastore: "ds".into(),
-        compress: false,
-    };
-    run_cycle(vm_id, vm, &target, false, &CycleProgress::default()).expect("cycle")
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -101,7 +57,7 @@ fn main() {
         .prefix("ferry-bench-qemu")
         .tempdir_in(std::env::var_os("FERRY_BENCH_DIR").unwrap_or_else(|| "/var/tmp".into()))
         .expect("work dir");
-    let addr = start_receiver(&work.path().join("ds"));
+    let addr = link::start_receiver(&work.path().join("ds"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -133,8 +89,8 @@ fn main() {
     let source = QemuSource::new(Arc::new(tracking), runtime.handle().clone());
 
     println!("ferry delta cycle, 1 GiB disk, 64 KiB blocks, loopback: QEMU tracking vs built-in\n");
-    let initial_builtin = cycle("vm-builtin", &builtin, &addr);
-    let initial_qemu = cycle("vm-qemu", &source, &addr);
+    let initial_builtin = link::cycle("vm-builtin", &builtin, &addr);
+    let initial_qemu = link::cycle("vm-qemu", &source, &addr);
     println!(
         "initial full sync of an empty disk: built-in {:.0} ms, QEMU (NBD read of every block) {:.0} ms\n",
         ms(initial_builtin.duration),
@@ -161,8 +117,8 @@ fn main() {
         let changed = blocks.len() as u64 * BLOCK;
         let label = format!("{percent}% ({} MiB)", changed >> 20);
         for (path, report) in [
-            ("built-in", cycle("vm-builtin", &builtin, &addr)),
-            ("QEMU", cycle("vm-qemu", &source, &addr)),
+            ("built-in", link::cycle("vm-builtin", &builtin, &addr)),
+            ("QEMU", link::cycle("vm-qemu", &source, &addr)),
         ] {
             assert!(!report.full, "{path}: a delta");
             assert_eq!(
