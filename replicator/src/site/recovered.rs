@@ -382,17 +382,20 @@ impl Site {
             })
             .await
             .map_err(|e| e.to_string())?;
+        let at = home.clone();
         tokio::task::spawn_blocking(move || {
-            let done = promote::finish(&*fs::real(), &hold.dir, &home, count);
+            let done = promote::place(&*fs::real(), &hold.dir, &at, count);
             drop(hold);
             done
         })
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
+        // Before the marker goes: a crash in between is resumed with them.
         self.track_recovered_disks(&vm.id, &datastore, count)
             .await
             .map_err(|e| e.to_string())?;
+        promote::unmark(&*fs::real(), &home).map_err(|e| e.to_string())?;
         let disks = Arc::new(self.open_disks(&record).map_err(|e| e.to_string())?);
         lock(&self.inventory.vms).insert(
             vm.id.clone(),
@@ -438,9 +441,9 @@ impl Site {
     }
 
     /// At start, before any VM's disks are opened: finishes each promote
-    /// whose VM was recorded, and fences every replica with a promote
+    /// whose VM was recorded (a QEMU site's overlays included), and fences every replica with a promote
     /// still undecided by a run, so no cycle lands in it meanwhile.
-    pub(super) fn resume_promotes(&self, records: &[VmRecord]) -> Result<(), String> {
+    pub(super) async fn resume_promotes(&self, records: &[VmRecord]) -> Result<(), String> {
         for d in &self.config.site.datastores {
             let Some(root) = self.config.datastore_path(&d.name) else {
                 continue;
@@ -457,8 +460,14 @@ impl Site {
                 self.replications.receiver.fence(&id, true);
                 if let Some(record) = records.iter().find(|r| r.id == id) {
                     let replica = self.replications.receiver.replica_dir(&d.name, &id)?;
-                    promote::finish(&*fs::real(), &replica, &home, record.disks.len())
-                        .map_err(|e| format!("finishing the promote of {id}: {e}"))?;
+                    let count = record.disks.len();
+                    let why =
+                        |e: &dyn std::fmt::Display| format!("finishing the promote of {id}: {e}");
+                    promote::place(&*fs::real(), &replica, &home, count).map_err(|e| why(&e))?;
+                    self.track_recovered_disks(&id, &d.name, count)
+                        .await
+                        .map_err(|e| why(&e))?;
+                    promote::unmark(&*fs::real(), &home).map_err(|e| why(&e))?;
                 }
             }
         }
