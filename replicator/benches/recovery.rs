@@ -253,6 +253,9 @@ fn main() {
     site_a.child.kill().expect("kill -9");
     let _ = site_a.child.wait();
     drop(reap_a); // and kill -9 of its QEMU VMs
+    // A fresh client: the old one's pooled connection may have been closed
+    // by site-b while idle, and a POST is not retried on it.
+    let api = Api::new("site-b", &b, Duration::from_secs(60));
     let dr = start_run(
         &api,
         &plan,
