@@ -1,7 +1,10 @@
 //! Recovery benchmark, real processes on loopback.
 //!
 //! `cargo bench -p ferry-replicator --bench recovery`. Knobs:
-//! `FERRY_RECOVERY_VMS` (100), `FERRY_RECOVERY_RPO` (30).
+//! `FERRY_RECOVERY_VMS` (100), `FERRY_RECOVERY_RPO` (30),
+//! `FERRY_RECOVERY_COMPUTE=qemu` (real QEMU VMs, TCG, 3 by default: the
+//! test run is left out so that no more than N VMs run at once, and after the
+//! disaster each recovered VM's boot time and resident memory are shown).
 //!
 //! A plan of N VMs over 5 priorities whose guests beat at once:
 //! 1. a test run (no pre-sync): orchestration overhead from the run's start
@@ -19,6 +22,8 @@ use ferry_api::Call;
 use ferry_api::types::{
     GroupSpec, MappingSpec, Pair, Plan, PlanSpec, PlanVm, ProtectionGroup, Run, RunMode, RunRequest,
 };
+use ferry_replicator::config::{Accelerator, ComputeConfig, ComputeKind};
+use ferry_testkit::QemuReaper;
 
 fn start_run(api: &Api, plan: &str, request: RunRequest) -> Run {
     let call = Call::StartRun {
@@ -78,12 +83,73 @@ fn pairs(source: &str, target: &str) -> Vec<Pair> {
     }]
 }
 
+/// Each recovered VM's boot: from its power-on to its first heartbeat.
+fn boot_seconds(run: &Run, vm_id: &str) -> Option<f64> {
+    let vm = run.vms.iter().find(|v| v.vm_id == vm_id)?;
+    let started = run
+        .steps
+        .iter()
+        .filter(|s| s.name.ends_with("power on"))
+        .flat_map(|s| s.vms.iter())
+        .find(|v| v.vm_id == vm_id)?
+        .started_ms?;
+    Some(vm.heartbeat_ms?.checked_sub(started)? as f64 / 1000.0)
+}
+
+/// The resident memory (VmRSS, MiB) of every QEMU whose command line names
+/// a path under `dir`.
+fn qemu_rss_mib(dir: &std::path::Path) -> Vec<(u32, f64)> {
+    let needle = dir.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if !(cmdline.contains("qemu-system") && cmdline.contains(&needle)) {
+            continue;
+        }
+        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        if let Some(kib) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        {
+            found.push((pid, kib / 1024.0));
+        }
+    }
+    found
+}
+
 fn main() {
-    let count = env_or("FERRY_RECOVERY_VMS", 100);
+    let qemu = std::env::var("FERRY_RECOVERY_COMPUTE").is_ok_and(|v| v == "qemu");
+    let count = env_or("FERRY_RECOVERY_VMS", if qemu { 3 } else { 100 });
     let rpo = env_or("FERRY_RECOVERY_RPO", 30);
+    let (size_mib, compute) = match qemu {
+        true => (
+            64,
+            ComputeConfig {
+                backend: ComputeKind::Qemu,
+                accelerator: Accelerator::Tcg,
+                guest_image: Some(ferry_testkit::guest_image()),
+                ..ComputeConfig::default()
+            },
+        ),
+        false => (4, ComputeConfig::default()),
+    };
     let work = tempfile::tempdir().expect("temp dir");
-    let (mut site_a, _site_b, a, b) =
-        start_pair_with_ports(work.path(), "recovery", vms(count, 4, true, 16, rpo));
+    // A QEMU VM outlives its site on purpose: these end each site's VMs.
+    let dir_b = std::path::absolute(work.path().join("recovery-b")).expect("path");
+    let _reap_b = qemu.then(|| QemuReaper(dir_b.clone()));
+    let reap_a = qemu
+        .then(|| QemuReaper(std::path::absolute(work.path().join("recovery-a")).expect("path")));
+    let (mut site_a, _site_b, a, b) = start_pair_on(
+        work.path(),
+        "recovery",
+        vms(count, size_mib, true, 16, rpo),
+        &compute,
+    );
     let protected = Api::new("site-a", &a, Duration::from_secs(60));
     let api = Api::new("site-b", &b, Duration::from_secs(60));
     let warm = Instant::now();
@@ -150,7 +216,8 @@ fn main() {
         .unwrap_or_else(|e| panic!("plan: {e}"))
         .id;
     println!(
-        "recovery: {count} VMs x 4 MiB over 5 priorities, RPO {rpo} s; protected in {:.1} s",
+        "recovery: {count} {}VMs x {size_mib} MiB over 5 priorities, RPO {rpo} s; protected in {:.1} s",
+        if qemu { "QEMU (TCG) " } else { "" },
         warm.elapsed().as_secs_f64()
     );
 
@@ -162,29 +229,35 @@ fn main() {
         instances: Default::default(),
         at_ms: None,
     };
-    let run = start_run(&api, &plan, request(RunMode::Test, None, Some(false)));
-    let run = wait_run(&api, &run.id);
-    let copies = step_ms(&run, "Create test copies") as f64 / 1000.0;
-    let total = last_power_on_s(&run);
-    println!(
-        "test run: {} in {:.2} s; start to last power-on {total:.2} s, of which copying {count} replicas {copies:.2} s, orchestration {:.2} s; RTO {:.2} s",
-        run.state.label(),
-        run_seconds(&run),
-        total - copies,
-        run.rto_seconds.unwrap_or(f64::NAN)
-    );
-    let cleanup = start_run(&api, &plan, request(RunMode::Cleanup, None, None));
-    let cleanup = wait_run(&api, &cleanup.id);
-    println!(
-        "cleanup: {} in {:.2} s",
-        cleanup.state.label(),
-        run_seconds(&cleanup)
-    );
+    if !qemu {
+        let run = start_run(&api, &plan, request(RunMode::Test, None, Some(false)));
+        let run = wait_run(&api, &run.id);
+        let copies = step_ms(&run, "Create test copies") as f64 / 1000.0;
+        let total = last_power_on_s(&run);
+        println!(
+            "test run: {} in {:.2} s; start to last power-on {total:.2} s, of which copying {count} replicas {copies:.2} s, orchestration {:.2} s; RTO {:.2} s",
+            run.state.label(),
+            run_seconds(&run),
+            total - copies,
+            run.rto_seconds.unwrap_or(f64::NAN)
+        );
+        let cleanup = start_run(&api, &plan, request(RunMode::Cleanup, None, None));
+        let cleanup = wait_run(&api, &cleanup.id);
+        println!(
+            "cleanup: {} in {:.2} s",
+            cleanup.state.label(),
+            run_seconds(&cleanup)
+        );
+    }
 
     // Let the guests write a while, then the disaster.
     std::thread::sleep(Duration::from_secs(rpo / 2 + 3));
     site_a.child.kill().expect("kill -9");
     let _ = site_a.child.wait();
+    drop(reap_a); // and kill -9 of its QEMU VMs
+    // A fresh client: the old one's pooled connection may have been closed
+    // by site-b while idle, and a POST is not retried on it.
+    let api = Api::new("site-b", &b, Duration::from_secs(60));
     let dr = start_run(
         &api,
         &plan,
@@ -203,6 +276,23 @@ fn main() {
         losses.iter().sum::<f64>() / losses.len().max(1) as f64,
         losses.len()
     );
+    if qemu {
+        for vm in &dr.vms {
+            println!(
+                "  {} priority {}: boot (power-on to first heartbeat) {:.1} s, heartbeat {:.1} s after the run's start, data loss {:.1} s",
+                vm.vm_id,
+                vm.priority,
+                boot_seconds(&dr, &vm.vm_id).unwrap_or(f64::NAN),
+                vm.heartbeat_ms
+                    .map_or(f64::NAN, |h| h.saturating_sub(dr.started_ms) as f64
+                        / 1000.0),
+                vm.data_loss_seconds.unwrap_or(f64::NAN)
+            );
+        }
+        for (pid, rss) in qemu_rss_mib(&dir_b) {
+            println!("  QEMU pid {pid} at site-b: VmRSS {rss:.0} MiB");
+        }
+    }
     if let Some(vm) = dr.vms.first() {
         println!("one VM: {}", serde_json::to_string(vm).unwrap_or_default());
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ferry_api::types::ReplicationInfo;
 use ferry_replicator::access::Role;
-use ferry_replicator::config::{GuestSeed, VmSeed};
+use ferry_replicator::config::{ComputeConfig, GuestSeed, VmSeed};
 use ferry_testkit::config as testkit;
 pub use ferry_testkit::free_port;
 use ferry_testkit::{SiteConfigBuilder, SiteProcess, site_fingerprint};
@@ -168,6 +168,16 @@ pub fn start_pair_with_ports(
     name: &str,
     vms: Vec<VmSeed>,
 ) -> (Site, Site, Ports, Ports) {
+    start_pair_on(work, name, vms, &ComputeConfig::default())
+}
+
+/// [`start_pair_with_ports`], both sites running their VMs on `compute`.
+pub fn start_pair_on(
+    work: &Path,
+    name: &str,
+    vms: Vec<VmSeed>,
+    compute: &ComputeConfig,
+) -> (Site, Site, Ports, Ports) {
     let a = Ports {
         api: free_port(),
         repl: free_port(),
@@ -185,8 +195,11 @@ pub fn start_pair_with_ports(
     let (fp_a, fp_b) = (site_fingerprint(&dir_a), site_fingerprint(&dir_b));
     let site_b = Site::start(
         &dir_b,
-        &config("site-b", &b, ("site-a", &a, &fp_a), Vec::new()),
+        &config("site-b", &b, ("site-a", &a, &fp_a), Vec::new()).compute(compute.clone()),
     );
-    let site_a = Site::start(&dir_a, &config("site-a", &a, ("site-b", &b, &fp_b), vms));
+    let site_a = Site::start(
+        &dir_a,
+        &config("site-a", &a, ("site-b", &b, &fp_b), vms).compute(compute.clone()),
+    );
     (site_a, site_b, a, b)
 }

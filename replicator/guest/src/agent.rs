@@ -7,7 +7,8 @@
 //! a fraction of a second may not be seen to have left, and gets heartbeats
 //! only), then a [`GuestMessage::Heartbeat`] every second. Host to guest:
 //! [`HostMessage::Shutdown`] stops the workload, flushes the disks and powers
-//! the VM off.
+//! the VM off; [`HostMessage::WriteBench`] has the guest time a sequential
+//! O_DIRECT write, whose result every later heartbeat carries.
 
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +52,29 @@ pub struct Heartbeat {
     pub last_record_ms: u64,
     /// `NIC=ADDR/PREFIX` for every IP setting applied and seen in the guest.
     pub ips: Vec<String>,
+    /// The last write bench's result, once one has finished; repeated in
+    /// every beat so a host that connects late still reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_bench: Option<WriteBench>,
+}
+
+/// A timed sequential write of `mib` MiB in 1 MiB O_DIRECT writes to the
+/// hot region (the second half) of the first disk, then a flush.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WriteBench {
+    /// The bench's number, as the host asked, so runs are told apart.
+    pub id: u64,
+    pub mib: u64,
+    /// From the first write to the end of the flush, on the guest's clock.
+    pub ms: u64,
+    /// Why the bench stopped early; `None` when all of it was written.
+    pub problem: Option<String>,
+}
+
+impl WriteBench {
+    pub fn mib_per_second(&self) -> f64 {
+        self.mib as f64 / (self.ms.max(1) as f64 / 1e3)
+    }
 }
 
 /// What the host sends.
@@ -59,6 +83,8 @@ pub struct Heartbeat {
 pub enum HostMessage {
     /// Stop the workload, flush every disk, power off.
     Shutdown,
+    /// Time a write of `mib` MiB (see [`WriteBench`]); one at a time.
+    WriteBench { id: u64, mib: u64 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +158,7 @@ mod tests {
             last_seq: 3,
             last_record_ms: 4,
             ips: vec!["lan=10.0.1.11/24".into()],
+            write_bench: None,
         });
         assert_eq!(
             encode(&beat),
@@ -147,8 +174,18 @@ mod tests {
             last_seq: 2,
             last_record_ms: 3,
             ips: vec![],
+            write_bench: Some(WriteBench {
+                id: 1,
+                mib: 64,
+                ms: 800,
+                problem: None,
+            }),
         });
         assert_eq!(parse_guest(&encode(&beat)).unwrap(), beat);
+        assert_eq!(
+            parse_host("{\"kind\":\"write_bench\",\"id\":1,\"mib\":64}").unwrap(),
+            HostMessage::WriteBench { id: 1, mib: 64 }
+        );
         let mut v = verification(9);
         let boot = GuestMessage::Boot {
             disks: vec![DiskBoot {

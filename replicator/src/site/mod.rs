@@ -227,6 +227,7 @@ impl Site {
         let records = self.store.call(|c| store::list_vms(c)).await?;
         let rows = self.store.call(|c| store::list_replications(c)).await?;
         self.resume_promotes(&records)
+            .await
             .map_err(|e| SiteError::Io(std::io::Error::other(e)))?;
         for record in records {
             let disks = Arc::new(self.open_disks(&record)?);

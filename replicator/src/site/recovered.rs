@@ -19,6 +19,7 @@ use crate::guest::{GuestStatus, Verification};
 use crate::inventory::{VmDisk, VmRecord};
 use crate::storage::durable::{data_ranges, fsync_dir};
 use crate::storage::{DEFAULT_BLOCK_SIZE, Geometry, Replica, TrackedVm};
+use crate::storage::promote::PromoteError;
 use crate::storage::{fs, promote};
 use crate::store;
 use crate::sync::lock;
@@ -406,13 +407,16 @@ impl Site {
                 store::insert_vm(c, &stored)
             })
             .await?;
+        let at = home.clone();
         tokio::task::spawn_blocking(move || {
-            let done = promote::finish(&*fs::real(), &hold.dir, &home, count);
+            let done = promote::place(&*fs::real(), &hold.dir, &at, count);
             drop(hold);
             done
         })
         .await??;
+        // Before the marker goes: a crash in between is resumed with them.
         self.track_recovered_disks(&vm.id, &datastore, count).await?;
+        promote::unmark(&*fs::real(), &home)?;
         let disks = Arc::new(self.open_disks(&record)?);
         lock(&self.inventory.vms).insert(
             vm.id.clone(),
@@ -458,9 +462,9 @@ impl Site {
     }
 
     /// At start, before any VM's disks are opened: finishes each promote
-    /// whose VM was recorded, and fences every replica with a promote
+    /// whose VM was recorded (a QEMU site's overlays included), and fences every replica with a promote
     /// still undecided by a run, so no cycle lands in it meanwhile.
-    pub(super) fn resume_promotes(&self, records: &[VmRecord]) -> Result<(), VmWorkError> {
+    pub(super) async fn resume_promotes(&self, records: &[VmRecord]) -> Result<(), VmWorkError> {
         for d in &self.config.site.datastores {
             let Some(root) = self.config.datastore_path(&d.name) else {
                 continue;
@@ -477,8 +481,19 @@ impl Site {
                 self.replications.receiver.fence(&id, true);
                 if let Some(record) = records.iter().find(|r| r.id == id) {
                     let replica = self.replications.receiver.replica_dir(&d.name, &id)?;
-                    promote::finish(&*fs::real(), &replica, &home, record.disks.len())
-                        .map_err(|source| VmWorkError::FinishPromote { vm: id, source })?;
+                    let count = record.disks.len();
+                    let finishing = |source: PromoteError| VmWorkError::FinishPromote {
+                        vm: id.clone(),
+                        source,
+                    };
+                    promote::place(&*fs::real(), &replica, &home, count).map_err(finishing)?;
+                    self.track_recovered_disks(&id, &d.name, count)
+                        .await
+                        .map_err(|e| VmWorkError::FinishPromoteTracking {
+                            vm: id.clone(),
+                            source: e,
+                        })?;
+                    promote::unmark(&*fs::real(), &home).map_err(finishing)?;
                 }
             }
         }

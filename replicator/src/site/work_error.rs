@@ -44,6 +44,8 @@ pub enum VmWorkError {
     NoBootReport { seconds: u64 },
     #[error("finishing the promote of {vm}: {source}")]
     FinishPromote { vm: String, source: PromoteError },
+    #[error("finishing the promote of {vm}: {source}")]
+    FinishPromoteTracking { vm: String, source: SiteError },
     #[error("{0} is not replicated")]
     NotReplicated(String),
     /// The protected site made no instance newer than the ask in time.

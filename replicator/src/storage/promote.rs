@@ -8,7 +8,9 @@
 //! 2. The caller records the VM (its database row) before anything moves.
 //! 3. [`finish`]: rename each disk from the replica into the home, sync
 //!    both directories, remove the replica directory, sync its parent, and
-//!    last remove the marker.
+//!    last remove the marker. A caller with more to do before the promote
+//!    counts as done (a QEMU site's qcow2 overlays) calls [`place`], does
+//!    it, then [`unmark`]: a crash between them is resumed as any other.
 //!
 //! A crash before the marker leaves the replica untouched; after it, the
 //! marker says the promote must be finished (the site does so at start for
@@ -106,6 +108,18 @@ pub fn finish(
     home: &Path,
     disks: usize,
 ) -> Result<(), PromoteError> {
+    place(layer, replica_dir, home, disks)?;
+    unmark(layer, home)
+}
+
+/// [`finish`] but for its last step: the disks are in `home`, the replica
+/// is gone and the marker stays. Skipped when no promote is in progress.
+pub fn place(
+    layer: &dyn FileLayer,
+    replica_dir: &Path,
+    home: &Path,
+    disks: usize,
+) -> Result<(), PromoteError> {
     if in_progress(layer, home)?.is_none() {
         return Ok(());
     }
@@ -125,6 +139,10 @@ pub fn finish(
         // whole directory is gone once its parent is synced.
         layer.sync_dir(parent)?;
     }
-    remove_durably_in(layer, &home.join(MARKER))?;
     Ok(())
+}
+
+/// The last step of [`finish`]: the promote is done.
+pub fn unmark(layer: &dyn FileLayer, home: &Path) -> Result<(), PromoteError> {
+    Ok(remove_durably_in(layer, &home.join(MARKER))?)
 }

@@ -231,7 +231,7 @@ pub async fn start(vm: &str, l: &Launch) -> Result<Started, ComputeError> {
         while tokio::time::Instant::now() < deadline {
             match qmp_at(&qmp, "query-status", deadline).await {
                 Ok(_) => return Ok(()),
-                Err(e) => last = e,
+                Err(e) => last = e.to_string(),
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -278,8 +278,31 @@ fn died_at_boot(vm: &str, l: &Launch, status: String) -> ComputeError {
     }
 }
 
+/// Why one QMP command on its own connection got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum QmpCallError {
+    #[error("cannot connect to {socket}: {source}")]
+    Connect {
+        socket: String,
+        source: std::io::Error,
+    },
+    #[error("QMP connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("QMP closed the connection")]
+    Closed,
+    #[error("QMP said {line:?}: {source}")]
+    Malformed {
+        line: String,
+        source: serde_json::Error,
+    },
+    #[error("QMP refused: {0}")]
+    Refused(Value),
+    #[error("no answer")]
+    NoAnswer,
+}
+
 /// One QMP command on its own connection, within `timeout`.
-pub async fn qmp(socket: &Path, command: &str, timeout: Duration) -> Result<Value, String> {
+pub async fn qmp(socket: &Path, command: &str, timeout: Duration) -> Result<Value, QmpCallError> {
     qmp_at(socket, command, tokio::time::Instant::now() + timeout).await
 }
 
@@ -287,48 +310,46 @@ async fn qmp_at(
     socket: &Path,
     command: &str,
     deadline: tokio::time::Instant,
-) -> Result<Value, String> {
+) -> Result<Value, QmpCallError> {
     let talk = async {
         let stream = UnixStream::connect(socket)
             .await
-            .map_err(|e| format!("cannot connect to {}: {e}", socket.display()))?;
+            .map_err(|source| QmpCallError::Connect {
+                socket: socket.display().to_string(),
+                source,
+            })?;
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
         read_answer(&mut lines).await?;
         let mut got = Value::Null;
         for execute in ["qmp_capabilities", command] {
             let line = json!({ "execute": execute }).to_string() + "\n";
-            write
-                .write_all(line.as_bytes())
-                .await
-                .map_err(|e| e.to_string())?;
+            write.write_all(line.as_bytes()).await?;
             got = read_answer(&mut lines).await?;
         }
         Ok(got)
     };
     tokio::time::timeout_at(deadline, talk)
         .await
-        .map_err(|_| "no answer".to_string())?
+        .map_err(|_| QmpCallError::NoAnswer)?
 }
 
 /// The next answer on a QMP connection: the greeting, a return or an
 /// error; events on the way are skipped.
 async fn read_answer(
     lines: &mut tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
-) -> Result<Value, String> {
+) -> Result<Value, QmpCallError> {
     loop {
-        let line = lines
-            .next_line()
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("QMP closed the connection")?;
-        let v: Value =
-            serde_json::from_str(&line).map_err(|e| format!("QMP said {line:?}: {e}"))?;
+        let line = lines.next_line().await?.ok_or(QmpCallError::Closed)?;
+        let v: Value = serde_json::from_str(&line).map_err(|source| QmpCallError::Malformed {
+            line: line.clone(),
+            source,
+        })?;
         if let Some(r) = v.get("return") {
             return Ok(r.clone());
         }
         if let Some(e) = v.get("error") {
-            return Err(format!("QMP refused: {e}"));
+            return Err(QmpCallError::Refused(e.clone()));
         }
         if v.get("QMP").is_some() {
             return Ok(Value::Null);

@@ -144,6 +144,12 @@ impl Channel {
             last_seq: self.status.last_seq.load(Ordering::Relaxed),
             last_record_ms: self.status.last_record_ms.load(Ordering::Relaxed),
             ips: self.ips.clone(),
+            write_bench: self
+                .status
+                .write_bench
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         })
     }
 
@@ -171,6 +177,9 @@ impl Channel {
                 Ok(HostMessage::Shutdown) => {
                     say!("shutdown asked by the host");
                     self.stop.store(true, Ordering::Relaxed);
+                }
+                Ok(HostMessage::WriteBench { id, mib }) => {
+                    crate::bench::start(id, mib, self.status.clone())
                 }
                 Err(e) => say!("{e}"),
             }

@@ -14,6 +14,7 @@ macro_rules! say {
     };
 }
 
+mod bench;
 mod channel;
 mod disk;
 mod net;

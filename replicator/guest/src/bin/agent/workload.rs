@@ -6,11 +6,11 @@
 //! was told survives a crash of QEMU.
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry_guest::agent::DiskBoot;
+use ferry_guest::agent::{DiskBoot, WriteBench};
 use ferry_guest::record_log::{self, RECORD, Verification};
 
 use crate::disk::{AlignedBuf, Disk};
@@ -27,6 +27,9 @@ pub struct Status {
     /// The first disk's newest record and its time.
     pub last_seq: AtomicU64,
     pub last_record_ms: AtomicU64,
+    /// The last write bench's result (see `bench`), and whether one runs.
+    pub write_bench: Mutex<Option<WriteBench>>,
+    pub bench_running: AtomicBool,
 }
 
 /// Where one disk's log goes on.
