@@ -74,8 +74,8 @@ fn main() {
     let source = QemuSource::new(Arc::new(tracking), runtime.handle().clone());
 
     println!("ferry delta cycle, 1 GiB disk, 64 KiB blocks, loopback: QEMU tracking vs built-in\n");
-    let initial_builtin = link::cycle("vm-builtin", &builtin, &addr);
-    let initial_qemu = link::cycle("vm-qemu", &source, &addr);
+    let initial_builtin = cycle("vm-builtin", &builtin, &addr);
+    let initial_qemu = cycle("vm-qemu", &source, &addr);
     println!(
         "initial full sync of an empty disk: built-in {:.0} ms, QEMU (NBD read of every block) {:.0} ms\n",
         ms(initial_builtin.duration),
@@ -104,8 +104,8 @@ fn main() {
         let changed = blocks.len() as u64 * BLOCK;
         let label = format!("{percent}% ({} MiB)", changed >> 20);
         for (path, report) in [
-            ("built-in", link::cycle("vm-builtin", &builtin, &addr)),
-            ("QEMU", link::cycle("vm-qemu", &source, &addr)),
+            ("built-in", cycle("vm-builtin", &builtin, &addr)),
+            ("QEMU", cycle("vm-qemu", &source, &addr)),
         ] {
             assert!(!report.full, "{path}: a delta");
             assert_eq!(

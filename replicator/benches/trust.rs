@@ -345,6 +345,7 @@ fn replicate(work: &Path, disk_mib: u64, delta_mib: u64, plain: bool) -> [(f64, 
         site: "site-a".into(),
         datastore: "ds".into(),
         compress: false,
+        retention: Default::default(),
     };
     let block = DEFAULT_BLOCK_SIZE as u64;
     let blocks = (disk_mib << 20) / block;
