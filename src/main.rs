@@ -396,18 +396,12 @@ fn open_ui(
     )?;
     let runtime = tokio::runtime::Runtime::new()?;
     let mut endpoints = endpoints;
-    runtime
-        .block_on(pinning::first_contact(
-            &mut endpoints,
-            &config_file,
-            &mut pinning::ask_on_terminal,
-        ))?;
-    Ok(runtime.block_on(tui::run(
-        endpoints,
-        theme,
-        ui.read_only || ui.noc,
-        ui.noc,
-    ))?)
+    runtime.block_on(pinning::first_contact(
+        &mut endpoints,
+        &config_file,
+        &mut pinning::ask_on_terminal,
+    ))?;
+    Ok(runtime.block_on(tui::run(endpoints, theme, ui.read_only || ui.noc, ui.noc))?)
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-
 /// `[scrub]`: every replica's newest instance is read back and compared
 /// with its recorded block sums every `every_hours` (0: only on demand).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,8 +20,8 @@
 //!   protected site (synchronize, shut down, demote); [`work_error`]: why
 //!   either failed for a VM.
 
-pub mod bandwidth;
 mod attack;
+pub mod bandwidth;
 pub mod control;
 mod control_auth;
 pub mod http;

@@ -18,8 +18,8 @@ use crate::config::{GuestSeed, NicSeed};
 use crate::guest::{GuestStatus, Verification};
 use crate::inventory::{VmDisk, VmRecord};
 use crate::storage::durable::{data_ranges, fsync_dir};
-use crate::storage::{DEFAULT_BLOCK_SIZE, Geometry, Replica, TrackedVm};
 use crate::storage::promote::PromoteError;
+use crate::storage::{DEFAULT_BLOCK_SIZE, Geometry, Replica, TrackedVm};
 use crate::storage::{fs, promote};
 use crate::store;
 use crate::sync::lock;
@@ -415,7 +415,8 @@ impl Site {
         })
         .await??;
         // Before the marker goes: a crash in between is resumed with them.
-        self.track_recovered_disks(&vm.id, &datastore, count).await?;
+        self.track_recovered_disks(&vm.id, &datastore, count)
+            .await?;
         promote::unmark(&*fs::real(), &home)?;
         let disks = Arc::new(self.open_disks(&record)?);
         lock(&self.inventory.vms).insert(
