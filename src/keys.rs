@@ -42,6 +42,8 @@ pub fn action(key: KeyEvent, scope: Scope) -> Option<Action> {
         (Scope::Picker, KeyCode::Char('q')) => None,
         (Scope::View(view), KeyCode::Char('/')) if view.lists() => Some(Action::OpenFilter),
         (Scope::View(View::Home), KeyCode::Char('a')) => Some(Action::AckAlarm),
+        (Scope::Overlay, KeyCode::Char('t')) => Some(Action::StartRun(RunMode::Test)),
+        (Scope::Overlay, KeyCode::Char('A')) => Some(Action::Attack),
         (Scope::View(View::Replication), KeyCode::Char('s')) => Some(Action::SortNext),
         (Scope::View(View::Replication), KeyCode::Char('S')) => Some(Action::SortReverse),
         (Scope::View(View::Replication), KeyCode::Char('n')) => Some(Action::SyncNow),

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use ferry_api::client::status_line;
-use ferry_api::types::ErrorBody;
+use ferry_api::types::{ErrorBody, InstanceInfo};
 use ferry_api::{Call, Client, ClientError, Failure};
 use ratatui::crossterm::event::{self, Event};
 use tokio::sync::mpsc;
@@ -53,11 +53,13 @@ pub async fn run(
     let (notice_tx, mut notice_rx) = mpsc::unbounded_channel::<String>();
     let (reply_tx, mut reply_rx) = mpsc::unbounded_channel::<Reply>();
     let (run_tx, mut run_rx) = mpsc::unbounded_channel::<RunReply>();
+    let (instances_tx, mut instances_rx) = mpsc::unbounded_channel::<InstancesReply>();
     let tasks = Tasks {
         endpoints: &endpoints,
         notices: &notice_tx,
         replies: &reply_tx,
         runs: &run_tx,
+        instances: &instances_tx,
     };
 
     let mut stop = crate::stop::Stop::listen();
@@ -98,12 +100,18 @@ pub async fn run(
                 app.run_replied(reply);
                 dirty = true;
             }
+            Some((vm_id, outcome)) = instances_rx.recv() => {
+                app.instances_replied(&vm_id, outcome);
+                dirty = true;
+            }
             Some(notice) = notice_rx.recv() => {
                 app.status = Some(notice);
                 dirty = true;
             }
             _ = ticker.tick() => {
-                app.update(Action::Tick);
+                if let Some(effect) = app.update(Action::Tick) {
+                    tasks.run(effect);
+                }
                 dirty = true;
             }
             () = tokio::time::sleep_until(redraw_at), if dirty => {}
@@ -147,7 +155,11 @@ struct Tasks<'a> {
     notices: &'a mpsc::UnboundedSender<String>,
     replies: &'a mpsc::UnboundedSender<Reply>,
     runs: &'a mpsc::UnboundedSender<RunReply>,
+    instances: &'a mpsc::UnboundedSender<InstancesReply>,
 }
+
+/// A VM's kept instances, or why they could not be listed.
+type InstancesReply = (String, Result<Vec<InstanceInfo>, String>);
 
 impl Tasks<'_> {
     fn run(&self, effect: Effect) {
@@ -166,6 +178,21 @@ impl Tasks<'_> {
             Effect::Run(call) => {
                 let endpoint = self.endpoints.get(call.site).cloned();
                 tokio::spawn(steer(endpoint, call, self.runs.clone()));
+            }
+            Effect::Instances { site, vm_id } => {
+                let endpoint = self.endpoints.get(site).cloned();
+                let replies = self.instances.clone();
+                tokio::spawn(async move {
+                    let outcome = match endpoint.map(|e| client(&e)) {
+                        Some(Ok(client)) => client
+                            .instances(&vm_id)
+                            .await
+                            .map_err(|e| e.to_body().message),
+                        Some(Err(e)) => Err(e.to_body().message),
+                        None => Err(format!("no site number {site}")),
+                    };
+                    let _ = replies.send((vm_id, outcome));
+                });
             }
             Effect::Export(run) => {
                 let notices = self.notices.clone();

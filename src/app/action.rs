@@ -69,6 +69,8 @@ pub enum Action {
     OpenRun,
     /// Acknowledges the home screen's selected alarm.
     AckAlarm,
+    /// The demo attack on the VM of the detail pane (admin, demo sites).
+    Attack,
     /// Writes a run out as JSON and Markdown.
     Export,
     /// A second passed: ages and the NOC rotation move on.

@@ -23,6 +23,7 @@ mod roles;
 mod runs;
 #[cfg(test)]
 mod tests;
+mod timeline;
 mod views;
 
 use std::time::Instant;
@@ -43,6 +44,7 @@ use palette::resolve;
 pub use protection::{Editor, FormFor, Leave, PickFor, Popup};
 pub use roles::role_for;
 pub use runs::{PromptView, RunCall, RunDialog, RunPurpose, RunReply, RunView, Start};
+pub use timeline::Timeline;
 pub use views::{Column, View};
 
 /// What sits on top of the current view.
@@ -72,6 +74,9 @@ pub enum Effect {
     Run(RunCall),
     /// Writes a run to files; a notice says where.
     Export(Box<ferry_api::types::Run>),
+    /// Lists the kept instances of a VM's replica at the site holding it;
+    /// the answer comes back to [`App::instances_replied`].
+    Instances { site: usize, vm_id: String },
 }
 
 /// Which keys mean what now: letters are text while typing, commands
@@ -135,6 +140,8 @@ pub struct App {
     pub run: Option<RunView>,
     /// A question before a run starts or is cancelled.
     pub run_dialog: Option<RunDialog>,
+    /// The instances of the VM whose detail pane is open.
+    pub timeline: Timeline,
 }
 
 impl App {
@@ -164,6 +171,7 @@ impl App {
             save_failed: false,
             run: None,
             run_dialog: None,
+            timeline: Timeline::default(),
         }
     }
 
@@ -220,7 +228,18 @@ impl App {
             Overlay::Help => vec![("Esc/?", "close help"), ("q", "quit")],
             Overlay::Palette(_) => vec![("Tab", "complete"), ("Enter", "run"), ("Esc", "cancel")],
             Overlay::Filter => vec![("type", "filter rows"), ("Enter", "keep"), ("Esc", "clear")],
-            Overlay::Detail(_) | Overlay::Event(_) => vec![("Esc", "back"), ("q", "quit")],
+            Overlay::Detail(_) => {
+                let mut keys = vec![("Esc", "back"), ("↑↓/jk", "instance")];
+                if self.may_test_at_instance() {
+                    keys.push(("t", "test at instance"));
+                }
+                if self.may_attack() {
+                    keys.push(("A", "demo attack"));
+                }
+                keys.push(("q", "quit"));
+                keys
+            }
+            Overlay::Event(_) => vec![("Esc", "back"), ("q", "quit")],
             Overlay::None => {
                 let mut keys = vec![("Tab", "next view"), (":", "command"), ("?", "help")];
                 if self.view == View::Replication {
@@ -297,6 +316,9 @@ impl App {
                     self.anchor = None;
                     self.run = None;
                 }
+                if matches!(self.overlay, Overlay::Detail(_)) {
+                    return self.on_detail(Action::Tick);
+                }
             }
             (Overlay::Palette(input), Action::Type(c)) => input.push(c),
             (Overlay::Palette(input), Action::Erase) => {
@@ -334,7 +356,8 @@ impl App {
             (_, Action::Quit) => return self.leave(Leave::Quit),
             (Overlay::Help, Action::OpenHelp) => self.overlay = Overlay::None,
             (_, Action::OpenHelp) => self.overlay = Overlay::Help,
-            (Overlay::Help | Overlay::Detail(_) | Overlay::Event(_), _) => {}
+            (Overlay::Detail(_), action) => return self.on_detail(action),
+            (Overlay::Help | Overlay::Event(_), _) => {}
             (Overlay::None, action) => return self.normal(action),
         }
         self.clamp_selection();
@@ -379,7 +402,7 @@ impl App {
             }
             Action::Open if self.view == View::Replication => {
                 if let Some((_, r)) = self.selected_replication() {
-                    self.overlay = Overlay::Detail(r.vm_id);
+                    return self.open_detail(r.vm_id);
                 }
             }
             Action::SortNext if self.view == View::Replication => {

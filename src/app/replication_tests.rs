@@ -214,3 +214,36 @@ fn an_ended_replication_is_offered_no_sync_or_pause_and_says_why() {
     app.update(Action::Down);
     assert!(app.keys().iter().any(|(_, what)| *what == "sync now"));
 }
+
+#[test]
+fn the_detail_pane_offers_the_demo_attack_to_admins_and_says_where_instances_are_missing() {
+    let mut app = app(false);
+    // db-01's replica is at a site this TUI does not know: nothing is
+    // asked, and the pane says why there is no timeline.
+    let opened = app.update(Action::Bottom).and(app.update(Action::Open));
+    assert_eq!(opened, None);
+    let vm_id = app.timeline.vm_id.clone();
+    assert!(matches!(app.timeline.instances, Some(Err(ref e)) if e.contains("not one of")));
+    assert!(app.keys().contains(&("A", "demo attack")));
+    assert!(!app.keys().contains(&("t", "test at instance")));
+    let Some(Effect::Post { site, call, .. }) = app.update(Action::Attack) else {
+        panic!("the attack was not sent");
+    };
+    assert_eq!(site, 0);
+    assert_eq!(call, Call::SimulateAttack { vm_id });
+    // With no instance listed, a test at one is refused, saying so.
+    assert_eq!(
+        app.update(Action::StartRun(ferry_api::types::RunMode::Test)),
+        None
+    );
+    assert!(
+        app.status
+            .as_deref()
+            .is_some_and(|s| s.contains("no instance"))
+    );
+
+    let mut viewer = super::replication_tests::app(true);
+    viewer.update(Action::Open);
+    assert_eq!(viewer.update(Action::Attack), None);
+    assert!(!viewer.keys().contains(&("A", "demo attack")));
+}

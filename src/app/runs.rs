@@ -63,6 +63,9 @@ pub struct Start {
     pub mode: RunMode,
     /// Cleanup only: go on past errors.
     pub force: bool,
+    /// A test at a chosen instance of one VM: its id, name and the
+    /// instance (the other VMs recover at their newest).
+    pub instance: Option<(String, String, String)>,
 }
 
 impl Start {
@@ -72,7 +75,11 @@ impl Start {
             confirm,
             sync: None,
             force: (self.mode == RunMode::Cleanup && self.force).then_some(true),
-            instances: Default::default(),
+            instances: self
+                .instance
+                .iter()
+                .map(|(vm_id, _, id)| (vm_id.clone(), id.clone()))
+                .collect(),
             at_ms: None,
         }
     }
@@ -83,7 +90,13 @@ impl Start {
         } else {
             self.mode.label()
         };
-        format!("{mode} of plan {}", self.plan_name)
+        match &self.instance {
+            Some((_, vm, id)) => format!(
+                "{mode} of plan {} with {vm} at instance {id}",
+                self.plan_name
+            ),
+            None => format!("{mode} of plan {}", self.plan_name),
+        }
     }
 }
 
@@ -386,6 +399,7 @@ impl App {
             site,
             mode,
             force: action == Action::ForceCleanup,
+            instance: None,
         };
         self.run_dialog = Some(if mode.is_destructive() {
             RunDialog::TypeName {

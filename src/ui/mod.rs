@@ -18,6 +18,7 @@ mod runs;
 mod snapshots;
 #[cfg(test)]
 pub(crate) mod testing;
+mod timeline;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};

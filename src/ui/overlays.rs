@@ -268,6 +268,10 @@ fn detail(app: &App, frame: &mut Frame, area: Rect, vm_id: &str) {
         }
     }
     lines.push(Line::from(""));
+    // The timeline gets what height the pane has left after the events.
+    let room = (area.height as usize).saturating_sub(lines.len() + 2 + 2 + 4 + 2);
+    lines.extend(super::timeline::lines(app, room.min(12)));
+    lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
         "Events for this VM",
         t.get("title"),

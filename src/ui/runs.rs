@@ -247,8 +247,14 @@ fn vm_table(app: &App, frame: &mut Frame, area: Rect, run: &Run, borders: Border
             let heartbeat = v.heartbeat_ms.map_or("—".to_string(), |h| {
                 format!("+{}", duration_text(h.saturating_sub(run.started_ms)))
             });
+            // A VM recovered at a chosen instance says which; the others
+            // came from their newest.
+            let vm = match &v.instance {
+                Some(id) => format!("{} @#{id}", v.vm),
+                None => v.vm.clone(),
+            };
             Row::new([
-                Cell::from(v.vm.clone()),
+                Cell::from(vm),
                 Cell::from(format!("P{}", v.priority)),
                 Cell::from(Span::styled(format!("{symbol} {word}"), t.get(role))),
                 Cell::from(loss_span(t, v)),

@@ -109,10 +109,52 @@ fn every_view_at_both_sizes() {
                     format!("{view}_{width}x{height}"),
                     render(&app, width, height)
                 );
+                if view == "detail" {
+                    // The timeline as site b would list it after a demo
+                    // attack: the cursor starts on the clean point.
+                    app.timeline.site = Some(1);
+                    let vm_id = app.timeline.vm_id.clone();
+                    app.instances_replied(&vm_id, Ok(attacked_instances()));
+                    assert_eq!(app.timeline.selected().map(|i| i.id.as_str()), Some("37"));
+                    insta::assert_snapshot!(
+                        format!("timeline_{width}x{height}"),
+                        render(&app, width, height)
+                    );
+                }
             }
             app.update(Action::Back);
         }
     });
+}
+
+/// Twelve instances 15 s apart, newest first: the attack's alarm at the
+/// third newest, the one after it the recommended clean point.
+fn attacked_instances() -> Vec<ferry_api::types::InstanceInfo> {
+    use ferry_api::types::{InstanceInfo, InstanceScore};
+    (0..12u64)
+        .map(|k| {
+            let attacked = k < 3;
+            let (rate, share) = if attacked {
+                (6_710_886.0, 1.0)
+            } else {
+                (11_000.0 + k as f64 * 10.0, 0.5)
+            };
+            InstanceInfo {
+                id: (40 - k).to_string(),
+                point_time_ms: T0 - k * 15_000,
+                bytes_changed: Some((rate * 15.0) as u64),
+                score: Some(InstanceScore {
+                    rate,
+                    encrypted_share: share,
+                    baseline_rate: 10_500.0,
+                    baseline_share: 0.6,
+                    jump: k == 2,
+                }),
+                suspicious: attacked,
+                recommended: k == 3,
+            }
+        })
+        .collect()
 }
 
 /// Each editor and its dialogs on the pinned pair of `editor::fixture`

@@ -149,16 +149,25 @@ impl Workload {
             self.next_seq += 1;
             *records -= 1.0;
         }
-        if self.status.attacked.load(Ordering::Relaxed) {
+        // An attack encrypts every disk once, as ransomware does, then
+        // stops: the damage is done, and kept instances stop growing.
+        let largest = self.vm.disks().iter().map(|d| d.geometry().disk_size).max();
+        if self.status.attacked.load(Ordering::Relaxed)
+            && largest.is_some_and(|size| self.attack_at < size)
+        {
             self.encrypt()?;
         }
         // The hot region: the second half of every disk, 4 KiB at a time.
+        // Each block is one random word repeated, structured as a database
+        // page is, so a quiet guest's writes do not look encrypted and the
+        // demo attack stands out against the baseline.
         let mut block = [0u8; 4096];
         while *overwrite >= block.len() as f64 {
             let pick = self.next_random();
             let offset_pick = self.next_random();
+            let word = self.next_random().to_le_bytes();
             for chunk in block.chunks_exact_mut(8) {
-                chunk.copy_from_slice(&self.next_random().to_le_bytes());
+                chunk.copy_from_slice(&word);
             }
             let vm = self.vm.clone();
             let target = &vm.disks()[(pick % vm.disks().len() as u64) as usize];
@@ -175,7 +184,7 @@ impl Workload {
     }
 
     /// One tick of a simulated attack: `ATTACK_BYTES_PER_TICK` of random
-    /// bytes over every disk, from where the last tick stopped, wrapping.
+    /// bytes over every disk, from where the last tick stopped.
     fn encrypt(&mut self) -> std::io::Result<()> {
         let vm = self.vm.clone();
         let mut chunk = vec![0u8; 64 << 10];
