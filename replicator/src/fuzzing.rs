@@ -2,10 +2,16 @@
 //! the test that replays their committed corpus: each takes any bytes and
 //! must return without panicking, whatever they are. Every parser that
 //! reads what a peer, a disk or an operator wrote has one here.
+//!
+//! Files that end in a checksum are also decoded with the checksum made
+//! valid for the bytes before it: the fuzzer cannot forge an xxh3, and
+//! without this it would only ever exercise the checksum's refusal.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use xxhash_rust::xxh3::{Xxh3Default, xxh3_64};
 
 use crate::replication::frame::FrameReader;
 use crate::replication::message;
@@ -44,15 +50,29 @@ pub fn frames(data: &[u8]) {
     }
 }
 
-/// `replica.state`: what decodes must encode back to the same state.
+/// `replica.state`: what decodes must encode back to the same state, and
+/// describe disks that divide into blocks.
 pub fn replica_state(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Some(state) = ReplicaState::decode(text) {
-        let again = String::from_utf8(state.encode()).ok();
-        assert_eq!(again.as_deref().and_then(ReplicaState::decode), Some(state));
+    let sealed = format!("{text}checksum {:016x}\n", xxh3_64(text.as_bytes()));
+    for text in [text, &sealed] {
+        if let Some(state) = ReplicaState::decode(text) {
+            for &size in &state.disk_sizes {
+                let _ = Geometry::new(size, state.block_size).block_count();
+            }
+            let again = String::from_utf8(state.encode()).ok();
+            assert_eq!(again.as_deref().and_then(ReplicaState::decode), Some(state));
+        }
     }
+}
+
+/// `data` followed by its xxh3, as checksummed files end.
+fn sealed(data: &[u8]) -> Vec<u8> {
+    let mut out = data.to_vec();
+    out.extend_from_slice(&xxh3_64(data).to_le_bytes());
+    out
 }
 
 /// A promote's marker.
@@ -63,24 +83,60 @@ pub fn promote_marker(data: &[u8]) {
 }
 
 /// A redo log as found at open: read as committed or not, and every data
-/// record of a committed one read back.
+/// record of a committed one read back; then again with a commit record
+/// appended that vouches for the records before it.
 pub fn redo_log(data: &[u8]) {
-    let fs = SimFs::new();
-    let path = Path::new("/r/redo.log");
-    let Ok(file) = fs.open(path, Open::Write) else {
-        return;
-    };
-    if file.write_all_at(data, 0).is_err() {
-        return;
-    }
-    drop(file);
-    let layer: Arc<dyn FileLayer> = Arc::new(fs);
-    if let Ok(Some(log)) = redo_log::read_committed(&*layer, path) {
-        let mut buf = Vec::new();
-        for record in log.records.iter().take(4096) {
-            let _ = log.read_data(record, &mut buf);
+    let sealed = sealed_redo_log(data);
+    for data in std::iter::once(data).chain(sealed.as_deref()) {
+        let fs = SimFs::new();
+        let path = Path::new("/r/redo.log");
+        let Ok(file) = fs.open(path, Open::Write) else {
+            return;
+        };
+        if file.write_all_at(data, 0).is_err() {
+            return;
+        }
+        drop(file);
+        let layer: Arc<dyn FileLayer> = Arc::new(fs);
+        if let Ok(Some(log)) = redo_log::read_committed(&*layer, path) {
+            let _ = log.verify();
+            let mut buf = Vec::new();
+            for record in log.records.iter().take(4096) {
+                let _ = log.read_data(record, &mut buf);
+            }
         }
     }
+}
+
+/// `data` cut after its last whole record, with the commit record the
+/// writer would have appended: the records are walked as `redo_log.rs`
+/// lays them out (a 36-byte fixed header, 8 bytes per disk and 8 more,
+/// then 23-byte record heads, a data record's bytes after its head).
+fn sealed_redo_log(data: &[u8]) -> Option<Vec<u8>> {
+    const HEAD: usize = 23;
+    const DATA: u8 = 1;
+    const COMMIT: u8 = 3;
+    let disks = u32::from_le_bytes(data.get(32..36)?.try_into().ok()?) as usize;
+    let header = data.get(..disks.checked_mul(8)?.checked_add(44)?)?;
+    let mut chain = Xxh3Default::new();
+    chain.update(header);
+    let (mut at, mut records) = (header.len(), 0u64);
+    while let Some(head) = data.get(at..at + HEAD) {
+        let len = u32::from_le_bytes(head[11..15].try_into().ok()?) as usize;
+        let end = at + HEAD + if head[0] == DATA { len } else { 0 };
+        if head[0] == COMMIT || end > data.len() {
+            break;
+        }
+        chain.update(head);
+        records += 1;
+        at = end;
+    }
+    let mut commit = vec![COMMIT];
+    commit.extend_from_slice(&header[12..20]);
+    commit.extend_from_slice(&records.to_le_bytes());
+    commit.extend_from_slice(&chain.digest().to_le_bytes());
+    commit.extend_from_slice(&xxh3_64(&commit).to_le_bytes());
+    Some([&data[..at], &commit].concat())
 }
 
 /// Saved change tracking, for a two-disk VM.
@@ -93,6 +149,7 @@ pub fn tracking(data: &[u8]) {
         ),
     ];
     let _ = tracked_vm::tracking_is_trusted(data, &disks);
+    let _ = tracked_vm::tracking_is_trusted(&sealed(data), &disks);
 }
 
 /// `site.toml`, parsed and validated.
@@ -158,8 +215,10 @@ pub fn callout(data: &[u8]) {
 
 /// `blocks.sum`: what decodes must encode back to the same bytes.
 pub fn block_sums(data: &[u8]) {
-    if let Some(sums) = crate::storage::replica::BlockSums::decode(data) {
-        assert_eq!(sums.encode(), data);
+    for data in [data.to_vec(), sealed(data)] {
+        if let Some(sums) = crate::storage::replica::BlockSums::decode(&data) {
+            assert_eq!(sums.encode(), data);
+        }
     }
 }
 
@@ -189,6 +248,35 @@ mod tests {
             }
         }
         assert!(inputs >= TARGETS.len() * 2, "only {inputs} inputs");
+    }
+
+    /// The sealed inputs get past the checksums: a torn log sealed reads
+    /// as committed with the records it still holds whole, and a body
+    /// sealed decodes as the file it came from.
+    #[test]
+    fn sealing_reaches_past_the_checksums() {
+        let read = |bytes: &[u8]| {
+            let fs = SimFs::new();
+            let path = Path::new("/r/redo.log");
+            fs.open(path, Open::Write)
+                .unwrap()
+                .write_all_at(bytes, 0)
+                .unwrap();
+            redo_log::read_committed(&fs, path).unwrap()
+        };
+        let log = std::fs::read(corpus().join("redo_log/committed")).unwrap();
+        let whole = read(&log).expect("the seed log is committed");
+        let torn = &log[..log.len() - 40];
+        assert!(read(torn).is_none());
+        let resealed = read(&sealed_redo_log(torn).unwrap()).expect("sealed reads as committed");
+        assert_eq!(resealed.header, whole.header);
+        assert_eq!(resealed.records.len(), whole.records.len() - 1);
+        resealed.verify().unwrap();
+
+        let sums = std::fs::read(corpus().join("block_sums/two-disks")).unwrap();
+        let body = &sums[..sums.len() - 8];
+        assert!(crate::storage::replica::BlockSums::decode(body).is_none());
+        assert_eq!(sealed(body), sums);
     }
 
     /// A stable-toolchain stand-in for cargo-fuzz where nightly is not at

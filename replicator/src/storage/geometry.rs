@@ -14,13 +14,19 @@ pub struct Geometry {
 impl Geometry {
     pub fn new(disk_size: u64, block_size: u32) -> Self {
         assert!(
-            block_size >= 512 && block_size.is_power_of_two(),
+            Self::is_block_size(block_size),
             "block size must be a power of two of at least 512 bytes"
         );
         Self {
             disk_size,
             block_size,
         }
+    }
+
+    /// Whether `block_size` can divide a disk: what a file read back from
+    /// disk must check before it makes a [`Geometry`] of it.
+    pub fn is_block_size(block_size: u32) -> bool {
+        block_size >= 512 && block_size.is_power_of_two()
     }
 
     pub fn block_count(&self) -> u64 {

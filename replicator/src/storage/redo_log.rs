@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::{Xxh3Default, xxh3_64};
 
 use super::fs::{FileLayer, LayerFile, Open};
+use super::geometry::Geometry;
 use crate::crash::crash_point;
 
 const MAGIC: &[u8; 8] = b"FERRYRDO";
@@ -294,7 +295,7 @@ fn read_header(reader: &mut impl Read) -> io::Result<Option<RedoHeader>> {
     let u32_at = |i: usize| u32::from_le_bytes(fixed[i..i + 4].try_into().unwrap_or([0; 4]));
     let u64_at = |i: usize| u64::from_le_bytes(fixed[i..i + 8].try_into().unwrap_or([0; 8]));
     let disks = u32_at(32) as usize;
-    if u32_at(8) != VERSION || disks > 4096 {
+    if u32_at(8) != VERSION || disks > 4096 || !Geometry::is_block_size(u32_at(28)) {
         return Ok(None);
     }
     let mut rest = vec![0u8; disks * 8 + 8];

@@ -78,7 +78,7 @@ impl ReplicaState {
             "none" => None,
             n => Some(n.parse().ok()?),
         };
-        Some(Self {
+        let state = Self {
             instance,
             point_time_ms: field("point_time_ms")?.parse().ok()?,
             block_size: field("block_size")?.parse().ok()?,
@@ -87,7 +87,10 @@ impl ReplicaState {
                 .map(str::parse)
                 .collect::<Result<_, _>>()
                 .ok()?,
-        })
+        };
+        // Disks are divided into blocks of this size on open and by the
+        // scrub: a size that cannot divide them is not a valid state.
+        (state.disk_sizes.is_empty() || Geometry::is_block_size(state.block_size)).then_some(state)
     }
 }
 

@@ -86,7 +86,7 @@ impl BlockSums {
         let instance = u64_of(take(8)?)?;
         let point_time_ms = u64_of(take(8)?)?;
         let block_size = u32_of(take(4)?)?;
-        if block_size == 0 {
+        if !Geometry::is_block_size(block_size) {
             return None;
         }
         let disks = u32_of(take(4)?)? as usize;
