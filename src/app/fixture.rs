@@ -13,3 +13,21 @@ pub fn app(read_only: bool) -> App {
     app.now_ms = T0;
     app
 }
+
+/// An RPO alarm about db-01 from site-a, as the feed brings it.
+pub fn alarm(app: &mut App, id: i64, severity: &str, message: &str) {
+    use ferry_api::types::EventRow;
+    use ferry_api::types::SiteEvent;
+    app.feed(crate::model::FeedUpdate::Event {
+        site: 0,
+        event: SiteEvent::Alarm(EventRow {
+            id,
+            at_ms: T0 - 60_000 + id as u64,
+            kind: "rpo".into(),
+            severity: severity.into(),
+            vm_id: Some("site-a.db-01".into()),
+            message: message.into(),
+            acked: None,
+        }),
+    });
+}

@@ -5,7 +5,7 @@ use ferry_api::types::{ErrorBody, GroupSpec, MappingSpec, PlanSpec};
 use serde_json::json;
 
 use super::{Action, App, Editor, Effect, Leave, Popup, View};
-use crate::app::fixture::app;
+use crate::app::fixture::{alarm, app};
 use crate::editor::fixture;
 use crate::editor::mappings::Row;
 use crate::editor::{Method, Purpose, Reply, Request};
@@ -431,23 +431,6 @@ fn deleting_asks_and_sends_to_the_owner() {
     assert!(app.model.groups().is_empty());
 }
 
-fn alarm(app: &mut App, id: i64, severity: &str, message: &str) {
-    use ferry_api::types::EventRow;
-    use ferry_api::types::SiteEvent;
-    app.feed(crate::model::FeedUpdate::Event {
-        site: 0,
-        event: SiteEvent::Alarm(EventRow {
-            id,
-            at_ms: fixture::T0 - 60_000 + id as u64,
-            kind: "rpo".into(),
-            severity: severity.into(),
-            vm_id: Some("site-a.db-01".into()),
-            message: message.into(),
-            acked: None,
-        }),
-    });
-}
-
 fn filtered(app: &mut App, view: View, text: &str) -> usize {
     run(app, [Action::Show(view), Action::OpenFilter]);
     run(app, typed(text));
@@ -488,16 +471,5 @@ fn an_alarm_opens_in_full_and_the_cursor_stays_on_it_as_alarms_arrive() {
     assert_eq!(app.cursor(), 2, "a newer alarm on top moved it down a row");
     run(&mut app, [Action::Open]);
     assert_eq!(app.overlay, super::Overlay::Event("site-a#1".into()));
-    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
-    terminal
-        .draw(|frame| crate::ui::render(&app, frame))
-        .unwrap();
-    let buffer = terminal.backend().buffer();
-    let screen: String = (0..24)
-        .flat_map(|y| (0..80).map(move |x| (x, y)))
-        .map(|xy| buffer[xy].symbol().to_string())
-        .collect();
-    for shown in ["Event", "db-01: RPO violated", "critical", "UTC"] {
-        assert!(screen.contains(shown), "{shown} missing:\n{screen}");
-    }
+    // What the opened alarm shows: `ui::snapshots`.
 }

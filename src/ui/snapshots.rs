@@ -252,3 +252,22 @@ fn every_editor_at_both_sizes() {
     app.update(Action::Show(View::Plans));
     insta::assert_snapshot!("plans_read_only_80x24", render(&app, 80, 24));
 }
+
+#[test]
+fn an_opened_alarm_shows_in_full() {
+    use crate::app::fixture;
+    let mut app = fixture::app(false);
+    fixture::alarm(&mut app, 1, "critical", "db-01: RPO violated");
+    fixture::alarm(&mut app, 2, "info", "db-01: RPO met again");
+    for action in [
+        Action::Show(crate::app::View::Events),
+        Action::Down,
+        Action::Open,
+    ] {
+        app.update(action);
+    }
+    let screen = render(&app, 80, 24);
+    for shown in ["Event", "db-01: RPO violated", "critical", "UTC"] {
+        assert!(screen.contains(shown), "{shown} missing:\n{screen}");
+    }
+}

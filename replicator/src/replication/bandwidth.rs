@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use ferry_api::Invalid;
 use ferry_api::bandwidth::{BandwidthPolicy, BandwidthSchedule, CapInForce};
 
-use super::sender::now_ms;
+use ferry_api::now_ms;
 
 /// How many whole seconds of sent bytes the rate is measured over.
 const METER_SECONDS: u64 = 3;

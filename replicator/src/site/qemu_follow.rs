@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
-use super::vms::VmRuntime;
-use super::{Site, SiteError};
+use super::{Site, SiteError, VmRuntime};
 use crate::compute::qemu::parked::Parked;
 use crate::compute::qemu::process;
 use crate::compute::qemu::qmp::Qmp;

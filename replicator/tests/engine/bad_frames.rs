@@ -37,13 +37,6 @@ fn raw(addr: &str, bytes: &[u8]) -> TcpStream {
     stream
 }
 
-fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = ((payload.len() + 2) as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(&[kind, flags]);
-    out.extend_from_slice(payload);
-    out
-}
-
 /// An authenticated session that has opened the VM and begun its next cycle.
 fn begun(addr: &str, instance: u64) -> Connection {
     let mut conn = open_session(addr);
@@ -112,18 +105,7 @@ fn bad_frames_close_the_connection_and_change_nothing() {
         ),
         (
             "Open before auth",
-            Box::new(|| {
-                let mut payload = Vec::new();
-                Message::Open {
-                    vm: VM,
-                    datastore: "ds",
-                    block_size: 4096,
-                    disk_sizes: vec![1 << 20],
-                    retention: Default::default(),
-                }
-                .encode(&mut payload);
-                raw(&receiver.addr, &frame(5, 0, &payload))
-            }),
+            Box::new(|| raw(&receiver.addr, &open_frame())),
         ),
         (
             "compression bomb after auth",

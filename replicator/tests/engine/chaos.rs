@@ -23,6 +23,8 @@ use ferry_testkit::{
 };
 use serde_json::json;
 
+use super::support::SiteApi;
+
 const TOKEN: &str = "chaos-admin-token";
 const RPO: u64 = 5;
 
@@ -44,6 +46,8 @@ struct Pair {
     b: Site,
     vm_id: String,
     http: reqwest::blocking::Client,
+    /// site-a's API through the typed client.
+    site_a: SiteApi,
     /// Every instance reported so far, and whether it was a full sync.
     seen: Vec<(u64, bool)>,
     replica_instance: u64,
@@ -102,6 +106,7 @@ fn start(work: &Path) -> Pair {
         ("site-b", b_api, chaos.addr(), &fp_b),
         vec![vm],
     );
+    let site_a = SiteApi::new(&a.api, TOKEN);
     let mut pair = Pair {
         chaos,
         a,
@@ -111,6 +116,7 @@ fn start(work: &Path) -> Pair {
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap(),
+        site_a,
         seen: Vec::new(),
         replica_instance: 0,
     };
@@ -136,15 +142,7 @@ fn now_ms() -> u64 {
 
 impl Pair {
     fn replication(&self) -> Option<ReplicationInfo> {
-        let list: Vec<ReplicationInfo> = self
-            .http
-            .get(format!("{}/api/v1/replications", self.a.api))
-            .bearer_auth(TOKEN)
-            .send()
-            .ok()?
-            .json()
-            .ok()?;
-        list.into_iter().next()
+        self.site_a.first_replication()
     }
 
     fn replica_dir(&self) -> PathBuf {

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ferry_api::types::ReplicationInfo;
 use ferry_replicator::access::Role;
 use ferry_replicator::config::{GuestSeed, VmSeed};
 use ferry_testkit::{
     SiteConfigBuilder, SiteProcess, config, free_port, site_fingerprint, wait_until,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::support::SiteApi;
 
 const TOKEN: &str = "hardening-admin-token";
 const SLOW: usize = 150;
@@ -71,17 +72,6 @@ fn pair(work: &Path) -> (SiteProcess, SiteProcess, String) {
     );
     let api = a.api.clone();
     (a, b, api)
-}
-
-fn replication(http: &reqwest::blocking::Client, api: &str) -> Option<ReplicationInfo> {
-    let list: Vec<ReplicationInfo> = http
-        .get(format!("{api}/api/v1/replications"))
-        .bearer_auth(TOKEN)
-        .send()
-        .ok()?
-        .json()
-        .ok()?;
-    list.into_iter().next()
 }
 
 /// Opens a connection that sends `head` and then, if `trickle`, one byte
@@ -142,15 +132,12 @@ async fn slow_client(
 fn slow_clients_neither_block_the_api_nor_replication_and_are_cut_off() {
     let work = tempfile::tempdir().unwrap();
     let (_a, _b, api) = pair(work.path());
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let site_a = SiteApi::new(&api, TOKEN);
     let vm_id = wait_until(
         "site-a's first cycle",
         Duration::from_secs(60),
         Duration::from_millis(100),
-        || match replication(&http, &api) {
+        || match site_a.first_replication() {
             Some(r) if r.last_sync.is_some() => Ok(r.vm_id),
             other => Err(format!("{other:?}")),
         },
@@ -200,7 +187,9 @@ fn slow_clients_neither_block_the_api_nor_replication_and_are_cut_off() {
     let mut calls = 0;
     let cycle = loop {
         let asked = Instant::now();
-        let now = replication(&http, &api).expect("the API answers while slow clients hold on");
+        let now = site_a
+            .first_replication()
+            .expect("the API answers while slow clients hold on");
         slowest = slowest.max(asked.elapsed());
         calls += 1;
         if let Some(last) = now.last_sync.filter(|l| l.finished_at > after) {

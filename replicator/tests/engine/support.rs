@@ -6,6 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_api::Client;
+use ferry_api::types::ReplicationInfo;
 use ferry_replicator::replication::connection::Connection;
 use ferry_replicator::replication::message::Message;
 use ferry_replicator::replication::{CycleProgress, CycleReport, WireError, run_cycle};
@@ -84,3 +86,55 @@ pub fn assert_same(what: &str, got: &[Vec<u8>], want: &[Vec<u8>]) {
 }
 
 pub type Shared<T> = Arc<std::sync::Mutex<T>>;
+
+/// A frame's bytes written by hand (length of kind, flags and payload, big
+/// endian; kind; flags; payload), so a test can send what the codec never
+/// would, or send it where no session is.
+pub fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = ((payload.len() + 2) as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(&[kind, flags]);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A well-formed `Open` of [`VM`] (one 1 MiB disk, 4 KiB blocks) as a frame,
+/// for the tests that send it before any handshake.
+pub fn open_frame() -> Vec<u8> {
+    let open = Message::Open {
+        vm: VM,
+        datastore: "ds",
+        block_size: 4096,
+        disk_sizes: vec![1 << 20],
+        retention: Default::default(),
+    };
+    let mut payload = Vec::new();
+    open.encode(&mut payload);
+    frame(open.frame_kind() as u8, 0, &payload)
+}
+
+/// A site's API through the typed client (`ferry_api::Client`), for the
+/// tests that run without an async runtime of their own.
+pub struct SiteApi {
+    client: Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl SiteApi {
+    /// Requests give up after 5 s, so a hung site fails a wait, not the run.
+    pub fn new(url: &str, token: &str) -> Self {
+        SiteApi {
+            client: Client::new("site", url, token, Duration::from_secs(5)).unwrap(),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// The first replication the site lists; `None` while the site does not
+    /// answer or lists none.
+    pub fn first_replication(&self) -> Option<ReplicationInfo> {
+        let list = self.runtime.block_on(self.client.replications()).ok()?;
+        list.into_iter().next()
+    }
+}

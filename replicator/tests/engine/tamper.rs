@@ -162,20 +162,8 @@ fn a_relay_that_tampers_is_refused_and_changes_nothing() {
     assert_eq!(replica_contents(&receiver.replica_dir()), before, "replay");
 
     // A cleartext client on the TLS port: refused before any frame.
-    let mut payload = Vec::new();
-    Message::Open {
-        vm: VM,
-        datastore: "ds",
-        block_size: 4096,
-        disk_sizes: vec![1 << 20],
-        retention: Default::default(),
-    }
-    .encode(&mut payload);
     let mut cleartext = TcpStream::connect(&receiver.addr).unwrap();
-    let mut frame = ((payload.len() + 2) as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&[5, 0]);
-    frame.extend_from_slice(&payload);
-    let _ = cleartext.write_all(&frame);
+    let _ = cleartext.write_all(&open_frame());
     refusals += 1;
     wait_refusals(&receiver, refusals);
     assert_eq!(
