@@ -17,6 +17,7 @@
 //!   tracking of a sync cycle.
 
 pub mod agent;
+pub mod image;
 pub mod nbd;
 pub mod parked;
 pub mod process;
